@@ -1,0 +1,13 @@
+"""The one exception type batchproc raises for problems a user can fix."""
+
+from __future__ import annotations
+
+
+class BatchprocError(ValueError):
+    """A problem with the user's input, parameters or files.
+
+    The message is written for the user: it names the parameter, file or step at
+    fault, what was expected and what was found. The CLI prints it as one paragraph
+    and exits with code 2. It subclasses ``ValueError`` so that code written for
+    ``scipy.ndimage`` (which raises ``ValueError`` for bad arguments) keeps working.
+    """

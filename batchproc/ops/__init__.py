@@ -1,0 +1,12 @@
+"""The operation registry. Importing this package declares every operation."""
+
+from batchproc.ops import filters, measure, pointwise  # noqa: F401  (declarations)
+from batchproc.ops._checks import Context
+from batchproc.ops._registry import REGISTRY, Operation, Param, get
+
+__all__ = ["REGISTRY", "Context", "Operation", "Param", "get", "names"]
+
+
+def names() -> list[str]:
+    """Every operation's name, sorted."""
+    return sorted(REGISTRY)

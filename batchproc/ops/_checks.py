@@ -1,0 +1,244 @@
+"""Parameter checkers: each turns a user's value into the normalized value or raises.
+
+A checker is ``check(value, ctx) -> value``. It validates one parameter on its own
+(type, range); relations between parameters are checked by the operation's
+``relate`` hook. Every message names the parameter, the expected form and the value.
+Values stay in the form scipy accepts, so a block kernel can pass them straight on.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from batchproc.errors import BatchprocError
+
+#: scipy.ndimage's boundary modes for filters (the grid-* names are its aliases).
+MODES = (
+    "reflect",
+    "constant",
+    "nearest",
+    "mirror",
+    "wrap",
+    "grid-wrap",
+    "grid-constant",
+    "grid-mirror",
+)
+WRAP_MODES = frozenset({"wrap", "grid-wrap"})
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a value is being checked: the operation (and pipeline step) and the input.
+
+    ``ndim``/``dtype`` are ``None`` when a pipeline file is checked before its input
+    is opened; checks that need them run again when the step is applied.
+    """
+
+    op: str
+    ndim: int | None = None
+    dtype: np.dtype | None = None
+    step: int | None = None
+
+    @property
+    def where(self) -> str:
+        if self.step is None:
+            return self.op
+        return f"step {self.step} ({self.op})"
+
+    def fail(self, name: str, expected: str, value: Any) -> BatchprocError:
+        shown = _show(value)
+        return BatchprocError(f"{self.where}: parameter '{name}' must be {expected}; got {shown}.")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+Check = Callable[[str, Any, Context], Any]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def integer(lo: int | None = None, hi: int | None = None, *, allow_bool: bool = False) -> Check:
+    def check(name: str, v: Any, ctx: Context) -> Any:
+        ok = _is_int(v) or (allow_bool and isinstance(v, bool | np.bool_))
+        if not ok or (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise ctx.fail(name, _range_text("an integer", lo, hi), v)
+        return int(v)
+
+    return check
+
+
+def real(lo: float | None = None, *, lo_open: bool = False, hi: float | None = None) -> Check:
+    def check(name: str, v: Any, ctx: Context) -> Any:
+        if not _is_real(v) or not np.isfinite(v):
+            raise ctx.fail(name, "a finite number", v)
+        if lo is not None and (v <= lo if lo_open else v < lo):
+            raise ctx.fail(name, f"a number {'>' if lo_open else '>='} {lo}", v)
+        if hi is not None and v > hi:
+            raise ctx.fail(name, f"a number <= {hi}", v)
+        return float(v) if not _is_int(v) else v
+
+    return check
+
+
+def _range_text(kind: str, lo: Any, hi: Any) -> str:
+    if lo is not None and hi is not None:
+        return f"{kind} from {lo} to {hi}"
+    if lo is not None:
+        return f"{kind} >= {lo}"
+    if hi is not None:
+        return f"{kind} <= {hi}"
+    return kind
+
+
+def boolean() -> Check:
+    def check(name: str, v: Any, ctx: Context) -> Any:
+        if not isinstance(v, bool | np.bool_):
+            raise ctx.fail(name, "true or false", v)
+        return bool(v)
+
+    return check
+
+
+def optional(inner: Check) -> Check:
+    def check(name: str, v: Any, ctx: Context) -> Any:
+        return None if v is None else inner(name, v, ctx)
+
+    return check
+
+
+def per_axis(inner: Check, what: str) -> Check:
+    """A scalar, or one value per axis (a list or tuple); the length is checked in
+    ``relate`` once the number of axes is known."""
+
+    def check(name: str, v: Any, ctx: Context) -> Any:
+        if isinstance(v, np.ndarray) and v.ndim == 1:
+            v = v.tolist()
+        if isinstance(v, Sequence) and not isinstance(v, str):
+            if len(v) == 0:
+                raise ctx.fail(name, f"{what}, or a list of one per axis", v)
+            return tuple(inner(name, item, ctx) for item in v)
+        try:
+            return inner(name, v, ctx)
+        except BatchprocError:
+            raise ctx.fail(name, f"{what}, or a list of one per axis", v) from None
+
+    return check
+
+
+def mode(per_axis_allowed: bool) -> Check:
+    def one(name: str, v: Any, ctx: Context) -> str:
+        if not isinstance(v, str) or v not in MODES:
+            raise ctx.fail(name, "one of " + ", ".join(MODES), v)
+        return v
+
+    if per_axis_allowed:
+        return per_axis(one, "one of " + ", ".join(MODES))
+    return one
+
+
+def axes() -> Check:
+    def check(name: str, v: Any, ctx: Context) -> Any:
+        if v is None:
+            return None
+        items = (v,) if not isinstance(v, Sequence) or isinstance(v, str) else tuple(v)
+        if not items or not all(_is_int(a) for a in items):
+            raise ctx.fail(name, "an axis number or a list of distinct axis numbers", v)
+        if ctx.ndim is not None:
+            if any(not -ctx.ndim <= a < ctx.ndim for a in items):
+                raise ctx.fail(name, f"axes of a {ctx.ndim}-D input (from {-ctx.ndim} to {ctx.ndim - 1})", v)
+            if len({a % ctx.ndim for a in items}) != len(items):
+                raise ctx.fail(name, "distinct axes", v)
+        return tuple(int(a) for a in items) if isinstance(v, Sequence) else int(v)
+
+    return check
+
+
+def dtype_(*, allow_none: bool = True) -> Check:
+    def check(name: str, v: Any, ctx: Context) -> Any:
+        if v is None and allow_none:
+            return None
+        if isinstance(v, np.ndarray):
+            raise ctx.fail(name, "a dtype (output arrays cannot be given for lazy arrays)", v)
+        try:
+            dt = np.dtype(v)
+        except TypeError:
+            raise ctx.fail(name, "a numpy dtype name such as 'uint8' or 'float32'", v) from None
+        if dt.kind not in "biuf":
+            raise ctx.fail(name, "a boolean, integer or floating dtype", v)
+        return dt
+
+    return check
+
+
+def array(*, kind: str, what: str) -> Check:
+    """A small in-memory array given inline (weights, footprint, structure).
+
+    ``kind`` is ``'bool'`` (values must be 0/1 or booleans) or ``'number'``.
+    Nested lists from a pipeline file are accepted.
+    """
+
+    def check(name: str, v: Any, ctx: Context) -> Any:
+        if v is None:
+            return None
+        if hasattr(v, "dask"):
+            raise ctx.fail(name, f"{what} as an in-memory array, not a dask array", "a dask array")
+        try:
+            arr = np.asarray(v)
+        except ValueError:
+            raise ctx.fail(name, f"{what} (a rectangular nested list)", v) from None
+        if arr.dtype == object or arr.ndim == 0 or arr.size == 0:
+            raise ctx.fail(name, f"{what} (a rectangular nested list)", v)
+        if kind == "bool":
+            if arr.dtype != bool:
+                if arr.dtype.kind not in "iuf" or not np.isin(arr, (0, 1)).all():
+                    raise ctx.fail(name, f"{what} of booleans (true/false or 0/1)", v)
+                arr = arr.astype(bool)
+        elif arr.dtype.kind not in "biuf" or not np.isfinite(arr).all():
+            raise ctx.fail(name, f"{what} of finite numbers", v)
+        return arr
+
+    return check
+
+
+def choice(options: Sequence[str]) -> Check:
+    def check(name: str, v: Any, ctx: Context) -> Any:
+        if v not in options:
+            raise ctx.fail(name, "one of " + ", ".join(map(str, options)), v)
+        return v
+
+    return check
+
+
+def anything() -> Check:
+    def check(name: str, v: Any, ctx: Context) -> Any:
+        return v
+
+    return check
+
+
+def expand(value: Any, n: int) -> tuple:
+    """A per-axis parameter as a tuple of length ``n`` (scipy's _normalize_sequence)."""
+    if isinstance(value, tuple):
+        return value
+    return (value,) * n
+
+
+def check_length(name: str, value: Any, n: int, ctx: Context, what: str = "axes") -> None:
+    if isinstance(value, tuple) and len(value) != n:
+        raise ctx.fail(name, f"a single value or a list of {n} (one per {what[:-1] if what.endswith('s') else what})", list(value))

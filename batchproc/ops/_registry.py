@@ -1,0 +1,187 @@
+"""The operation registry: each operation is declared once, here, and everything
+else (``batchproc.ndimage``, pipeline files, the CLI, ``batchproc ops``) is derived
+from the declaration.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from batchproc.errors import BatchprocError
+from batchproc.ops._checks import WRAP_MODES, Check, Context, expand
+
+REQUIRED: Any = inspect.Parameter.empty
+
+Kind = Literal["local", "pointwise", "global"]
+"""How an operation runs on a chunked array.
+
+- ``local``: each output voxel depends on a bounded neighbourhood (the halo); runs
+  block by block with overlap, and fuses with its neighbours in a pipeline.
+- ``pointwise``: a local operation with no halo.
+- ``global``: needs a pass over the whole array first (histogram, equalize); it
+  builds its own dask graph and splits a pipeline into stages.
+"""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: its name, checker, default and help.
+
+    ``positional``: in scipy's signature before the ``*`` (can be passed by position).
+    ``array``: a lazy array aligned with the input (``mask``, ``labels``): it is
+    chunked like the input and gets the same halo. Only the Python API can give one.
+    """
+
+    name: str
+    check: Check
+    default: Any = REQUIRED
+    help: str = ""
+    positional: bool = True
+    array: bool = False
+    json_schema: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+BlockFn = Callable[..., np.ndarray]
+HaloFn = Callable[[Mapping[str, Any], int], tuple[int, ...]]
+DtypeFn = Callable[[np.dtype, Mapping[str, Any]], np.dtype]
+RelateFn = Callable[[dict[str, Any], Context], None]
+
+
+def same_dtype(dtype: np.dtype, params: Mapping[str, Any]) -> np.dtype:
+    """scipy's rule: the output has the input's dtype unless ``output`` names one."""
+    out = params.get("output")
+    return np.dtype(out) if out is not None else np.dtype(dtype)
+
+
+def no_halo(params: Mapping[str, Any], ndim: int) -> tuple[int, ...]:
+    return (0,) * ndim
+
+
+@dataclass(frozen=True)
+class Operation:
+    """The single declaration of an operation.
+
+    name:      the name in Python, pipeline files and the CLI (scipy's where it has one).
+    summary:   one line for ``batchproc ops``; ``doc`` holds the numpydoc body.
+    params:    in scipy's order; the first argument (the input array) is implicit.
+    kind:      see :data:`Kind`.
+    block:     ``block(x, *aligned_blocks, **params) -> ndarray`` for local/pointwise ops.
+    halo:      per-axis reach of one output voxel into the input, from the parameters.
+    dtype:     the output dtype from the input dtype and the parameters.
+    apply:     for global ops, ``apply(x: dask.array.Array, *aligned, **params)``.
+    relate:    checks between parameters once the input's ndim/dtype are known.
+    scipy:     True when ``scipy.ndimage`` has a function of this name and signature.
+    """
+
+    name: str
+    summary: str
+    params: tuple[Param, ...]
+    kind: Kind
+    doc: str = ""
+    block: BlockFn | None = None
+    halo: HaloFn = no_halo
+    dtype: DtypeFn = same_dtype
+    apply: Callable[..., Any] | None = None
+    relate: RelateFn | None = None
+    scipy: bool = False
+    in_pipeline: bool = True
+    returns_array: bool = True
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def aligned(self) -> tuple[str, ...]:
+        """Names of the parameters that are arrays aligned with the input."""
+        return tuple(p.name for p in self.params if p.array)
+
+    def wrap_axes(self, params: Mapping[str, Any], ndim: int) -> tuple[bool, ...]:
+        """Per axis: does this operation read across the array's edge periodically?"""
+        mode = params.get("mode")
+        if mode is None or self.kind != "local":
+            return (False,) * ndim
+        active = axes_tuple(params.get("axes"), ndim)
+        modes = expand(mode, len(active))
+        wrap = [False] * ndim
+        for axis, m in zip(active, modes, strict=True):
+            wrap[axis] = m in WRAP_MODES
+        return tuple(wrap)
+
+    def signature(self) -> inspect.Signature:
+        """scipy's signature: ``(input, <params>)``, keyword-only after ``*``."""
+        parameters = [inspect.Parameter("input", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        for p in self.params:
+            kind = (
+                inspect.Parameter.POSITIONAL_OR_KEYWORD
+                if p.positional
+                else inspect.Parameter.KEYWORD_ONLY
+            )
+            parameters.append(inspect.Parameter(p.name, kind, default=p.default))
+        return inspect.Signature(parameters)
+
+    def validate(self, given: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+        """Check ``given`` (names → values) and return all parameters, normalized.
+
+        Unknown names, missing required values, wrong types and impossible values
+        raise :class:`BatchprocError` naming the operation (or step) and parameter.
+        """
+        known = {p.name for p in self.params}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            valid = ", ".join(p.name for p in self.params) or "(none)"
+            raise BatchprocError(
+                f"{ctx.where}: unknown parameter {', '.join(repr(u) for u in unknown)}; "
+                f"valid parameters are: {valid}."
+            )
+        out: dict[str, Any] = {}
+        for p in self.params:
+            if p.name in given:
+                value = given[p.name]
+                out[p.name] = value if p.array else p.check(p.name, value, ctx)
+            elif p.required:
+                raise BatchprocError(f"{ctx.where}: parameter '{p.name}' is required.")
+            else:
+                out[p.name] = p.default
+        if self.relate is not None:
+            self.relate(out, ctx)
+        return out
+
+
+def axes_tuple(axes: Any, ndim: int) -> tuple[int, ...]:
+    """scipy's ``axes`` argument as a tuple of non-negative axis numbers."""
+    if axes is None:
+        return tuple(range(ndim))
+    if isinstance(axes, int):
+        axes = (axes,)
+    return tuple(a % ndim for a in axes)
+
+
+REGISTRY: dict[str, Operation] = {}
+
+
+def register(op: Operation) -> Operation:
+    if op.name in REGISTRY:
+        raise RuntimeError(f"operation {op.name!r} declared twice")
+    REGISTRY[op.name] = op
+    return op
+
+
+def get(name: str, *, where: str = "op") -> Operation:
+    """The operation called ``name``; an unknown name lists the valid ones."""
+    try:
+        return REGISTRY[name]
+    except (KeyError, TypeError):
+        valid = ", ".join(sorted(REGISTRY))
+        raise BatchprocError(f"{where}: unknown operation {name!r}; valid operations are: {valid}.") from None

@@ -1,0 +1,407 @@
+"""scipy.ndimage's filters and binary morphology, declared once each.
+
+Every block kernel here is scipy.ndimage itself, called on a block extended by
+the halo declared beside it; ``batchproc.overlap.map_stage`` makes that exact.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import scipy.ndimage as ndi
+
+from batchproc.ops import _checks as c
+from batchproc.ops._registry import Operation, Param, axes_tuple, register
+
+# ---------------------------------------------------------------- shared parameters
+
+OUTPUT = Param("output", c.dtype_(), None, "dtype of the result (default: the input's dtype)")
+CVAL = Param("cval", c.real(), 0.0, "value outside the edges when mode is 'constant'")
+AXES = Param("axes", c.axes(), None, "axes to filter along (default: all)", positional=False)
+ORIGIN = Param(
+    "origin",
+    c.per_axis(c.integer(), "an integer"),
+    0,
+    "shift of the kernel's centre, per axis (positive shifts it to the left)",
+)
+
+
+def mode(per_axis: bool) -> Param:
+    text = "boundary handling: reflect, constant, nearest, mirror or wrap"
+    return Param("mode", c.mode(per_axis), "reflect", text + (", or one per axis" if per_axis else ""))
+
+
+SIZE = Param("size", c.optional(c.per_axis(c.integer(1), "an integer >= 1")), None, "window size, per axis")
+FOOTPRINT = Param(
+    "footprint",
+    c.array(kind="bool", what="a footprint"),
+    None,
+    "boolean window shape (instead of size)",
+)
+
+HUGE = sys.maxsize // 4  # "the whole axis": map_stage makes such an axis one chunk
+
+
+# ---------------------------------------------------------------- halo helpers
+
+
+def _naxes(params: Mapping[str, Any], ndim: int) -> int:
+    return len(axes_tuple(params.get("axes"), ndim))
+
+
+def reach_from_shape(
+    shape: tuple[int, ...], origin: Any, params: Mapping[str, Any], ndim: int, times: int = 1
+) -> tuple[int, ...]:
+    """Per-axis reach of a window of ``shape`` placed at ``origin`` on the active axes.
+
+    For a window of size s and origin o, scipy reads offsets from -(s//2 + o) to
+    s - 1 - s//2 - o (correlate) or their mirror (convolve, dilation): both lie
+    within s//2 + |o|.
+    """
+    active = axes_tuple(params.get("axes"), ndim)
+    origins = c.expand(origin, len(active))
+    halo = [0] * ndim
+    for axis, s, o in zip(active, shape, origins, strict=True):
+        halo[axis] = min(HUGE, (s // 2 + abs(o)) * times)
+    return tuple(halo)
+
+
+def _window_shape(params: Mapping[str, Any], ndim: int) -> tuple[int, ...]:
+    fp = params.get("footprint")
+    if fp is not None:
+        return fp.shape
+    return c.expand(params["size"], _naxes(params, ndim))
+
+
+def window_halo(params: Mapping[str, Any], ndim: int) -> tuple[int, ...]:
+    return reach_from_shape(_window_shape(params, ndim), params.get("origin", 0), params, ndim)
+
+
+def weights_halo(params: Mapping[str, Any], ndim: int) -> tuple[int, ...]:
+    return reach_from_shape(params["weights"].shape, params["origin"], params, ndim)
+
+
+def active_halo(reach: int):
+    def halo(params: Mapping[str, Any], ndim: int) -> tuple[int, ...]:
+        active = set(axes_tuple(params.get("axes"), ndim))
+        return tuple(reach if axis in active else 0 for axis in range(ndim))
+
+    return halo
+
+
+def gaussian_halo(params: Mapping[str, Any], ndim: int) -> tuple[int, ...]:
+    """scipy's radius per axis: ``int(truncate * sigma + 0.5)`` or ``radius``; axes
+    with sigma <= 1e-15 are skipped by scipy and need none."""
+    active = axes_tuple(params.get("axes"), ndim)
+    n = len(active)
+    sigmas = c.expand(params["sigma"], n)
+    radii = c.expand(params.get("radius"), n)
+    halo = [0] * ndim
+    for axis, sigma, radius in zip(active, sigmas, radii, strict=True):
+        if sigma > 1e-15:
+            halo[axis] = radius if radius is not None else int(params["truncate"] * sigma + 0.5)
+    return tuple(halo)
+
+
+# ---------------------------------------------------------------- relations
+
+
+def check_lengths(params: dict[str, Any], ctx: c.Context, names: tuple[str, ...]) -> None:
+    if ctx.ndim is None:
+        return
+    n = _naxes(params, ctx.ndim)
+    for name in names:
+        c.check_length(name, params.get(name), n, ctx)
+
+
+def check_window(params: dict[str, Any], ctx: c.Context, array_name: str, shape: tuple[int, ...]) -> None:
+    """The window's dimensions match the filtered axes, and each origin keeps the
+    centre inside the window (scipy's rule: -(s // 2) <= origin <= (s - 1) // 2)."""
+    if ctx.ndim is None:
+        return
+    n = _naxes(params, ctx.ndim)
+    if len(shape) != n:
+        raise ctx.fail(array_name, f"{n}-dimensional (one dimension per filtered axis)", params[array_name])
+    origins = c.expand(params.get("origin", 0), n)
+    for s, o in zip(shape, origins, strict=True):
+        if not -(s // 2) <= o <= (s - 1) // 2:
+            raise ctx.fail(
+                "origin",
+                f"within the window (from {-(s // 2)} to {(s - 1) // 2} for size {s})",
+                params.get("origin"),
+            )
+
+
+def relate_weights(params: dict[str, Any], ctx: c.Context) -> None:
+    check_lengths(params, ctx, ("origin",))
+    check_window(params, ctx, "weights", params["weights"].shape)
+
+
+def relate_window(params: dict[str, Any], ctx: c.Context) -> None:
+    if params.get("size") is None and params.get("footprint") is None:
+        raise ctx.fail("size", "given (or a footprint)", None)
+    check_lengths(params, ctx, ("size", "origin", "mode"))
+    if ctx.ndim is None:
+        return
+    name = "footprint" if params.get("footprint") is not None else "size"
+    shape = _window_shape(params, ctx.ndim)
+    check_window(params, ctx, name, tuple(shape))
+    if isinstance(params.get("mode"), tuple) and params.get("footprint") is not None:
+        raise ctx.fail("mode", "a single mode when a footprint is given", list(params["mode"]))
+    if "rank" in params or "percentile" in params:
+        size = int(np.count_nonzero(params["footprint"])) if name == "footprint" else int(np.prod(shape))
+        if "rank" in params and not -size <= params["rank"] < size:
+            raise ctx.fail("rank", f"within the footprint's {size} elements (from {-size} to {size - 1})", params["rank"])
+
+
+def relate_gaussian(params: dict[str, Any], ctx: c.Context) -> None:
+    check_lengths(params, ctx, ("sigma", "order", "mode", "radius"))
+
+
+def relate_axes_modes(params: dict[str, Any], ctx: c.Context) -> None:
+    check_lengths(params, ctx, ("mode",))
+
+
+def relate_full_rank_modes(params: dict[str, Any], ctx: c.Context) -> None:
+    if ctx.ndim is not None:
+        c.check_length("mode", params.get("mode"), ctx.ndim, ctx)
+    if ctx.ndim is not None and "axis" in params and not -ctx.ndim <= params["axis"] < ctx.ndim:
+        raise ctx.fail("axis", f"an axis of a {ctx.ndim}-D input", params["axis"])
+
+
+# ---------------------------------------------------------------- block kernels
+
+
+def scipy_block(name: str, aligned: tuple[str, ...] = ()):
+    """A block kernel that is scipy.ndimage's own function ``name``.
+
+    ``aligned`` names the array parameters that ``map_stage`` passes as extra
+    blocks (it leaves them out of ``params`` when present)."""
+    fn = getattr(ndi, name)
+
+    def block(x: np.ndarray, *extra: np.ndarray, **params: Any) -> np.ndarray:
+        present = [n for n in aligned if n not in params]
+        params.update(zip(present, extra, strict=True))
+        return fn(x, **params)
+
+    block.__name__ = name
+    return block
+
+
+def _doc(name: str) -> tuple[str, str]:
+    doc = getattr(ndi, name).__doc__ or ""
+    lines = [line.strip() for line in doc.strip().splitlines()]
+    summary = lines[0] if lines else name
+    return summary, doc
+
+
+def declare(name: str, params: tuple[Param, ...], *, kind: str = "local", **fields: Any) -> Operation:
+    summary, doc = _doc(name)
+    aligned = tuple(p.name for p in params if p.array)
+    return register(
+        Operation(
+            name=name,
+            summary=summary,
+            doc=doc,
+            params=params,
+            kind=kind,  # type: ignore[arg-type]
+            block=scipy_block(name, aligned),
+            scipy=True,
+            **fields,
+        )
+    )
+
+
+# ---------------------------------------------------------------- declarations
+
+WEIGHTS = Param("weights", c.array(kind="number", what="an array of weights"), help="the kernel, one dimension per filtered axis")
+for _name in ("correlate", "convolve"):
+    declare(
+        _name,
+        (WEIGHTS, OUTPUT, mode(False), CVAL, ORIGIN, AXES),
+        halo=weights_halo,
+        relate=relate_weights,
+    )
+
+SIGMA = Param("sigma", c.per_axis(c.real(0), "a number >= 0"), help="standard deviation, per axis")
+TRUNCATE = Param("truncate", c.real(0), 4.0, "truncate the kernel at this many standard deviations")
+RADIUS = Param(
+    "radius",
+    c.optional(c.per_axis(c.integer(0), "an integer >= 0")),
+    None,
+    "kernel radius per axis (overrides truncate)",
+    positional=False,
+)
+declare(
+    "gaussian_filter",
+    (
+        SIGMA,
+        Param("order", c.per_axis(c.integer(0), "an integer >= 0"), 0, "derivative order per axis"),
+        OUTPUT,
+        mode(True),
+        CVAL,
+        TRUNCATE,
+        RADIUS,
+        AXES,
+    ),
+    halo=gaussian_halo,
+    relate=relate_gaussian,
+)
+for _name in ("gaussian_gradient_magnitude", "gaussian_laplace"):
+    declare(
+        _name,
+        (
+            SIGMA,
+            OUTPUT,
+            mode(True),
+            CVAL,
+            AXES,
+            Param("truncate", TRUNCATE.check, 4.0, TRUNCATE.help, positional=False),
+            RADIUS,
+        ),
+        halo=gaussian_halo,
+        relate=relate_gaussian,
+    )
+
+for _name in ("sobel", "prewitt"):
+    declare(
+        _name,
+        (Param("axis", c.integer(), -1, "axis of the derivative"), OUTPUT, mode(True), CVAL),
+        halo=active_halo(1),
+        relate=relate_full_rank_modes,
+    )
+declare("laplace", (OUTPUT, mode(True), CVAL, AXES), halo=active_halo(1), relate=relate_axes_modes)
+
+declare(
+    "uniform_filter",
+    (Param("size", c.per_axis(c.integer(1), "an integer >= 1"), 3, "window size, per axis"), OUTPUT, mode(True), CVAL, ORIGIN, AXES),
+    halo=window_halo,
+    relate=relate_window,
+)
+for _name, per_axis_mode in (("minimum_filter", True), ("maximum_filter", True), ("median_filter", False)):
+    declare(_name, (SIZE, FOOTPRINT, OUTPUT, mode(per_axis_mode), CVAL, ORIGIN, AXES), halo=window_halo, relate=relate_window)
+declare(
+    "percentile_filter",
+    (Param("percentile", c.real(-100, hi=100), help="percentile from -100 to 100 (negative counts from the top)"),
+     SIZE, FOOTPRINT, OUTPUT, mode(False), CVAL, ORIGIN, AXES),
+    halo=window_halo,
+    relate=relate_window,
+)
+declare(
+    "rank_filter",
+    (Param("rank", c.integer(), help="rank in the sorted window (negative counts from the top)"),
+     SIZE, FOOTPRINT, OUTPUT, mode(False), CVAL, ORIGIN, AXES),
+    halo=window_halo,
+    relate=relate_window,
+)
+
+
+# ---------------------------------------------------------------- binary morphology
+
+STRUCTURE = Param(
+    "structure",
+    c.array(kind="bool", what="a structuring element"),
+    None,
+    "structuring element (default: cross-shaped, connectivity 1)",
+)
+ITERATIONS = Param("iterations", c.integer(), 1, "repetitions; < 1 repeats until nothing changes")
+MASK = Param("mask", c.anything(), None, "only voxels where the mask is true change (an array like the input)", array=True)
+BORDER = Param("border_value", c.integer(0, 1, allow_bool=True), 0, "value assumed outside the array (0 or 1)")
+BRUTE = Param("brute_force", c.boolean(), False, "scipy's memory condition (the result is the same)")
+
+
+def _structure_shape(params: Mapping[str, Any], ndim: int) -> tuple[int, ...]:
+    s = params.get("structure")
+    return s.shape if s is not None else (3,) * _naxes(params, ndim)
+
+
+def morphology_halo(passes: int):
+    def halo(params: Mapping[str, Any], ndim: int) -> tuple[int, ...]:
+        iterations = params["iterations"]
+        times = passes * iterations if iterations >= 1 else HUGE
+        return reach_from_shape(_structure_shape(params, ndim), params["origin"], params, ndim, times)
+
+    return halo
+
+
+def relate_structure(params: dict[str, Any], ctx: c.Context) -> None:
+    check_lengths(params, ctx, ("origin",))
+    if ctx.ndim is not None:
+        check_window(params, ctx, "structure", _structure_shape(params, ctx.ndim))
+
+
+def bool_dtype(dtype: np.dtype, params: Mapping[str, Any]) -> np.dtype:
+    return np.dtype(bool)
+
+
+_BINARY_ORDER = {
+    "binary_dilation": ("structure", "iterations", "mask", "output", "border_value", "origin", "brute_force"),
+    "binary_erosion": ("structure", "iterations", "mask", "output", "border_value", "origin", "brute_force"),
+    "binary_opening": ("structure", "iterations", "output", "origin", "mask", "border_value", "brute_force"),
+    "binary_closing": ("structure", "iterations", "output", "origin", "mask", "border_value", "brute_force"),
+}
+_BINARY_PARAMS = {p.name: p for p in (STRUCTURE, ITERATIONS, MASK, OUTPUT, BORDER, ORIGIN, BRUTE)}
+for _name, _order in _BINARY_ORDER.items():
+    declare(
+        _name,
+        tuple(_BINARY_PARAMS[n] for n in _order) + (AXES,),
+        halo=morphology_halo(2 if _name in ("binary_opening", "binary_closing") else 1),
+        relate=relate_structure,
+        dtype=bool_dtype,
+    )
+
+
+# ---------------------------------------------------------------- beyond scipy's names
+
+
+def sobel_magnitude_dtype(dtype: np.dtype, params: Mapping[str, Any]) -> np.dtype:
+    if params.get("output") is not None:
+        return np.dtype(params["output"])
+    return np.dtype(dtype) if np.dtype(dtype).kind == "f" else np.dtype(np.float64)
+
+
+def sobel_magnitude_block(x: np.ndarray, *, axes: Any, mode: Any, cval: float, output: Any) -> np.ndarray:
+    """sqrt(sobel(x, a0)**2 + sobel(x, a1)**2 + ...), each response in the output dtype."""
+    dtype = sobel_magnitude_dtype(x.dtype, {"output": output})
+    total: np.ndarray | None = None
+    for axis in axes_tuple(axes, x.ndim):
+        response = ndi.sobel(x, axis=axis, output=dtype, mode=mode, cval=cval)
+        np.square(response, out=response)
+        total = response if total is None else np.add(total, response, out=total)
+    assert total is not None
+    return np.sqrt(total, out=total)
+
+
+register(
+    Operation(
+        name="sobel_magnitude",
+        summary="Edge strength: the square root of the sum of squared Sobel responses over the axes.",
+        doc="""Sobel gradient magnitude, as in ``np.sqrt(np.square(ndi.sobel(im, 0)) + np.square(ndi.sobel(im, 1)))``.
+
+Parameters
+----------
+axes : int or sequence of int, optional
+    Axes whose Sobel derivatives are combined (default: all). Each derivative
+    still smooths along every other axis, as ``scipy.ndimage.sobel`` does.
+output : dtype, optional
+    dtype of the responses and the result (default: float64 for integer input,
+    the input's dtype for floats), so that integer images do not overflow.
+mode, cval
+    As for ``scipy.ndimage.sobel``.
+""",
+        params=(
+            Param("axes", c.axes(), None, "axes whose derivatives are combined (default: all)"),
+            OUTPUT,
+            mode(True),
+            CVAL,
+        ),
+        kind="local",
+        block=sobel_magnitude_block,
+        halo=lambda params, ndim: (1,) * ndim,
+        dtype=sobel_magnitude_dtype,
+        relate=relate_full_rank_modes,
+    )
+)

@@ -1,0 +1,142 @@
+"""The one place that calls ``dask.array.map_overlap`` and owns the boundary rules.
+
+Every local operation, alone (``batchproc.ndimage.gaussian_filter``) or fused with its
+neighbours in a pipeline stage, runs through :func:`map_stage`. The rules that make
+chunk seams invisible live here and nowhere else:
+
+* Each block is extended by the stage's halo: the sum of its steps' reaches, per axis.
+  Inside the array the halo is real neighbouring data, so scipy's result on the
+  kept part of the block only ever reads real data.
+* At the array's true edges no halo is added (``boundary='none'``): the block edge
+  *is* the array edge there, so scipy's own ``mode``/``cval`` (or ``border_value``)
+  produces exactly what it produces on the whole array. No emulation of modes.
+* Periodic modes (``wrap``/``grid-wrap``) read from the far side of the array, which a
+  block does not hold: on those axes the halo is taken periodically
+  (``boundary='periodic'``), after which scipy's result is again exact.
+* Where the halo reaches across the whole axis (a kernel as large as the array,
+  ``iterations < 1`` in morphology), the axis is made a single chunk with no halo,
+  so scipy sees the whole axis.
+* Chunks smaller than the halo are merged by dask before overlapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from batchproc.errors import BatchprocError
+from batchproc.ops._registry import Operation
+
+Step = tuple[Operation, Mapping[str, Any]]
+
+
+def stage_halo(steps: Sequence[Step], ndim: int) -> tuple[int, ...]:
+    """The per-axis halo of a fused stage: the sum of its steps' reaches."""
+    total = [0] * ndim
+    for op, params in steps:
+        for axis, reach in enumerate(op.halo(params, ndim)):
+            total[axis] += reach
+    return tuple(total)
+
+
+def stage_wrap(steps: Sequence[Step], ndim: int) -> tuple[bool, ...] | None:
+    """Per axis, whether the stage's halo is periodic; ``None`` when its steps
+    disagree on an axis (one wraps, another reads across that edge differently),
+    in which case they cannot share one ``map_overlap`` and must be separate stages."""
+    wrap: list[bool | None] = [None] * ndim
+    for op, params in steps:
+        halo = op.halo(params, ndim)
+        for axis, w in enumerate(op.wrap_axes(params, ndim)):
+            if halo[axis] == 0:
+                continue
+            if wrap[axis] is None:
+                wrap[axis] = w
+            elif wrap[axis] != w:
+                return None
+    return tuple(bool(w) for w in wrap)
+
+
+def _as_aligned(value: Any, x: da.Array, name: str, where: str) -> da.Array:
+    arr = value if isinstance(value, da.Array) else da.asarray(np.asarray(value))
+    if arr.shape != x.shape:
+        raise BatchprocError(
+            f"{where}: parameter '{name}' must be an array of the input's shape {x.shape}; "
+            f"got shape {arr.shape}."
+        )
+    return arr.rechunk(x.chunks)
+
+
+def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
+    """Run local/pointwise ``steps`` in order on every block of ``x``, in one
+    ``map_overlap``, and return the lazy result.
+
+    Each block goes through all steps in memory; its intermediate results never
+    leave the task. The output has the chunks of ``x`` (or coarser ones where the
+    halo forced blocks to merge).
+    """
+    if not steps:
+        return x
+    ndim = x.ndim
+    names = "-".join(op.name for op, _ in steps)
+    for op, _ in steps:
+        if op.kind == "global" or op.block is None:
+            raise RuntimeError(f"{op.name} is not a local operation")
+    wrap = stage_wrap(steps, ndim)
+    if wrap is None:
+        raise RuntimeError(f"steps {names} disagree on periodic axes; split the stage")
+    halo = stage_halo(steps, ndim)
+
+    aligned: list[da.Array] = []
+    layout: list[tuple[str, ...]] = []
+    for op, params in steps:
+        present = tuple(n for n in op.aligned if hasattr(params.get(n), "shape"))
+        layout.append(present)
+        aligned.extend(_as_aligned(params[n], x, n, op.name) for n in present)
+
+    depth: dict[int, int] = {}
+    boundary: dict[int, str] = {}
+    single = {}
+    for axis in range(ndim):
+        if halo[axis] >= x.shape[axis]:
+            # The kernel spans the axis: scipy must see the whole axis at once.
+            single[axis] = -1
+            depth[axis], boundary[axis] = 0, "none"
+        else:
+            depth[axis] = halo[axis]
+            boundary[axis] = "periodic" if wrap[axis] and halo[axis] else "none"
+    if single:
+        x = x.rechunk(single)
+        aligned = [a.rechunk(x.chunks) for a in aligned]
+
+    dtype = np.dtype(x.dtype)
+    for op, params in steps:
+        dtype = np.dtype(op.dtype(dtype, params))
+
+    kernels = [
+        (op, {k: v for k, v in params.items() if k not in present}, present)
+        for (op, params), present in zip(steps, layout, strict=True)
+    ]
+
+    def run_block(block: np.ndarray, *aligned_blocks: np.ndarray) -> np.ndarray:
+        position = 0
+        for op, params, present in kernels:
+            extra = aligned_blocks[position : position + len(present)]
+            position += len(present)
+            block = op.block(block, *extra, **params)
+        return block
+
+    return da.map_overlap(
+        run_block,
+        x,
+        *aligned,
+        depth=depth,
+        boundary=boundary,
+        trim=True,
+        align_arrays=False,
+        dtype=dtype,
+        meta=np.empty((0,) * ndim, dtype=dtype),
+        token=f"batchproc-{names}",
+    )
