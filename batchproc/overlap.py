@@ -14,8 +14,10 @@ chunk seams invisible live here and nowhere else:
   block does not hold: on those axes the halo is taken periodically
   (``boundary='periodic'``), after which scipy's result is again exact.
 * Where the halo reaches across the whole axis (a kernel as large as the array,
-  ``iterations < 1`` in morphology), the axis is made a single chunk with no halo,
-  so scipy sees the whole axis.
+  ``iterations < 1`` in morphology), or an operation reads one axis's edges both
+  periodically and not (gaussian_gradient_magnitude with a mode list mixing wrap
+  and others), the axis is made a single chunk with no halo, so scipy sees the
+  whole axis.
 * Chunks smaller than the halo are merged by dask before overlapping.
 """
 
@@ -28,7 +30,7 @@ import dask.array as da
 import numpy as np
 
 from batchproc.errors import BatchprocError
-from batchproc.ops._registry import Operation
+from batchproc.ops._registry import Edge, Operation
 
 Step = tuple[Operation, Mapping[str, Any]]
 
@@ -42,21 +44,22 @@ def stage_halo(steps: Sequence[Step], ndim: int) -> tuple[int, ...]:
     return tuple(total)
 
 
-def stage_wrap(steps: Sequence[Step], ndim: int) -> tuple[bool, ...] | None:
-    """Per axis, whether the stage's halo is periodic; ``None`` when its steps
-    disagree on an axis (one wraps, another reads across that edge differently),
-    in which case they cannot share one ``map_overlap`` and must be separate stages."""
-    wrap: list[bool | None] = [None] * ndim
+def stage_edges(steps: Sequence[Step], ndim: int) -> tuple[Edge, ...] | None:
+    """Per axis, how the stage's halo is taken at the array's edges (see
+    :meth:`Operation.edges`); ``None`` when two steps read one axis's edges
+    differently (one wraps, the other does not), in which case they cannot share
+    one ``map_overlap`` and must be separate stages."""
+    edges: list[Edge | None] = [None] * ndim
     for op, params in steps:
         halo = op.halo(params, ndim)
-        for axis, w in enumerate(op.wrap_axes(params, ndim)):
+        for axis, edge in enumerate(op.edges(params, ndim)):
             if halo[axis] == 0:
                 continue
-            if wrap[axis] is None:
-                wrap[axis] = w
-            elif wrap[axis] != w:
+            if edges[axis] is None:
+                edges[axis] = edge
+            elif edges[axis] != edge:
                 return None
-    return tuple(bool(w) for w in wrap)
+    return tuple(e or "none" for e in edges)
 
 
 def _as_aligned(value: Any, x: da.Array, name: str, where: str) -> da.Array:
@@ -84,8 +87,8 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
     for op, _ in steps:
         if op.kind == "global" or op.block is None:
             raise RuntimeError(f"{op.name} is not a local operation")
-    wrap = stage_wrap(steps, ndim)
-    if wrap is None:
+    edges = stage_edges(steps, ndim)
+    if edges is None:
         raise RuntimeError(f"steps {names} disagree on periodic axes; split the stage")
     halo = stage_halo(steps, ndim)
 
@@ -100,13 +103,13 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
     boundary: dict[int, str] = {}
     single = {}
     for axis in range(ndim):
-        if halo[axis] >= x.shape[axis]:
+        if halo[axis] >= x.shape[axis] or edges[axis] == "whole":
             # The kernel spans the axis: scipy must see the whole axis at once.
             single[axis] = -1
             depth[axis], boundary[axis] = 0, "none"
         else:
             depth[axis] = halo[axis]
-            boundary[axis] = "periodic" if wrap[axis] and halo[axis] else "none"
+            boundary[axis] = "periodic" if edges[axis] == "periodic" and halo[axis] else "none"
     if single:
         x = x.rechunk(single)
         aligned = [a.rechunk(x.chunks) for a in aligned]

@@ -6,6 +6,7 @@ from the declaration.
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -18,6 +19,7 @@ from batchproc.ops._checks import WRAP_MODES, Check, Context, expand
 REQUIRED: Any = inspect.Parameter.empty
 
 Kind = Literal["local", "pointwise", "global"]
+Edge = Literal["none", "periodic", "whole"]
 """How an operation runs on a chunked array.
 
 - ``local``: each output voxel depends on a bounded neighbourhood (the halo); runs
@@ -95,6 +97,7 @@ class Operation:
     scipy: bool = False
     in_pipeline: bool = True
     returns_array: bool = True
+    edge_rule: Callable[[Mapping[str, Any], int], tuple[Edge, ...]] | None = None
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -107,17 +110,21 @@ class Operation:
         """Names of the parameters that are arrays aligned with the input."""
         return tuple(p.name for p in self.params if p.array)
 
-    def wrap_axes(self, params: Mapping[str, Any], ndim: int) -> tuple[bool, ...]:
-        """Per axis: does this operation read across the array's edge periodically?"""
+    def edges(self, params: Mapping[str, Any], ndim: int) -> tuple[Edge, ...]:
+        """Per axis, how this operation reads beyond the array's edges:
+        ``"none"`` (scipy's own mode at the edge), ``"periodic"`` (wrap modes read the
+        far side) or ``"whole"`` (both at once: the axis must be one chunk)."""
+        if self.edge_rule is not None:
+            return self.edge_rule(params, ndim)
         mode = params.get("mode")
         if mode is None or self.kind != "local":
-            return (False,) * ndim
+            return ("none",) * ndim
         active = axes_tuple(params.get("axes"), ndim)
         modes = expand(mode, len(active))
-        wrap = [False] * ndim
+        edges: list[Edge] = ["none"] * ndim
         for axis, m in zip(active, modes, strict=True):
-            wrap[axis] = m in WRAP_MODES
-        return tuple(wrap)
+            edges[axis] = "periodic" if m in WRAP_MODES else "none"
+        return tuple(edges)
 
     def signature(self) -> inspect.Signature:
         """scipy's signature: ``(input, <params>)``, keyword-only after ``*``."""
@@ -156,7 +163,30 @@ class Operation:
                 out[p.name] = p.default
         if self.relate is not None:
             self.relate(out, ctx)
+        self._probe(out, ctx)
         return out
+
+    def _probe(self, params: Mapping[str, Any], ctx: Context) -> None:
+        """Run the block kernel once on a one-voxel array of the input's ndim/dtype.
+
+        The kernel is scipy itself, so whatever combination scipy refuses (its rules
+        differ between functions) is refused here, up front, rather than in a task
+        mid-computation. Costs microseconds: the probe has one voxel.
+        """
+        if self.block is None or ctx.ndim is None or ctx.dtype is None:
+            return
+        tiny = np.zeros((1,) * ctx.ndim, dtype=ctx.dtype)
+        present = [n for n in self.aligned if hasattr(params.get(n), "shape")]
+        kwargs = {k: v for k, v in params.items() if k not in present}
+        extra = [np.zeros(tiny.shape, dtype=params[n].dtype) for n in present]
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.block(tiny, *extra, **kwargs)
+        except BatchprocError:
+            raise
+        except Exception as err:  # scipy's ValueError, RuntimeError, IndexError, ...
+            raise BatchprocError(f"{ctx.where}: scipy.ndimage refuses these parameters: {err}") from None
 
 
 def axes_tuple(axes: Any, ndim: int) -> tuple[int, ...]:

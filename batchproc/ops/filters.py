@@ -52,32 +52,52 @@ def _naxes(params: Mapping[str, Any], ndim: int) -> int:
     return len(axes_tuple(params.get("axes"), ndim))
 
 
+def expanded_window(
+    shape: tuple[int, ...], origin: Any, params: Mapping[str, Any], ndim: int
+) -> list[tuple[int, int, int]]:
+    """``(axis, size, origin)`` for each filtered axis.
+
+    With ``axes`` in increasing order (or None) every scipy function pairs window
+    dimensions, sizes and origins with the axes in order. With unsorted ``axes``
+    scipy's functions disagree among themselves (window arrays are expanded in
+    sorted order, origins follow ``axes``, some pair positionally), so each axis
+    gets the largest size and origin: a halo that covers every pairing.
+    """
+    given = axes_tuple(params.get("axes"), ndim)
+    origins = c.expand(origin, len(given))
+    if list(given) == sorted(given):
+        return list(zip(given, shape, origins, strict=True))
+    s_max, o_max = max(shape), max(abs(o) for o in origins)
+    return [(axis, s_max, o_max) for axis in given]
+
+
 def reach_from_shape(
     shape: tuple[int, ...], origin: Any, params: Mapping[str, Any], ndim: int, times: int = 1
 ) -> tuple[int, ...]:
-    """Per-axis reach of a window of ``shape`` placed at ``origin`` on the active axes.
+    """Per-axis reach of a window array of ``shape`` placed at ``origin``.
 
     For a window of size s and origin o, scipy reads offsets from -(s//2 + o) to
     s - 1 - s//2 - o (correlate) or their mirror (convolve, dilation): both lie
     within s//2 + |o|.
     """
-    active = axes_tuple(params.get("axes"), ndim)
-    origins = c.expand(origin, len(active))
     halo = [0] * ndim
-    for axis, s, o in zip(active, shape, origins, strict=True):
+    for axis, s, o in expanded_window(shape, origin, params, ndim):
         halo[axis] = min(HUGE, (s // 2 + abs(o)) * times)
     return tuple(halo)
 
 
-def _window_shape(params: Mapping[str, Any], ndim: int) -> tuple[int, ...]:
-    fp = params.get("footprint")
-    if fp is not None:
-        return fp.shape
-    return c.expand(params["size"], _naxes(params, ndim))
+def sizes_halo(params: Mapping[str, Any], ndim: int) -> tuple[int, ...]:
+    """Reach of a ``size`` window (sizes and origins are both per filtered axis)."""
+    given = axes_tuple(params.get("axes"), ndim)
+    sizes = c.expand(params["size"], len(given))
+    return reach_from_shape(sizes, params.get("origin", 0), params, ndim)
 
 
 def window_halo(params: Mapping[str, Any], ndim: int) -> tuple[int, ...]:
-    return reach_from_shape(_window_shape(params, ndim), params.get("origin", 0), params, ndim)
+    fp = params.get("footprint")
+    if fp is not None:
+        return reach_from_shape(fp.shape, params.get("origin", 0), params, ndim)
+    return sizes_halo(params, ndim)
 
 
 def weights_halo(params: Mapping[str, Any], ndim: int) -> tuple[int, ...]:
@@ -95,7 +115,16 @@ def active_halo(reach: int):
 def gaussian_halo(params: Mapping[str, Any], ndim: int) -> tuple[int, ...]:
     """scipy's radius per axis: ``int(truncate * sigma + 0.5)`` or ``radius``; axes
     with sigma <= 1e-15 are skipped by scipy and need none."""
-    active = axes_tuple(params.get("axes"), ndim)
+    return _gaussian_radii(params, axes_tuple(params.get("axes"), ndim), ndim)
+
+
+def gaussian_derivative_halo(params: Mapping[str, Any], ndim: int) -> tuple[int, ...]:
+    """gaussian_gradient_magnitude/gaussian_laplace: ``axes`` picks the derivatives,
+    but each derivative is a gaussian_filter that smooths along *every* axis."""
+    return _gaussian_radii(params, tuple(range(ndim)), ndim)
+
+
+def _gaussian_radii(params: Mapping[str, Any], active: tuple[int, ...], ndim: int) -> tuple[int, ...]:
     n = len(active)
     sigmas = c.expand(params["sigma"], n)
     radii = c.expand(params.get("radius"), n)
@@ -117,22 +146,34 @@ def check_lengths(params: dict[str, Any], ctx: c.Context, names: tuple[str, ...]
         c.check_length(name, params.get(name), n, ctx)
 
 
-def check_window(params: dict[str, Any], ctx: c.Context, array_name: str, shape: tuple[int, ...]) -> None:
-    """The window's dimensions match the filtered axes, and each origin keeps the
-    centre inside the window (scipy's rule: -(s // 2) <= origin <= (s - 1) // 2)."""
-    if ctx.ndim is None:
-        return
-    n = _naxes(params, ctx.ndim)
-    if len(shape) != n:
-        raise ctx.fail(array_name, f"{n}-dimensional (one dimension per filtered axis)", params[array_name])
-    origins = c.expand(params.get("origin", 0), n)
-    for s, o in zip(shape, origins, strict=True):
+def check_origins(params: dict[str, Any], ctx: c.Context, window: list[tuple[int, int, int]]) -> None:
+    """Each origin keeps the centre inside the window (scipy's rule:
+    -(s // 2) <= origin <= (s - 1) // 2)."""
+    for _, s, o in window:
         if not -(s // 2) <= o <= (s - 1) // 2:
             raise ctx.fail(
                 "origin",
                 f"within the window (from {-(s // 2)} to {(s - 1) // 2} for size {s})",
                 params.get("origin"),
             )
+
+
+def check_window(params: dict[str, Any], ctx: c.Context, array_name: str, shape: tuple[int, ...]) -> None:
+    """A window array has one dimension per filtered axis and valid origins."""
+    if ctx.ndim is None:
+        return
+    n = _naxes(params, ctx.ndim)
+    if len(shape) != n:
+        raise ctx.fail(array_name, f"{n}-dimensional (one dimension per filtered axis)", params[array_name])
+    if _sorted_axes(params, ctx.ndim):
+        check_origins(params, ctx, expanded_window(shape, params.get("origin", 0), params, ctx.ndim))
+
+
+def _sorted_axes(params: Mapping[str, Any], ndim: int) -> bool:
+    # Unsorted axes pair origins with windows differently in each scipy function;
+    # the probe in Operation.validate (scipy itself) judges those.
+    given = axes_tuple(params.get("axes"), ndim)
+    return list(given) == sorted(given)
 
 
 def relate_weights(params: dict[str, Any], ctx: c.Context) -> None:
@@ -146,15 +187,43 @@ def relate_window(params: dict[str, Any], ctx: c.Context) -> None:
     check_lengths(params, ctx, ("size", "origin", "mode"))
     if ctx.ndim is None:
         return
-    name = "footprint" if params.get("footprint") is not None else "size"
-    shape = _window_shape(params, ctx.ndim)
-    check_window(params, ctx, name, tuple(shape))
-    if isinstance(params.get("mode"), tuple) and params.get("footprint") is not None:
+    fp = params.get("footprint")
+    if fp is not None:
+        check_window(params, ctx, "footprint", fp.shape)
+        count = int(np.count_nonzero(fp))
+    else:
+        given = axes_tuple(params.get("axes"), ctx.ndim)
+        sizes = c.expand(params["size"], len(given))
+        if _sorted_axes(params, ctx.ndim):
+            check_origins(params, ctx, list(zip(given, sizes, c.expand(params.get("origin", 0), len(given)), strict=True)))
+        count = int(np.prod(sizes))
+    if isinstance(params.get("mode"), tuple) and fp is not None:
         raise ctx.fail("mode", "a single mode when a footprint is given", list(params["mode"]))
-    if "rank" in params or "percentile" in params:
-        size = int(np.count_nonzero(params["footprint"])) if name == "footprint" else int(np.prod(shape))
-        if "rank" in params and not -size <= params["rank"] < size:
-            raise ctx.fail("rank", f"within the footprint's {size} elements (from {-size} to {size - 1})", params["rank"])
+    if "rank" in params and not -count <= params["rank"] < count:
+        raise ctx.fail("rank", f"within the footprint's {count} elements (from {-count} to {count - 1})", params["rank"])
+
+
+def per_derivative_edges(params: Mapping[str, Any], ndim: int) -> tuple[str, ...]:
+    """gaussian_gradient_magnitude/gaussian_laplace apply ``mode[i]`` to *every*
+    axis of the i-th derivative, so a list mixing wrap and other modes reads each
+    smoothed axis's edges both ways."""
+    active = axes_tuple(params.get("axes"), ndim)
+    wraps = {m in c.WRAP_MODES for m in c.expand(params["mode"], len(active))}
+    edge = "whole" if len(wraps) == 2 else ("periodic" if wraps == {True} else "none")
+    return (edge,) * ndim
+
+
+def relate_gaussian_derivative(params: dict[str, Any], ctx: c.Context) -> None:
+    check_lengths(params, ctx, ("mode",))
+    if ctx.ndim is not None:
+        for name in ("sigma", "radius"):
+            c.check_length(name, params.get(name), ctx.ndim, ctx)
+
+
+def full_rank_edges(params: Mapping[str, Any], ndim: int) -> tuple[str, ...]:
+    """A mode (list) over every axis, whatever ``axes`` selects (sobel_magnitude
+    smooths along all axes)."""
+    return tuple("periodic" if m in c.WRAP_MODES else "none" for m in c.expand(params["mode"], ndim))
 
 
 def relate_gaussian(params: dict[str, Any], ctx: c.Context) -> None:
@@ -262,8 +331,9 @@ for _name in ("gaussian_gradient_magnitude", "gaussian_laplace"):
             Param("truncate", TRUNCATE.check, 4.0, TRUNCATE.help, positional=False),
             RADIUS,
         ),
-        halo=gaussian_halo,
-        relate=relate_gaussian,
+        halo=gaussian_derivative_halo,
+        relate=relate_gaussian_derivative,
+        edge_rule=per_derivative_edges,
     )
 
 for _name in ("sobel", "prewitt"):
@@ -329,8 +399,14 @@ def morphology_halo(passes: int):
 
 def relate_structure(params: dict[str, Any], ctx: c.Context) -> None:
     check_lengths(params, ctx, ("origin",))
-    if ctx.ndim is not None:
-        check_window(params, ctx, "structure", _structure_shape(params, ctx.ndim))
+    if ctx.ndim is None:
+        return
+    if not _sorted_axes(params, ctx.ndim) and any(c.expand(params["origin"], 1)):
+        # scipy places the structure's dimensions on the sorted axes but the origins
+        # in the given order, without checking them: it then reads out of bounds
+        # (seen: a segmentation fault in scipy 1.17). Refuse rather than crash.
+        raise ctx.fail("origin", "0 when 'axes' is not in increasing order (give the axes sorted)", params["origin"])
+    check_window(params, ctx, "structure", _structure_shape(params, ctx.ndim))
 
 
 def bool_dtype(dtype: np.dtype, params: Mapping[str, Any]) -> np.dtype:
@@ -402,6 +478,7 @@ mode, cval
         block=sobel_magnitude_block,
         halo=lambda params, ndim: (1,) * ndim,
         dtype=sobel_magnitude_dtype,
+        edge_rule=full_rank_edges,
         relate=relate_full_rank_modes,
     )
 )

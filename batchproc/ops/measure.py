@@ -209,9 +209,25 @@ def equalize_apply(x: da.Array, bins: int | None, min: Any, max: Any, out_max: A
     return _blockwise_with(lookup_bins, x, np.dtype(np.float64), table, lo_a, hi_a, top_a)
 
 
+#: The most bins of the exact one-bin-per-integer equalization (128 MiB of counts).
+MAX_EXACT_BINS = 2**24
+
+
 def _relate_equalize(params: dict[str, Any], ctx: c.Context) -> None:
-    if params["min"] is not None and params["max"] is not None and params["min"] > params["max"]:
-        raise ctx.fail("min", f"<= max ({params['max']})", params["min"])
+    lo, hi = params["min"], params["max"]
+    if lo is not None and hi is not None and lo > hi:
+        raise ctx.fail("min", f"<= max ({hi})", lo)
+    if ctx.dtype is not None and ctx.dtype.kind in "iu" and params["bins"] is None:
+        exact = _integer_range(ctx.dtype, lo, hi)
+        if exact is None:
+            raise ctx.fail("bins", f"given for a {ctx.dtype} image unless min and max are (one bin per value)", None)
+        if exact[1] - exact[0] + 1 > MAX_EXACT_BINS:
+            raise ctx.fail(
+                "bins",
+                f"given when min..max spans more than {MAX_EXACT_BINS} integer values "
+                f"({exact[0]}..{exact[1]})",
+                None,
+            )
     if ctx.dtype is not None and ctx.dtype.kind not in "biuf":
         raise ctx.fail("input", "a boolean, integer or float image", str(ctx.dtype))
 

@@ -1,0 +1,41 @@
+"""Shared fixtures and settings for the whole suite."""
+
+from __future__ import annotations
+
+import os
+
+import dask
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+# One hypothesis profile for the suite; BATCHPROC_EXAMPLES raises the example count
+# for a long local run (the closing notes quote such runs).
+settings.register_profile(
+    "batchproc",
+    max_examples=int(os.environ.get("BATCHPROC_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+settings.load_profile("batchproc")
+
+
+class ComputeForbidden(AssertionError):
+    """Raised by the ``no_compute`` scheduler: something computed while it should not."""
+
+
+def _forbidden_scheduler(dsk, keys, **kwargs):  # pragma: no cover - its call is the failure
+    raise ComputeForbidden(f"a computation was started for {len(dsk)} tasks")
+
+
+@pytest.fixture
+def no_compute():
+    """A dask scheduler that raises if anything computes: building a graph is fine."""
+    with dask.config.set(scheduler=_forbidden_scheduler):
+        yield
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20261124)
