@@ -26,7 +26,7 @@ class ComputeForbidden(AssertionError):
 
 
 def _forbidden_scheduler(dsk, keys, **kwargs):  # pragma: no cover - its call is the failure
-    raise ComputeForbidden(f"a computation was started for {len(dsk)} tasks")
+    raise ComputeForbidden(f"a computation was started for keys {list(keys)[:3]}")
 
 
 @pytest.fixture

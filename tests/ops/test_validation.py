@@ -1,0 +1,111 @@
+"""Bad parameters raise BatchprocError, naming the operation, the parameter and the value."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+
+import batchproc
+from batchproc.errors import BatchprocError
+from batchproc.ops import REGISTRY, Context, get
+
+X = da.zeros((20, 30), chunks=10, dtype=np.uint8)
+F = da.zeros((20, 30), chunks=10, dtype=np.float32)
+
+CASES = [
+    (lambda: batchproc.ndimage.gaussian_filter(F, -1), ["gaussian_filter", "'sigma'", "-1"]),
+    (lambda: batchproc.ndimage.gaussian_filter(F, (1, -2)), ["'sigma'", "-2"]),
+    (lambda: batchproc.ndimage.gaussian_filter(F, (1, 2, 3)), ["'sigma'", "list of 2"]),
+    (lambda: batchproc.ndimage.gaussian_filter(F, 1, truncate=-1), ["'truncate'", "-1"]),
+    (lambda: batchproc.ndimage.convolve(F, [1, 2, 3]), ["convolve", "'weights'", "2-dimensional", "(3,)"]),
+    (lambda: batchproc.ndimage.correlate(F, [[1, 2], [3, "a"]]), ["'weights'", "numbers"]),
+    (lambda: batchproc.ndimage.median_filter(F, 3, mode="bogus"), ["'mode'", "'bogus'", "reflect"]),
+    (lambda: batchproc.ndimage.median_filter(F, 3, mode=("wrap", "reflect")), ["'mode'"]),
+    (lambda: batchproc.ndimage.median_filter(F), ["'size'", "footprint"]),
+    (lambda: batchproc.ndimage.uniform_filter(F, 0), ["'size'", "0"]),
+    (lambda: batchproc.ndimage.uniform_filter(F, 3, origin=2), ["'origin'", "2"]),
+    (lambda: batchproc.ndimage.rank_filter(F, 9, size=3), ["'rank'", "9"]),
+    (lambda: batchproc.ndimage.percentile_filter(F, 101, size=3), ["'percentile'", "101"]),
+    (lambda: batchproc.ndimage.histogram(X, 0, 255, 0), ["histogram", "'bins'", "0"]),
+    (lambda: batchproc.ndimage.histogram(X, 255, 0, 10), ["'min'", "255"]),
+    (lambda: batchproc.ndimage.histogram(X, 0, 255, 10, index=[1]), ["'index'", "labels"]),
+    (lambda: batchproc.ndimage.binary_erosion(X, structure=[[0, 2], [1, 1]]), ["'structure'", "booleans"]),
+    (lambda: batchproc.ndimage.binary_dilation(X, structure=[1, 1, 1]), ["'structure'", "2-dimensional"]),
+    (lambda: batchproc.ndimage.binary_dilation(X, iterations=1.5), ["'iterations'", "1.5"]),
+    (lambda: batchproc.ndimage.binary_dilation(X, mask=np.ones((3, 3), bool)), ["'mask'", "(3, 3)"]),
+    (
+        lambda: batchproc.ndimage.binary_opening(X, structure=[[1, 1]], origin=(0, -1), axes=(1, 0)),
+        ["'origin'", "increasing order"],
+    ),
+    (lambda: batchproc.ndimage.sobel(F, axis=2), ["'axis'", "2"]),
+    (lambda: batchproc.ndimage.gaussian_filter(F, 1, output=np.zeros(3)), ["'output'", "dtype"]),
+    (lambda: batchproc.ndimage.gaussian_filter(F, 1, axes=(0, 0)), ["'axes'", "distinct"]),
+    (lambda: batchproc.ndimage.gaussian_filter(F, 1, axes=5), ["'axes'", "5"]),
+    (lambda: batchproc.expression(X, "__import__('os').system('true')"), ["'expr'", "call"]),
+    (lambda: batchproc.expression(X, "x.max()"), ["'expr'", "call"]),
+    (lambda: batchproc.expression(X, "x.T"), ["'expr'", "attribute", "'x.T'"]),
+    (lambda: batchproc.expression(X, "y > 3"), ["'expr'", "name", "'y'"]),
+    (lambda: batchproc.expression(X, "x[0] > 3"), ["'expr'", "subscript"]),
+    (lambda: batchproc.expression(X, "x > 3 and x < 5"), ["'expr'", "use & and |"]),
+    (lambda: batchproc.expression(X, "x >"), ["'expr'", "not a valid expression"]),
+    (lambda: batchproc.expression(X, "'a' < x"), ["'expr'", "constant"]),
+    (lambda: batchproc.where(X, np.ones((20, 30))), ["'condition'", "boolean"]),
+    (lambda: batchproc.threshold(X), ["'above'"]),
+    (lambda: batchproc.astype(X, "complex64"), ["'dtype'", "complex64"]),
+    (lambda: batchproc.astype(X, "bool", rescale=True), ["'dtype'", "bool"]),
+    (lambda: batchproc.astype(X, "uint8", rescale=True, in_range=[5, 1]), ["'in_range'", "[5, 1]"]),
+    (lambda: batchproc.equalize(X, min=9, max=1), ["'min'", "9"]),
+    (lambda: batchproc.equalize(da.zeros(4, dtype=np.int32)), ["'bins'", "int32"]),
+    (lambda: batchproc.equalize(da.zeros(4, dtype=np.int32), min=0, max=2**30), ["'bins'", "1073741824"]),
+    (lambda: batchproc.ndimage.gaussian_filter(da.zeros(3, dtype=complex), 1), ["gaussian_filter", "complex128"]),
+    (lambda: batchproc.ndimage.gaussian_filter(np.float64(3.0), 1), ["gaussian_filter", "scalar"]),
+]
+
+
+@pytest.mark.parametrize(("call", "fragments"), CASES, ids=range(len(CASES)))
+def test_bad_parameters_are_named(call, fragments: list[str]) -> None:
+    with pytest.raises(BatchprocError) as info:
+        call()
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_unknown_parameter_lists_the_valid_ones() -> None:
+    with pytest.raises(BatchprocError, match="unknown parameter 'sigmaa'.*valid parameters are: sigma, order"):
+        get("gaussian_filter").validate({"sigmaa": 2}, Context("gaussian_filter", step=3))
+
+
+def test_messages_name_the_pipeline_step() -> None:
+    with pytest.raises(BatchprocError, match=r"^step 3 \(gaussian_filter\): parameter 'sigma'"):
+        get("gaussian_filter").validate({"sigma": -2}, Context("gaussian_filter", step=3))
+
+
+def test_unknown_operation_lists_the_valid_ones() -> None:
+    with pytest.raises(BatchprocError, match="unknown operation 'gausian_filter'; valid operations are: .*gaussian_filter"):
+        get("gausian_filter")
+
+
+def test_scipy_call_errors_stay_type_errors() -> None:
+    # A call that does not fit the signature is a programming error, as with scipy.
+    with pytest.raises(TypeError, match="gaussian_filter"):
+        batchproc.ndimage.gaussian_filter(F)
+
+
+def test_every_scipy_function_keeps_scipys_signature() -> None:
+    import inspect
+
+    import scipy.ndimage as ndi
+
+    for name, op in REGISTRY.items():
+        if not op.scipy:
+            continue
+        ours = inspect.signature(getattr(batchproc.ndimage, name)).parameters
+        theirs = {k: v for k, v in inspect.signature(getattr(ndi, name)).parameters.items() if v.kind != v.VAR_KEYWORD}
+        # Names, order, defaults and keyword-only-ness match scipy's (gaussian_gradient_magnitude
+        # and gaussian_laplace spell out truncate/radius, which scipy takes through **kwargs).
+        assert list(ours)[: len(theirs)] == list(theirs), name
+        for pname, p in theirs.items():
+            assert ours[pname].default == p.default or (p.default is None and ours[pname].default is None), (name, pname)
+            assert ours[pname].kind == p.kind, (name, pname)
