@@ -401,11 +401,15 @@ def relate_structure(params: dict[str, Any], ctx: c.Context) -> None:
     check_lengths(params, ctx, ("origin",))
     if ctx.ndim is None:
         return
-    if not _sorted_axes(params, ctx.ndim) and any(c.expand(params["origin"], 1)):
-        # scipy places the structure's dimensions on the sorted axes but the origins
-        # in the given order, without checking them: it then reads out of bounds
-        # (seen: a segmentation fault in scipy 1.17). Refuse rather than crash.
-        raise ctx.fail("origin", "0 when 'axes' is not in increasing order (give the axes sorted)", params["origin"])
+    if not _sorted_axes(params, ctx.ndim):
+        # scipy 1.17's binary morphology corrupts memory when `axes` is not in
+        # increasing order (seen: aborts in free(), segmentation faults). The
+        # structure's dimensions go onto the sorted axes anyway, so with zero
+        # origins sorting the axes changes nothing but the crash; origins would be
+        # paired in the given order, so those are refused rather than guessed.
+        if any(c.expand(params["origin"], 1)):
+            raise ctx.fail("origin", "0 when 'axes' is not in increasing order (give the axes sorted)", params["origin"])
+        params["axes"] = tuple(sorted(axes_tuple(params["axes"], ctx.ndim)))
     check_window(params, ctx, "structure", _structure_shape(params, ctx.ndim))
 
 

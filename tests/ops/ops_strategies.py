@@ -73,12 +73,14 @@ def arrays(draw: st.DrawFn, dtypes: tuple[str, ...] = DTYPES) -> tuple[np.ndarra
 
 
 @st.composite
-def active_axes(draw: st.DrawFn, ndim: int) -> tuple[Any, tuple[int, ...]]:
+def active_axes(draw: st.DrawFn, ndim: int, sorted_only: bool = False) -> tuple[Any, tuple[int, ...]]:
     """``axes`` as the user may give it (None, an int, a tuple, negative numbers) and
     the axes it means."""
     if draw(st.booleans()):
         return None, tuple(range(ndim))
     chosen = draw(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True))
+    if sorted_only:
+        chosen.sort()
     given = [a - ndim if draw(st.booleans()) else a for a in chosen]
     if len(given) == 1 and draw(st.booleans()):
         return given[0], tuple(chosen)
@@ -256,7 +258,9 @@ def _rank(draw: st.DrawFn, a: np.ndarray) -> dict[str, Any]:
 
 
 def morphology(draw: st.DrawFn, a: np.ndarray) -> dict[str, Any]:
-    axes_given, axes = draw(active_axes(a.ndim))
+    # Sorted axes only: with unsorted ones scipy 1.17 itself corrupts memory, so it
+    # cannot serve as the reference (batchproc sorts them: test_validation.py).
+    axes_given, axes = draw(active_axes(a.ndim, sorted_only=True))
     params: dict[str, Any] = {
         "iterations": draw(st.sampled_from([1, 1, 2, 3, 5, 0, -1])),
         "border_value": draw(st.sampled_from([0, 1])),
@@ -265,10 +269,7 @@ def morphology(draw: st.DrawFn, a: np.ndarray) -> dict[str, Any]:
     if draw(st.booleans()):
         sizes = tuple(draw(st.integers(1, 4)) for _ in axes)
         params["structure"] = random_bool(draw, sizes)
-        if axes_given is None or list(axes) == sorted(axes):
-            # Unsorted axes with origins crash scipy itself; batchproc refuses them
-            # (tests/ops/test_validation.py).
-            params["origin"] = origin_for(draw, sizes)
+        params["origin"] = origin_for(draw, sizes)
     if draw(st.booleans()):
         params["mask"] = make_array(draw(st.integers(0, 2**32 - 1)), a.shape, "bool")
     if axes_given is not None:
