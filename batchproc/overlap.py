@@ -29,6 +29,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from batchproc import kernels
 from batchproc.errors import BatchprocError
 from batchproc.ops._registry import Edge, Operation
 
@@ -114,21 +115,20 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
         x = x.rechunk(single)
         aligned = [a.rechunk(x.chunks) for a in aligned]
 
+    # Each step's kernel is chosen now, from the dtype that reaches it.
+    kernel_set = kernels.active()
     dtype = np.dtype(x.dtype)
-    for op, params in steps:
+    chain = []
+    for (op, params), present in zip(steps, layout, strict=True):
+        chain.append((op.kernel(dtype, params, kernel_set), {k: v for k, v in params.items() if k not in present}, present))
         dtype = np.dtype(op.dtype(dtype, params))
-
-    kernels = [
-        (op, {k: v for k, v in params.items() if k not in present}, present)
-        for (op, params), present in zip(steps, layout, strict=True)
-    ]
 
     def run_block(block: np.ndarray, *aligned_blocks: np.ndarray) -> np.ndarray:
         position = 0
-        for op, params, present in kernels:
+        for kernel, params, present in chain:
             extra = aligned_blocks[position : position + len(present)]
             position += len(present)
-            block = op.block(block, *extra, **params)
+            block = kernel(block, *extra, **params)
         return block
 
     return da.map_overlap(

@@ -77,6 +77,8 @@ class Operation:
     params:    in scipy's order; the first argument (the input array) is implicit.
     kind:      see :data:`Kind`.
     block:     ``block(x, *aligned_blocks, **params) -> ndarray`` for local/pointwise ops.
+    fast:      ``fast(dtype, params)`` -> a compiled block kernel bit-identical to
+               ``block`` for that input, or None where it does not apply.
     halo:      per-axis reach of one output voxel into the input, from the parameters.
     dtype:     the output dtype from the input dtype and the parameters.
     apply:     for global ops, ``apply(x: dask.array.Array, *aligned, **params)``.
@@ -98,6 +100,17 @@ class Operation:
     in_pipeline: bool = True
     returns_array: bool = True
     edge_rule: Callable[[Mapping[str, Any], int], tuple[Edge, ...]] | None = None
+    fast: Callable[[np.dtype, Mapping[str, Any]], BlockFn | None] | None = None
+
+    def kernel(self, dtype: np.dtype, params: Mapping[str, Any], kernels: str) -> BlockFn:
+        """The block kernel to run for input ``dtype``: the compiled one where it
+        covers these parameters and the ``compiled`` set is active, else scipy's."""
+        if kernels == "compiled" and self.fast is not None:
+            fast = self.fast(np.dtype(dtype), params)
+            if fast is not None:
+                return fast
+        assert self.block is not None
+        return self.block
 
     def param(self, name: str) -> Param:
         for p in self.params:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import scipy.ndimage as ndi
 
+from batchproc.kernels import filters as compiled
 from batchproc.ops import _checks as c
 from batchproc.ops._registry import Operation, Param, axes_tuple, register
 
@@ -318,6 +319,7 @@ declare(
     ),
     halo=gaussian_halo,
     relate=relate_gaussian,
+    fast=compiled.fast_gaussian,
 )
 for _name in ("gaussian_gradient_magnitude", "gaussian_laplace"):
     declare(
@@ -342,6 +344,7 @@ for _name in ("sobel", "prewitt"):
         (Param("axis", c.integer(), -1, "axis of the derivative"), OUTPUT, mode(True), CVAL),
         halo=active_halo(1),
         relate=relate_full_rank_modes,
+        fast=compiled.fast_edges(_name),
     )
 declare("laplace", (OUTPUT, mode(True), CVAL, AXES), halo=active_halo(1), relate=relate_axes_modes)
 
@@ -350,9 +353,17 @@ declare(
     (Param("size", c.per_axis(c.integer(1), "an integer >= 1"), 3, "window size, per axis"), OUTPUT, mode(True), CVAL, ORIGIN, AXES),
     halo=window_halo,
     relate=relate_window,
+    fast=compiled.fast_uniform,
 )
+_FAST_WINDOW = {"minimum_filter": compiled.fast_minmax(True), "maximum_filter": compiled.fast_minmax(False)}
 for _name, per_axis_mode in (("minimum_filter", True), ("maximum_filter", True), ("median_filter", False)):
-    declare(_name, (SIZE, FOOTPRINT, OUTPUT, mode(per_axis_mode), CVAL, ORIGIN, AXES), halo=window_halo, relate=relate_window)
+    declare(
+        _name,
+        (SIZE, FOOTPRINT, OUTPUT, mode(per_axis_mode), CVAL, ORIGIN, AXES),
+        halo=window_halo,
+        relate=relate_window,
+        fast=_FAST_WINDOW.get(_name),
+    )
 declare(
     "percentile_filter",
     (Param("percentile", c.real(-100, hi=100), help="percentile from -100 to 100 (negative counts from the top)"),
@@ -483,6 +494,7 @@ mode, cval
         halo=lambda params, ndim: (1,) * ndim,
         dtype=sobel_magnitude_dtype,
         edge_rule=full_rank_edges,
+        fast=compiled.fast_sobel_magnitude,
         relate=relate_full_rank_modes,
     )
 )

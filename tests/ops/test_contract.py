@@ -12,10 +12,11 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from ops_strategies import CASES, arrays, reference
 
@@ -56,12 +57,21 @@ def test_every_operation_has_a_contract_case() -> None:
     assert set(CASES) == set(REGISTRY)
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_chunked_result_equals_scipy_on_whole_array(name: str) -> None:
+KERNEL_CASES = [(name, "scipy") for name in sorted(CASES)] + [
+    (name, "compiled") for name in sorted(CASES) if REGISTRY[name].fast is not None
+]
+
+
+@pytest.mark.parametrize(("name", "kernels"), KERNEL_CASES)
+def test_chunked_result_equals_scipy_on_whole_array(name: str, kernels: str) -> None:
+    """Every operation with scipy's kernels; those with compiled kernels again with
+    those, and with twice the examples."""
     dtypes, params_for = CASES[name]
     fn = function_for(name)
     op = REGISTRY[name]
+    examples = settings().max_examples * (2 if kernels == "compiled" else 1)
 
+    @settings(max_examples=examples)
     @given(st.data())
     def check(data: st.DataObject) -> None:
         a, chunks = data.draw(arrays(dtypes), label="array, chunks")
@@ -75,7 +85,8 @@ def test_chunked_result_equals_scipy_on_whole_array(name: str) -> None:
                 with pytest.raises(BatchprocError):
                     fn(da.from_array(a, chunks=chunks), **params)
                 return
-            got = fn(da.from_array(a, chunks=chunks), **params)
+            with dask.config.set({"batchproc.kernels": kernels}):
+                got = fn(da.from_array(a, chunks=chunks), **params)
             if op.returns_array:
                 assert isinstance(got, da.Array)
                 got = got.compute(scheduler="synchronous")

@@ -1,0 +1,216 @@
+"""Compiled block kernels for the separable filters, each a replay of scipy's own
+Python driver (same passes, same axis order, same intermediate dtype) over the
+line kernels of :mod:`batchproc.kernels.lines`.
+
+Each ``fast_*`` function takes the input dtype and the validated parameters and
+returns a block kernel, or ``None`` where the compiled path could differ from
+scipy (an integer output that could overflow or go negative: C's cast of such
+values is undefined, so scipy's result there is not something to replay).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from scipy.ndimage._filters import _gaussian_kernel1d
+
+from batchproc.kernels.lines import MODE_CODES, as_lines, correlate1d, minmax1d_3d, uniform1d_3d
+from batchproc.ops._checks import expand
+from batchproc.ops._registry import axes_tuple
+
+Block = Callable[..., np.ndarray]
+
+
+def _out_dtype(dtype: np.dtype, params: Mapping[str, Any]) -> np.dtype:
+    return np.dtype(params["output"]) if params.get("output") is not None else np.dtype(dtype)
+
+
+def _cval_fits(dtype: np.dtype, params: Mapping[str, Any], modes: tuple) -> bool:
+    """Does ``cval`` stay within an integer output's range (when it is used)?"""
+    if not any(m in ("constant", "grid-constant") for m in modes):
+        return True
+    info = np.iinfo(dtype)
+    return info.min <= params["cval"] <= info.max
+
+
+def _contiguous(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x)
+
+
+# ---------------------------------------------------------------- gaussian
+
+
+def fast_gaussian(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
+    out = _out_dtype(dtype, params)
+    if out.kind not in "iuf" or np.dtype(dtype).kind not in "iuf":
+        return None
+    orders = params["order"]
+    if out.kind in "iu":
+        # Weights of order 0 are positive and sum to 1: the result stays in the
+        # input's range. Derivatives can go negative: leave those to scipy.
+        if any(o != 0 for o in (orders if isinstance(orders, tuple) else (orders,))):
+            return None
+        if np.dtype(dtype).kind == "f" or not _cval_fits(out, params, expand(params["mode"], 1)):
+            return None
+        if np.iinfo(dtype).min < np.iinfo(out).min or np.iinfo(dtype).max > np.iinfo(out).max:
+            return None
+    return gaussian_block
+
+
+def gaussian_block(x: np.ndarray, **p: Any) -> np.ndarray:
+    ndim = x.ndim
+    axes = axes_tuple(p["axes"], ndim)
+    n = len(axes)
+    passes = [
+        (axis, sigma, order, mode, radius)
+        for axis, sigma, order, mode, radius in zip(
+            axes, expand(p["sigma"], n), expand(p["order"], n), expand(p["mode"], n), expand(p["radius"], n), strict=True
+        )
+        if sigma > 1e-15
+    ]
+    out = np.empty(x.shape, _out_dtype(x.dtype, p))
+    if not passes:
+        out[...] = x
+        return out
+    src = _contiguous(x)
+    for axis, sigma, order, mode, radius in passes:
+        lw = int(p["truncate"] * float(sigma) + 0.5) if radius is None else radius
+        weights = _gaussian_kernel1d(sigma, order, lw)[::-1]
+        correlate1d(src, weights, axis, out, mode, p["cval"], 0)
+        src = out
+    return out
+
+
+# ---------------------------------------------------------------- sobel, prewitt, magnitude
+
+_DERIVATIVE = np.array([-1.0, 0.0, 1.0])
+_SMOOTH = {"sobel": np.array([1.0, 2.0, 1.0]), "prewitt": np.array([1.0, 1.0, 1.0])}
+
+
+def _edge_filter(x: np.ndarray, axis: int, out: np.ndarray, modes: tuple, cval: float, smooth: np.ndarray) -> None:
+    correlate1d(x, _DERIVATIVE, axis, out, modes[axis], cval, 0)
+    for other in range(x.ndim):
+        if other != axis:
+            correlate1d(out, smooth, other, out, modes[other], cval, 0)
+
+
+def fast_edges(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None]:
+    def fast(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
+        # Derivatives are signed: only float outputs replay scipy exactly.
+        if _out_dtype(dtype, params).kind != "f" or np.dtype(dtype).kind not in "iuf":
+            return None
+
+        def block(x: np.ndarray, **p: Any) -> np.ndarray:
+            out = np.empty(x.shape, _out_dtype(x.dtype, p))
+            axis = p["axis"] % x.ndim
+            _edge_filter(_contiguous(x), axis, out, expand(p["mode"], x.ndim), p["cval"], _SMOOTH[kind])
+            return out
+
+        return block
+
+    return fast
+
+
+def fast_sobel_magnitude(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
+    return sobel_magnitude_block if np.dtype(dtype).kind in "iuf" else None
+
+
+def sobel_magnitude_block(x: np.ndarray, **p: Any) -> np.ndarray:
+    from batchproc.ops.filters import sobel_magnitude_dtype
+
+    dtype = sobel_magnitude_dtype(x.dtype, p)
+    modes = expand(p["mode"], x.ndim)
+    src = _contiguous(x)
+    total: np.ndarray | None = None
+    response = np.empty(x.shape, dtype)
+    for axis in axes_tuple(p["axes"], x.ndim):
+        _edge_filter(src, axis, response, modes, p["cval"], _SMOOTH["sobel"])
+        np.square(response, out=response)
+        if total is None:
+            total, response = response, np.empty(x.shape, dtype)
+        else:
+            np.add(total, response, out=total)
+    assert total is not None
+    return np.sqrt(total, out=total)
+
+
+# ---------------------------------------------------------------- uniform, minimum, maximum
+
+
+def _size_passes(p: Mapping[str, Any], ndim: int) -> list[tuple[int, int, int, str]]:
+    axes = axes_tuple(p["axes"], ndim)
+    n = len(axes)
+    return [
+        (axis, int(size), origin, mode)
+        for axis, size, origin, mode in zip(axes, expand(p["size"], n), expand(p["origin"], n), expand(p["mode"], n), strict=True)
+        if size > 1
+    ]
+
+
+def fast_uniform(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
+    out = _out_dtype(dtype, params)
+    if np.dtype(dtype).kind not in "iuf":
+        return None
+    if out.kind in "iu":
+        # An average stays within the input's range, but the running sum's
+        # rounding can land a hair below an integer: C truncation, replayed exactly.
+        if np.dtype(dtype).kind == "f" or not _cval_fits(out, params, expand(params["mode"], 1)):
+            return None
+        if np.iinfo(dtype).min < np.iinfo(out).min or np.iinfo(dtype).max > np.iinfo(out).max:
+            return None
+    return uniform_block
+
+
+def uniform_block(x: np.ndarray, **p: Any) -> np.ndarray:
+    out = np.empty(x.shape, _out_dtype(x.dtype, p))
+    passes = _size_passes(p, x.ndim)
+    if not passes:
+        out[...] = x
+        return out
+    src = _contiguous(x)
+    for axis, size, origin, mode in passes:
+        uniform1d_3d(as_lines(src, axis), size, origin, MODE_CODES[mode], float(p["cval"]), as_lines(out, axis))
+        src = out
+    return out
+
+
+def fast_minmax(minimum: bool) -> Callable[[np.dtype, Mapping[str, Any]], Block | None]:
+    def fast(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
+        out = _out_dtype(dtype, params)
+        fp = params.get("footprint")
+        if fp is not None and not fp.all():
+            return None  # a shaped footprint is not separable: scipy's own kernel
+        if np.dtype(dtype).kind not in "iuf" or out.kind not in "iuf":
+            return None
+        if np.dtype(dtype).kind in "iu" and np.dtype(dtype).itemsize > 4:
+            return None  # int64 is not exact in float64 line buffers
+        if out.kind in "iu":
+            cval = params["cval"]
+            if np.dtype(dtype).kind == "f" or (
+                any(m in ("constant", "grid-constant") for m in expand(params["mode"], 1))
+                and not (float(cval).is_integer() and _cval_fits(out, params, ("constant",)))
+            ):
+                return None
+            if np.iinfo(dtype).min < np.iinfo(out).min or np.iinfo(dtype).max > np.iinfo(out).max:
+                return None
+
+        def block(x: np.ndarray, **p: Any) -> np.ndarray:
+            if p.get("footprint") is not None:
+                # scipy: an all-true footprint is the separable filter of its shape.
+                p = dict(p, size=p["footprint"].shape, footprint=None)
+            out_ = np.empty(x.shape, _out_dtype(x.dtype, p))
+            passes = _size_passes(p, x.ndim)
+            if not passes:
+                out_[...] = x
+                return out_
+            src = _contiguous(x)
+            for axis, size, origin, mode in passes:
+                minmax1d_3d(as_lines(src, axis), size, origin, MODE_CODES[mode], float(p["cval"]), minimum, as_lines(out_, axis))
+                src = out_
+            return out_
+
+        return block
+
+    return fast

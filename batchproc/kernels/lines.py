@@ -1,0 +1,187 @@
+"""Line filters along one axis, replaying scipy.ndimage's C code (ni_filters.c):
+each line is copied into a float64 buffer extended by the boundary mode, filtered
+in float64 in scipy's order of operations, and cast to the output dtype.
+
+Arrays are viewed as (outer, n, inner) with the filtered axis in the middle, so
+that the inner loop runs over contiguous memory.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+MODE_CODES = {
+    "reflect": 0,
+    "grid-mirror": 0,
+    "mirror": 1,
+    "nearest": 2,
+    "wrap": 3,
+    "grid-wrap": 3,
+    "constant": 4,
+    "grid-constant": 4,
+}
+
+_JIT = {"cache": True, "nogil": True}
+
+
+@numba.njit(**_JIT)
+def source_index(k: int, n: int, mode: int) -> int:
+    """Where position ``k`` of a line of length ``n`` reads from; -1 means cval."""
+    if 0 <= k < n:
+        return k
+    if mode == 4:
+        return -1
+    if mode == 2:
+        return 0 if k < 0 else n - 1
+    if mode == 3:
+        return k % n
+    if mode == 0:
+        period = 2 * n
+        k = k % period
+        return k if k < n else period - 1 - k
+    if n == 1:
+        return 0
+    period = 2 * n - 2
+    k = k % period
+    return k if k < n else period - k
+
+
+@numba.njit(**_JIT)
+def _fill(ext, src, o, before, mode, cval):
+    n = src.shape[1]
+    inner = src.shape[2]
+    for r in range(ext.shape[0]):
+        s = source_index(r - before, n, mode)
+        if s < 0:
+            for t in range(inner):
+                ext[r, t] = cval
+        else:
+            for t in range(inner):
+                ext[r, t] = src[o, s, t]
+
+
+@numba.njit(**_JIT)
+def correlate1d_3d(src, weights, origin, mode, cval, symmetric, out):
+    """scipy's NI_Correlate1D on an (outer, n, inner) view; ``out`` may be ``src``."""
+    outer, n, inner = src.shape
+    size = weights.shape[0]
+    size1 = size // 2
+    size2 = size - size1 - 1
+    before = size1 + origin
+    after = size2 - origin
+    ext = np.empty((n + before + after, inner), np.float64)
+    acc = np.empty(inner, np.float64)
+    for o in range(outer):
+        _fill(ext, src, o, before, mode, cval)
+        for i in range(n):
+            c = i + size1
+            if symmetric > 0:
+                w0 = weights[size1]
+                for t in range(inner):
+                    acc[t] = ext[c, t] * w0
+                for jj in range(-size1, 0):
+                    w = weights[size1 + jj]
+                    for t in range(inner):
+                        acc[t] += (ext[c + jj, t] + ext[c - jj, t]) * w
+            elif symmetric < 0:
+                w0 = weights[size1]
+                for t in range(inner):
+                    acc[t] = ext[c, t] * w0
+                for jj in range(-size1, 0):
+                    w = weights[size1 + jj]
+                    for t in range(inner):
+                        acc[t] += (ext[c + jj, t] - ext[c - jj, t]) * w
+            else:
+                w2 = weights[size1 + size2]
+                for t in range(inner):
+                    acc[t] = ext[c + size2, t] * w2
+                for jj in range(-size1, size2):
+                    w = weights[size1 + jj]
+                    for t in range(inner):
+                        acc[t] += ext[c + jj, t] * w
+            for t in range(inner):
+                out[o, i, t] = acc[t]
+
+
+@numba.njit(**_JIT)
+def uniform1d_3d(src, size, origin, mode, cval, out):
+    """scipy's NI_UniformFilter1D: a running sum along each line, divided per output."""
+    outer, n, inner = src.shape
+    size1 = size // 2
+    size2 = size - size1 - 1
+    before = size1 + origin
+    after = size2 - origin
+    ext = np.empty((n + before + after, inner), np.float64)
+    acc = np.empty(inner, np.float64)
+    fsize = float(size)
+    for o in range(outer):
+        _fill(ext, src, o, before, mode, cval)
+        for t in range(inner):
+            acc[t] = 0.0
+        for r in range(size):
+            for t in range(inner):
+                acc[t] += ext[r, t]
+        for t in range(inner):
+            out[o, 0, t] = acc[t] / fsize
+        for i in range(1, n):
+            for t in range(inner):
+                acc[t] += ext[i + size - 1, t] - ext[i - 1, t]
+                out[o, i, t] = acc[t] / fsize
+
+
+@numba.njit(**_JIT)
+def minmax1d_3d(src, size, origin, mode, cval, minimum, out):
+    """A moving minimum/maximum along each line (exact: comparisons only)."""
+    outer, n, inner = src.shape
+    size1 = size // 2
+    size2 = size - size1 - 1
+    before = size1 + origin
+    after = size2 - origin
+    ext = np.empty((n + before + after, inner), np.float64)
+    acc = np.empty(inner, np.float64)
+    for o in range(outer):
+        _fill(ext, src, o, before, mode, cval)
+        for i in range(n):
+            for t in range(inner):
+                acc[t] = ext[i, t]
+            for r in range(i + 1, i + size):
+                if minimum:
+                    for t in range(inner):
+                        v = ext[r, t]
+                        if v < acc[t]:
+                            acc[t] = v
+                else:
+                    for t in range(inner):
+                        v = ext[r, t]
+                        if v > acc[t]:
+                            acc[t] = v
+            for t in range(inner):
+                out[o, i, t] = acc[t]
+
+
+def as_lines(a: np.ndarray, axis: int) -> np.ndarray:
+    """``a`` (C-contiguous) viewed as (outer, n, inner) around ``axis``."""
+    outer = int(np.prod(a.shape[:axis], dtype=np.int64))
+    inner = int(np.prod(a.shape[axis + 1 :], dtype=np.int64))
+    return a.reshape(outer, a.shape[axis], inner)
+
+
+def symmetry(weights: np.ndarray) -> int:
+    """scipy's test: 1 symmetric, -1 antisymmetric, 0 neither (odd sizes only)."""
+    size = weights.shape[0]
+    if not size & 1:
+        return 0
+    half = size // 2
+    eps = np.finfo(np.float64).eps
+    left, right = weights[half - 1 :: -1] if half else weights[:0], weights[half + 1 :]
+    if np.all(np.abs(right - left) <= eps):
+        return 1
+    if np.all(np.abs(right + left) <= eps):
+        return -1
+    return 0
+
+
+def correlate1d(src: np.ndarray, weights, axis: int, out: np.ndarray, mode: str, cval: float, origin: int = 0) -> None:
+    w = np.ascontiguousarray(weights, dtype=np.float64)
+    correlate1d_3d(as_lines(src, axis), w, int(origin), MODE_CODES[mode], float(cval), symmetry(w), as_lines(out, axis))
