@@ -17,6 +17,9 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     print_blob=True,
+    # CI replays the same examples every run (a red CI is then reproducible);
+    # local runs explore new ones.
+    derandomize=bool(os.environ.get("CI")),
 )
 settings.load_profile("batchproc")
 

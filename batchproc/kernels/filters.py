@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+import scipy.ndimage as ndi
 from scipy.ndimage._filters import _gaussian_kernel1d
 
 from batchproc.kernels.lines import MODE_CODES, as_lines, correlate1d, minmax1d_3d, uniform1d_3d
@@ -197,6 +198,9 @@ def fast_minmax(minimum: bool) -> Callable[[np.dtype, Mapping[str, Any]], Block 
                 return None
 
         def block(x: np.ndarray, **p: Any) -> np.ndarray:
+            if x.dtype.kind == "f" and np.isnan(x).any():
+                # scipy's moving min/max orders NaNs its own way: let it decide.
+                return getattr(ndi, "minimum_filter" if minimum else "maximum_filter")(x, **p)
             if p.get("footprint") is not None:
                 # scipy: an all-true footprint is the separable filter of its shape.
                 p = dict(p, size=p["footprint"].shape, footprint=None)

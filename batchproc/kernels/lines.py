@@ -47,18 +47,30 @@ def source_index(k: int, n: int, mode: int) -> int:
     return k if k < n else period - k
 
 
+#: Columns per tile when the filtered axis is not the last: one tile's extended
+#: lines (float64) stay in cache, and the inner loops run over contiguous memory.
+TILE = 256
+
+
 @numba.njit(**_JIT)
-def _fill(ext, src, o, before, mode, cval):
+def _fill(ext, src, o, t0, t1, before, mode, cval):
     n = src.shape[1]
-    inner = src.shape[2]
     for r in range(ext.shape[0]):
         s = source_index(r - before, n, mode)
         if s < 0:
-            for t in range(inner):
+            for t in range(t1 - t0):
                 ext[r, t] = cval
         else:
-            for t in range(inner):
-                ext[r, t] = src[o, s, t]
+            for t in range(t1 - t0):
+                ext[r, t] = src[o, s, t0 + t]
+
+
+@numba.njit(**_JIT)
+def _fill_line(ext, src, o, before, mode, cval):
+    n = src.shape[1]
+    for r in range(ext.shape[0]):
+        s = source_index(r - before, n, mode)
+        ext[r] = cval if s < 0 else src[o, s, 0]
 
 
 @numba.njit(**_JIT)
@@ -70,38 +82,61 @@ def correlate1d_3d(src, weights, origin, mode, cval, symmetric, out):
     size2 = size - size1 - 1
     before = size1 + origin
     after = size2 - origin
-    ext = np.empty((n + before + after, inner), np.float64)
-    acc = np.empty(inner, np.float64)
+    if inner == 1:
+        line = np.empty(n + before + after, np.float64)
+        for o in range(outer):
+            _fill_line(line, src, o, before, mode, cval)
+            for i in range(n):
+                c = i + size1
+                if symmetric > 0:
+                    acc = line[c] * weights[size1]
+                    for jj in range(-size1, 0):
+                        acc += (line[c + jj] + line[c - jj]) * weights[size1 + jj]
+                elif symmetric < 0:
+                    acc = line[c] * weights[size1]
+                    for jj in range(-size1, 0):
+                        acc += (line[c + jj] - line[c - jj]) * weights[size1 + jj]
+                else:
+                    acc = line[c + size2] * weights[size1 + size2]
+                    for jj in range(-size1, size2):
+                        acc += line[c + jj] * weights[size1 + jj]
+                out[o, i, 0] = acc
+        return
+    ext = np.empty((n + before + after, TILE), np.float64)
+    acc = np.empty(TILE, np.float64)
     for o in range(outer):
-        _fill(ext, src, o, before, mode, cval)
-        for i in range(n):
-            c = i + size1
-            if symmetric > 0:
-                w0 = weights[size1]
-                for t in range(inner):
-                    acc[t] = ext[c, t] * w0
-                for jj in range(-size1, 0):
-                    w = weights[size1 + jj]
-                    for t in range(inner):
-                        acc[t] += (ext[c + jj, t] + ext[c - jj, t]) * w
-            elif symmetric < 0:
-                w0 = weights[size1]
-                for t in range(inner):
-                    acc[t] = ext[c, t] * w0
-                for jj in range(-size1, 0):
-                    w = weights[size1 + jj]
-                    for t in range(inner):
-                        acc[t] += (ext[c + jj, t] - ext[c - jj, t]) * w
-            else:
-                w2 = weights[size1 + size2]
-                for t in range(inner):
-                    acc[t] = ext[c + size2, t] * w2
-                for jj in range(-size1, size2):
-                    w = weights[size1 + jj]
-                    for t in range(inner):
-                        acc[t] += ext[c + jj, t] * w
-            for t in range(inner):
-                out[o, i, t] = acc[t]
+        for t0 in range(0, inner, TILE):
+            t1 = min(inner, t0 + TILE)
+            width = t1 - t0
+            _fill(ext, src, o, t0, t1, before, mode, cval)
+            for i in range(n):
+                c = i + size1
+                if symmetric > 0:
+                    w0 = weights[size1]
+                    for t in range(width):
+                        acc[t] = ext[c, t] * w0
+                    for jj in range(-size1, 0):
+                        w = weights[size1 + jj]
+                        for t in range(width):
+                            acc[t] += (ext[c + jj, t] + ext[c - jj, t]) * w
+                elif symmetric < 0:
+                    w0 = weights[size1]
+                    for t in range(width):
+                        acc[t] = ext[c, t] * w0
+                    for jj in range(-size1, 0):
+                        w = weights[size1 + jj]
+                        for t in range(width):
+                            acc[t] += (ext[c + jj, t] - ext[c - jj, t]) * w
+                else:
+                    w2 = weights[size1 + size2]
+                    for t in range(width):
+                        acc[t] = ext[c + size2, t] * w2
+                    for jj in range(-size1, size2):
+                        w = weights[size1 + jj]
+                        for t in range(width):
+                            acc[t] += ext[c + jj, t] * w
+                for t in range(width):
+                    out[o, i, t0 + t] = acc[t]
 
 
 @numba.njit(**_JIT)
@@ -112,22 +147,37 @@ def uniform1d_3d(src, size, origin, mode, cval, out):
     size2 = size - size1 - 1
     before = size1 + origin
     after = size2 - origin
-    ext = np.empty((n + before + after, inner), np.float64)
-    acc = np.empty(inner, np.float64)
     fsize = float(size)
+    if inner == 1:
+        line = np.empty(n + before + after, np.float64)
+        for o in range(outer):
+            _fill_line(line, src, o, before, mode, cval)
+            acc = 0.0
+            for r in range(size):
+                acc += line[r]
+            out[o, 0, 0] = acc / fsize
+            for i in range(1, n):
+                acc += line[i + size - 1] - line[i - 1]
+                out[o, i, 0] = acc / fsize
+        return
+    ext = np.empty((n + before + after, TILE), np.float64)
+    acc = np.empty(TILE, np.float64)
     for o in range(outer):
-        _fill(ext, src, o, before, mode, cval)
-        for t in range(inner):
-            acc[t] = 0.0
-        for r in range(size):
-            for t in range(inner):
-                acc[t] += ext[r, t]
-        for t in range(inner):
-            out[o, 0, t] = acc[t] / fsize
-        for i in range(1, n):
-            for t in range(inner):
-                acc[t] += ext[i + size - 1, t] - ext[i - 1, t]
-                out[o, i, t] = acc[t] / fsize
+        for t0 in range(0, inner, TILE):
+            t1 = min(inner, t0 + TILE)
+            width = t1 - t0
+            _fill(ext, src, o, t0, t1, before, mode, cval)
+            for t in range(width):
+                acc[t] = 0.0
+            for r in range(size):
+                for t in range(width):
+                    acc[t] += ext[r, t]
+            for t in range(width):
+                out[o, 0, t0 + t] = acc[t] / fsize
+            for i in range(1, n):
+                for t in range(width):
+                    acc[t] += ext[i + size - 1, t] - ext[i - 1, t]
+                    out[o, i, t0 + t] = acc[t] / fsize
 
 
 @numba.njit(**_JIT)
@@ -138,26 +188,39 @@ def minmax1d_3d(src, size, origin, mode, cval, minimum, out):
     size2 = size - size1 - 1
     before = size1 + origin
     after = size2 - origin
-    ext = np.empty((n + before + after, inner), np.float64)
-    acc = np.empty(inner, np.float64)
+    if inner == 1:
+        line = np.empty(n + before + after, np.float64)
+        for o in range(outer):
+            _fill_line(line, src, o, before, mode, cval)
+            for i in range(n):
+                v = line[i]
+                for r in range(i + 1, i + size):
+                    if minimum:
+                        if line[r] < v:
+                            v = line[r]
+                    elif line[r] > v:
+                        v = line[r]
+                out[o, i, 0] = v
+        return
+    ext = np.empty((n + before + after, TILE), np.float64)
+    acc = np.empty(TILE, np.float64)
     for o in range(outer):
-        _fill(ext, src, o, before, mode, cval)
-        for i in range(n):
-            for t in range(inner):
-                acc[t] = ext[i, t]
-            for r in range(i + 1, i + size):
-                if minimum:
-                    for t in range(inner):
-                        v = ext[r, t]
-                        if v < acc[t]:
-                            acc[t] = v
-                else:
-                    for t in range(inner):
-                        v = ext[r, t]
-                        if v > acc[t]:
-                            acc[t] = v
-            for t in range(inner):
-                out[o, i, t] = acc[t]
+        for t0 in range(0, inner, TILE):
+            t1 = min(inner, t0 + TILE)
+            width = t1 - t0
+            _fill(ext, src, o, t0, t1, before, mode, cval)
+            for i in range(n):
+                for t in range(width):
+                    acc[t] = ext[i, t]
+                for r in range(i + 1, i + size):
+                    if minimum:
+                        for t in range(width):
+                            acc[t] = min(acc[t], ext[r, t])
+                    else:
+                        for t in range(width):
+                            acc[t] = max(acc[t], ext[r, t])
+                for t in range(width):
+                    out[o, i, t0 + t] = acc[t]
 
 
 def as_lines(a: np.ndarray, axis: int) -> np.ndarray:
