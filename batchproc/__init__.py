@@ -6,6 +6,7 @@ from batchproc import ndimage
 from batchproc._version import __version__
 from batchproc.apply import make_function
 from batchproc.errors import BatchprocError
+from batchproc.io import Image, open, open_image, read_store_info, write  # noqa: A004
 from batchproc.ops import REGISTRY
 
 # The course's operations beyond scipy's names, generated from the same registry.
@@ -18,6 +19,11 @@ astype = make_function(REGISTRY["astype"], __name__)
 
 __all__ = [
     "BatchprocError",
+    "Image",
+    "open",
+    "open_image",
+    "read_store_info",
+    "write",
     "__version__",
     "astype",
     "equalize",

@@ -1,0 +1,396 @@
+"""Lazy readers: every format opens as a dask array plus its metadata, reading
+nothing but headers until a block is computed. Inputs are opened read-only.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+
+from batchproc.errors import BatchprocError
+
+#: Default in-memory size of one block: big enough to amortize task overhead,
+#: small enough that (blocks in flight x halo) stays well inside memory.
+TARGET_BLOCK_BYTES = 32 * 2**20
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif"}
+DICOM_SUFFIXES = {".dcm", ".dicom", ".ima", ""}
+
+
+@dataclass(frozen=True)
+class Image:
+    """A lazily opened image: the pixels as a dask array and what is known of them.
+
+    axes:    one letter per dimension (``"zyx"``, ``"yx"``, ``"xyzt"`` for NIfTI).
+    spacing: physical size of a voxel per axis (1.0 where unknown).
+    source:  where the data came from; ``meta`` holds format-specific facts.
+    """
+
+    data: da.Array
+    axes: str
+    spacing: tuple[float, ...]
+    source: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def default_axes(ndim: int) -> str:
+    return "tczyx"[-ndim:] if ndim <= 5 else "".join(f"d{i}" for i in range(ndim))
+
+
+def auto_chunks(shape: tuple[int, ...], dtype: np.dtype, native: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """Blocks of about :data:`TARGET_BLOCK_BYTES`, whole multiples of the file's own
+    chunks (``native``) so that no native chunk is read by two tasks."""
+    native = native or (1,) * len(shape)
+    chunks = list(min(n, s) for n, s in zip(native, shape, strict=True))
+    itemsize = np.dtype(dtype).itemsize
+    # Grow the last axes first (contiguous in memory), doubling in native units.
+    for axis in reversed(range(len(shape))):
+        while chunks[axis] < shape[axis] and np.prod(chunks) * itemsize * 2 <= TARGET_BLOCK_BYTES:
+            chunks[axis] = min(shape[axis], chunks[axis] * 2)
+    return tuple(int(c) for c in chunks)
+
+
+def natural_key(path: str | Path) -> list[Any]:
+    """Sort key where ``img2`` comes before ``img10``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(path))]
+
+
+def open_image(path: Any, chunks: Any = None, **options: Any) -> Image:
+    """Open ``path`` lazily.
+
+    Parameters
+    ----------
+    path : str, Path or list
+        A file (TIFF/OME-TIFF, NIfTI ``.nii``/``.nii.gz``, DICOM, PNG/JPEG), a folder
+        (a DICOM series, a zarr/OME-Zarr store, or 2-D images stacked in natural
+        order), a glob pattern or a list of 2-D image files, or ``file.h5:/dataset``.
+    chunks : optional
+        dask chunks; by default blocks of about 32 MiB aligned with the file's own.
+    **options
+        ``level`` (OME-Zarr), ``series`` (DICOM SeriesInstanceUID), ``rescale``
+        (DICOM: apply RescaleSlope/Intercept, default False).
+
+    Raises
+    ------
+    BatchprocError
+        Missing path, empty folder, unreadable or mismatched files, naming the file.
+    """
+    if isinstance(path, list | tuple):
+        return _open_stack([Path(p) for p in path], chunks, source=f"{len(path)} files")
+    text = str(path)
+    h5 = re.match(r"^(.*\.(?:h5|hdf5|hdf))(?::(/.*))?$", text, re.IGNORECASE)
+    if h5:
+        return _open_hdf5(Path(h5.group(1)), h5.group(2), chunks)
+    if any(ch in text for ch in "*?[") and not Path(text).exists():
+        files = sorted(globlib.glob(text), key=natural_key)
+        if not files:
+            raise BatchprocError(f"input: no file matches the pattern {text!r}.")
+        return _open_stack([Path(f) for f in files], chunks, source=text)
+    p = Path(text)
+    if not p.exists():
+        raise BatchprocError(f"input: {text!r} does not exist.")
+    if p.is_dir():
+        if (p / "zarr.json").exists() or (p / ".zarray").exists() or (p / ".zgroup").exists():
+            return _open_zarr(p, chunks, options.get("level", 0))
+        files = sorted((f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")), key=natural_key)
+        if not files:
+            raise BatchprocError(f"input: the folder {text!r} is empty.")
+        if _is_dicom(files[0]):
+            return _open_dicom_series(files, chunks, options.get("series"), bool(options.get("rescale", False)), text)
+        return _open_stack(files, chunks, source=text)
+    name = p.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        return _open_nifti(p, chunks)
+    if name.endswith((".tif", ".tiff")):
+        return _open_tiff(p, chunks)
+    if name.endswith(".zarr"):
+        return _open_zarr(p, chunks, options.get("level", 0))
+    if p.suffix.lower() in IMAGE_SUFFIXES:
+        return _open_stack([p], chunks, source=text, squeeze=True)
+    if _is_dicom(p):
+        return _open_dicom_series([p], chunks, options.get("series"), bool(options.get("rescale", False)), text)
+    raise BatchprocError(
+        f"input: cannot tell the format of {text!r}; expected a TIFF, NIfTI, DICOM, PNG/JPEG, "
+        "zarr store, HDF5 (file.h5:/dataset) or a folder of images."
+    )
+
+
+def open(path: Any, chunks: Any = None, **options: Any) -> da.Array:  # noqa: A001 - the public name
+    """The pixels of :func:`open_image`, as a lazy dask array."""
+    return open_image(path, chunks, **options).data
+
+
+def _chunked(array: Any, shape: tuple[int, ...], dtype: np.dtype, chunks: Any, native: tuple[int, ...] | None, **kw: Any) -> da.Array:
+    chosen = chunks if chunks is not None else auto_chunks(shape, dtype, native)
+    return da.from_array(array, chunks=chosen, meta=np.empty((0,) * len(shape), dtype), **kw)
+
+
+# ---------------------------------------------------------------- stacks of 2-D images
+
+
+def _read_slice(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    import imageio.v3 as iio
+
+    try:
+        image = iio.imread(path)
+    except Exception as err:
+        raise BatchprocError(f"input: cannot read {str(path)!r} as an image: {err}") from None
+    if image.shape != shape or image.dtype != dtype:
+        raise BatchprocError(
+            f"input: {str(path)!r} is {image.shape} {image.dtype}, unlike the first image ({shape} {dtype})."
+        )
+    return image
+
+
+def _image_props(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    import imageio.v3 as iio
+
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise BatchprocError(f"input: {str(path)!r} is not an image file (expected {', '.join(sorted(IMAGE_SUFFIXES))}).")
+    try:
+        props = iio.improps(path)
+    except Exception as err:
+        raise BatchprocError(f"input: cannot read {str(path)!r} as an image: {err}") from None
+    return tuple(props.shape), np.dtype(props.dtype)
+
+
+def _open_stack(files: Sequence[Path], chunks: Any, source: str, squeeze: bool = False) -> Image:
+    for f in files:
+        if not f.exists():
+            raise BatchprocError(f"input: {str(f)!r} does not exist.")
+    shape, dtype = _image_props(files[0])
+    for f in files[1:]:
+        other = _image_props(f)
+        if other != (shape, dtype):
+            raise BatchprocError(
+                f"input: {str(f)!r} is {other[0]} {other[1]}, unlike the first image {str(files[0])!r} ({shape} {dtype})."
+            )
+    slices = [
+        da.from_delayed(dask.delayed(_read_slice)(f, shape, dtype), shape=shape, dtype=dtype, meta=np.empty((0,) * len(shape), dtype))
+        for f in files
+    ]
+    data = slices[0] if squeeze else da.stack(slices)
+    if chunks is not None:
+        data = data.rechunk(chunks)
+    axes = default_axes(data.ndim) if len(shape) == 2 or squeeze else default_axes(data.ndim)
+    return Image(data, axes, (1.0,) * data.ndim, source, {"format": "image stack", "files": len(files)})
+
+
+# ---------------------------------------------------------------- TIFF, zarr, HDF5, NIfTI
+
+
+def _open_tiff(path: Path, chunks: Any) -> Image:
+    import tifffile
+    import zarr
+
+    try:
+        store = tifffile.imread(path, aszarr=True, level=0)
+        z = zarr.open(store, mode="r")
+    except Exception as err:
+        raise BatchprocError(f"input: cannot read {str(path)!r} as a TIFF: {err}") from None
+    if not hasattr(z, "shape"):
+        raise BatchprocError(f"input: {str(path)!r} holds no image array.")
+    data = _chunked(z, z.shape, z.dtype, chunks, z.chunks)
+    spacing = (1.0,) * data.ndim
+    return Image(data, default_axes(data.ndim), spacing, str(path), {"format": "tiff", "native_chunks": z.chunks})
+
+
+def _open_zarr(path: Path, chunks: Any, level: Any) -> Image:
+    import zarr
+
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as err:
+        raise BatchprocError(f"input: cannot open {str(path)!r} as a zarr store: {err}") from None
+    axes, spacing = None, None
+    if not hasattr(node, "shape"):
+        attrs = dict(node.attrs)
+        ome = attrs.get("ome", attrs)
+        multiscales = ome.get("multiscales")
+        if not multiscales:
+            raise BatchprocError(f"input: {str(path)!r} is a zarr group without OME multiscales; name the array inside it.")
+        ms = multiscales[0]
+        datasets = ms["datasets"]
+        if not isinstance(level, int) or not 0 <= level < len(datasets):
+            raise BatchprocError(f"input: level must be from 0 to {len(datasets) - 1} for {str(path)!r}; got {level!r}.")
+        dataset = datasets[level]
+        node = node[dataset["path"]]
+        axes = "".join(a["name"] if isinstance(a, dict) else a for a in ms.get("axes", [])) or None
+        for t in dataset.get("coordinateTransformations", []):
+            if t.get("type") == "scale":
+                spacing = tuple(float(s) for s in t["scale"])
+    data = _chunked(node, node.shape, node.dtype, chunks, node.chunks)
+    return Image(
+        data,
+        axes if axes and len(axes) == data.ndim else default_axes(data.ndim),
+        spacing if spacing and len(spacing) == data.ndim else (1.0,) * data.ndim,
+        str(path),
+        {"format": "zarr", "native_chunks": node.chunks},
+    )
+
+
+def _open_hdf5(path: Path, dataset: str | None, chunks: Any) -> Image:
+    import h5py
+
+    if not path.exists():
+        raise BatchprocError(f"input: {str(path)!r} does not exist.")
+    try:
+        f = h5py.File(path, "r")
+    except Exception as err:
+        raise BatchprocError(f"input: cannot open {str(path)!r} as HDF5: {err}") from None
+    if dataset is None:
+        names: list[str] = []
+        f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+        raise BatchprocError(f"input: name the dataset inside {str(path)!r} as file.h5:/path; it holds: {', '.join(names) or 'nothing'}.")
+    if dataset not in f or not isinstance(f[dataset], h5py.Dataset):
+        raise BatchprocError(f"input: {str(path)!r} has no dataset {dataset!r}.")
+    d = f[dataset]
+    # h5py is not thread-safe: one read at a time per file.
+    data = _chunked(d, d.shape, d.dtype, chunks, d.chunks, lock=True)
+    return Image(data, default_axes(data.ndim), (1.0,) * data.ndim, f"{path}:{dataset}", {"format": "hdf5"})
+
+
+def _open_nifti(path: Path, chunks: Any) -> Image:
+    import nibabel
+
+    try:
+        img = nibabel.load(path)
+        proxy = img.dataobj
+        shape = tuple(int(s) for s in img.shape)
+        header_dtype = img.get_data_dtype()
+    except Exception as err:
+        raise BatchprocError(f"input: cannot read {str(path)!r} as NIfTI: {err}") from None
+    slope, inter = getattr(proxy, "slope", 1.0), getattr(proxy, "inter", 0.0)
+    scaled = not (slope in (1.0, None) and inter in (0.0, None))
+    dtype = np.dtype(np.float64) if scaled else np.dtype(header_dtype).newbyteorder("=")
+    data = _chunked(_NativeOrder(proxy, dtype, shape), shape, dtype, chunks, None)
+    zooms = tuple(float(z) for z in img.header.get_zooms())
+    return Image(data, "xyzt"[: len(shape)] if len(shape) <= 4 else default_axes(len(shape)), zooms, str(path), {"format": "nifti"})
+
+
+class _NativeOrder:
+    """An array proxy whose slices come back in native byte order (dask and scipy
+    want native arrays; ``anatomical.nii`` is big-endian)."""
+
+    def __init__(self, proxy: Any, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+        self.proxy, self.dtype, self.shape, self.ndim = proxy, dtype, shape, len(shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.asarray(self.proxy[key]).astype(self.dtype, copy=False)
+
+
+# ---------------------------------------------------------------- DICOM
+
+
+def _is_dicom(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _open_dicom_series(files: Sequence[Path], chunks: Any, series: str | None, rescale: bool, source: str) -> Image:
+    import pydicom
+
+    headers = []
+    for f in files:
+        try:
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+        except Exception as err:
+            raise BatchprocError(f"input: {str(f)!r} is not a readable DICOM file: {err}") from None
+        headers.append((f, ds))
+    uids = sorted({str(getattr(ds, "SeriesInstanceUID", "")) for _, ds in headers})
+    if series is not None:
+        headers = [(f, ds) for f, ds in headers if str(getattr(ds, "SeriesInstanceUID", "")) == series]
+        if not headers:
+            raise BatchprocError(f"input: no DICOM series {series!r} in {source!r}; it holds: {', '.join(uids)}.")
+    elif len(uids) > 1:
+        raise BatchprocError(f"input: {source!r} holds {len(uids)} DICOM series; choose one with series=UID: {', '.join(uids)}.")
+    first = headers[0][1]
+    frames = int(getattr(first, "NumberOfFrames", 1) or 1)
+    rows, cols = int(first.Rows), int(first.Columns)
+    ordered = _order_slices(headers)
+    dtype = _dicom_dtype(first, rescale)
+    pixel = [float(v) for v in getattr(first, "PixelSpacing", [1.0, 1.0])]
+    if frames > 1 and len(ordered) == 1:
+        f = ordered[0][0]
+        shape: tuple[int, ...] = (frames, rows, cols)
+        data = da.from_delayed(dask.delayed(_read_dicom)(f, shape, dtype, rescale), shape=shape, dtype=dtype, meta=np.empty((0, 0, 0), dtype))
+        thickness = float(getattr(first, "SpacingBetweenSlices", getattr(first, "SliceThickness", 1.0)) or 1.0)
+        spacing = (thickness, *pixel)
+    else:
+        shape = (rows, cols)
+        slices = [
+            da.from_delayed(dask.delayed(_read_dicom)(f, shape, dtype, rescale), shape=shape, dtype=dtype, meta=np.empty((0, 0), dtype))
+            for f, _ in ordered
+        ]
+        data = da.stack(slices) if len(slices) > 1 else slices[0]
+        positions = [p for _, p in _positions(ordered)]
+        if len(slices) > 1:
+            gaps = np.diff(positions) if None not in positions else []
+            step = float(np.median(np.abs(gaps))) if len(gaps) else float(getattr(first, "SliceThickness", 1.0) or 1.0)
+            spacing = (step or 1.0, *pixel)
+        else:
+            spacing = tuple(pixel)
+    if chunks is not None:
+        data = data.rechunk(chunks)
+    meta = {"format": "dicom", "series": str(getattr(first, "SeriesInstanceUID", "")), "files": len(ordered), "modality": str(getattr(first, "Modality", ""))}
+    return Image(data, default_axes(data.ndim), tuple(float(s) for s in spacing), source, meta)
+
+
+def _positions(headers: Sequence[tuple[Path, Any]]) -> list[tuple[Path, float | None]]:
+    out = []
+    for f, ds in headers:
+        pos, orient = getattr(ds, "ImagePositionPatient", None), getattr(ds, "ImageOrientationPatient", None)
+        if pos is not None and orient is not None:
+            normal = np.cross(np.asarray(orient[:3], float), np.asarray(orient[3:], float))
+            out.append((f, float(np.dot(normal, np.asarray(pos, float)))))
+        else:
+            out.append((f, None))
+    return out
+
+
+def _order_slices(headers: Sequence[tuple[Path, Any]]) -> list[tuple[Path, Any]]:
+    """Sort by position along the slice normal; fall back to InstanceNumber."""
+    positions = _positions(headers)
+    by_path = dict(headers)
+    if all(p is not None for _, p in positions):
+        return [(f, by_path[f]) for f, _ in sorted(positions, key=lambda fp: fp[1])]
+    return sorted(headers, key=lambda fd: int(getattr(fd[1], "InstanceNumber", 0) or 0))
+
+
+def _dicom_dtype(ds: Any, rescale: bool) -> np.dtype:
+    bits = int(getattr(ds, "BitsAllocated", 16))
+    signed = int(getattr(ds, "PixelRepresentation", 0)) == 1
+    stored = np.dtype(f"{'i' if signed else 'u'}{bits // 8}") if bits in (8, 16, 32) else np.dtype(np.float32)
+    if not rescale:
+        return stored
+    slope, inter = float(getattr(ds, "RescaleSlope", 1) or 1), float(getattr(ds, "RescaleIntercept", 0) or 0)
+    return stored if (slope, inter) == (1.0, 0.0) else np.dtype(np.float64)
+
+
+def _read_dicom(path: Path, shape: tuple[int, ...], dtype: np.dtype, rescale: bool) -> np.ndarray:
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path)
+        pixels = ds.pixel_array
+    except Exception as err:
+        raise BatchprocError(f"input: cannot read the pixels of {str(path)!r}: {err}") from None
+    if pixels.shape != shape:
+        raise BatchprocError(f"input: {str(path)!r} is {pixels.shape}, unlike the series' first slice {shape}.")
+    if rescale:
+        slope, inter = float(getattr(ds, "RescaleSlope", 1) or 1), float(getattr(ds, "RescaleIntercept", 0) or 0)
+        if (slope, inter) != (1.0, 0.0):
+            return pixels.astype(np.float64) * slope + inter
+    return pixels.astype(dtype, copy=False)

@@ -1,0 +1,274 @@
+"""The OME-Zarr (NGFF 0.5, zarr v3) writer: chunk-aligned, resumable, and honest
+about completion.
+
+A store is marked complete (``attrs["batchproc"]["complete"] = True``) only after
+its last chunk is written; an interrupted store keeps ``complete: false`` and the
+layout it was started with, so ``resume`` can finish it by writing only the chunks
+missing on disk, and refuses to mix in a different job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+
+from batchproc._version import __version__
+from batchproc.errors import BatchprocError
+from batchproc.io.readers import Image, auto_chunks, default_axes
+
+#: Blosc LZ4 with bit-shuffle: on this machine ~440 MB/s writing uint16 against
+#: ~130 MB/s for zarr's default Zstd (DESIGN §3), and a better ratio on images.
+DEFAULT_CODEC = "blosc-lz4"
+CODECS = ("blosc-lz4", "zstd", "none")
+
+_AXIS_TYPES = {"t": "time", "c": "channel"}
+
+
+def _compressors(codec: str) -> Any:
+    from zarr.codecs import BloscCodec, ZstdCodec
+
+    if codec in ("default", "blosc-lz4"):
+        return (BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),)
+    if codec == "zstd":
+        return (ZstdCodec(level=3),)
+    if codec == "none":
+        return ()
+    raise BatchprocError(f"write: codec must be one of {', '.join(CODECS)}; got {codec!r}.")
+
+
+def layout_hash(shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype, key: str | None) -> str:
+    text = json.dumps([list(shape), list(chunks), str(np.dtype(dtype)), key or ""])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def read_store_info(path: str | Path) -> dict[str, Any] | None:
+    """What batchproc recorded in a store: ``complete``, ``layout``, ``shape``,
+    ``dtype``, ``chunks``; ``None`` when ``path`` is not a store batchproc wrote."""
+    meta = Path(path) / "zarr.json"
+    if not meta.exists():
+        return None
+    try:
+        attrs = json.loads(meta.read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return None
+    info = attrs.get("batchproc")
+    return dict(info) if isinstance(info, dict) else None
+
+
+def _set_info(path: Path, **updates: Any) -> None:
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r+")
+    info = dict(group.attrs.get("batchproc", {}))
+    info.update(updates)
+    group.attrs["batchproc"] = info
+
+
+def _missing_blocks(array: Any, path: Path, chunks: tuple[tuple[int, ...], ...]) -> list[tuple[int, ...]]:
+    """Block indices whose chunk file is not on disk (zarr v3 default key encoding)."""
+    grid = [range(len(c)) for c in chunks]
+    missing = []
+    for index in np.ndindex(*(len(g) for g in grid)):
+        key = path / "0" / "c" / Path(*[str(i) for i in index])
+        if not key.exists():
+            missing.append(index)
+    return missing
+
+
+def write(
+    data: da.Array | Image | np.ndarray,
+    path: str | Path,
+    *,
+    spacing: tuple[float, ...] | None = None,
+    axes: str | None = None,
+    chunks: tuple[int, ...] | None = None,
+    codec: str = "default",
+    levels: int = 0,
+    overwrite: bool = False,
+    resume: bool = False,
+    provenance: dict[str, Any] | None = None,
+    layout_key: str | None = None,
+    compute: bool = True,
+) -> str:
+    """Write ``data`` as an OME-Zarr image at ``path`` (full resolution at ``0``).
+
+    Parameters
+    ----------
+    data : dask array, Image or numpy array
+        What to write; an :class:`Image` carries its axes and spacing.
+    spacing, axes : optional
+        Voxel size and axis names (default: the Image's, else 1.0 and ``zyx``-like).
+    chunks : tuple of int, optional
+        Chunks on disk (default: blocks of ~32 MiB). Writes are aligned to them.
+    codec : {"default", "blosc-lz4", "zstd", "none"}
+    levels : int
+        Extra pyramid levels, each half the size along the spatial axes (mean for
+        numbers, nearest for booleans), for viewers.
+    overwrite : bool
+        Replace an existing store (only one batchproc wrote, or an empty folder).
+    resume : bool
+        Finish an interrupted store: write only chunks missing on disk. Refused when
+        shape, chunks, dtype or ``layout_key`` (the job: pipeline and input) differ.
+    provenance : dict, optional
+        Recorded under ``attrs["batchproc"]["provenance"]``.
+    compute : bool
+        With False, create the store and return without writing pixels: call
+        :func:`finish` with the returned path's delayed write yourself.
+
+    Returns
+    -------
+    str
+        The store's path.
+    """
+    import zarr
+
+    if isinstance(data, Image):
+        axes = axes or data.axes
+        spacing = spacing or data.spacing
+        data = data.data
+    if not isinstance(data, da.Array):
+        data = da.asarray(np.asarray(data))
+    ndim = data.ndim
+    axes = axes or default_axes(ndim)
+    spacing = tuple(float(s) for s in (spacing or (1.0,) * ndim))
+    if len(axes) != ndim or len(spacing) != ndim:
+        raise BatchprocError(f"write: axes {axes!r} and spacing {spacing} must have one entry per dimension ({ndim}).")
+    store_chunks = tuple(int(c) for c in (chunks or auto_chunks(data.shape, data.dtype)))
+    store_chunks = tuple(min(c, s) if s else 1 for c, s in zip(store_chunks, data.shape, strict=True))
+    layout = layout_hash(data.shape, store_chunks, data.dtype, layout_key)
+    target = Path(path)
+
+    existing = read_store_info(target) if target.exists() else None
+    if target.exists() and resume:
+        if existing is None:
+            raise BatchprocError(f"output: {str(target)!r} exists but is not a batchproc store; nothing to resume.")
+        if existing.get("layout") != layout:
+            raise BatchprocError(
+                f"output: {str(target)!r} was started by a different job (shape, chunks, dtype, pipeline or input "
+                "differ); resume refuses to mix them. Use --overwrite to start again."
+            )
+        if existing.get("complete"):
+            return str(target)
+    elif target.exists():
+        if not overwrite:
+            if existing is None:
+                state = "not a batchproc store"
+            elif existing.get("complete"):
+                state = "a complete batchproc store"
+            else:
+                state = "an incomplete batchproc store (use --resume to finish it)"
+            raise BatchprocError(f"output: {str(target)!r} already exists and is {state}; use --overwrite to replace it.")
+        if existing is None and not (target.is_dir() and not any(target.iterdir())):
+            raise BatchprocError(f"output: {str(target)!r} exists and is not a batchproc store; refusing to delete it.")
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    parent = target.parent if str(target.parent) else Path(".")
+    if not target.exists():
+        if not parent.exists():
+            raise BatchprocError(f"output: the folder {str(parent)!r} does not exist.")
+        if not os.access(parent, os.W_OK):
+            raise BatchprocError(f"output: the folder {str(parent)!r} is not writable.")
+
+    started = time.time()
+    if not (resume and existing):
+        group = zarr.open_group(str(target), mode="w", zarr_format=3)
+        group.create_array(
+            "0",
+            shape=data.shape,
+            chunks=store_chunks,
+            dtype=data.dtype,
+            compressors=_compressors(codec),
+            fill_value=0,
+            dimension_names=list(axes),
+        )
+        group.attrs["ome"] = _ngff(axes, spacing, 0)
+        group.attrs["batchproc"] = {
+            "version": __version__,
+            "complete": False,
+            "layout": layout,
+            "shape": list(data.shape),
+            "dtype": str(data.dtype),
+            "chunks": list(store_chunks),
+            "provenance": provenance or {},
+        }
+    array = zarr.open_array(str(target / "0"), mode="r+")
+    source = data.rechunk(store_chunks)
+    blocks = _missing_blocks(array, target, source.chunks) if resume and existing else list(np.ndindex(*source.numblocks))
+    if not compute:
+        return str(target)
+    dask.compute(*_block_writes(source, array, blocks))
+    for level in range(1, levels + 1):
+        _write_level(target, level, axes, spacing, codec)
+    _set_info(
+        target,
+        complete=True,
+        chunks_written=len(blocks),
+        seconds=round(time.time() - started, 3),
+        finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+    return str(target)
+
+
+def _block_writes(source: da.Array, array: Any, blocks: list[tuple[int, ...]]) -> list[Any]:
+    """One task per block of ``source`` (chunked exactly like ``array``): no two
+    tasks touch one chunk, so no locks are needed and any subset can be redone."""
+    starts = [np.cumsum((0, *c[:-1])) for c in source.chunks]
+    return [
+        dask.delayed(_write_block)(
+            source.blocks[index],
+            array,
+            tuple(slice(int(s[i]), int(s[i]) + c[i]) for s, c, i in zip(starts, source.chunks, index, strict=True)),
+        )
+        for index in blocks
+    ]
+
+
+def _write_block(block: np.ndarray, array: Any, region: tuple[slice, ...]) -> int:
+    array[region] = block
+    return int(block.nbytes)
+
+
+def _ngff(axes: str, spacing: tuple[float, ...], levels: int) -> dict[str, Any]:
+    spatial = [a not in _AXIS_TYPES for a in axes]
+    datasets = []
+    for level in range(levels + 1):
+        scale = [s * (2**level if sp else 1) for s, sp in zip(spacing, spatial, strict=True)]
+        datasets.append({"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": scale}]})
+    return {
+        "version": "0.5",
+        "multiscales": [
+            {
+                "name": "batchproc",
+                "axes": [{"name": a, "type": _AXIS_TYPES.get(a, "space")} for a in axes],
+                "datasets": datasets,
+            }
+        ],
+    }
+
+
+def _write_level(target: Path, level: int, axes: str, spacing: tuple[float, ...], codec: str) -> None:
+    import zarr
+
+    group = zarr.open_group(str(target), mode="r+")
+    prev = da.from_zarr(group[str(level - 1)])
+    factors = {i: (2 if a not in _AXIS_TYPES and prev.shape[i] >= 2 else 1) for i, a in enumerate(axes)}
+    if prev.dtype == bool:
+        down = prev[tuple(slice(None, None, factors[i]) for i in range(prev.ndim))]
+    else:
+        down = da.coarsen(np.mean, prev, factors, trim_excess=True)
+        down = (da.rint(down) if prev.dtype.kind in "iu" else down).astype(prev.dtype)
+    chunks = tuple(min(c, s) for c, s in zip(group[str(level - 1)].chunks, down.shape, strict=True))
+    array = group.create_array(
+        str(level), shape=down.shape, chunks=chunks, dtype=down.dtype, compressors=_compressors(codec), fill_value=0, dimension_names=list(axes)
+    )
+    source = down.rechunk(chunks)
+    dask.compute(*_block_writes(source, array, list(np.ndindex(*source.numblocks))))
+    group.attrs["ome"] = _ngff(axes, spacing, level)

@@ -1,0 +1,90 @@
+"""The OME-Zarr writer: read back with ome-zarr and plain zarr; overwrite and
+resume rules; nothing existing lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+
+import batchproc
+from batchproc.errors import BatchprocError
+
+
+def test_round_trip_with_ome_zarr_and_zarr(tmp_path: Path, volume: np.ndarray) -> None:
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    image = batchproc.Image(da.from_array(volume, chunks=(2, 20, 30)), "zyx", (2.5, 0.5, 0.5), "test")
+    out = batchproc.write(image, tmp_path / "out.zarr", chunks=(3, 32, 32), levels=1, provenance={"pipeline": ["x"]})
+    group = zarr.open_group(out, mode="r")
+    assert np.array_equal(group["0"][:], volume) and group["0"].dtype == volume.dtype
+    ome = group.attrs["ome"]
+    assert ome["version"] == "0.5"
+    assert ome["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"] == [2.5, 0.5, 0.5]
+    nodes = list(Reader(parse_url(out))())
+    levels = nodes[0].data
+    assert np.array_equal(np.asarray(levels[0]), volume) and np.asarray(levels[1]).shape == (3, 25, 35)
+    info = batchproc.read_store_info(out)
+    assert info["complete"] and info["provenance"] == {"pipeline": ["x"]}
+    back = batchproc.open_image(out)
+    assert back.spacing == (2.5, 0.5, 0.5) and back.axes == "zyx"
+
+
+def test_existing_output_is_kept_without_overwrite(tmp_path: Path, volume: np.ndarray) -> None:
+    out = batchproc.write(volume, tmp_path / "out.zarr")
+    before = {p: p.read_bytes() for p in Path(out).rglob("*") if p.is_file()}
+    with pytest.raises(BatchprocError, match="already exists.*--overwrite"):
+        batchproc.write(volume + 1, out)
+    assert before == {p: p.read_bytes() for p in Path(out).rglob("*") if p.is_file()}
+    batchproc.write(volume + 1, out, overwrite=True)
+    assert np.array_equal(zarr.open_array(out + "/0")[:], volume + 1)
+
+
+def test_overwrite_never_deletes_a_foreign_folder(tmp_path: Path, volume: np.ndarray) -> None:
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.tex").write_text("do not delete")
+    with pytest.raises(BatchprocError, match="not a batchproc store; refusing"):
+        batchproc.write(volume, precious, overwrite=True)
+    assert (precious / "chapter1.tex").read_text() == "do not delete"
+
+
+def test_unwritable_output_folder(tmp_path: Path, volume: np.ndarray) -> None:
+    with pytest.raises(BatchprocError, match="does not exist"):
+        batchproc.write(volume, tmp_path / "nope" / "out.zarr")
+
+
+def test_resume_writes_only_missing_chunks(tmp_path: Path, volume: np.ndarray) -> None:
+    out = tmp_path / "out.zarr"
+    x = da.from_array(volume, chunks=(1, 25, 35))
+    batchproc.write(x, out, chunks=(1, 25, 35), layout_key="job-1")
+    chunk_files = sorted((out / "0" / "c").rglob("*"))
+    chunk_files = [p for p in chunk_files if p.is_file()]
+    # Simulate an interruption: half the chunks lost, the store not complete.
+    for p in chunk_files[::2]:
+        p.unlink()
+    from batchproc.io.writers import _set_info
+
+    _set_info(out, complete=False)
+    untouched = {p: p.stat().st_mtime_ns for p in chunk_files[1::2]}
+    batchproc.write(x, out, chunks=(1, 25, 35), layout_key="job-1", resume=True)
+    info = batchproc.read_store_info(out)
+    assert info["complete"] and info["chunks_written"] == len(chunk_files[::2])
+    assert untouched == {p: p.stat().st_mtime_ns for p in untouched}
+    assert np.array_equal(zarr.open_array(str(out / "0"))[:], volume)
+
+
+def test_resume_refuses_another_job(tmp_path: Path, volume: np.ndarray) -> None:
+    out = tmp_path / "out.zarr"
+    batchproc.write(volume, out, layout_key="job-1")
+    with pytest.raises(BatchprocError, match="different job"):
+        batchproc.write(volume, out, layout_key="job-2", resume=True)
+
+
+def test_bad_codec(tmp_path: Path, volume: np.ndarray) -> None:
+    with pytest.raises(BatchprocError, match="codec"):
+        batchproc.write(volume, tmp_path / "o.zarr", codec="gzip9000")
