@@ -1,0 +1,239 @@
+"""The ``batchproc`` command line: parse, call the library, render.
+
+Exit codes: 0 success; 2 bad usage or bad input (one paragraph, no traceback;
+``--debug`` shows it); 1 anything unexpected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+
+from batchproc.errors import BatchprocError
+
+app = typer.Typer(
+    name="batchproc",
+    help="scipy.ndimage, exact, on image data sets too big for one call.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+STATE = {"debug": False}
+
+Scheduler = Annotated[str | None, typer.Option("--scheduler", help="threads (default), processes or synchronous; or BATCHPROC_SCHEDULER")]
+Chunks = Annotated[str | None, typer.Option("--chunks", help="block shape, e.g. 64,256,256 (default: ~32 MiB blocks)")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
+
+
+@app.callback()
+def main_options(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
+    STATE["debug"] = debug
+
+
+@contextlib.contextmanager
+def guarded() -> Iterator[None]:
+    """Turn the project's errors into exit code 2 and a one-paragraph message."""
+    try:
+        yield
+    except BatchprocError as error:
+        if STATE["debug"]:
+            traceback.print_exc()
+        err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+    except Exception as error:  # the unexpected: exit 1, traceback only on --debug
+        if STATE["debug"]:
+            traceback.print_exc()
+        err.print(f"[bold red]unexpected error:[/] {type(error).__name__}: {error} (run with --debug for the traceback)", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def parse_chunks(text: str | None) -> Any:
+    if text is None or text == "auto":
+        return None
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise BatchprocError(f"--chunks must be integers separated by commas, such as 64,256,256; got {text!r}.") from None
+    if any(v < 1 for v in values):
+        raise BatchprocError(f"--chunks must be positive; got {text!r}.")
+    return values
+
+
+def _compute(array: Any, description: str, quiet: bool) -> Any:
+    from batchproc.execute import progress
+
+    with progress(description, enabled=not quiet):
+        return array.compute()
+
+
+@app.command()
+def run(
+    input: Annotated[str, typer.Argument(help="image, volume, folder, glob or store")],
+    output: Annotated[Path, typer.Argument(help="OME-Zarr store to write")],
+    pipeline: Annotated[Path | None, typer.Option("--pipeline", "-p", help="pipeline file (YAML or JSON)")] = None,
+    step: Annotated[list[str] | None, typer.Option("--step", "-s", help="OP[:name=value,...], repeatable")] = None,
+    scheduler: Scheduler = None,
+    chunks: Chunks = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing output store")] = False,
+    resume: Annotated[bool, typer.Option(help="finish an interrupted store: write only missing chunks")] = False,
+    codec: Annotated[str, typer.Option(help="blosc-lz4 (default), zstd or none")] = "default",
+    levels: Annotated[int, typer.Option(help="extra pyramid levels for viewers")] = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Run a pipeline on INPUT and write OUTPUT as OME-Zarr."""
+    from batchproc.execute import progress
+    from batchproc.execute import scheduler as use_scheduler
+    from batchproc.pipeline import Pipeline
+
+    with guarded():
+        if (pipeline is None) == (not step):
+            raise BatchprocError("run: give either --pipeline FILE or one or more --step OP[:name=value,...].")
+        plan = Pipeline.load(pipeline) if pipeline is not None else Pipeline.from_strings(step or [])
+        with use_scheduler(scheduler), progress(f"writing {output}", enabled=not quiet):
+            path = plan.run(input, output, chunks=parse_chunks(chunks), overwrite=overwrite, resume=resume, codec=codec, levels=levels)
+        if not quiet:
+            out.print(f"wrote {path}")
+
+
+@app.command()
+def info(input: Annotated[str, typer.Argument(help="image, volume, folder, glob or store")], chunks: Chunks = None, scheduler: Scheduler = None, quiet: Quiet = False) -> None:
+    """Shape, dtype, bytes, chunks, spacing and intensity range of INPUT."""
+    import dask
+
+    from batchproc.execute import scheduler as use_scheduler
+    from batchproc.io import open_image
+
+    with guarded():
+        image = open_image(input, parse_chunks(chunks))
+        x = image.data
+        with use_scheduler(scheduler):
+            low, high = _compute(dask.array.stack([x.min(), x.max()]) if x.dtype != bool else x.astype(np.uint8).max()[None].repeat(2), "range", quiet)
+        rows = [
+            ("source", image.source),
+            ("format", str(image.meta.get("format", "?"))),
+            ("shape", str(x.shape)),
+            ("axes", image.axes),
+            ("dtype", str(x.dtype)),
+            ("bytes", f"{x.nbytes:,} ({x.nbytes / 2**20:.1f} MiB)"),
+            ("chunks", f"{x.chunksize} ({x.npartitions} blocks)"),
+            ("spacing", str(tuple(round(s, 6) for s in image.spacing))),
+            ("range", f"{low} .. {high}"),
+        ]
+        for name, value in rows:
+            out.print(f"{name:8s} {value}", highlight=False)
+
+
+@app.command()
+def histogram(
+    input: Annotated[str, typer.Argument(help="image, volume, folder, glob or store")],
+    bins: Annotated[int, typer.Option(help="number of bins")] = 256,
+    min: Annotated[float | None, typer.Option("--min", help="lowest edge (default: data minimum)")] = None,
+    max: Annotated[float | None, typer.Option("--max", help="highest edge (default: data maximum)")] = None,
+    plot: Annotated[Path | None, typer.Option(help="write a PNG bar chart")] = None,
+    csv: Annotated[Path | None, typer.Option(help="write bins and counts as CSV")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    chunks: Chunks = None,
+    scheduler: Scheduler = None,
+    quiet: Quiet = False,
+) -> None:
+    """Histogram of INPUT's intensities (scipy.ndimage.histogram, exact)."""
+    import dask
+
+    import batchproc
+    from batchproc.execute import scheduler as use_scheduler
+    from batchproc.io import open_image
+    from batchproc.render import histogram_png
+
+    with guarded():
+        x = open_image(input, parse_chunks(chunks)).data
+        with use_scheduler(scheduler):
+            if min is None or max is None:
+                lo, hi = _compute(dask.array.stack([x.min(), x.max()]), "range", True)
+                min = float(lo) if min is None else min
+                max = float(hi) if max is None else max
+            counts = batchproc.ndimage.histogram(x, min, max, bins)
+        edges = np.linspace(min, max, bins + 1)
+        if csv is not None:
+            _writable(csv)
+            lines = ["bin_start,bin_end,count"] + [f"{a},{b},{n}" for a, b, n in zip(edges[:-1], edges[1:], counts, strict=True)]
+            csv.write_text("\n".join(lines) + "\n")
+        if plot is not None:
+            _writable(plot)
+            histogram_png(edges, counts, plot, title=str(input))
+        if as_json:
+            print(json.dumps({"min": min, "max": max, "bins": bins, "edges": edges.tolist(), "counts": counts.tolist()}))
+        elif not quiet or (csv is None and plot is None):
+            for a, b, n in zip(edges[:-1], edges[1:], counts, strict=True):
+                print(f"{a:.6g}\t{b:.6g}\t{n}")
+
+
+def _writable(path: Path) -> None:
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise BatchprocError(f"cannot write {str(path)!r}: the folder {str(folder)!r} does not exist.")
+
+
+@app.command()
+def preview(
+    input: Annotated[str, typer.Argument(help="an input, or an output store (shown beside its recorded input)")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG to write")],
+    compare: Annotated[str | None, typer.Option(help="another image to show beside INPUT")] = None,
+    slice_: Annotated[str | None, typer.Option("--slice", help="AXIS=INDEX for volumes (default: middle of axis 0)")] = None,
+) -> None:
+    """A before/after PNG of one slice, like the course's figures."""
+    from batchproc.render import preview_png
+
+    with guarded():
+        _writable(output)
+        preview_png(input, output, compare=compare, slice_spec=slice_)
+        out.print(f"wrote {output}")
+
+
+@app.command()
+def ops(
+    name: Annotated[str | None, typer.Argument(help="one operation to describe")] = None,
+    schema: Annotated[bool, typer.Option("--schema", help="print the pipeline file's JSON Schema")] = False,
+) -> None:
+    """The operations, their parameters and help, from the registry."""
+    from batchproc.ops import REGISTRY, get
+    from batchproc.pipeline import pipeline_schema
+
+    with guarded():
+        if schema:
+            print(json.dumps(pipeline_schema(), indent=2))
+            return
+        if name is None:
+            for op_name, op in sorted(REGISTRY.items()):
+                out.print(f"[bold]{op_name:28s}[/] {op.kind:9s} {op.summary}", highlight=False)
+            return
+        op = get(name)
+        out.print(f"[bold]{op.name}[/] ({op.kind}) {op.summary}", highlight=False)
+        for p in op.params:
+            default = "required" if p.required else f"default {p.default!r}"
+            note = " (Python API only: an array)" if p.array else ""
+            out.print(f"  {p.name:14s} {default:22s} {p.help}{note}", highlight=False)
+
+
+def main() -> None:
+    """Entry point: typer's own usage errors exit 2 already; ours are mapped in guarded()."""
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

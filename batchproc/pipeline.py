@@ -1,0 +1,258 @@
+"""Pipelines: an ordered list of steps, from a YAML/JSON file, ``--step`` strings or
+code; validated against the registry before anything runs, and planned into
+stages: consecutive local operations fuse into one ``map_overlap`` (their halos
+add up), a global operation (equalize, astype) starts a new stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import yaml
+
+from batchproc._version import __version__
+from batchproc.errors import BatchprocError
+from batchproc.ops import REGISTRY, Context, Operation, get
+from batchproc.overlap import map_stage, stage_edges
+
+VERSION = 1
+TOP_LEVEL_KEYS = ("version", "steps")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step as the user wrote it (``given``) and its operation."""
+
+    op: Operation
+    given: dict[str, Any]
+    number: int  # 1-based, as in messages
+
+    def context(self, ndim: int | None = None, dtype: np.dtype | None = None) -> Context:
+        return Context(self.op.name, ndim, dtype, step=self.number)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Steps that run together: one ``map_overlap`` (local) or one global op."""
+
+    kind: str  # "local" or "global"
+    steps: tuple[tuple[Operation, dict[str, Any]], ...]
+    halo: tuple[int, ...]
+
+    def describe(self) -> str:
+        names = " -> ".join(op.name for op, _ in self.steps)
+        return f"{self.kind}: {names}" + (f" (halo {self.halo})" if self.kind == "local" else "")
+
+
+class Pipeline:
+    """An ordered list of steps, validated once, at construction.
+
+    Parameters
+    ----------
+    steps : sequence of mappings
+        Each ``{"op": name, **parameters}``, parameters named as in scipy.
+    """
+
+    def __init__(self, steps: Sequence[Mapping[str, Any]]) -> None:
+        if not isinstance(steps, Sequence) or isinstance(steps, str) or not steps:
+            raise BatchprocError("pipeline: 'steps' must be a non-empty list of steps such as {op: gaussian_filter, sigma: 2}.")
+        parsed = []
+        for number, raw in enumerate(steps, start=1):
+            if not isinstance(raw, Mapping) or "op" not in raw:
+                raise BatchprocError(f"pipeline: step {number} must be a mapping with an 'op' key; got {raw!r}.")
+            op = get(raw["op"], where=f"step {number}")
+            if not op.in_pipeline:
+                raise BatchprocError(
+                    f"step {number}: {op.name} returns counts, not an image; use `batchproc {op.name}` instead."
+                )
+            given = {k: v for k, v in raw.items() if k != "op"}
+            step = Step(op, given, number)
+            op.validate(given, step.context())  # before any input is opened
+            parsed.append(step)
+        self.steps: tuple[Step, ...] = tuple(parsed)
+
+    # ------------------------------------------------------------ construction
+
+    @classmethod
+    def load(cls, path: str | Path) -> Pipeline:
+        """Read a pipeline file (YAML; JSON is valid YAML), safely."""
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as err:
+            raise BatchprocError(f"pipeline: cannot read {str(p)!r}: {err.strerror}.") from None
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise BatchprocError(f"pipeline: {str(p)!r} is not valid YAML: {err}".replace("\n", " ")) from None
+        return cls.from_dict(document, where=str(p))
+
+    @classmethod
+    def from_dict(cls, document: Any, where: str = "pipeline") -> Pipeline:
+        if not isinstance(document, Mapping):
+            raise BatchprocError(f"pipeline: {where!r} must hold a mapping with 'version' and 'steps'.")
+        unknown = sorted(set(document) - set(TOP_LEVEL_KEYS))
+        if unknown:
+            raise BatchprocError(
+                f"pipeline: unknown key {', '.join(map(repr, unknown))} in {where!r}; valid keys are: {', '.join(TOP_LEVEL_KEYS)}."
+            )
+        version = document.get("version", VERSION)
+        if version != VERSION:
+            raise BatchprocError(f"pipeline: 'version' must be {VERSION}; got {version!r}.")
+        return cls(document.get("steps"))
+
+    @classmethod
+    def from_strings(cls, specs: Iterable[str]) -> Pipeline:
+        """Steps written as ``OP`` or ``OP:name=value,name=value`` (values as YAML,
+        so ``size=[3,3]`` and ``mode=wrap`` work)."""
+        return cls([parse_step(spec) for spec in specs])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": VERSION, "steps": [{"op": s.op.name, **_plain(s.given)} for s in self.steps]}
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    # ------------------------------------------------------------ planning and running
+
+    def bind(self, ndim: int, dtype: np.dtype) -> list[tuple[Operation, dict[str, Any]]]:
+        """Each step's parameters validated against the input it will receive."""
+        bound = []
+        for step in self.steps:
+            params = step.op.validate(step.given, step.context(ndim, np.dtype(dtype)))
+            bound.append((step.op, params))
+            dtype = np.dtype(step.op.dtype(np.dtype(dtype), params))
+        return bound
+
+    def plan(self, ndim: int, dtype: np.dtype) -> list[Stage]:
+        """Stages: runs of local steps that can share one map_overlap, and globals."""
+        stages: list[Stage] = []
+        current: list[tuple[Operation, dict[str, Any]]] = []
+
+        def close() -> None:
+            if current:
+                from batchproc.overlap import stage_halo
+
+                stages.append(Stage("local", tuple(current), stage_halo(current, ndim)))
+                current.clear()
+
+        for op, params in self.bind(ndim, dtype):
+            if op.kind == "global":
+                close()
+                stages.append(Stage("global", ((op, params),), (0,) * ndim))
+            elif stage_edges([*current, (op, params)], ndim) is None:
+                close()
+                current.append((op, params))
+            else:
+                current.append((op, params))
+        close()
+        return stages
+
+    def apply(self, x: Any) -> da.Array:
+        """The pipeline applied to ``x``, lazily."""
+        from batchproc.apply import as_array
+
+        array = as_array(x, "pipeline")
+        for stage in self.plan(array.ndim, np.dtype(array.dtype)):
+            if stage.kind == "local":
+                array = map_stage(array, stage.steps)
+            else:
+                (op, params), = stage.steps
+                assert op.apply is not None
+                array = op.apply(array, **params)
+        return array
+
+    def run(self, input: Any, output: str | Path, *, chunks: Any = None, **write_options: Any) -> str:
+        """Open ``input``, apply the pipeline, write OME-Zarr to ``output``."""
+        from batchproc.io import Image, open_image, write
+
+        image = open_image(input, chunks)
+        result = self.apply(image.data)
+        started = time.time()
+        provenance = {
+            "batchproc": __version__,
+            "pipeline": self.to_dict(),
+            "input": image.source,
+            "input_shape": list(image.data.shape),
+            "input_dtype": str(image.data.dtype),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        }
+        key = f"{self.fingerprint()}:{image.source}:{image.data.shape}:{image.data.dtype}"
+        out = Image(result, image.axes, image.spacing, image.source, image.meta)
+        return write(out, output, provenance=provenance, layout_key=key, **write_options)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.dtype):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p for p in (q.strip() for q in parts) if p]
+
+
+def parse_step(spec: str) -> dict[str, Any]:
+    """``"gaussian_filter:sigma=2,mode=wrap"`` -> ``{"op": "gaussian_filter", "sigma": 2, "mode": "wrap"}``."""
+    name, _, rest = spec.partition(":")
+    step: dict[str, Any] = {"op": name.strip()}
+    for item in _split_top_level(rest):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise BatchprocError(f"--step {spec!r}: expected OP:name=value,name=value; cannot read {item!r}.")
+        try:
+            step[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            raise BatchprocError(f"--step {spec!r}: cannot read the value of {key.strip()!r}: {value!r}.") from None
+    return step
+
+
+def pipeline_schema() -> dict[str, Any]:
+    """A JSON Schema for pipeline files, generated from the registry."""
+    variants = []
+    for name, op in sorted(REGISTRY.items()):
+        if not op.in_pipeline:
+            continue
+        properties: dict[str, Any] = {"op": {"const": name}}
+        for p in op.params:
+            if p.array and name != "where":
+                continue
+            schema = dict(p.json_schema) or {}
+            schema.setdefault("description", p.help)
+            if not p.required:
+                schema.setdefault("default", _plain(p.default))
+            properties[p.name] = schema
+        required = ["op"] + [p.name for p in op.params if p.required]
+        variants.append({"type": "object", "title": name, "description": op.summary, "properties": properties, "required": required, "additionalProperties": False})
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "batchproc pipeline",
+        "type": "object",
+        "properties": {"version": {"const": VERSION}, "steps": {"type": "array", "minItems": 1, "items": {"oneOf": variants}}},
+        "required": ["steps"],
+        "additionalProperties": False,
+    }

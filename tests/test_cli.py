@@ -1,0 +1,139 @@
+"""The command line, through typer's runner and as a real subprocess: results,
+and every user error exiting 2 with a one-paragraph message and no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+import zarr
+from typer.testing import CliRunner
+
+from batchproc.cli import app
+
+runner = CliRunner()
+PIPELINE = "version: 1\nsteps:\n  - op: gaussian_filter\n    sigma: 2\n  - op: sobel_magnitude\n  - op: threshold\n    above: 40\n"
+
+
+@pytest.fixture
+def volume_file(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    import tifffile
+
+    data = np.random.default_rng(11).integers(0, 255, size=(10, 60, 50)).astype(np.uint8)
+    path = tmp_path / "volume.tif"
+    tifffile.imwrite(path, data)
+    return path, data
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_run_with_pipeline_file_matches_scipy(tmp_path: Path, volume_file) -> None:
+    path, data = volume_file
+    (tmp_path / "p.yaml").write_text(PIPELINE)
+    result = invoke("run", path, tmp_path / "out.zarr", "--pipeline", tmp_path / "p.yaml", "--chunks", "4,16,16", "--quiet")
+    assert result.exit_code == 0, result.output
+    smooth = ndi.gaussian_filter(data, 2).astype(np.float64)
+    want = np.sqrt(sum(np.square(ndi.sobel(smooth, a)) for a in range(3))) > 40
+    got = zarr.open_group(str(tmp_path / "out.zarr"), mode="r")["0"][:]
+    assert np.array_equal(got, want)
+
+
+def test_run_with_steps_and_info(tmp_path: Path, volume_file) -> None:
+    path, data = volume_file
+    result = invoke("run", path, tmp_path / "o.zarr", "--step", "median_filter:size=3", "--step", "threshold:above=100", "-q")
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(zarr.open_array(str(tmp_path / "o.zarr" / "0"))[:], ndi.median_filter(data, 3) > 100)
+    info = invoke("info", path, "--quiet")
+    assert info.exit_code == 0 and "(10, 60, 50)" in info.output and "uint8" in info.output
+    assert f"{data.min()} .. {data.max()}" in info.output
+
+
+def test_histogram_outputs(tmp_path: Path, volume_file) -> None:
+    path, data = volume_file
+    result = invoke("histogram", path, "--bins", "16", "--min", "0", "--max", "255", "--json", "--csv", tmp_path / "h.csv", "--plot", tmp_path / "h.png")
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.output)["counts"]
+    assert counts == ndi.histogram(data, 0, 255, 16).tolist()
+    assert (tmp_path / "h.csv").read_text().count("\n") == 17
+    assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_preview_shows_output_beside_its_input(tmp_path: Path, volume_file) -> None:
+    path, _ = volume_file
+    assert invoke("run", path, tmp_path / "o.zarr", "--step", "gaussian_filter:sigma=1", "-q").exit_code == 0
+    result = invoke("preview", tmp_path / "o.zarr", "--slice", "0=3", "-o", tmp_path / "p.png")
+    assert result.exit_code == 0, result.output
+    import matplotlib.image
+
+    picture = matplotlib.image.imread(tmp_path / "p.png")
+    assert picture.shape[1] > 1.8 * picture.shape[0]  # two panels side by side
+
+
+def test_ops_listing_and_schema() -> None:
+    listing = invoke("ops")
+    assert listing.exit_code == 0 and "gaussian_filter" in listing.output and "sobel_magnitude" in listing.output
+    one = invoke("ops", "median_filter")
+    assert one.exit_code == 0 and "footprint" in one.output
+    schema = json.loads(invoke("ops", "--schema").output)
+    assert schema["title"] == "batchproc pipeline"
+
+
+ERRORS = [
+    (["run", "{vol}", "{tmp}/o.zarr", "--step", "gausian_filter:sigma=2"], "unknown operation 'gausian_filter'"),
+    (["run", "{vol}", "{tmp}/o.zarr", "--step", "gaussian_filter:sigma=-2"], "parameter 'sigma'"),
+    (["run", "{vol}", "{tmp}/o.zarr", "--step", "gaussian_filter:sigma"], "OP:name=value"),
+    (["run", "{vol}", "{tmp}/o.zarr"], "--pipeline FILE or one or more --step"),
+    (["run", "{tmp}/missing.tif", "{tmp}/o.zarr", "--step", "threshold:above=1"], "does not exist"),
+    (["run", "{vol}", "{tmp}/o.zarr", "--pipeline", "{tmp}/bad.yaml"], "not valid YAML"),
+    (["run", "{vol}", "{tmp}/o.zarr", "--pipeline", "{tmp}/nofile.yaml"], "cannot read"),
+    (["run", "{vol}", "{tmp}/o.zarr", "--step", "threshold:above=1", "--chunks", "a,b"], "--chunks"),
+    (["run", "{vol}", "{tmp}/o.zarr", "--step", "threshold:above=1", "--scheduler", "warp"], "--scheduler"),
+    (["run", "{vol}", "{tmp}/nodir/o.zarr", "--step", "threshold:above=1"], "does not exist"),
+    (["info", "{tmp}/missing.tif"], "does not exist"),
+    (["histogram", "{vol}", "--bins", "0"], "'bins'"),
+    (["preview", "{vol}", "--slice", "0-3", "-o", "{tmp}/p.png"], "--slice"),
+    (["preview", "{vol}", "--slice", "0=99", "-o", "{tmp}/p.png"], "--slice"),
+    (["preview", "{vol}", "-o", "{tmp}/nodir/p.png"], "does not exist"),
+    (["ops", "nonsense"], "unknown operation 'nonsense'"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), ERRORS, ids=[" ".join(a[:1] + [m]) for a, m in ERRORS])
+def test_user_errors_exit_2_with_a_clear_message(tmp_path: Path, volume_file, args: list[str], message: str) -> None:
+    path, _ = volume_file
+    (tmp_path / "bad.yaml").write_text("steps: [op: x\n")
+    result = invoke(*[a.format(vol=path, tmp=tmp_path) for a in args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_existing_output_is_untouched_without_overwrite(tmp_path: Path, volume_file) -> None:
+    path, _ = volume_file
+    out = tmp_path / "o.zarr"
+    assert invoke("run", path, out, "--step", "threshold:above=10", "-q").exit_code == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    result = invoke("run", path, out, "--step", "threshold:above=99", "-q")
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert before == {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert invoke("run", path, out, "--step", "threshold:above=99", "-q", "--overwrite").exit_code == 0
+
+
+def test_real_subprocess_exit_codes(tmp_path: Path, volume_file) -> None:
+    path, _ = volume_file
+    env = {**os.environ, "COLUMNS": "200"}
+    cmd = [sys.executable, "-m", "batchproc.cli"]
+    ok = subprocess.run([*cmd, "run", str(path), str(tmp_path / "o.zarr"), "--step", "gaussian_filter:sigma=1"], capture_output=True, text=True, timeout=120, env=env)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run([*cmd, "run", str(path), str(tmp_path / "o2.zarr"), "--step", "gaussian_filter:sigma=-1"], capture_output=True, text=True, timeout=120, env=env)
+    assert bad.returncode == 2 and "parameter 'sigma'" in bad.stderr and "Traceback" not in bad.stderr + bad.stdout
+    usage = subprocess.run([*cmd, "run"], capture_output=True, text=True, timeout=120, env=env)
+    assert usage.returncode == 2
