@@ -9,7 +9,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from batchproc.errors import BatchprocError
@@ -65,11 +65,21 @@ def test_fused_pipeline_equals_steps_one_after_another(data: st.DataObject) -> N
     a = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).integers(0, 255, size=shape).astype(np.uint8)
     chunks = (data.draw(st.integers(1, shape[0])), data.draw(st.integers(1, shape[1])))
     want = a
+    running_sum_on_floats = False
     for step in steps:
+        if step["op"] == "uniform_filter" and want.dtype.kind == "f":
+            running_sum_on_floats = True  # DESIGN §1.1: last-bit differences allowed here
+        elif running_sum_on_floats and step["op"] in ("threshold", "equalize"):
+            # A last-bit difference could cross a threshold or a bin edge: such a
+            # pipeline cannot promise bit equality, so it is not drawn.
+            assume(False)
         want = scipy_step(want, step)
     got = Pipeline(steps).apply(da.from_array(a, chunks=chunks)).compute(scheduler="sync")
     assert got.dtype == want.dtype and got.shape == want.shape
-    assert np.array_equal(got, want, equal_nan=want.dtype.kind == "f")
+    if running_sum_on_floats:
+        assert np.allclose(got, want, rtol=1e-12, atol=1e-12 * max(1.0, float(np.abs(want).max())))
+    else:
+        assert np.array_equal(got, want, equal_nan=want.dtype.kind == "f")
 
 
 def test_local_steps_fuse_into_one_map_overlap() -> None:
