@@ -457,6 +457,10 @@ def sobel_magnitude_dtype(dtype: np.dtype, params: Mapping[str, Any]) -> np.dtyp
 def sobel_magnitude_block(x: np.ndarray, *, axes: Any, mode: Any, cval: float, output: Any) -> np.ndarray:
     """sqrt(sobel(x, a0)**2 + sobel(x, a1)**2 + ...), each response in the output dtype."""
     dtype = sobel_magnitude_dtype(x.dtype, {"output": output})
+    if x.dtype == bool:
+        # numpy reads a bool as 0/1; scipy's C loops read its raw byte, which a
+        # previous scipy filter writing into a bool array may have left at 2 or 255.
+        x = x.astype(dtype)
     total: np.ndarray | None = None
     for axis in axes_tuple(axes, x.ndim):
         response = ndi.sobel(x, axis=axis, output=dtype, mode=mode, cval=cval)
