@@ -1,0 +1,266 @@
+"""Side-by-side engine comparison: scipy.ndimage in memory (one thread), dask-image
+op by op (threads), batchproc (threads, fused) and batchproc on a 2-worker
+LocalCluster, on the same zarr input in one run.
+
+Each engine x case runs in a fresh subprocess, so one case's memory never leaks into
+the next; the parent samples the resident memory of that process and its children
+(LocalCluster workers included) every 20 ms. Every engine writes its result to zarr,
+and the result is compared with scipy's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ENGINES = ("scipy", "dask-image", "batchproc", "batchproc-local")
+
+#: name -> pipeline steps (batchproc's form; the other engines translate them)
+CASES: dict[str, list[dict[str, Any]]] = {
+    "pipeline": [{"op": "gaussian_filter", "sigma": 2}, {"op": "sobel_magnitude"}, {"op": "threshold", "above": 40}],
+    "gaussian_filter": [{"op": "gaussian_filter", "sigma": 2}],
+    "sobel_magnitude": [{"op": "sobel_magnitude"}],
+    "median_filter": [{"op": "median_filter", "size": 3}],
+    "uniform_filter": [{"op": "uniform_filter", "size": 5}],
+    "maximum_filter": [{"op": "maximum_filter", "size": 3}],
+    "convolve": [{"op": "convolve", "weights": np.full((3, 3, 3), 1 / 27).tolist()}],
+    "binary_dilation": [{"op": "threshold", "above": 1000}, {"op": "binary_dilation", "iterations": 2}],
+}
+
+
+@dataclass
+class Result:
+    case: str
+    engine: str
+    dtype: str
+    mbytes: float
+    seconds: float
+    peak_rss_mb: float
+    exact: bool | None
+    error: str | None = None
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.mbytes / self.seconds if self.seconds else float("nan")
+
+
+# ------------------------------------------------------------------ the engines
+
+
+def _scipy_steps(a: np.ndarray, steps: Sequence[dict[str, Any]]) -> np.ndarray:
+    import scipy.ndimage as ndi
+
+    for step in steps:
+        op, params = step["op"], {k: v for k, v in step.items() if k != "op"}
+        if op == "sobel_magnitude":
+            f = a if a.dtype.kind == "f" else a.astype(np.float64)
+            total = None
+            for axis in range(a.ndim):
+                s = np.square(ndi.sobel(f, axis, output=f.dtype))
+                total = s if total is None else total + s
+            a = np.sqrt(total)
+        elif op == "threshold":
+            a = a > params["above"]
+        else:
+            a = getattr(ndi, op)(a, **params)
+    return a
+
+
+def _dask_image_steps(x: Any, steps: Sequence[dict[str, Any]]) -> Any:
+    import dask.array as da
+    import dask_image.ndfilters as dif
+    import dask_image.ndmorph as dim
+
+    for step in steps:
+        op, params = step["op"], {k: v for k, v in step.items() if k != "op"}
+        if op == "sobel_magnitude":
+            f = x if x.dtype.kind == "f" else x.astype(np.float64)
+            x = da.sqrt(sum(da.square(dif.sobel(f, axis=a)) for a in range(x.ndim)))
+        elif op == "threshold":
+            x = x > params["above"]
+        elif op == "binary_dilation":
+            x = dim.binary_dilation(x, **params)
+        else:
+            if "weights" in params:
+                params["weights"] = np.asarray(params["weights"])
+            x = getattr(dif, op)(x, **params)
+    return x
+
+
+def run_one(engine: str, case: str, source: str, target: str) -> dict[str, Any]:
+    """Run one engine on one case (in this process): zarr in, zarr out."""
+    import dask
+    import dask.array as da
+    import zarr
+
+    steps = CASES[case]
+    start = time.perf_counter()
+    if engine == "scipy":
+        a = zarr.open_array(source, mode="r")[:]
+        result = _scipy_steps(a, steps)
+        out = zarr.open_array(target, mode="w", shape=result.shape, dtype=result.dtype, chunks=zarr.open_array(source).chunks)
+        out[:] = result
+    else:
+        x = da.from_zarr(source)
+        if engine == "dask-image":
+            y = _dask_image_steps(x, steps)
+        else:
+            from batchproc.pipeline import Pipeline
+
+            y = Pipeline(steps).apply(x)
+        if engine == "batchproc-local":
+            from distributed import Client, LocalCluster
+
+            with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True) as cluster, Client(cluster):
+                da.to_zarr(y, target, overwrite=True)
+        else:
+            with dask.config.set(scheduler="threads"):
+                da.to_zarr(y, target, overwrite=True)
+    return {"seconds": time.perf_counter() - start}
+
+
+def _measure(engine: str, case: str, source: str, target: str) -> tuple[float, float, str | None]:
+    import psutil
+
+    cmd = [sys.executable, "-m", "batchproc.bench", "--one", engine, case, source, target]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ps = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
+            peak = max(peak, rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    stdout, stderr = proc.communicate()
+    if proc.returncode != 0:
+        return float("nan"), peak / 2**20, (stderr.strip().splitlines() or ["failed"])[-1][:200]
+    return json.loads(stdout.strip().splitlines()[-1])["seconds"], peak / 2**20, None
+
+
+def make_volume(path: str, shape: tuple[int, ...], dtype: str, chunks: tuple[int, ...]) -> None:
+    """A synthetic volume (smooth structures plus noise), written slab by slab."""
+    import zarr
+
+    z = zarr.open_array(path, mode="w", shape=shape, dtype=dtype, chunks=chunks)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[: shape[1], : shape[2]]
+    for start in range(0, shape[0], chunks[0]):
+        stop = min(shape[0], start + chunks[0])
+        zz = np.arange(start, stop)[:, None, None]
+        blobs = 500 * (np.sin(zz / 9.0) * np.cos(yy / 13.0) * np.sin(xx / 7.0) + 1)
+        slab = blobs + rng.normal(0, 40, size=(stop - start, shape[1], shape[2]))
+        z[start:stop] = np.clip(slab, 0, 4095).astype(dtype)
+
+
+def compare(
+    shape: tuple[int, ...] = (64, 256, 256),
+    dtypes: Sequence[str] = ("uint16",),
+    cases: Sequence[str] = ("pipeline",),
+    engines: Sequence[str] = ENGINES,
+    chunks: tuple[int, ...] = (32, 128, 128),
+    workdir: str | None = None,
+) -> list[Result]:
+    """Run every engine on every case and dtype; return the results."""
+    import zarr
+
+    results = []
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        for dtype in dtypes:
+            source = os.path.join(tmp, f"input-{dtype}.zarr")
+            make_volume(source, shape, dtype, chunks)
+            mbytes = float(np.prod(shape)) * np.dtype(dtype).itemsize / 1e6
+            for case in cases:
+                reference = None
+                for engine in engines:
+                    target = os.path.join(tmp, f"{case}-{engine}-{dtype}.zarr")
+                    seconds, peak, error = _measure(engine, case, source, target)
+                    exact = None
+                    if error is None:
+                        got = zarr.open_array(target, mode="r")[:]
+                        if engine == "scipy":
+                            reference = got
+                        if reference is not None:
+                            exact = bool(got.dtype == reference.dtype and np.array_equal(got, reference))
+                    results.append(Result(case, engine, dtype, mbytes, seconds, peak, exact, error))
+    return results
+
+
+def machine() -> str:
+    import dask
+    import psutil
+    import scipy
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; Python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, dask {dask.__version__}"
+
+
+def markdown(results: Sequence[Result]) -> str:
+    rows = ["| case | dtype | engine | MB/s | × scipy | × dask-image | peak RSS MB | equal to scipy |", "|---|---|---|---|---|---|---|---|"]
+    by_key = {(r.case, r.dtype, r.engine): r for r in results}
+    for r in results:
+        base = by_key.get((r.case, r.dtype, "scipy"))
+        peer = by_key.get((r.case, r.dtype, "dask-image"))
+        vs_scipy = f"{base.seconds / r.seconds:.2f}" if base and r.error is None and base.error is None else "-"
+        vs_peer = f"{peer.seconds / r.seconds:.2f}" if peer and r.error is None and peer.error is None else "-"
+        speed = f"{r.mb_per_s:.0f}" if r.error is None else f"error: {r.error}"
+        rows.append(f"| {r.case} | {r.dtype} | {r.engine} | {speed} | {vs_scipy} | {vs_peer} | {r.peak_rss_mb:.0f} | {r.exact} |")
+    return "\n".join(rows)
+
+
+def plot(results: Sequence[Result], path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = sorted({(r.case, r.dtype) for r in results})
+    engines = [e for e in ENGINES if any(r.engine == e for r in results)]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.5 * len(cases) + 2))
+    width = 0.8 / len(engines)
+    for k, engine in enumerate(engines):
+        speeds = [next((r.mb_per_s for r in results if (r.case, r.dtype, r.engine) == (c, d, engine)), 0) for c, d in cases]
+        peaks = [next((r.peak_rss_mb for r in results if (r.case, r.dtype, r.engine) == (c, d, engine)), 0) for c, d in cases]
+        pos = np.arange(len(cases)) + k * width
+        axes[0].barh(pos, speeds, height=width, label=engine)
+        axes[1].barh(pos, peaks, height=width, label=engine)
+    for ax, title in zip(axes, ("throughput (MB/s of input)", "peak RSS (MB)"), strict=True):
+        ax.set_yticks(np.arange(len(cases)) + 0.4 - width / 2, [f"{c} {d}" for c, d in cases])
+        ax.set_title(title)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(results: Sequence[Result], folder: str | Path) -> Path:
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown(results)
+    (out / "results.md").write_text(f"Machine: {machine()}\n\n{table}\n")
+    (out / "results.json").write_text(json.dumps({"machine": machine(), "results": [asdict(r) | {"mb_per_s": r.mb_per_s} for r in results]}, indent=2))
+    plot(results, out / "results.png")
+    return out
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--one":
+    print(json.dumps(run_one(*sys.argv[2:6])))
