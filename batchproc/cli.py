@@ -31,7 +31,14 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 STATE = {"debug": False}
 
-Scheduler = Annotated[str | None, typer.Option("--scheduler", help="threads (default), processes or synchronous; or BATCHPROC_SCHEDULER")]
+Scheduler = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="threads (default), processes, synchronous, local (a LocalCluster), tcp://HOST:PORT, or slurm/pbs/sge/lsf/… with --cluster-config; or BATCHPROC_SCHEDULER"),
+]
+Workers = Annotated[int | None, typer.Option("--workers", help="local: worker processes (default: one per core); batch on threads/processes: items at once")]
+ThreadsPerWorker = Annotated[int | None, typer.Option("--threads-per-worker", help="local: threads in each worker (default 1)")]
+MemoryLimit = Annotated[str | None, typer.Option("--memory-limit", help="local: memory per worker, such as 4GiB")]
+ClusterConfig = Annotated[Path | None, typer.Option("--cluster-config", help="slurm/pbs/…: YAML with dask-jobqueue settings (cores, memory, queue, walltime, job_extra_directives; jobs or adaptive)")]
 Chunks = Annotated[str | None, typer.Option("--chunks", help="block shape, e.g. 64,256,256 (default: ~32 MiB blocks)")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
 
@@ -75,6 +82,20 @@ def parse_chunks(text: str | None) -> Any:
     return values
 
 
+def _on_cluster(scheduler: str | None, workers: int | None = None, threads_per_worker: int | None = None, memory_limit: str | None = None, cluster_config: Path | None = None) -> Any:
+    """The ``--scheduler`` context, printing the dashboard address when there is one."""
+    from batchproc.execute import scheduler as use_scheduler
+
+    return use_scheduler(
+        scheduler,
+        workers=workers,
+        threads_per_worker=threads_per_worker,
+        memory_limit=memory_limit,
+        cluster_config=cluster_config,
+        on_dashboard=lambda link: err.print(f"dashboard: {link}", highlight=False),
+    )
+
+
 def _compute(array: Any, description: str, quiet: bool) -> Any:
     from batchproc.execute import progress
 
@@ -89,6 +110,10 @@ def run(
     pipeline: Annotated[Path | None, typer.Option("--pipeline", "-p", help="pipeline file (YAML or JSON)")] = None,
     step: Annotated[list[str] | None, typer.Option("--step", "-s", help="OP[:name=value,...], repeatable")] = None,
     scheduler: Scheduler = None,
+    workers: Workers = None,
+    threads_per_worker: ThreadsPerWorker = None,
+    memory_limit: MemoryLimit = None,
+    cluster_config: ClusterConfig = None,
     chunks: Chunks = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing output store")] = False,
     resume: Annotated[bool, typer.Option(help="finish an interrupted store: write only missing chunks")] = False,
@@ -98,17 +123,91 @@ def run(
 ) -> None:
     """Run a pipeline on INPUT and write OUTPUT as OME-Zarr."""
     from batchproc.execute import progress
-    from batchproc.execute import scheduler as use_scheduler
-    from batchproc.pipeline import Pipeline
 
     with guarded():
-        if (pipeline is None) == (not step):
-            raise BatchprocError("run: give either --pipeline FILE or one or more --step OP[:name=value,...].")
-        plan = Pipeline.load(pipeline) if pipeline is not None else Pipeline.from_strings(step or [])
-        with use_scheduler(scheduler), progress(f"writing {output}", enabled=not quiet):
+        plan = _pipeline(pipeline, step, "run")
+        with _on_cluster(scheduler, workers, threads_per_worker, memory_limit, cluster_config), progress(f"writing {output}", enabled=not quiet):
             path = plan.run(input, output, chunks=parse_chunks(chunks), overwrite=overwrite, resume=resume, codec=codec, levels=levels)
         if not quiet:
             out.print(f"wrote {path}")
+
+
+def _pipeline(pipeline: Path | None, step: list[str] | None, command: str) -> Any:
+    from batchproc.pipeline import Pipeline
+
+    if (pipeline is None) == (not step):
+        raise BatchprocError(f"{command}: give either --pipeline FILE or one or more --step OP[:name=value,...].")
+    return Pipeline.load(pipeline) if pipeline is not None else Pipeline.from_strings(step or [])
+
+
+@app.command()
+def batch(
+    inputs: Annotated[list[str] | None, typer.Argument(help="files, globs (quoted) or folders; a folder stands for its entries")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder: one OME-Zarr store per input, and the manifest")] = Path("batchproc-out"),
+    list_file: Annotated[Path | None, typer.Option("--list", help="a file with one input per line")] = None,
+    pipeline: Annotated[Path | None, typer.Option("--pipeline", "-p", help="pipeline file (YAML or JSON)")] = None,
+    step: Annotated[list[str] | None, typer.Option("--step", "-s", help="OP[:name=value,...], repeatable")] = None,
+    scheduler: Scheduler = None,
+    workers: Workers = None,
+    threads_per_worker: ThreadsPerWorker = None,
+    memory_limit: MemoryLimit = None,
+    cluster_config: ClusterConfig = None,
+    chunks: Chunks = None,
+    overwrite: Annotated[bool, typer.Option(help="start unfinished items again instead of resuming their stores")] = False,
+    codec: Annotated[str, typer.Option(help="blosc-lz4 (default), zstd or none")] = "default",
+    quiet: Quiet = False,
+) -> None:
+    """Run a pipeline on every input, one store each under --out, with a manifest.
+
+    Re-running the same command skips the items already done and retries those
+    that failed or never finished. Exit code 3 when any item failed.
+    """
+    from rich.progress import Progress
+
+    from batchproc.batch import collect_inputs, run_batch
+    from batchproc.execute import _columns
+
+    with guarded():
+        plan = _pipeline(pipeline, step, "batch")
+        items = collect_inputs(inputs or [], list_file, exclude=out)
+        parsed_chunks = parse_chunks(chunks)
+        with _on_cluster(scheduler, workers, threads_per_worker, memory_limit, cluster_config), Progress(*_columns(), disable=quiet, console=err) as bar:
+            task = bar.add_task("items", total=len(items))
+
+            def started(todo: int, skipped: int) -> None:
+                bar.update(task, total=todo)
+                if skipped and not quiet:
+                    err.print(f"skipping {skipped} item(s) already done", highlight=False)
+
+            def finished(record: dict[str, Any]) -> None:
+                bar.advance(task)
+                if record["status"] != "done":
+                    bar.console.print(f"[red]failed[/] {record['input']}: {record['error']}", highlight=False)
+
+            summary = run_batch(plan, items, out, chunks=parsed_chunks, overwrite=overwrite, workers=workers, on_item=finished, on_start=started, codec=codec)
+        rate = f", {summary.items_per_second:.2f} items/s" if summary.done else ""
+        out_line = f"{len(summary.done)} done, {len(summary.skipped)} skipped (already done), {len(summary.failed)} failed in {summary.seconds:.1f} s{rate}; manifest {summary.manifest}"
+        if summary.failed:
+            err.print(out_line, highlight=False)
+            for record in summary.failed:
+                err.print(f"  {record['input']}: {record['error']}", highlight=False)
+            raise typer.Exit(3)
+        if not quiet:
+            out.print(out_line, highlight=False)
+
+
+@app.command()
+def jobscript(
+    kind: Annotated[str, typer.Argument(help="slurm, pbs, sge, lsf, htcondor, moab or oar")],
+    cluster_config: ClusterConfig = None,
+) -> None:
+    """Print the worker job script dask-jobqueue would submit for --cluster-config (submits nothing)."""
+    from batchproc.execute import JOBQUEUE, job_script
+
+    with guarded():
+        if kind not in JOBQUEUE:
+            raise BatchprocError(f"jobscript: the system must be one of {', '.join(JOBQUEUE)}; got {kind!r}.")
+        print(job_script(kind, cluster_config))
 
 
 @app.command()
@@ -116,13 +215,12 @@ def info(input: Annotated[str, typer.Argument(help="image, volume, folder, glob 
     """Shape, dtype, bytes, chunks, spacing and intensity range of INPUT."""
     import dask
 
-    from batchproc.execute import scheduler as use_scheduler
     from batchproc.io import open_image
 
     with guarded():
         image = open_image(input, parse_chunks(chunks))
         x = image.data
-        with use_scheduler(scheduler):
+        with _on_cluster(scheduler):
             low, high = _compute(dask.array.stack([x.min(), x.max()]) if x.dtype != bool else x.astype(np.uint8).max()[None].repeat(2), "range", quiet)
         rows = [
             ("source", image.source),
@@ -156,13 +254,12 @@ def histogram(
     import dask
 
     import batchproc
-    from batchproc.execute import scheduler as use_scheduler
     from batchproc.io import open_image
     from batchproc.render import histogram_png
 
     with guarded():
         x = open_image(input, parse_chunks(chunks)).data
-        with use_scheduler(scheduler):
+        with _on_cluster(scheduler):
             if min is None or max is None:
                 lo, hi = _compute(dask.array.stack([x.min(), x.max()]), "range", True)
                 min = float(lo) if min is None else min

@@ -171,7 +171,8 @@ class Pipeline:
         return array
 
     def run(self, input: Any, output: str | Path, *, chunks: Any = None, **write_options: Any) -> str:
-        """Open ``input``, apply the pipeline, write OME-Zarr to ``output``."""
+        """Open ``input``, apply the pipeline, write OME-Zarr to ``output`` (its chunks
+        are ``chunks`` when given as a tuple, else blocks of ~32 MiB)."""
         from batchproc.io import Image, open_image, write
 
         image = open_image(input, chunks)
@@ -187,6 +188,9 @@ class Pipeline:
         }
         key = f"{self.fingerprint()}:{image.source}:{image.data.shape}:{image.data.dtype}"
         out = Image(result, image.axes, image.spacing, image.source, image.meta)
+        if isinstance(chunks, tuple) and len(chunks) == result.ndim:
+            # Blocks the user chose are also the store's chunks (and so the unit of resume).
+            write_options.setdefault("chunks", chunks)
         return write(out, output, provenance=provenance, layout_key=key, **write_options)
 
 

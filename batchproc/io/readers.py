@@ -4,7 +4,9 @@ nothing but headers until a block is computed. Inputs are opened read-only.
 
 from __future__ import annotations
 
+import collections
 import glob as globlib
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -136,13 +138,19 @@ def _chunked(array: Any, shape: tuple[int, ...], dtype: np.dtype, chunks: Any, n
 # ---------------------------------------------------------------- stacks of 2-D images
 
 
+def _first_line(error: Exception) -> str:
+    """A library's error in one line (imageio's run on with plugin advice)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def _read_slice(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     import imageio.v3 as iio
 
     try:
         image = iio.imread(path)
     except Exception as err:
-        raise BatchprocError(f"input: cannot read {str(path)!r} as an image: {err}") from None
+        raise BatchprocError(f"input: cannot read {str(path)!r} as an image: {_first_line(err)}") from None
     if image.shape != shape or image.dtype != dtype:
         raise BatchprocError(
             f"input: {str(path)!r} is {image.shape} {image.dtype}, unlike the first image ({shape} {dtype})."
@@ -158,7 +166,7 @@ def _image_props(path: Path) -> tuple[tuple[int, ...], np.dtype]:
     try:
         props = iio.improps(path)
     except Exception as err:
-        raise BatchprocError(f"input: cannot read {str(path)!r} as an image: {err}") from None
+        raise BatchprocError(f"input: cannot read {str(path)!r} as an image: {_first_line(err)}") from None
     return tuple(props.shape), np.dtype(props.dtype)
 
 
@@ -187,18 +195,68 @@ def _open_stack(files: Sequence[Path], chunks: Any, source: str, squeeze: bool =
 # ---------------------------------------------------------------- TIFF, zarr, HDF5, NIfTI
 
 
-def _open_tiff(path: Path, chunks: Any) -> Image:
+class Reopening:
+    """An array-like that opens its file again in each process that reads it.
+
+    File handles (tifffile's store, h5py's dataset) cannot travel to the workers
+    of a cluster; this object carries only how to open the file (a module-level
+    function and its arguments), and each process keeps a few opened arrays."""
+
+    _opened: collections.OrderedDict[tuple[Any, ...], Any] = collections.OrderedDict()
+    _keep = 16  # open files per process: a batch over thousands of files must not run out of handles
+
+    def __init__(self, opener: Any, *args: Any, opened: Any = None) -> None:
+        self.opener, self.args = opener, args
+        array = opened if opened is not None else self._array()
+        if opened is not None:
+            self._remember(opened)
+        self.shape, self.dtype, self.ndim = tuple(array.shape), np.dtype(array.dtype), len(array.shape)
+        self.chunks = getattr(array, "chunks", None)
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.opener.__module__, self.opener.__name__, *map(str, self.args), os.getpid())
+
+    def _remember(self, array: Any) -> Any:
+        Reopening._opened[self._key()] = array
+        while len(Reopening._opened) > Reopening._keep:
+            Reopening._opened.popitem(last=False)
+        return array
+
+    def _array(self) -> Any:
+        key = self._key()
+        if key in Reopening._opened:
+            Reopening._opened.move_to_end(key)
+            return Reopening._opened[key]
+        return self._remember(self.opener(*self.args))
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.asarray(self._array()[key])
+
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
+        return (self._key()[:-1], self.shape, str(self.dtype))
+
+
+def _tiff_array(path: Path) -> Any:
     import tifffile
     import zarr
 
+    return zarr.open(tifffile.imread(path, aszarr=True, level=0), mode="r")
+
+
+def _hdf5_dataset(path: Path, dataset: str) -> Any:
+    import h5py
+
+    return h5py.File(path, "r")[dataset]
+
+
+def _open_tiff(path: Path, chunks: Any) -> Image:
     try:
-        store = tifffile.imread(path, aszarr=True, level=0)
-        z = zarr.open(store, mode="r")
+        z = _tiff_array(path)
     except Exception as err:
         raise BatchprocError(f"input: cannot read {str(path)!r} as a TIFF: {err}") from None
     if not hasattr(z, "shape"):
         raise BatchprocError(f"input: {str(path)!r} holds no image array.")
-    data = _chunked(z, z.shape, z.dtype, chunks, z.chunks)
+    data = _chunked(Reopening(_tiff_array, path, opened=z), z.shape, z.dtype, chunks, z.chunks)
     spacing = (1.0,) * data.ndim
     return Image(data, default_axes(data.ndim), spacing, str(path), {"format": "tiff", "native_chunks": z.chunks})
 
@@ -254,7 +312,7 @@ def _open_hdf5(path: Path, dataset: str | None, chunks: Any) -> Image:
         raise BatchprocError(f"input: {str(path)!r} has no dataset {dataset!r}.")
     d = f[dataset]
     # h5py is not thread-safe: one read at a time per file.
-    data = _chunked(d, d.shape, d.dtype, chunks, d.chunks, lock=True)
+    data = _chunked(Reopening(_hdf5_dataset, path, dataset, opened=d), d.shape, d.dtype, chunks, d.chunks, lock=True)
     return Image(data, default_axes(data.ndim), (1.0,) * data.ndim, f"{path}:{dataset}", {"format": "hdf5"})
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from batchproc._version import __version__
 from batchproc.errors import BatchprocError
+from batchproc.execute import compute as compute_tasks
 from batchproc.io.readers import Image, auto_chunks, default_axes
 
 #: Blosc LZ4 with bit-shuffle: on this machine ~440 MB/s writing uint16 against
@@ -71,6 +72,13 @@ def _set_info(path: Path, **updates: Any) -> None:
     info = dict(group.attrs.get("batchproc", {}))
     info.update(updates)
     group.attrs["batchproc"] = info
+
+
+def _remove_partial_writes(array_path: Path) -> None:
+    """zarr writes a chunk to ``<key>.<uuid>.partial`` and renames it into place; a
+    process killed in between leaves the partial file, never a torn chunk."""
+    for partial in array_path.rglob("*.partial"):
+        partial.unlink(missing_ok=True)
 
 
 def _missing_blocks(array: Any, path: Path, chunks: tuple[tuple[int, ...], ...]) -> list[tuple[int, ...]]:
@@ -199,12 +207,16 @@ def write(
             "chunks": list(store_chunks),
             "provenance": provenance or {},
         }
-    array = zarr.open_array(str(target / "0"), mode="r+")
+    # Every chunk gets a file, even one equal to the fill value, so that a chunk
+    # on disk means "done" and resume recomputes only what was really missing.
+    array = zarr.open_array(str(target / "0"), mode="r+", config={"write_empty_chunks": True})
+    if resume and existing:
+        _remove_partial_writes(target / "0")
     source = data.rechunk(store_chunks)
     blocks = _missing_blocks(array, target, source.chunks) if resume and existing else list(np.ndindex(*source.numblocks))
     if not compute:
         return str(target)
-    dask.compute(*_block_writes(source, array, blocks))
+    compute_tasks(_block_writes(source, array, blocks))
     for level in range(1, levels + 1):
         _write_level(target, level, axes, spacing, codec)
     _set_info(
@@ -270,5 +282,5 @@ def _write_level(target: Path, level: int, axes: str, spacing: tuple[float, ...]
         str(level), shape=down.shape, chunks=chunks, dtype=down.dtype, compressors=_compressors(codec), fill_value=0, dimension_names=list(axes)
     )
     source = down.rechunk(chunks)
-    dask.compute(*_block_writes(source, array, list(np.ndindex(*source.numblocks))))
+    compute_tasks(_block_writes(source, array, list(np.ndindex(*source.numblocks))))
     group.attrs["ome"] = _ngff(axes, spacing, level)

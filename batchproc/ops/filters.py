@@ -6,13 +6,15 @@ the halo declared beside it; ``batchproc.overlap.map_stage`` makes that exact.
 
 from __future__ import annotations
 
+import hashlib
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import scipy.ndimage as ndi
 
+from batchproc.errors import BatchprocError
 from batchproc.kernels import filters as compiled
 from batchproc.ops import _checks as c
 from batchproc.ops._registry import Operation, Param, axes_tuple, register
@@ -271,6 +273,7 @@ def _doc(name: str) -> tuple[str, str]:
 def declare(name: str, params: tuple[Param, ...], *, kind: str = "local", **fields: Any) -> Operation:
     summary, doc = _doc(name)
     aligned = tuple(p.name for p in params if p.array)
+    fields.setdefault("block", scipy_block(name, aligned))
     return register(
         Operation(
             name=name,
@@ -278,7 +281,6 @@ def declare(name: str, params: tuple[Param, ...], *, kind: str = "local", **fiel
             doc=doc,
             params=params,
             kind=kind,  # type: ignore[arg-type]
-            block=scipy_block(name, aligned),
             scipy=True,
             **fields,
         )
@@ -435,6 +437,70 @@ _BINARY_ORDER = {
     "binary_closing": ("structure", "iterations", "output", "origin", "mask", "border_value", "brute_force"),
 }
 _BINARY_PARAMS = {p.name: p for p in (STRUCTURE, ITERATIONS, MASK, OUTPUT, BORDER, ORIGIN, BRUTE)}
+
+
+def _center_is_true(params: Mapping[str, Any]) -> bool:
+    structure = params.get("structure")
+    if structure is None:
+        return True
+    origin = c.expand(params["origin"], structure.ndim)
+    return bool(structure[tuple(s // 2 + o for s, o in zip(structure.shape, origin, strict=True))])
+
+
+def _settle(name: str, iterations: int, step: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    """scipy's ``iterations < 1`` loop (repeat one pass until nothing changes), ended
+    with an error instead of never when the passes cycle."""
+    out = step(x)
+    seen = {hashlib.blake2b(np.packbits(out)).digest()}
+    while True:
+        following = step(out)
+        if np.array_equal(following, out):
+            return following
+        digest = hashlib.blake2b(np.packbits(following)).digest()
+        if digest in seen:
+            raise BatchprocError(
+                f"{name}: iterations={iterations} (< 1) repeats until nothing changes, but with this "
+                "structure and origin the structuring element's centre is false, so the passes "
+                f"cycle through the same {len(seen)} states forever (scipy.ndimage would never "
+                "return). Give iterations >= 1, or a structure whose centre (at its origin) is true."
+            )
+        seen.add(digest)
+        out = following
+
+
+def binary_block(name: str):
+    """scipy's binary morphology, steering clear of two scipy 1.17 failures.
+
+    With a mask, a non-zero origin and iterations != 1, scipy's change-tracking
+    path (``brute_force=False``) corrupts memory (seen: aborts in free()). The
+    brute-force path computes the same result by definition (scipy: the flag only
+    trades memory for speed), so that combination runs brute force.
+
+    With iterations < 1 and a structure whose centre is false, a pass neither only
+    grows nor only shrinks the set, and scipy's "until nothing changes" loop can
+    cycle forever; the same passes run here, and a repeated state ends them with an
+    error.
+    """
+    scipy_kernel = scipy_block(name, ("mask",))
+    passes = {"binary_opening": ("binary_erosion", "binary_dilation"), "binary_closing": ("binary_dilation", "binary_erosion")}.get(name, (name,))
+
+    def block(x: np.ndarray, *extra: np.ndarray, **params: Any) -> np.ndarray:
+        if extra and params["iterations"] != 1 and any(c.expand(params["origin"], 1)):
+            params = dict(params, brute_force=True)
+        if params["iterations"] >= 1 or _center_is_true(params):
+            return scipy_kernel(x, *extra, **params)
+        mask = params.get("mask", extra[0] if extra else None)
+        one = {k: v for k, v in params.items() if k not in ("iterations", "mask", "output")}
+        out = x
+        for each in passes:
+            fn = getattr(ndi, each)
+            out = _settle(name, params["iterations"], lambda y, fn=fn: fn(y, iterations=1, mask=mask, **one), out)
+        return out if params.get("output") is None else out.astype(params["output"])
+
+    block.__name__ = name
+    return block
+
+
 for _name, _order in _BINARY_ORDER.items():
     declare(
         _name,
@@ -442,6 +508,7 @@ for _name, _order in _BINARY_ORDER.items():
         halo=morphology_halo(2 if _name in ("binary_opening", "binary_closing") else 1),
         relate=relate_structure,
         dtype=bool_dtype,
+        block=binary_block(_name),
     )
 
 

@@ -1,0 +1,156 @@
+"""Schedulers beyond one process: a real ``dask scheduler`` with ``dask worker``
+processes on 127.0.0.1, a LocalCluster, dask-jobqueue's job scripts, and the
+faults users meet there (a worker killed mid-run, an address nobody answers)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+from conftest import DaskCluster
+from typer.testing import CliRunner
+
+from batchproc.cli import app
+from batchproc.errors import BatchprocError
+from batchproc.execute import job_script, scheduler
+
+runner = CliRunner()
+STEPS = ["--step", "gaussian_filter:sigma=2", "--step", "sobel_magnitude", "--step", "threshold:above=40"]
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def volume(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("input") / "volume.tif"
+    tifffile.imwrite(path, np.random.default_rng(5).integers(0, 255, size=(24, 96, 80)).astype(np.uint8))
+    return path
+
+
+def pixels(store: Path) -> np.ndarray:
+    return zarr.open_array(str(store / "0"), mode="r")[:]
+
+
+def test_tcp_cluster_result_equals_threads(tmp_path: Path, volume: Path, dask_cluster: DaskCluster) -> None:
+    threads = invoke("run", volume, tmp_path / "threads.zarr", *STEPS, "--chunks", "8,32,32", "-q")
+    assert threads.exit_code == 0, threads.output
+    cluster = invoke("run", volume, tmp_path / "cluster.zarr", *STEPS, "--chunks", "8,32,32", "--scheduler", dask_cluster.address)
+    assert cluster.exit_code == 0, cluster.output
+    assert "dashboard: http://127.0.0.1:" in cluster.output
+    assert np.array_equal(pixels(tmp_path / "cluster.zarr"), pixels(tmp_path / "threads.zarr"))
+    assert pixels(tmp_path / "cluster.zarr").any()
+
+
+def test_tcp_cluster_reads_hdf5_and_histogram(tmp_path: Path, dask_cluster: DaskCluster) -> None:
+    # h5py handles cannot be pickled: each worker opens the file itself.
+    import h5py
+    import scipy.ndimage as ndi
+
+    data = np.random.default_rng(2).integers(0, 4000, size=(12, 40, 40)).astype(np.uint16)
+    with h5py.File(tmp_path / "v.h5", "w") as f:
+        f.create_dataset("scan/raw", data=data, chunks=(4, 20, 20))
+    source = f"{tmp_path / 'v.h5'}:/scan/raw"
+    result = invoke("run", source, tmp_path / "out.zarr", "--step", "median_filter:size=3", "--scheduler", dask_cluster.address, "-q")
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(pixels(tmp_path / "out.zarr"), ndi.median_filter(data, 3))
+    hist = invoke("histogram", source, "--bins", "8", "--min", "0", "--max", "4000", "--json", "--scheduler", dask_cluster.address)
+    assert hist.exit_code == 0, hist.output
+    assert '"counts": ' + str(ndi.histogram(data, 0, 4000, 8).tolist()) in hist.output
+
+
+def test_local_cluster_result_equals_threads(tmp_path: Path, volume: Path) -> None:
+    local = invoke("run", volume, tmp_path / "local.zarr", *STEPS, "--chunks", "8,32,32", "--scheduler", "local", "--workers", "2", "--memory-limit", "1GiB", "-q")
+    assert local.exit_code == 0, local.output
+    threads = invoke("run", volume, tmp_path / "threads.zarr", *STEPS, "--chunks", "8,32,32", "-q")
+    assert threads.exit_code == 0, threads.output
+    assert np.array_equal(pixels(tmp_path / "local.zarr"), pixels(tmp_path / "threads.zarr"))
+
+
+def test_unreachable_scheduler_is_a_quick_clear_error(tmp_path: Path, volume: Path) -> None:
+    from conftest import free_port
+
+    started = time.monotonic()
+    result = invoke("run", volume, tmp_path / "o.zarr", *STEPS, "--scheduler", f"tcp://127.0.0.1:{free_port()}")
+    assert result.exit_code == 2
+    assert "no dask scheduler answers there" in result.output
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "o.zarr").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("tcp://nohostport", "expected tcp://HOST:PORT"), ("kubernetes", "must be one of threads, processes"), ("local", "at least 1")],
+)
+def test_bad_scheduler_names(name: str, message: str) -> None:
+    with pytest.raises(BatchprocError, match=message), scheduler(name, workers=0):
+        pass
+
+
+def test_slurm_job_script_from_yaml(tmp_path: Path) -> None:
+    config = tmp_path / "slurm.yaml"
+    config.write_text(
+        "cores: 4\nmemory: 16GiB\nqueue: short\nwalltime: '02:00:00'\n"
+        "job_extra_directives: ['--constraint=avx2']\nadaptive: {minimum: 0, maximum: 8}\n"
+        "scheduler_options: {host: 127.0.0.1, dashboard_address: '127.0.0.1:0'}\n"
+    )
+    script = job_script("slurm", config)
+    for line in ("#SBATCH -p short", "#SBATCH --cpus-per-task=4", "#SBATCH --mem=16G", "#SBATCH -t 02:00:00", "#SBATCH --constraint=avx2"):
+        assert line in script
+    assert "distributed.cli.dask_worker tcp://127.0.0.1:" in script
+    result = invoke("jobscript", "pbs", "--cluster-config", config)
+    assert result.exit_code == 0, result.output
+    assert "#PBS -q short" in result.output and "walltime=02:00:00" in result.output
+
+
+def test_jobqueue_config_errors(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("cores: 4\nnodes_please: 3\n")
+    result = invoke("jobscript", "slurm", "--cluster-config", tmp_path / "bad.yaml")
+    assert result.exit_code == 2 and "unknown setting(s) nodes_please" in result.output and "walltime" in result.output
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    result = invoke("jobscript", "slurm", "--cluster-config", tmp_path / "list.yaml")
+    assert result.exit_code == 2 and "must hold a mapping" in result.output
+    result = invoke("jobscript", "kubernetes")
+    assert result.exit_code == 2 and "slurm, pbs" in result.output
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_run_job_completes_identically(tmp_path: Path) -> None:
+    """SIGKILL one of two workers while the job writes: the scheduler reschedules its
+    tasks on the other and the output equals the threaded run."""
+    data = np.random.default_rng(8).integers(0, 255, size=(48, 192, 192)).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "v.tif", data)
+    args = ["run", str(tmp_path / "v.tif"), "--step", "median_filter:size=5", "--chunks", "8,48,48", "-q"]
+    cluster = DaskCluster(2, tmp_path, nanny=False)
+    try:
+        cluster.wait(2)
+        job = subprocess.Popen(
+            [sys.executable, "-m", "batchproc.cli", *args[:2], str(tmp_path / "cluster.zarr"), *args[2:], "--scheduler", cluster.address],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        chunk_dir = tmp_path / "cluster.zarr" / "0" / "c"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and job.poll() is None:
+            if chunk_dir.exists() and sum(1 for _ in chunk_dir.rglob("*") if _.is_file()) >= 4:
+                break
+            time.sleep(0.02)
+        assert job.poll() is None, "the job ended before a worker could be killed"
+        os.kill(cluster.workers[0].pid, signal.SIGKILL)
+        stdout, stderr = job.communicate(timeout=300)
+        assert job.returncode == 0, stderr
+    finally:
+        cluster.close()
+    threads = invoke(*args[:2], tmp_path / "threads.zarr", *args[2:])
+    assert threads.exit_code == 0, threads.output
+    assert np.array_equal(pixels(tmp_path / "cluster.zarr"), pixels(tmp_path / "threads.zarr"))
