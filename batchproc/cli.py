@@ -143,7 +143,7 @@ def _pipeline(pipeline: Path | None, step: list[str] | None, command: str) -> An
 @app.command()
 def batch(
     inputs: Annotated[list[str] | None, typer.Argument(help="files, globs (quoted) or folders; a folder stands for its entries")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="output folder: one OME-Zarr store per input, and the manifest")] = Path("batchproc-out"),
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="output folder: one OME-Zarr store per input, and the manifest")] = Path("batchproc-out"),
     list_file: Annotated[Path | None, typer.Option("--list", help="a file with one input per line")] = None,
     pipeline: Annotated[Path | None, typer.Option("--pipeline", "-p", help="pipeline file (YAML or JSON)")] = None,
     step: Annotated[list[str] | None, typer.Option("--step", "-s", help="OP[:name=value,...], repeatable")] = None,
@@ -169,7 +169,7 @@ def batch(
 
     with guarded():
         plan = _pipeline(pipeline, step, "batch")
-        items = collect_inputs(inputs or [], list_file, exclude=out)
+        items = collect_inputs(inputs or [], list_file, exclude=out_dir)
         parsed_chunks = parse_chunks(chunks)
         with _on_cluster(scheduler, workers, threads_per_worker, memory_limit, cluster_config), Progress(*_columns(), disable=quiet, console=err) as bar:
             task = bar.add_task("items", total=len(items))
@@ -184,7 +184,7 @@ def batch(
                 if record["status"] != "done":
                     bar.console.print(f"[red]failed[/] {record['input']}: {record['error']}", highlight=False)
 
-            summary = run_batch(plan, items, out, chunks=parsed_chunks, overwrite=overwrite, workers=workers, on_item=finished, on_start=started, codec=codec)
+            summary = run_batch(plan, items, out_dir, chunks=parsed_chunks, overwrite=overwrite, workers=workers, on_item=finished, on_start=started, codec=codec)
         rate = f", {summary.items_per_second:.2f} items/s" if summary.done else ""
         out_line = f"{len(summary.done)} done, {len(summary.skipped)} skipped (already done), {len(summary.failed)} failed in {summary.seconds:.1f} s{rate}; manifest {summary.manifest}"
         if summary.failed:

@@ -88,3 +88,50 @@ def test_resume_refuses_another_job(tmp_path: Path, volume: np.ndarray) -> None:
 def test_bad_codec(tmp_path: Path, volume: np.ndarray) -> None:
     with pytest.raises(BatchprocError, match="codec"):
         batchproc.write(volume, tmp_path / "o.zarr", codec="gzip9000")
+
+
+def _chunk_bytes(store: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(store)): p.read_bytes() for p in sorted((store / "0" / "c").rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_run_killed_with_sigkill_resumes_to_identical_bytes(tmp_path: Path) -> None:
+    """SIGKILL the CLI when about half the chunks are on disk; ``--resume`` writes
+    only the missing ones, and every chunk file equals an uninterrupted run's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "v.tif", np.random.default_rng(12).integers(0, 255, size=(64, 192, 192)).astype(np.uint8))
+    base = [sys.executable, "-m", "batchproc.cli", "run", str(tmp_path / "v.tif")]
+    steps = ["--step", "median_filter:size=5", "--step", "threshold:above=128", "--chunks", "8,48,48", "-q"]
+    total = 8 * 4 * 4
+    job = subprocess.Popen([*base, str(tmp_path / "killed.zarr"), *steps], stderr=subprocess.PIPE)
+    chunks = tmp_path / "killed.zarr" / "0" / "c"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and job.poll() is None:
+        if chunks.exists() and sum(1 for p in chunks.rglob("*") if p.is_file() and not p.name.endswith(".partial")) >= total // 2:
+            break
+        time.sleep(0.005)
+    assert job.poll() is None, "the run ended before it could be killed"
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait(timeout=30)
+    assert batchproc.io.read_store_info(tmp_path / "killed.zarr")["complete"] is False
+    on_disk = len(_chunk_bytes(tmp_path / "killed.zarr"))
+    assert total // 2 <= on_disk < total
+
+    again = subprocess.run([*base, str(tmp_path / "killed.zarr"), *steps], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "--resume" in again.stderr  # an incomplete store is not silently replaced
+    resumed = subprocess.run([*base, str(tmp_path / "killed.zarr"), *steps, "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    info = batchproc.io.read_store_info(tmp_path / "killed.zarr")
+    assert info["complete"] is True
+    assert info["chunks_written"] == total - on_disk
+    whole = subprocess.run([*base, str(tmp_path / "whole.zarr"), *steps], capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    assert _chunk_bytes(tmp_path / "killed.zarr") == _chunk_bytes(tmp_path / "whole.zarr")
+    assert not list((tmp_path / "killed.zarr").rglob("*.partial"))
