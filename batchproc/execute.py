@@ -243,6 +243,8 @@ def job_script(kind: str, config_path: str | Path | None) -> str:
     """The batch script dask-jobqueue would submit for one worker job (for review,
     and for systems where submission happens elsewhere). Starts no job."""
     kwargs, _ = _jobqueue_kwargs(kind, load_cluster_config(config_path))
+    # The scheduler this starts only fills in the script's address: keep it on loopback.
+    kwargs["scheduler_options"] = {"host": "127.0.0.1", **kwargs["scheduler_options"]}
     try:
         cluster = _jobqueue_class(kind)(**kwargs)
     except (TypeError, ValueError) as error:

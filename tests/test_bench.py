@@ -20,3 +20,15 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     assert all(r.exact for r in results if r.engine.startswith("batchproc"))
     report = write_report(results, tmp_path / "report")
     assert {p.name for p in report.iterdir()} == {"results.md", "results.json", "results.png"}
+
+
+@pytest.mark.slow
+def test_archive_benchmark_smoke() -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "archive.py"
+    done = subprocess.run([sys.executable, str(script), "--files", "3", "--size", "24"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "items/s" not in line]
+    assert [row.split("|")[1].strip() for row in rows] == ["threads", "local cluster, 2 workers"]

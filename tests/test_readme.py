@@ -20,16 +20,21 @@ def blocks(language: str) -> list[str]:
 
 
 def test_the_readme_shows_commands() -> None:
-    assert len(blocks("console")) == 1 and len(blocks("yaml")) == 1
+    assert len(blocks("console")) == 1 and len(blocks("yaml")) == 2
 
 
 @pytest.mark.parametrize("line", [line for line in blocks("console")[0].splitlines() if line.startswith("$ ")])
 def test_readme_command_runs(line: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import imageio.v3 as iio
     import tifffile
 
     monkeypatch.chdir(tmp_path)
     tifffile.imwrite("scan.tif", np.random.default_rng(1).integers(0, 255, size=(10, 64, 48)).astype(np.uint8))
     Path("pipeline.yaml").write_text(blocks("yaml")[0])
+    Path("slurm.yaml").write_text(blocks("yaml")[1])
+    Path("slices").mkdir()
+    for i in range(3):
+        iio.imwrite(f"slices/s{i}.png", np.random.default_rng(i).integers(0, 255, size=(32, 40)).astype(np.uint8))
     runner = CliRunner()
     if "edges.zarr" in line and " run " not in line:
         assert runner.invoke(app, ["run", "scan.tif", "edges.zarr", "--pipeline", "pipeline.yaml", "-q"]).exit_code == 0
