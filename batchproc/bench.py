@@ -35,8 +35,13 @@ CASES: dict[str, list[dict[str, Any]]] = {
     "uniform_filter": [{"op": "uniform_filter", "size": 5}],
     "maximum_filter": [{"op": "maximum_filter", "size": 3}],
     "convolve": [{"op": "convolve", "weights": np.full((3, 3, 3), 1 / 27).tolist()}],
+    "percentile_filter": [{"op": "percentile_filter", "percentile": 25, "size": 3}],
     "binary_dilation": [{"op": "threshold", "above": 1000}, {"op": "binary_dilation", "iterations": 2}],
+    "histogram": [{"op": "histogram", "min": 0, "max": 4096, "bins": 256}],
+    "equalize": [{"op": "equalize"}],
 }
+#: Engines that cannot run a step say so in the table instead of a figure.
+NOT_AVAILABLE = "n/a"
 
 
 @dataclass
@@ -49,20 +54,33 @@ class Result:
     peak_rss_mb: float
     exact: bool | None
     error: str | None = None
+    voxels: float = 0.0
 
     @property
     def mb_per_s(self) -> float:
         return self.mbytes / self.seconds if self.seconds else float("nan")
 
+    @property
+    def mvox_per_s(self) -> float:
+        return self.voxels / 1e6 / self.seconds if self.seconds else float("nan")
+
 
 # ------------------------------------------------------------------ the engines
 
 
+def _params(step: dict[str, Any]) -> dict[str, Any]:
+    return {k: (np.asarray(v) if k in ("weights", "footprint", "structure") else v) for k, v in step.items() if k != "op"}
+
+
 def _scipy_steps(a: np.ndarray, steps: Sequence[dict[str, Any]]) -> np.ndarray:
+    """The steps in memory on the whole array: scipy.ndimage's own functions, numpy
+    for the course's operations (sobel magnitude, threshold, equalization)."""
     import scipy.ndimage as ndi
 
+    from batchproc.ops import REGISTRY
+
     for step in steps:
-        op, params = step["op"], {k: v for k, v in step.items() if k != "op"}
+        op, params = step["op"], _params(step)
         if op == "sobel_magnitude":
             f = a if a.dtype.kind == "f" else a.astype(np.float64)
             total = None
@@ -72,68 +90,96 @@ def _scipy_steps(a: np.ndarray, steps: Sequence[dict[str, Any]]) -> np.ndarray:
             a = np.sqrt(total)
         elif op == "threshold":
             a = a > params["above"]
-        else:
+        elif op == "equalize":
+            if a.dtype.kind not in "ui" or a.dtype.itemsize > 2:
+                raise NotImplementedError(f"{NOT_AVAILABLE}: the course's equalization is for 8/16-bit integers")
+            top = np.iinfo(a.dtype).max
+            hist = ndi.histogram(a, 0, top, top + 1)  # the course: one bin per value
+            cdf = hist.cumsum() / hist.sum()
+            a = cdf[a] * top
+        elif op in REGISTRY and REGISTRY[op].scipy:
             a = getattr(ndi, op)(a, **params)
-    return a
+        else:
+            raise NotImplementedError(f"{NOT_AVAILABLE}: no scipy.ndimage form of {op!r} here")
+    return np.asarray(a)
 
 
 def _dask_image_steps(x: Any, steps: Sequence[dict[str, Any]]) -> Any:
+    """dask-image, one call per operation, as its users write pipelines."""
     import dask.array as da
     import dask_image.ndfilters as dif
+    import dask_image.ndmeasure as dme
     import dask_image.ndmorph as dim
 
     for step in steps:
-        op, params = step["op"], {k: v for k, v in step.items() if k != "op"}
+        op, params = step["op"], _params(step)
         if op == "sobel_magnitude":
             f = x if x.dtype.kind == "f" else x.astype(np.float64)
             x = da.sqrt(sum(da.square(dif.sobel(f, axis=a)) for a in range(x.ndim)))
         elif op == "threshold":
             x = x > params["above"]
-        elif op == "binary_dilation":
-            x = dim.binary_dilation(x, **params)
-        else:
-            if "weights" in params:
-                params["weights"] = np.asarray(params["weights"])
+        elif op == "histogram":
+            x = dme.histogram(x, **params)
+        elif hasattr(dif, op):
             x = getattr(dif, op)(x, **params)
+        elif hasattr(dim, op):
+            x = getattr(dim, op)(x, **params)
+        else:
+            raise NotImplementedError(f"{NOT_AVAILABLE}: dask-image has no {op!r}")
     return x
 
 
-def run_one(engine: str, case: str, source: str, target: str) -> dict[str, Any]:
-    """Run one engine on one case (in this process): zarr in, zarr out."""
+def _target(path: str, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]) -> Any:
+    """The output array every engine writes: same chunks, same codec (batchproc's default)."""
+    import zarr
+
+    from batchproc.io.writers import _compressors
+
+    chunks = tuple(min(c, s) for c, s in zip(chunks, shape, strict=True)) if shape else ()
+    return zarr.create_array(path, shape=shape, dtype=dtype, chunks=chunks or None, compressors=_compressors("default"), overwrite=True)
+
+
+def run_one(engine: str, steps_json: str, source: str, target: str) -> dict[str, Any]:
+    """Run one engine on one pipeline (in this process): zarr in, zarr out."""
     import dask
     import dask.array as da
     import zarr
 
-    steps = CASES[case]
+    steps = json.loads(steps_json)
+    chunks = tuple(zarr.open_array(source, mode="r").chunks)
     start = time.perf_counter()
     if engine == "scipy":
-        a = zarr.open_array(source, mode="r")[:]
-        result = _scipy_steps(a, steps)
-        out = zarr.open_array(target, mode="w", shape=result.shape, dtype=result.dtype, chunks=zarr.open_array(source).chunks)
-        out[:] = result
-    else:
-        x = da.from_zarr(source)
-        if engine == "dask-image":
-            y = _dask_image_steps(x, steps)
-        else:
-            from batchproc.pipeline import Pipeline
+        result = _scipy_steps(zarr.open_array(source, mode="r")[:], steps)
+        _target(target, result.shape, result.dtype, chunks)[...] = result
+        return {"seconds": time.perf_counter() - start}
+    x = da.from_zarr(source)
+    if engine == "dask-image":
+        y = _dask_image_steps(x, steps)
+        with dask.config.set(scheduler="threads"):
+            if isinstance(y, tuple) or y.ndim == 1:  # a histogram: counts, not an image
+                counts = np.asarray(y.compute())
+                _target(target, counts.shape, counts.dtype, chunks)[...] = counts
+            else:
+                da.store(y, _target(target, y.shape, y.dtype, chunks), lock=False)
+        return {"seconds": time.perf_counter() - start}
+    import batchproc
+    from batchproc.execute import scheduler
+    from batchproc.pipeline import Pipeline
 
-            y = Pipeline(steps).apply(x)
-        if engine == "batchproc-local":
-            from distributed import Client, LocalCluster
-
-            with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True) as cluster, Client(cluster):
-                da.to_zarr(y, target, overwrite=True)
+    name = "local" if engine == "batchproc-local" else "threads"
+    with scheduler(name, workers=2, threads_per_worker=1):
+        if steps[-1]["op"] == "histogram":
+            counts = batchproc.ndimage.histogram(Pipeline(steps[:-1]).apply(x) if steps[:-1] else x, **_params(steps[-1]))
+            _target(target, counts.shape, counts.dtype, chunks)[...] = counts
         else:
-            with dask.config.set(scheduler="threads"):
-                da.to_zarr(y, target, overwrite=True)
+            batchproc.write(Pipeline(steps).apply(x), target, chunks=chunks, overwrite=True)
     return {"seconds": time.perf_counter() - start}
 
 
-def _measure(engine: str, case: str, source: str, target: str) -> tuple[float, float, str | None]:
+def _measure(engine: str, steps: Sequence[dict[str, Any]], source: str, target: str) -> tuple[float, float, str | None]:
     import psutil
 
-    cmd = [sys.executable, "-m", "batchproc.bench", "--one", engine, case, source, target]
+    cmd = [sys.executable, "-m", "batchproc.bench", "--one", engine, json.dumps(list(steps)), source, target]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ps = psutil.Process(proc.pid)
     peak = 0
@@ -173,29 +219,46 @@ def compare(
     chunks: tuple[int, ...] = (32, 128, 128),
     workdir: str | None = None,
 ) -> list[Result]:
-    """Run every engine on every case and dtype; return the results."""
-    import zarr
-
+    """Run every engine on every case and dtype of a synthetic volume."""
     results = []
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for dtype in dtypes:
             source = os.path.join(tmp, f"input-{dtype}.zarr")
             make_volume(source, shape, dtype, chunks)
-            mbytes = float(np.prod(shape)) * np.dtype(dtype).itemsize / 1e6
-            for case in cases:
-                reference = None
-                for engine in engines:
-                    target = os.path.join(tmp, f"{case}-{engine}-{dtype}.zarr")
-                    seconds, peak, error = _measure(engine, case, source, target)
-                    exact = None
-                    if error is None:
-                        got = zarr.open_array(target, mode="r")[:]
-                        if engine == "scipy":
-                            reference = got
-                        if reference is not None:
-                            exact = bool(got.dtype == reference.dtype and np.array_equal(got, reference))
-                    results.append(Result(case, engine, dtype, mbytes, seconds, peak, exact, error))
+            results += compare_on(source, {case: CASES[case] for case in cases}, engines, tmp)
     return results
+
+
+def compare_on(source: str, pipelines: dict[str, Sequence[dict[str, Any]]], engines: Sequence[str], workdir: str) -> list[Result]:
+    """Run every engine on every named pipeline over the zarr array at ``source``;
+    each result is compared with the in-memory (scipy) engine's when it ran."""
+    import zarr
+
+    z = zarr.open_array(source, mode="r")
+    dtype, voxels = str(z.dtype), float(np.prod(z.shape))
+    mbytes = voxels * z.dtype.itemsize / 1e6
+    results = []
+    for case, steps in pipelines.items():
+        reference = None
+        for engine in engines:
+            target = os.path.join(workdir, f"{case}-{engine}-{dtype}.zarr")
+            seconds, peak, error = _measure(engine, steps, source, target)
+            exact = None
+            if error is None:
+                got = _read_result(target)
+                if engine == "scipy":
+                    reference = got
+                if reference is not None:
+                    exact = bool(got.dtype == reference.dtype and np.array_equal(got, reference))
+            results.append(Result(case, engine, dtype, mbytes, seconds, peak, exact, error, voxels))
+    return results
+
+
+def _read_result(path: str) -> np.ndarray:
+    import zarr
+
+    node = zarr.open(path, mode="r")
+    return np.asarray((node["0"] if hasattr(node, "members") else node)[...])
 
 
 def machine() -> str:
@@ -215,15 +278,19 @@ def machine() -> str:
 
 
 def markdown(results: Sequence[Result]) -> str:
-    rows = ["| case | dtype | engine | MB/s | × scipy | × dask-image | peak RSS MB | equal to scipy |", "|---|---|---|---|---|---|---|---|"]
+    rows = ["| case | dtype | engine | MB/s | Mvox/s | × scipy | × dask-image | peak RSS MB | equal to scipy |", "|---|---|---|---|---|---|---|---|---|"]
     by_key = {(r.case, r.dtype, r.engine): r for r in results}
     for r in results:
         base = by_key.get((r.case, r.dtype, "scipy"))
         peer = by_key.get((r.case, r.dtype, "dask-image"))
         vs_scipy = f"{base.seconds / r.seconds:.2f}" if base and r.error is None and base.error is None else "-"
         vs_peer = f"{peer.seconds / r.seconds:.2f}" if peer and r.error is None and peer.error is None else "-"
-        speed = f"{r.mb_per_s:.0f}" if r.error is None else f"error: {r.error}"
-        rows.append(f"| {r.case} | {r.dtype} | {r.engine} | {speed} | {vs_scipy} | {vs_peer} | {r.peak_rss_mb:.0f} | {r.exact} |")
+        if r.error is None:
+            speed, mvox, peak = f"{r.mb_per_s:.0f}", f"{r.mvox_per_s:.1f}", f"{r.peak_rss_mb:.0f}"
+        else:
+            speed, mvox, peak = (NOT_AVAILABLE if NOT_AVAILABLE in r.error else f"error: {r.error}"), "-", "-"
+        exact = "-" if r.exact is None else ("yes" if r.exact else "no")
+        rows.append(f"| {r.case} | {r.dtype} | {r.engine} | {speed} | {mvox} | {vs_scipy} | {vs_peer} | {peak} | {exact} |")
     return "\n".join(rows)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 import zarr
-from conftest import DaskCluster
+from daskcluster import DaskCluster
 from typer.testing import CliRunner
 
 from batchproc.batch import MANIFEST, Manifest, collect_inputs, plan_items

@@ -15,7 +15,7 @@ import scipy.ndimage as ndi
 import tifffile
 import yaml
 import zarr
-from conftest import free_port
+from daskcluster import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

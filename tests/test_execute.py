@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from conftest import DaskCluster
+from daskcluster import DaskCluster
 from typer.testing import CliRunner
 
 from batchproc.cli import app
@@ -77,7 +77,7 @@ def test_local_cluster_result_equals_threads(tmp_path: Path, volume: Path) -> No
 
 
 def test_unreachable_scheduler_is_a_quick_clear_error(tmp_path: Path, volume: Path) -> None:
-    from conftest import free_port
+    from daskcluster import free_port
 
     started = time.monotonic()
     result = invoke("run", volume, tmp_path / "o.zarr", *STEPS, "--scheduler", f"tcp://127.0.0.1:{free_port()}")

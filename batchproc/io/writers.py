@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -177,9 +178,8 @@ def write(
             raise BatchprocError(f"output: {str(target)!r} already exists and is {state}; use --overwrite to replace it.")
         if existing is None and not (target.is_dir() and not any(target.iterdir())):
             raise BatchprocError(f"output: {str(target)!r} exists and is not a batchproc store; refusing to delete it.")
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
     parent = target.parent if str(target.parent) else Path(".")
-    if not target.exists():
+    if not (target.exists() and resume):
         if not parent.exists():
             raise BatchprocError(f"output: the folder {str(parent)!r} does not exist.")
         if not os.access(parent, os.W_OK):
@@ -187,7 +187,13 @@ def write(
 
     started = time.time()
     if not (resume and existing):
-        group = zarr.open_group(str(target), mode="w", zarr_format=3)
+        # The store is made whole (metadata, attributes, "complete: false") in a
+        # hidden sibling and renamed into place: a kill at any moment leaves either
+        # no store or one that says what it is.
+        for stale in parent.glob(f".{target.name}.batchproc-*"):  # left by a kill before the rename
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = parent / f".{target.name}.batchproc-{uuid.uuid4().hex[:8]}"
+        group = zarr.open_group(str(staging), mode="w", zarr_format=3)
         group.create_array(
             "0",
             shape=data.shape,
@@ -207,6 +213,9 @@ def write(
             "chunks": list(store_chunks),
             "provenance": provenance or {},
         }
+        if target.exists():  # --overwrite, checked above
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        os.rename(staging, target)
     # Every chunk gets a file, even one equal to the fill value, so that a chunk
     # on disk means "done" and resume recomputes only what was really missing.
     array = zarr.open_array(str(target / "0"), mode="r+", config={"write_empty_chunks": True})
