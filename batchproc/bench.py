@@ -135,7 +135,7 @@ def _target(path: str, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ..
 
     from batchproc.io.writers import _compressors
 
-    chunks = tuple(min(c, s) for c, s in zip(chunks, shape, strict=True)) if shape else ()
+    chunks = tuple(min(c, s) for c, s in zip(chunks, shape, strict=True)) if len(chunks) == len(shape) else shape
     return zarr.create_array(path, shape=shape, dtype=dtype, chunks=chunks or None, compressors=_compressors("default"), overwrite=True)
 
 
@@ -157,7 +157,7 @@ def run_one(engine: str, steps_json: str, source: str, target: str) -> dict[str,
         y = _dask_image_steps(x, steps)
         with dask.config.set(scheduler="threads"):
             if isinstance(y, tuple) or y.ndim == 1:  # a histogram: counts, not an image
-                counts = np.asarray(y.compute())
+                counts = np.asarray(y.compute()).astype(np.int64)  # dask-image's counts come back as objects
                 _target(target, counts.shape, counts.dtype, chunks)[...] = counts
             else:
                 da.store(y, _target(target, y.shape, y.dtype, chunks), lock=False)
@@ -251,7 +251,43 @@ def compare_on(source: str, pipelines: dict[str, Sequence[dict[str, Any]]], engi
                 if reference is not None:
                     exact = bool(got.dtype == reference.dtype and np.array_equal(got, reference))
             results.append(Result(case, engine, dtype, mbytes, seconds, peak, exact, error, voxels))
+            print(f"{case} {dtype} {engine}: {seconds:.2f} s, peak {peak:.0f} MB, exact {exact}, {error or ''}", file=sys.stderr, flush=True)
     return results
+
+
+def compare_input(
+    input: Any,
+    steps: Sequence[dict[str, Any]],
+    *,
+    engines: Sequence[str] = ("scipy", "dask-image", "batchproc"),
+    max_mb: float | None = 64.0,
+    chunks: tuple[int, ...] | None = None,
+    workdir: str | None = None,
+) -> list[Result]:
+    """The engines side by side on the user's own input and pipeline.
+
+    Quick by default: the leading slabs (along the first axis) of at most
+    ``max_mb`` MB are copied to a temporary zarr array that every engine reads;
+    ``max_mb=None`` uses the whole input.
+    """
+    import dask.array as da
+
+    from batchproc.errors import BatchprocError
+    from batchproc.io import open_image
+    from batchproc.io.readers import auto_chunks
+
+    unknown = sorted(set(engines) - set(ENGINES))
+    if unknown:
+        raise BatchprocError(f"bench: unknown engine(s) {', '.join(unknown)}; valid: {', '.join(ENGINES)}.")
+    x = open_image(input, chunks).data
+    if max_mb is not None and x.nbytes > max_mb * 1e6 and x.ndim > 1:
+        per_slab = x.nbytes / x.shape[0]
+        x = x[: max(1, int(max_mb * 1e6 // per_slab))]
+    store_chunks = chunks or auto_chunks(x.shape, x.dtype)
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        source = os.path.join(tmp, "input.zarr")
+        da.store(x.rechunk(store_chunks), _target(source, x.shape, x.dtype, tuple(store_chunks)), lock=False)
+        return compare_on(source, {"pipeline": list(steps)}, engines, tmp)
 
 
 def _read_result(path: str) -> np.ndarray:

@@ -40,6 +40,9 @@ ThreadsPerWorker = Annotated[int | None, typer.Option("--threads-per-worker", he
 MemoryLimit = Annotated[str | None, typer.Option("--memory-limit", help="local: memory per worker, such as 4GiB")]
 ClusterConfig = Annotated[Path | None, typer.Option("--cluster-config", help="slurm/pbs/…: YAML with dask-jobqueue settings (cores, memory, queue, walltime, job_extra_directives; jobs or adaptive)")]
 Chunks = Annotated[str | None, typer.Option("--chunks", help="block shape, e.g. 64,256,256 (default: ~32 MiB blocks)")]
+PipelineFile = Annotated[Path | None, typer.Option("--pipeline", "-p", help="pipeline file (YAML or JSON)")]
+Steps = Annotated[list[str] | None, typer.Option("--step", "-s", help="OP[:name=value,...], repeatable")]
+Codec = Annotated[str, typer.Option(help="blosc-lz4 (default), zstd or none")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
 
 
@@ -107,8 +110,8 @@ def _compute(array: Any, description: str, quiet: bool) -> Any:
 def run(
     input: Annotated[str, typer.Argument(help="image, volume, folder, glob or store")],
     output: Annotated[Path, typer.Argument(help="OME-Zarr store to write")],
-    pipeline: Annotated[Path | None, typer.Option("--pipeline", "-p", help="pipeline file (YAML or JSON)")] = None,
-    step: Annotated[list[str] | None, typer.Option("--step", "-s", help="OP[:name=value,...], repeatable")] = None,
+    pipeline: PipelineFile = None,
+    step: Steps = None,
     scheduler: Scheduler = None,
     workers: Workers = None,
     threads_per_worker: ThreadsPerWorker = None,
@@ -117,7 +120,7 @@ def run(
     chunks: Chunks = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing output store")] = False,
     resume: Annotated[bool, typer.Option(help="finish an interrupted store: write only missing chunks")] = False,
-    codec: Annotated[str, typer.Option(help="blosc-lz4 (default), zstd or none")] = "default",
+    codec: Codec = "default",
     levels: Annotated[int, typer.Option(help="extra pyramid levels for viewers")] = 0,
     quiet: Quiet = False,
 ) -> None:
@@ -145,8 +148,8 @@ def batch(
     inputs: Annotated[list[str] | None, typer.Argument(help="files, globs (quoted) or folders; a folder stands for its entries")] = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="output folder: one OME-Zarr store per input, and the manifest")] = Path("batchproc-out"),
     list_file: Annotated[Path | None, typer.Option("--list", help="a file with one input per line")] = None,
-    pipeline: Annotated[Path | None, typer.Option("--pipeline", "-p", help="pipeline file (YAML or JSON)")] = None,
-    step: Annotated[list[str] | None, typer.Option("--step", "-s", help="OP[:name=value,...], repeatable")] = None,
+    pipeline: PipelineFile = None,
+    step: Steps = None,
     scheduler: Scheduler = None,
     workers: Workers = None,
     threads_per_worker: ThreadsPerWorker = None,
@@ -154,7 +157,7 @@ def batch(
     cluster_config: ClusterConfig = None,
     chunks: Chunks = None,
     overwrite: Annotated[bool, typer.Option(help="start unfinished items again instead of resuming their stores")] = False,
-    codec: Annotated[str, typer.Option(help="blosc-lz4 (default), zstd or none")] = "default",
+    codec: Codec = "default",
     quiet: Quiet = False,
 ) -> None:
     """Run a pipeline on every input, one store each under --out, with a manifest.
@@ -194,6 +197,33 @@ def batch(
             raise typer.Exit(3)
         if not quiet:
             out.print(out_line, highlight=False)
+
+
+@app.command()
+def bench(
+    input: Annotated[str, typer.Argument(help="image, volume, folder, glob or store")],
+    pipeline: PipelineFile = None,
+    step: Steps = None,
+    engines: Annotated[str, typer.Option(help="comma-separated: scipy, dask-image, batchproc, batchproc-local")] = "scipy,dask-image,batchproc",
+    max_mb: Annotated[float, typer.Option("--max-mb", help="quick: use the leading slabs of INPUT up to this size")] = 64.0,
+    full: Annotated[bool, typer.Option("--full", help="use the whole input")] = False,
+    chunks: Chunks = None,
+    report: Annotated[Path | None, typer.Option("--report", help="also write results.md/.json/.png to this folder")] = None,
+) -> None:
+    """Time scipy.ndimage, dask-image and batchproc on INPUT with your pipeline, side by side."""
+    from batchproc.bench import compare_input, markdown, write_report
+
+    with guarded():
+        plan = _pipeline(pipeline, step, "bench")
+        if max_mb <= 0:
+            raise BatchprocError(f"--max-mb must be positive; got {max_mb}.")
+        names = [e.strip() for e in engines.split(",") if e.strip()]
+        err.print(f"running {', '.join(names)}, each in its own process…", highlight=False)
+        results = compare_input(input, plan.to_dict()["steps"], engines=names, max_mb=None if full else max_mb, chunks=parse_chunks(chunks))
+        out.print(f"input: {results[0].mbytes:.1f} MB of {input}" + ("" if full else f" (at most {max_mb:g} MB; --full for all)"), highlight=False)
+        print(markdown(results))
+        if report is not None:
+            out.print(f"report: {write_report(results, report)}", highlight=False)
 
 
 @app.command()

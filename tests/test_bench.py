@@ -32,3 +32,37 @@ def test_archive_benchmark_smoke() -> None:
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "items/s" not in line]
     assert [row.split("|")[1].strip() for row in rows] == ["threads", "local cluster, 2 workers"]
+
+
+@pytest.mark.slow
+def test_bench_command_on_the_users_input(tmp_path: Path) -> None:
+    import numpy as np
+    import tifffile
+    from typer.testing import CliRunner
+
+    from batchproc.cli import app
+
+    tifffile.imwrite(tmp_path / "scan.tif", np.random.default_rng(0).integers(0, 4000, size=(40, 32, 32)).astype(np.uint16))
+    runner = CliRunner()
+    args = ["bench", str(tmp_path / "scan.tif"), "--step", "gaussian_filter:sigma=1", "--step", "equalize", "--max-mb", "0.02"]
+    result = runner.invoke(app, [*args, "--report", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    rows = {line.split("|")[3].strip(): line for line in result.output.splitlines() if line.startswith("| pipeline")}
+    assert set(rows) == {"scipy", "dask-image", "batchproc"}
+    assert "n/a" in rows["dask-image"]  # dask-image has no equalization
+    assert rows["batchproc"].rstrip(" |").endswith("yes")  # equal to scipy + numpy in memory
+    assert "input: 0.0 MB" in result.output and (tmp_path / "report" / "results.md").exists()
+    bad = runner.invoke(app, [*args, "--engines", "scipy,fiji"])
+    assert bad.exit_code == 2 and "unknown engine(s) fiji" in bad.output
+
+
+@pytest.mark.slow
+def test_out_of_core_benchmark_smoke(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "out_of_core.py"
+    done = subprocess.run([sys.executable, str(script), "--gb", "0.02", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    row = done.stdout.strip().splitlines()[-1].split("|")
+    assert row[1].strip() == "0.02 GB uint16" and float(row[6]) > 0

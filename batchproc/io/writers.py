@@ -238,23 +238,22 @@ def write(
     return str(target)
 
 
-def _block_writes(source: da.Array, array: Any, blocks: list[tuple[int, ...]]) -> list[Any]:
+def _block_writes(source: da.Array, array: Any, blocks: list[tuple[int, ...]]) -> list[da.Array]:
     """One task per block of ``source`` (chunked exactly like ``array``): no two
-    tasks touch one chunk, so no locks are needed and any subset can be redone."""
-    starts = [np.cumsum((0, *c[:-1])) for c in source.chunks]
-    return [
-        dask.delayed(_write_block)(
-            source.blocks[index],
-            array,
-            tuple(slice(int(s[i]), int(s[i]) + c[i]) for s, c, i in zip(starts, source.chunks, index, strict=True)),
-        )
-        for index in blocks
-    ]
+    tasks touch one chunk, so no locks are needed and any subset can be redone.
+
+    The tasks come from one ``map_blocks`` graph and are selected with ``.blocks``:
+    computed together, they share the graph (wrapping each block in its own
+    ``delayed`` made dask re-read the neighbours' halos per block: 5.4 s against
+    2.9 s for a 256 MB gaussian)."""
+    written = source.map_blocks(_write_block, array=array, dtype=np.int64, chunks=tuple((1,) * n for n in source.numblocks))
+    return [written.blocks[index] for index in blocks]
 
 
-def _write_block(block: np.ndarray, array: Any, region: tuple[slice, ...]) -> int:
+def _write_block(block: np.ndarray, array: Any, block_info: Any = None) -> np.ndarray:
+    region = tuple(slice(start, stop) for start, stop in block_info[0]["array-location"])
     array[region] = block
-    return int(block.nbytes)
+    return np.full((1,) * block.ndim, block.nbytes, dtype=np.int64)
 
 
 def _ngff(axes: str, spacing: tuple[float, ...], levels: int) -> dict[str, Any]:
