@@ -257,8 +257,42 @@ def _open_tiff(path: Path, chunks: Any) -> Image:
     if not hasattr(z, "shape"):
         raise BatchprocError(f"input: {str(path)!r} holds no image array.")
     data = _chunked(Reopening(_tiff_array, path, opened=z), z.shape, z.dtype, chunks, z.chunks)
-    spacing = (1.0,) * data.ndim
-    return Image(data, default_axes(data.ndim), spacing, str(path), {"format": "tiff", "native_chunks": z.chunks})
+    axes, spacing = _tiff_axes_spacing(path, data.ndim)
+    return Image(data, axes, spacing, str(path), {"format": "tiff", "native_chunks": z.chunks})
+
+
+def _tiff_axes_spacing(path: Path, ndim: int) -> tuple[str, tuple[float, ...]]:
+    """Axes and voxel size from OME-XML (PhysicalSizeX/Y/Z) or ImageJ metadata
+    (spacing, XResolution/YResolution); 1.0 where the file says nothing."""
+    import tifffile
+
+    axes, size = default_axes(ndim), {}
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if not (tif.is_ome or tif.is_imagej):  # plain TIFF: say nothing, read no more headers
+                return axes, (1.0,) * ndim
+            series_axes = tif.series[0].axes.lower() if tif.series else ""
+            if tif.is_ome and tif.ome_metadata:
+                import xml.etree.ElementTree as ET
+
+                for element in ET.fromstring(tif.ome_metadata).iter():
+                    if element.tag.endswith("Pixels"):
+                        size = {a: float(element.get(f"PhysicalSize{a.upper()}")) for a in "zyx" if element.get(f"PhysicalSize{a.upper()}")}
+                        break
+            elif tif.is_imagej:
+                page, meta = tif.pages[0], tif.imagej_metadata or {}
+                for a, tag in (("x", "XResolution"), ("y", "YResolution")):
+                    if tag in page.tags:
+                        num, den = page.tags[tag].value
+                        if num:
+                            size[a] = den / num
+                if meta.get("spacing"):
+                    size["z"] = float(meta["spacing"])
+    except Exception:  # metadata is a courtesy: the pixels opened already
+        return axes, (1.0,) * ndim
+    if len(series_axes) == ndim and len(set(series_axes)) == ndim and set(series_axes) <= set("tczyxs"):
+        axes = series_axes.replace("s", "c")
+    return axes, tuple(size.get(a, 1.0) for a in axes)
 
 
 def _open_zarr(path: Path, chunks: Any, level: Any) -> Image:

@@ -166,3 +166,16 @@ def test_inputs_are_not_modified(png_stack: Path) -> None:
     batchproc.open(png_stack).compute()
     assert stamps == {f: (f.stat().st_mtime_ns, f.read_bytes()) for f in png_stack.iterdir()}
     assert os.listdir(png_stack) == [f.name for f in stamps] or set(os.listdir(png_stack)) == {f.name for f in stamps}
+
+
+def test_ome_and_imagej_tiff_keep_axes_and_spacing(tmp_path: Path) -> None:
+    import tifffile
+
+    volume = np.arange(4 * 6 * 8, dtype=np.uint16).reshape(4, 6, 8)
+    tifffile.imwrite(tmp_path / "v.ome.tif", volume, ome=True, metadata={"axes": "ZYX", "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.5, "PhysicalSizeZ": 3.0})
+    image = batchproc.open_image(tmp_path / "v.ome.tif")
+    assert (image.axes, image.spacing) == ("zyx", (3.0, 0.5, 0.25))
+    tifffile.imwrite(tmp_path / "v.tif", volume, imagej=True, resolution=(1 / 0.2, 1 / 0.4), metadata={"spacing": 1.5, "axes": "ZYX"})
+    image = batchproc.open_image(tmp_path / "v.tif")
+    assert image.axes == "zyx" and np.allclose(image.spacing, (1.5, 0.4, 0.2))
+    assert np.array_equal(image.data.compute(), volume)
