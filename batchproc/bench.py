@@ -156,7 +156,7 @@ def run_one(engine: str, steps_json: str, source: str, target: str) -> dict[str,
     if engine == "dask-image":
         y = _dask_image_steps(x, steps)
         with dask.config.set(scheduler="threads"):
-            if isinstance(y, tuple) or y.ndim == 1:  # a histogram: counts, not an image
+            if steps[-1]["op"] == "histogram":  # counts, not an image (a 0-d object array in dask-image)
                 counts = np.asarray(y.compute()).astype(np.int64)  # dask-image's counts come back as objects
                 _target(target, counts.shape, counts.dtype, chunks)[...] = counts
             else:

@@ -28,6 +28,7 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+from dask.array.overlap import ensure_minimum_chunksize
 
 from batchproc import kernels
 from batchproc.errors import BatchprocError
@@ -113,7 +114,12 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
             boundary[axis] = "periodic" if edges[axis] == "periodic" and halo[axis] else "none"
     if single:
         x = x.rechunk(single)
-        aligned = [a.rechunk(x.chunks) for a in aligned]
+    # Chunks smaller than the halo are merged here (as dask's map_overlap would do
+    # itself), so that the block grid below is the one the blocks really have.
+    merged = tuple(ensure_minimum_chunksize(depth[axis], c) if depth[axis] else c for axis, c in enumerate(x.chunks))
+    if merged != x.chunks:
+        x = x.rechunk(merged)
+    aligned = [a.rechunk(x.chunks) for a in aligned]
 
     # Each step's kernel is chosen now, from the dtype that reaches it.
     kernel_set = kernels.active()
@@ -122,13 +128,33 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
     for (op, params), present in zip(steps, layout, strict=True):
         chain.append((op.kernel(dtype, params, kernel_set), {k: v for k, v in params.items() if k not in present}, present))
         dtype = np.dtype(op.dtype(dtype, params))
+    # What the steps after each one still need around the block: a step's result
+    # is exact that far in, so the block is cut down to it before the next step
+    # (the gaussian's halo need not pass through the sobel that follows it).
+    reaches = [op.halo(params, ndim) for op, params in steps]
+    needed = [tuple(sum(r[axis] for r in reaches[k + 1 :]) for axis in range(ndim)) for k in range(len(steps))]
+    numblocks = tuple(len(c) for c in x.chunks)
 
-    def run_block(block: np.ndarray, *aligned_blocks: np.ndarray) -> np.ndarray:
+    def run_block(block: np.ndarray, *aligned_blocks: np.ndarray, block_info: Any = None) -> np.ndarray:
+        where = block_info[None]["chunk-location"]
+        # The halo this block really has on each side: none at a true edge ('none').
+        have = [
+            (0, 0) if not depth[axis] else (
+                depth[axis] if boundary[axis] == "periodic" or where[axis] > 0 else 0,
+                depth[axis] if boundary[axis] == "periodic" or where[axis] < numblocks[axis] - 1 else 0,
+            )
+            for axis in range(ndim)
+        ]
+        region = tuple(slice(None) for _ in range(ndim))  # of the overlapped block, what ``block`` is now
         position = 0
-        for kernel, params, present in chain:
-            extra = aligned_blocks[position : position + len(present)]
+        for (kernel, params, present), after in zip(chain, needed, strict=True):
+            extra = [a[region] for a in aligned_blocks[position : position + len(present)]]
             position += len(present)
             block = kernel(block, *extra, **params)
+            cut = tuple(slice(left - min(left, n), block.shape[axis] - (right - min(right, n))) for axis, ((left, right), n) in enumerate(zip(have, after, strict=True)))
+            block = block[cut]
+            region = tuple(_compose(r, c) for r, c in zip(region, cut, strict=True))
+            have = [(min(left, n), min(right, n)) for (left, right), n in zip(have, after, strict=True)]
         return block
 
     return da.map_overlap(
@@ -137,9 +163,16 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
         *aligned,
         depth=depth,
         boundary=boundary,
-        trim=True,
+        trim=False,
         align_arrays=False,
+        chunks=x.chunks,
         dtype=dtype,
         meta=np.empty((0,) * ndim, dtype=dtype),
         token=f"batchproc-{names}",
     )
+
+
+def _compose(outer: slice, inner: slice) -> slice:
+    """``outer`` then ``inner`` as one slice (both with step 1, non-negative bounds)."""
+    start = (outer.start or 0) + (inner.start or 0)
+    return slice(start, start + (inner.stop - (inner.start or 0)))
