@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import traceback
 from collections.abc import Iterator
@@ -47,8 +48,19 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
 
 
 @app.callback()
-def main_options(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+    kernels: Annotated[str | None, typer.Option("--kernels", help="compiled (default) or scipy: the per-block kernels; or BATCHPROC_KERNELS")] = None,
+) -> None:
     STATE["debug"] = debug
+    if kernels is not None:
+        from batchproc.kernels import KERNEL_SETS
+
+        if kernels not in KERNEL_SETS:
+            err.print(f"[bold red]error:[/] --kernels must be one of {', '.join(KERNEL_SETS)}; got {kernels!r}.", highlight=False)
+            raise typer.Exit(2)
+        # The environment carries the choice to worker processes and bench's engines.
+        os.environ["BATCHPROC_KERNELS"] = kernels
 
 
 @contextlib.contextmanager

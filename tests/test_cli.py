@@ -137,3 +137,18 @@ def test_real_subprocess_exit_codes(tmp_path: Path, volume_file) -> None:
     assert bad.returncode == 2 and "parameter 'sigma'" in bad.stderr and "Traceback" not in bad.stderr + bad.stdout
     usage = subprocess.run([*cmd, "run"], capture_output=True, text=True, timeout=120, env=env)
     assert usage.returncode == 2
+
+
+def test_kernels_option_selects_the_kernel_set(tmp_path: Path, volume_file, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, data = volume_file
+    monkeypatch.setenv("BATCHPROC_KERNELS", "compiled")  # restored after the test, whatever the CLI sets
+    results = {}
+    for kernels in ("scipy", "compiled"):
+        result = invoke("--kernels", kernels, "run", path, tmp_path / f"{kernels}.zarr", "--step", "gaussian_filter:sigma=1.5", "-q")
+        assert result.exit_code == 0, result.output
+        assert os.environ["BATCHPROC_KERNELS"] == kernels
+        results[kernels] = zarr.open_group(str(tmp_path / f"{kernels}.zarr"), mode="r")["0"][:]
+    assert np.array_equal(results["scipy"], results["compiled"])
+    assert np.array_equal(results["scipy"], ndi.gaussian_filter(data, 1.5))
+    bad = invoke("--kernels", "cuda", "ops")
+    assert bad.exit_code == 2 and "compiled, scipy" in bad.output
