@@ -132,6 +132,14 @@ class Pipeline:
             dtype = np.dtype(step.op.dtype(np.dtype(dtype), params))
         return bound
 
+    def working_itemsize(self, ndim: int, dtype: np.dtype) -> int:
+        """The widest item size a block takes on its way through the pipeline."""
+        size = np.dtype(dtype).itemsize
+        for op, params in self.bind(ndim, dtype):
+            dtype = np.dtype(op.dtype(np.dtype(dtype), params))
+            size = max(size, dtype.itemsize)
+        return size
+
     def plan(self, ndim: int, dtype: np.dtype) -> list[Stage]:
         """Stages: runs of local steps that can share one map_overlap, and globals."""
         stages: list[Stage] = []
@@ -174,8 +182,19 @@ class Pipeline:
         """Open ``input``, apply the pipeline, write OME-Zarr to ``output`` (its chunks
         are ``chunks`` when given as a tuple, else blocks of ~32 MiB)."""
         from batchproc.io import Image, open_image, write
+        from batchproc.io.readers import auto_chunks
 
         image = open_image(input, chunks)
+        if chunks is None:
+            # Size the blocks by what they become (a float64 stage on uint16 data
+            # holds 4x the input's bytes per block), not by what is read.
+            native = image.meta.get("native_chunks")
+            blocks = auto_chunks(image.data.shape, image.data.dtype, native, self.working_itemsize(image.data.ndim, image.data.dtype))
+            if blocks != image.data.chunksize:
+                # Opened again with these blocks rather than rechunked: split reads
+                # keep dask's order depth-first (a rechunk on top let reads run ahead:
+                # 3.6 GB peak on 4 GB against 1.4 GB).
+                image = open_image(input, blocks)
         result = self.apply(image.data)
         started = time.time()
         provenance = {

@@ -151,7 +151,14 @@ def write(
     spacing = tuple(float(s) for s in (spacing or (1.0,) * ndim))
     if len(axes) != ndim or len(spacing) != ndim:
         raise BatchprocError(f"write: axes {axes!r} and spacing {spacing} must have one entry per dimension ({ndim}).")
-    store_chunks = tuple(int(c) for c in (chunks or auto_chunks(data.shape, data.dtype)))
+    # By default a store chunk is one of the data's blocks (or, for blocks under
+    # 1 MiB, a whole number of them): cutting blocks across several store chunks
+    # keeps them alive longer (measured on a 4 GB volume: 2.0 GB peak with 32 MiB
+    # store chunks across the blocks, 1.6 GB with merged blocks, 1.4 GB block = chunk).
+    if chunks is None:
+        one_block = int(np.prod(data.chunksize)) * data.dtype.itemsize
+        chunks = data.chunksize if one_block >= 2**20 else auto_chunks(data.shape, data.dtype, data.chunksize)
+    store_chunks = tuple(int(c) for c in chunks)
     store_chunks = tuple(min(c, s) if s else 1 for c, s in zip(store_chunks, data.shape, strict=True))
     layout = layout_hash(data.shape, store_chunks, data.dtype, layout_key)
     target = Path(path)
