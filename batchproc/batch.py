@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from batchproc.errors import BatchprocError
-from batchproc.io.readers import natural_key
+from batchproc.io.readers import input_stamp, natural_key
 from batchproc.io.writers import read_store_info
 from batchproc.pipeline import Pipeline
 
@@ -144,20 +144,6 @@ def plan_items(inputs: Sequence[str], out: Path) -> list[Item]:
             stem = f"{stem}-{hashlib.sha256(os.path.abspath(text).encode()).hexdigest()[:8]}"
         items.append(Item(text, out / f"{stem}.ome.zarr"))
     return items
-
-
-def input_stamp(text: str) -> dict[str, Any]:
-    """Size and modification time of an input (a folder: over its files), so a
-    re-run notices an input that changed since it was processed."""
-    path = Path(text.split(":/", 1)[0]) if ":/" in text else Path(text)
-    try:
-        if path.is_dir():
-            stats = [p.stat() for p in path.rglob("*") if p.is_file()]
-            return {"bytes": sum(s.st_size for s in stats), "mtime_ns": max((s.st_mtime_ns for s in stats), default=0)}
-        stat = path.stat()
-    except OSError:
-        return {}
-    return {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 class Manifest:

@@ -182,7 +182,7 @@ class Pipeline:
         """Open ``input``, apply the pipeline, write OME-Zarr to ``output`` (its chunks
         are ``chunks`` when given as a tuple, else blocks of ~32 MiB)."""
         from batchproc.io import Image, open_image, write
-        from batchproc.io.readers import auto_chunks
+        from batchproc.io.readers import auto_chunks, input_stamp
 
         image = open_image(input, chunks)
         if chunks is None:
@@ -205,7 +205,9 @@ class Pipeline:
             "input_dtype": str(image.data.dtype),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         }
-        key = f"{self.fingerprint()}:{image.source}:{image.data.shape}:{image.data.dtype}"
+        stamp = input_stamp(str(input)) if isinstance(input, (str, Path)) else {}
+        # The job: pipeline, input (where, and its size and mtime), shape and dtype.
+        key = f"{self.fingerprint()}:{image.source}:{sorted(stamp.items())}:{image.data.shape}:{image.data.dtype}"
         out = Image(result, image.axes, image.spacing, image.source, image.meta)
         if isinstance(chunks, tuple) and len(chunks) == result.ndim:
             # Blocks the user chose are also the store's chunks (and so the unit of resume).

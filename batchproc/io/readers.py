@@ -72,6 +72,20 @@ def auto_chunks(shape: tuple[int, ...], dtype: np.dtype, native: tuple[int, ...]
     return tuple(int(c) for c in chunks)
 
 
+def input_stamp(text: str) -> dict[str, Any]:
+    """Size and modification time of an input (a folder: over its files), so a
+    re-run notices an input that changed since it was processed."""
+    path = Path(text.split(":/", 1)[0]) if ":/" in text else Path(text)
+    try:
+        if path.is_dir():
+            stats = [p.stat() for p in path.rglob("*") if p.is_file()]
+            return {"bytes": sum(s.st_size for s in stats), "mtime_ns": max((s.st_mtime_ns for s in stats), default=0)}
+        stat = path.stat()
+    except OSError:
+        return {}
+    return {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
 def natural_key(path: str | Path) -> list[Any]:
     """Sort key where ``img2`` comes before ``img10``."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(path))]
