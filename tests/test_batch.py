@@ -88,10 +88,15 @@ def test_batch_records_failures_finishes_the_rest_and_reruns_only_what_failed(tm
     assert "2 done, 28 skipped (already done), 0 failed" in fixed.output
     assert np.array_equal(zarr.open_array(str(out / "scan7.ome.zarr" / "0"), mode="r")[:], expected(images["scan7"]))
 
-    # A changed input or a changed pipeline is not "done".
+    # A changed input is not "done"; its store belongs to the old input, so it is
+    # replaced only with --overwrite (DESIGN §1.4), which redoes just that item.
     iio.imwrite(folder / "scan3.png", images["scan4"])
     changed = invoke("batch", folder, "--out", out, *STEPS)
-    assert changed.exit_code == 0 and "1 done, 29 skipped" in changed.output
+    assert changed.exit_code == 3 and "0 done, 29 skipped (already done), 1 failed" in changed.output
+    assert "different job" in manifest_state(out)[str(folder / "scan3.png")]["error"]
+    replaced = invoke("batch", folder, "--out", out, *STEPS, "--overwrite")
+    assert replaced.exit_code == 0 and "1 done, 29 skipped" in replaced.output
+    assert np.array_equal(zarr.open_array(str(out / "scan3.ome.zarr" / "0"), mode="r")[:], expected(images["scan4"]))
     other = invoke("batch", folder, "--out", out, "--step", "gaussian_filter:sigma=[2,2]", "--overwrite", "-q")
     assert other.exit_code == 0, other.output
     assert all(r["status"] == "done" for r in manifest_state(out).values())
