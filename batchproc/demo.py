@@ -22,7 +22,7 @@ steps:
 
 
 def main(out: str = "demo-output") -> None:
-    import nibabel.testing
+    import nibabel
 
     import batchproc
     from batchproc.pipeline import Pipeline
@@ -31,7 +31,8 @@ def main(out: str = "demo-output") -> None:
     start = time.perf_counter()
     target = Path(out)
     target.mkdir(parents=True, exist_ok=True)
-    source = Path(nibabel.testing.data_path) / "example4d.nii.gz"
+    # nibabel ships its test data in the package; nibabel.testing would import pytest.
+    source = Path(nibabel.__file__).parent / "tests" / "data" / "example4d.nii.gz"
     (target / "pipeline.yaml").write_text(PIPELINE)
 
     image = batchproc.open_image(source, chunks=(64, 48, 12, 1))
