@@ -179,8 +179,11 @@ class Pipeline:
         return array
 
     def run(self, input: Any, output: str | Path, *, chunks: Any = None, **write_options: Any) -> str:
-        """Open ``input``, apply the pipeline, write OME-Zarr to ``output`` (its chunks
-        are ``chunks`` when given as a tuple, else blocks of ~32 MiB)."""
+        """Open ``input``, apply the pipeline, write OME-Zarr to ``output``.
+
+        Blocks are ``chunks`` when given, else sized so that a block takes about
+        32 MiB at the widest dtype it passes through; the store's chunks are the
+        blocks."""
         from batchproc.io import Image, open_image, write
         from batchproc.io.readers import auto_chunks, input_stamp
 

@@ -117,7 +117,8 @@ def write(
     spacing, axes : optional
         Voxel size and axis names (default: the Image's, else 1.0 and ``zyx``-like).
     chunks : tuple of int, optional
-        Chunks on disk (default: blocks of ~32 MiB). Writes are aligned to them.
+        Chunks on disk (default: the data's blocks; blocks under 1 MiB are merged
+        into ~32 MiB chunks). Writes are aligned to them.
     codec : {"default", "blosc-lz4", "zstd", "none"}
     levels : int
         Extra pyramid levels, each half the size along the spatial axes (mean for
@@ -130,8 +131,8 @@ def write(
     provenance : dict, optional
         Recorded under ``attrs["batchproc"]["provenance"]``.
     compute : bool
-        With False, create the store and return without writing pixels: call
-        :func:`finish` with the returned path's delayed write yourself.
+        With False, create the store (marked incomplete) and return without
+        writing pixels; the same call with ``resume=True`` writes them later.
 
     Returns
     -------
