@@ -114,29 +114,6 @@ def fast_edges(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | Non
     return fast
 
 
-def fast_sobel_magnitude(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
-    return sobel_magnitude_block if np.dtype(dtype).kind in "iuf" else None
-
-
-def sobel_magnitude_block(x: np.ndarray, **p: Any) -> np.ndarray:
-    from batchproc.ops.filters import sobel_magnitude_dtype
-
-    dtype = sobel_magnitude_dtype(x.dtype, p)
-    modes = expand(p["mode"], x.ndim)
-    src = _contiguous(x)
-    total: np.ndarray | None = None
-    response = np.empty(x.shape, dtype)
-    for axis in axes_tuple(p["axes"], x.ndim):
-        _edge_filter(src, axis, response, modes, p["cval"], _SMOOTH["sobel"])
-        np.square(response, out=response)
-        if total is None:
-            total, response = response, np.empty(x.shape, dtype)
-        else:
-            np.add(total, response, out=total)
-    assert total is not None
-    return np.sqrt(total, out=total)
-
-
 # ---------------------------------------------------------------- uniform, minimum, maximum
 
 
