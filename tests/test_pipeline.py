@@ -41,10 +41,12 @@ def scipy_step(a: np.ndarray, step: dict) -> np.ndarray:
     if name == "expression":
         return a * 2 + 1
     if name == "equalize":
-        if a.dtype.kind in "iu" and a.dtype.itemsize <= 2:
-            info = np.iinfo(a.dtype)
-            hist = ndi.histogram(a, int(info.min), int(info.max), int(info.max) - int(info.min) + 1)
-            return (hist.cumsum() / hist.sum())[a.astype(np.int64) - int(info.min)] * int(info.max)
+        if a.dtype.kind == "b" or (a.dtype.kind in "iu" and a.dtype.itemsize <= 2):
+            # One bin per value over the dtype's range (a mask's range is 0..1).
+            lo, hi = (0, 1) if a.dtype.kind == "b" else (int(np.iinfo(a.dtype).min), int(np.iinfo(a.dtype).max))
+            values = a.astype(np.int64)
+            hist = ndi.histogram(values, lo, hi, hi - lo + 1)
+            return (hist.cumsum() / hist.sum())[values - lo] * hi
         lo, hi = float(a.min()), float(a.max())
         edges = np.linspace(lo, hi, 257)
         hist = np.histogram(a, edges)[0]
