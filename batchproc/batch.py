@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from batchproc.errors import BatchprocError
-from batchproc.io.readers import input_stamp, natural_key
+from batchproc.io.readers import input_stamp, is_zarr_store, natural_key
 from batchproc.io.writers import read_store_info
 from batchproc.pipeline import Pipeline
 
@@ -63,10 +63,6 @@ def _is_glob(text: str) -> bool:
     return any(ch in text for ch in "*?[")
 
 
-def _is_store(path: Path) -> bool:
-    return path.is_dir() and any((path / name).exists() for name in ("zarr.json", ".zarray", ".zgroup"))
-
-
 def collect_inputs(patterns: Sequence[str], list_file: str | Path | None = None, exclude: Path | None = None) -> list[str]:
     """The inputs named by ``patterns`` (files, globs, folders) and by ``list_file``
     (one path per line; ``#`` starts a comment; relative paths are taken from the
@@ -100,7 +96,7 @@ def collect_inputs(patterns: Sequence[str], list_file: str | Path | None = None,
             found.extend(hits)
         elif not os.path.exists(text):
             raise BatchprocError(f"batch: the input {text!r} does not exist.")
-        elif Path(text).is_dir() and not _is_store(Path(text)):
+        elif Path(text).is_dir() and not is_zarr_store(Path(text)):
             entries = sorted((str(p) for p in Path(text).iterdir() if not p.name.startswith(".")), key=natural_key)
             if not entries:
                 raise BatchprocError(f"batch: the folder {text!r} is empty.")

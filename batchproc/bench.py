@@ -139,6 +139,10 @@ def _target(path: str, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ..
     return zarr.create_array(path, shape=shape, dtype=dtype, chunks=chunks or None, compressors=_compressors("default"), overwrite=True)
 
 
+def _save(target: str, result: np.ndarray, chunks: tuple[int, ...]) -> None:
+    _target(target, result.shape, result.dtype, chunks)[...] = result
+
+
 def run_one(engine: str, steps_json: str, source: str, target: str) -> dict[str, Any]:
     """Run one engine on one pipeline (in this process): zarr in, zarr out."""
     import dask
@@ -149,16 +153,14 @@ def run_one(engine: str, steps_json: str, source: str, target: str) -> dict[str,
     chunks = tuple(zarr.open_array(source, mode="r").chunks)
     start = time.perf_counter()
     if engine == "scipy":
-        result = _scipy_steps(zarr.open_array(source, mode="r")[:], steps)
-        _target(target, result.shape, result.dtype, chunks)[...] = result
+        _save(target, _scipy_steps(zarr.open_array(source, mode="r")[:], steps), chunks)
         return {"seconds": time.perf_counter() - start}
     x = da.from_zarr(source)
     if engine == "dask-image":
         y = _dask_image_steps(x, steps)
         with dask.config.set(scheduler="threads"):
-            if steps[-1]["op"] == "histogram":  # counts, not an image (a 0-d object array in dask-image)
-                counts = np.asarray(y.compute()).astype(np.int64)  # dask-image's counts come back as objects
-                _target(target, counts.shape, counts.dtype, chunks)[...] = counts
+            if steps[-1]["op"] == "histogram":  # counts, not an image; dask-image's come back as objects
+                _save(target, np.asarray(y.compute()).astype(np.int64), chunks)
             else:
                 da.store(y, _target(target, y.shape, y.dtype, chunks), lock=False)
         return {"seconds": time.perf_counter() - start}
@@ -169,8 +171,7 @@ def run_one(engine: str, steps_json: str, source: str, target: str) -> dict[str,
     name = "local" if engine == "batchproc-local" else "threads"
     with scheduler(name, workers=2, threads_per_worker=1):
         if steps[-1]["op"] == "histogram":
-            counts = batchproc.ndimage.histogram(Pipeline(steps[:-1]).apply(x) if steps[:-1] else x, **_params(steps[-1]))
-            _target(target, counts.shape, counts.dtype, chunks)[...] = counts
+            _save(target, batchproc.ndimage.histogram(Pipeline(steps[:-1]).apply(x) if steps[:-1] else x, **_params(steps[-1])), chunks)
         else:
             batchproc.write(Pipeline(steps).apply(x), target, chunks=chunks, overwrite=True)
     return {"seconds": time.perf_counter() - start}

@@ -50,10 +50,6 @@ class Session:
     def dashboard(self) -> str | None:
         return getattr(self.client, "dashboard_link", None) if self.client is not None else None
 
-    @property
-    def distributed(self) -> bool:
-        return self.client is not None
-
 
 def scheduler_names() -> str:
     return ", ".join([*LOCAL_SCHEDULERS, "local", "tcp://HOST:PORT", *JOBQUEUE])
@@ -219,15 +215,19 @@ def _jobqueue_kwargs(kind: str, config: dict[str, Any]) -> tuple[dict[str, Any],
     return kwargs, scaling
 
 
+def _new_jobqueue(kind: str, kwargs: dict[str, Any]) -> Any:
+    try:
+        return _jobqueue_class(kind)(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise BatchprocError(f"--cluster-config: {kind} refused the settings: {error}") from None
+
+
 @contextlib.contextmanager
 def jobqueue_cluster(kind: str, config_path: str | Path | None) -> Iterator[Any]:
     """A dask-jobqueue cluster of ``kind`` from the YAML file at ``config_path``,
     scaled to ``jobs`` or made adaptive between ``adaptive.minimum`` and ``.maximum``."""
     kwargs, scaling = _jobqueue_kwargs(kind, load_cluster_config(config_path))
-    try:
-        cluster = _jobqueue_class(kind)(**kwargs)
-    except (TypeError, ValueError) as error:
-        raise BatchprocError(f"--cluster-config: {kind} refused the settings: {error}") from None
+    cluster = _new_jobqueue(kind, kwargs)
     try:
         adaptive = scaling.get("adaptive")
         if isinstance(adaptive, dict):
@@ -245,10 +245,7 @@ def job_script(kind: str, config_path: str | Path | None) -> str:
     kwargs, _ = _jobqueue_kwargs(kind, load_cluster_config(config_path))
     # The scheduler this starts only fills in the script's address: keep it on loopback.
     kwargs["scheduler_options"] = {"host": "127.0.0.1", **kwargs["scheduler_options"]}
-    try:
-        cluster = _jobqueue_class(kind)(**kwargs)
-    except (TypeError, ValueError) as error:
-        raise BatchprocError(f"--cluster-config: {kind} refused the settings: {error}") from None
+    cluster = _new_jobqueue(kind, kwargs)
     try:
         return str(cluster.job_script())
     finally:

@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--chunks", default=None, help="block shape for the run (default: batchproc's ~32 MiB blocks)")
     parser.add_argument("--dir", default=None)
     args = parser.parse_args()
-    print(f"| volume | shape | chunks | wall s | MB/s | peak RSS MB |\n|---|---|---|---:|---:|---:|", flush=True)
+    print("| volume | shape | chunks | wall s | MB/s | peak RSS MB |\n|---|---|---|---:|---:|---:|", flush=True)
     for gb in (float(v) for v in args.gb.split(",")):
         root = Path(tempfile.mkdtemp(prefix="batchproc-ooc-", dir=args.dir))
         try:

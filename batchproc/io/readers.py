@@ -49,7 +49,8 @@ def default_axes(ndim: int) -> str:
 
 def auto_chunks(shape: tuple[int, ...], dtype: np.dtype, native: tuple[int, ...] | None = None, working_itemsize: int | None = None) -> tuple[int, ...]:
     """Blocks of about :data:`TARGET_BLOCK_BYTES`, whole multiples of the file's own
-    chunks (``native``) so that no native chunk is read by two tasks.
+    chunks (``native``) so that no native chunk is read by two tasks, except where
+    one native chunk alone is larger than the target: then it is split.
 
     ``working_itemsize``: the widest item a block becomes while processed (8 when
     a uint16 volume goes through float64 steps); blocks are sized by it, so the
@@ -84,6 +85,11 @@ def input_stamp(text: str) -> dict[str, Any]:
     except OSError:
         return {}
     return {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def is_zarr_store(path: Path) -> bool:
+    """A folder holding a zarr v2 or v3 array or group."""
+    return path.is_dir() and any((path / name).exists() for name in ("zarr.json", ".zarray", ".zgroup"))
 
 
 def natural_key(path: str | Path) -> list[Any]:
@@ -126,7 +132,7 @@ def open_image(path: Any, chunks: Any = None, **options: Any) -> Image:
     if not p.exists():
         raise BatchprocError(f"input: {text!r} does not exist.")
     if p.is_dir():
-        if (p / "zarr.json").exists() or (p / ".zarray").exists() or (p / ".zgroup").exists():
+        if is_zarr_store(p):
             return _open_zarr(p, chunks, options.get("level", 0))
         files = sorted((f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")), key=natural_key)
         if not files:

@@ -18,7 +18,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 
