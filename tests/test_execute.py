@@ -154,3 +154,11 @@ def test_worker_killed_mid_run_job_completes_identically(tmp_path: Path) -> None
     threads = invoke(*args[:2], tmp_path / "threads.zarr", *args[2:])
     assert threads.exit_code == 0, threads.output
     assert np.array_equal(pixels(tmp_path / "cluster.zarr"), pixels(tmp_path / "threads.zarr"))
+
+
+def test_bad_local_cluster_and_bench_options_exit_2(tmp_path: Path, volume: Path) -> None:
+    result = invoke("run", volume, tmp_path / "o.zarr", *STEPS, "--scheduler", "local", "--workers", "1", "--memory-limit", "lots")
+    assert result.exit_code == 2 and "--memory-limit" in result.output and "lots" in result.output
+    assert not (tmp_path / "o.zarr").exists()
+    result = invoke("bench", volume, *STEPS[:2], "--max-mb", "0")
+    assert result.exit_code == 2 and "--max-mb must be positive" in result.output
