@@ -17,6 +17,7 @@ import numpy as np
 import scipy.ndimage as ndi
 from scipy.ndimage._filters import _gaussian_kernel1d
 
+from batchproc.kernels import sobel
 from batchproc.kernels.lines import MODE_CODES, as_lines, correlate1d, minmax1d_3d, uniform1d_3d
 from batchproc.ops._checks import expand
 from batchproc.ops._registry import axes_tuple
@@ -112,6 +113,23 @@ def fast_edges(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | Non
         return block
 
     return fast
+
+
+def fast_sobel_magnitude(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
+    """The fused plane-by-plane kernel for 2-D and 3-D blocks over all axes in order,
+    with a float32 or float64 result (an integer ``output`` is a C cast: scipy's)."""
+    from batchproc.ops.filters import sobel_magnitude_block, sobel_magnitude_dtype
+
+    out = sobel_magnitude_dtype(dtype, params)
+    if np.dtype(dtype).kind not in "iuf" or out not in (np.float32, np.float64):
+        return None
+
+    def block(x: np.ndarray, **p: Any) -> np.ndarray:
+        if x.ndim not in (2, 3) or axes_tuple(p["axes"], x.ndim) != tuple(range(x.ndim)):
+            return sobel_magnitude_block(x, **p)
+        return sobel.sobel_magnitude(x, expand(p["mode"], x.ndim), p["cval"], out)
+
+    return block
 
 
 # ---------------------------------------------------------------- uniform, minimum, maximum

@@ -74,6 +74,60 @@ def _fill_line(ext, src, o, before, mode, cval):
 
 
 @numba.njit(**_JIT)
+def _correlate_lanes(buf, center, stride, width, weights, symmetric, acc):
+    """acc[t] = scipy's correlation sum for ``width`` neighbouring outputs at once.
+
+    Tap ``j`` of output ``t`` is ``buf[center + j * stride + t]``. Each output sums
+    its taps in scipy's order (NI_Correlate1D); two taps go per sweep over the
+    lanes, which keeps that order and halves the traffic through ``acc``. (Each tap
+    is a slice indexed from 0: a computed index would cost a wraparound test per
+    lane and stop the loop from vectorizing.)
+    """
+    size = weights.shape[0]
+    size1 = size // 2
+    size2 = size - size1 - 1
+    if symmetric != 0:
+        mid = buf[center : center + width]
+        w0 = weights[size1]
+        for t in range(width):
+            acc[t] = mid[t] * w0
+        jj = -size1
+        while jj < 0:
+            a = buf[center + jj * stride : center + jj * stride + width]
+            b = buf[center - jj * stride : center - jj * stride + width]
+            wa = weights[size1 + jj]
+            if jj + 1 < 0:
+                c = buf[center + (jj + 1) * stride : center + (jj + 1) * stride + width]
+                d = buf[center - (jj + 1) * stride : center - (jj + 1) * stride + width]
+                wb = weights[size1 + jj + 1]
+                if symmetric > 0:
+                    for t in range(width):
+                        acc[t] = (acc[t] + (a[t] + b[t]) * wa) + (c[t] + d[t]) * wb
+                else:
+                    for t in range(width):
+                        acc[t] = (acc[t] + (a[t] - b[t]) * wa) + (c[t] - d[t]) * wb
+                jj += 2
+            else:
+                if symmetric > 0:
+                    for t in range(width):
+                        acc[t] += (a[t] + b[t]) * wa
+                else:
+                    for t in range(width):
+                        acc[t] += (a[t] - b[t]) * wa
+                jj += 1
+        return
+    top = buf[center + size2 * stride : center + size2 * stride + width]
+    w2 = weights[size1 + size2]
+    for t in range(width):
+        acc[t] = top[t] * w2
+    for jj in range(-size1, size2):
+        a = buf[center + jj * stride : center + jj * stride + width]
+        w = weights[size1 + jj]
+        for t in range(width):
+            acc[t] += a[t] * w
+
+
+@numba.njit(**_JIT)
 def correlate1d_3d(src, weights, origin, mode, cval, symmetric, out):
     """scipy's NI_Correlate1D on an (outer, n, inner) view; ``out`` may be ``src``."""
     outer, n, inner = src.shape
@@ -83,26 +137,18 @@ def correlate1d_3d(src, weights, origin, mode, cval, symmetric, out):
     before = size1 + origin
     after = size2 - origin
     if inner == 1:
-        line = np.empty(n + before + after, np.float64)
+        # One line at a time, its outputs side by side in the lanes.
+        line = np.empty((n + before + after, 1), np.float64)
+        flat = line.reshape(-1)
+        acc = np.empty(n, np.float64)
         for o in range(outer):
-            _fill_line(line, src, o, before, mode, cval)
+            _fill(line, src, o, 0, 1, before, mode, cval)
+            _correlate_lanes(flat, size1, 1, n, weights, symmetric, acc)
             for i in range(n):
-                c = i + size1
-                if symmetric > 0:
-                    acc = line[c] * weights[size1]
-                    for jj in range(-size1, 0):
-                        acc += (line[c + jj] + line[c - jj]) * weights[size1 + jj]
-                elif symmetric < 0:
-                    acc = line[c] * weights[size1]
-                    for jj in range(-size1, 0):
-                        acc += (line[c + jj] - line[c - jj]) * weights[size1 + jj]
-                else:
-                    acc = line[c + size2] * weights[size1 + size2]
-                    for jj in range(-size1, size2):
-                        acc += line[c + jj] * weights[size1 + jj]
-                out[o, i, 0] = acc
+                out[o, i, 0] = acc[i]
         return
     ext = np.empty((n + before + after, TILE), np.float64)
+    flat = ext.reshape(-1)
     acc = np.empty(TILE, np.float64)
     for o in range(outer):
         for t0 in range(0, inner, TILE):
@@ -110,31 +156,7 @@ def correlate1d_3d(src, weights, origin, mode, cval, symmetric, out):
             width = t1 - t0
             _fill(ext, src, o, t0, t1, before, mode, cval)
             for i in range(n):
-                c = i + size1
-                if symmetric > 0:
-                    w0 = weights[size1]
-                    for t in range(width):
-                        acc[t] = ext[c, t] * w0
-                    for jj in range(-size1, 0):
-                        w = weights[size1 + jj]
-                        for t in range(width):
-                            acc[t] += (ext[c + jj, t] + ext[c - jj, t]) * w
-                elif symmetric < 0:
-                    w0 = weights[size1]
-                    for t in range(width):
-                        acc[t] = ext[c, t] * w0
-                    for jj in range(-size1, 0):
-                        w = weights[size1 + jj]
-                        for t in range(width):
-                            acc[t] += (ext[c + jj, t] - ext[c - jj, t]) * w
-                else:
-                    w2 = weights[size1 + size2]
-                    for t in range(width):
-                        acc[t] = ext[c + size2, t] * w2
-                    for jj in range(-size1, size2):
-                        w = weights[size1 + jj]
-                        for t in range(width):
-                            acc[t] += ext[c + jj, t] * w
+                _correlate_lanes(flat, (i + size1) * TILE, TILE, width, weights, symmetric, acc)
                 for t in range(width):
                     out[o, i, t0 + t] = acc[t]
 
