@@ -213,3 +213,74 @@ def fast_minmax(minimum: bool) -> Callable[[np.dtype, Mapping[str, Any]], Block 
         return block
 
     return fast
+
+
+# ---------------------------------------------------------------- median, percentile, rank
+
+
+def _rank_of(kind: str, p: Mapping[str, Any], count: int) -> int:
+    """scipy's rank for a window of ``count`` values (scipy.ndimage._rank_filter)."""
+    if kind == "median":
+        return count // 2
+    if kind == "percentile":
+        percentile = p["percentile"] + 100.0 if p["percentile"] < 0 else p["percentile"]
+        return count - 1 if percentile == 100.0 else int(float(count) * percentile / 100.0)
+    return p["rank"] + count if p["rank"] < 0 else p["rank"]
+
+
+def _full_window(p: Mapping[str, Any], ndim: int) -> tuple[np.ndarray, tuple[int, ...]] | None:
+    """The footprint and origins over every axis (size-1 on axes not filtered), or
+    None for unsorted ``axes`` (scipy pairs them its own way)."""
+    axes = axes_tuple(p["axes"], ndim)
+    if list(axes) != sorted(axes):
+        return None
+    fp = p["footprint"]
+    if fp is None:
+        fp = np.ones(tuple(int(s) for s in expand(p["size"], len(axes))), dtype=bool)
+    shape, origins = [1] * ndim, [0] * ndim
+    for axis, size, origin in zip(axes, fp.shape, expand(p["origin"], len(axes)), strict=True):
+        shape[axis], origins[axis] = size, origin
+    return np.ascontiguousarray(fp, dtype=bool).reshape(shape), tuple(origins)
+
+
+def _exact_cval(dtype: np.dtype, cval: float) -> bool:
+    """Is ``cval`` a value of ``dtype`` (so selecting it in the dtype is selecting
+    it in scipy's float64 buffer)?"""
+    if dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            return float(dtype.type(cval)) == cval  # False for nan, whose order is scipy's own
+    info = np.iinfo(dtype)
+    return float(cval).is_integer() and info.min <= cval <= info.max
+
+
+def fast_rank(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None]:
+    """Selection networks for ``kind`` (median, percentile, rank) on 2-D and 3-D
+    blocks; scipy for the rest (min/max ranks, very large windows, 64-bit
+    integers, NaN or -0.0 in the block)."""
+    from batchproc.kernels import rank as networks
+
+    scipy_fn = getattr(ndi, f"{kind}_filter")
+
+    def fast(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
+        dt = np.dtype(dtype)
+        if dt.kind not in "iuf" or dt.itemsize > 4 or dt == np.float16 or _out_dtype(dt, params) != dt:
+            return None
+        if params["mode"] in ("constant", "grid-constant") and not _exact_cval(dt, float(params["cval"])):
+            return None
+
+        def block(x: np.ndarray, **p: Any) -> np.ndarray:
+            window = _full_window(p, x.ndim) if x.ndim in (2, 3) else None
+            if window is not None:
+                footprint, origins = window
+                count = int(np.count_nonzero(footprint))
+                rank = _rank_of(kind, p, count)
+                clean = x.dtype.kind != "f" or not (np.isnan(x).any() or (np.signbit(x) & (x == 0)).any())
+                if 0 < rank < count - 1 and count <= networks.MAX_WINDOW and clean:
+                    constant = p["mode"] in ("constant", "grid-constant")
+                    cval = x.dtype.type(p["cval"] if constant else 0)
+                    return networks.rank_filter(x, rank, footprint, origins, p["mode"], cval)
+            return scipy_fn(x, **p)
+
+        return block
+
+    return fast

@@ -357,7 +357,11 @@ declare(
     relate=relate_window,
     fast=compiled.fast_uniform,
 )
-_FAST_WINDOW = {"minimum_filter": compiled.fast_minmax(True), "maximum_filter": compiled.fast_minmax(False)}
+_FAST_WINDOW = {
+    "minimum_filter": compiled.fast_minmax(True),
+    "maximum_filter": compiled.fast_minmax(False),
+    "median_filter": compiled.fast_rank("median"),
+}
 for _name, per_axis_mode in (("minimum_filter", True), ("maximum_filter", True), ("median_filter", False)):
     declare(
         _name,
@@ -372,6 +376,7 @@ declare(
      SIZE, FOOTPRINT, OUTPUT, mode(False), CVAL, ORIGIN, AXES),
     halo=window_halo,
     relate=relate_window,
+    fast=compiled.fast_rank("percentile"),
 )
 declare(
     "rank_filter",
@@ -379,6 +384,7 @@ declare(
      SIZE, FOOTPRINT, OUTPUT, mode(False), CVAL, ORIGIN, AXES),
     halo=window_halo,
     relate=relate_window,
+    fast=compiled.fast_rank("rank"),
 )
 
 

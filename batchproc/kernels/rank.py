@@ -1,0 +1,136 @@
+"""Rank filters (median, percentile, rank) with selection networks.
+
+scipy (NI_RankFilter) copies each window into a float64 buffer and runs a
+quickselect per voxel. Here a window's values sit in lanes (one lane per output
+voxel along the last axis) and a fixed network of compare-exchanges, pruned to the
+one rank wanted, runs on all lanes at once, in the input's own dtype.
+
+The result is the same value: the rank-th smallest of the window is unique once
+there are no NaNs (whose order depends on the algorithm) and no negative zeros
+(equal to +0 but with other bits), and every value of a dtype up to 32 bits is
+exact in scipy's float64 buffer. Blocks holding NaN or -0.0 go to scipy.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numba
+import numpy as np
+
+from batchproc.kernels.lines import MODE_CODES, source_index
+
+_JIT = {"cache": True, "nogil": True}
+
+#: Lanes per sweep of the network: one row segment of output voxels.
+LANES = 256
+
+#: Windows larger than this go to scipy (the network grows as n log^2 n).
+MAX_WINDOW = 343
+
+
+@lru_cache(maxsize=64)
+def selection_network(n: int, rank: int) -> np.ndarray:
+    """Compare-exchanges that leave the ``rank``-th smallest of ``n`` values at
+    position ``rank``: Batcher's odd-even merge sort, pruned backwards to the
+    exchanges that output depends on.
+
+    Rows are (low, high, kind): kind 0 exchanges (min to low, max to high), 1 only
+    keeps the min at low, 2 only keeps the max at high.
+    """
+    size = 1 << max(0, (n - 1).bit_length())
+    pairs = []
+    p = 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k, size - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p) and i + j + k < n:
+                        # A padding value (index >= n) would be +inf: never moved.
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    needed = {rank}
+    kept = []
+    for low, high in reversed(pairs):
+        want_low, want_high = low in needed, high in needed
+        if not (want_low or want_high):
+            continue
+        kept.append((low, high, 0 if want_low and want_high else (1 if want_low else 2)))
+        needed.update((low, high))
+    return np.array(kept[::-1], dtype=np.int64).reshape(-1, 3)
+
+
+@numba.njit(**_JIT)
+def _select_planes(padded, offsets, network, rank, out):
+    """out[z, y, x] = the ``rank``-th smallest of padded[z + dz, y + dy, x + dx]
+    over the window's ``offsets`` (rows of dz, dy, dx)."""
+    nz, ny, nx = out.shape
+    m = offsets.shape[0]
+    lanes = np.empty((m, LANES), out.dtype)
+    for z in range(nz):
+        for y in range(ny):
+            for x0 in range(0, nx, LANES):
+                width = min(LANES, nx - x0)
+                for e in range(m):
+                    row = padded[z + offsets[e, 0], y + offsets[e, 1]]
+                    start = x0 + offsets[e, 2]
+                    lane = lanes[e]
+                    for t in range(width):
+                        lane[t] = row[start + t]
+                for c in range(network.shape[0]):
+                    a = lanes[network[c, 0]]
+                    b = lanes[network[c, 1]]
+                    kind = network[c, 2]
+                    if kind == 0:
+                        for t in range(width):
+                            va = a[t]
+                            vb = b[t]
+                            a[t] = va if va < vb else vb
+                            b[t] = vb if va < vb else va
+                    elif kind == 1:
+                        for t in range(width):
+                            va = a[t]
+                            vb = b[t]
+                            a[t] = va if va < vb else vb
+                    else:
+                        for t in range(width):
+                            va = a[t]
+                            vb = b[t]
+                            b[t] = vb if va < vb else va
+                result = lanes[rank]
+                o = out[z, y]
+                for t in range(width):
+                    o[x0 + t] = result[t]
+
+
+def _extend(x: np.ndarray, before: tuple[int, ...], after: tuple[int, ...], mode: str, cval) -> np.ndarray:
+    """``x`` extended by scipy's boundary ``mode`` (one for all axes)."""
+    code = MODE_CODES[mode]
+    if code == 4:
+        padded = np.full(tuple(n + b + a for n, b, a in zip(x.shape, before, after, strict=True)), cval, x.dtype)
+        padded[tuple(slice(b, b + n) for n, b in zip(x.shape, before, strict=True))] = x
+        return padded
+    for axis, (b, a) in enumerate(zip(before, after, strict=True)):
+        n = x.shape[axis]
+        index = np.array([source_index(k - b, n, code) for k in range(n + b + a)], dtype=np.intp)
+        x = np.take(x, index, axis=axis)
+    return np.ascontiguousarray(x)
+
+
+def rank_filter(x: np.ndarray, rank: int, footprint: np.ndarray, origins: tuple[int, ...], mode: str, cval) -> np.ndarray:
+    """The ``rank``-th smallest over ``footprint`` (one dimension per axis of the
+    2-D or 3-D ``x``), as scipy.ndimage.rank_filter computes it; ``cval`` is
+    already a value of x's dtype."""
+    shape = footprint.shape
+    before = tuple(s // 2 + o for s, o in zip(shape, origins, strict=True))
+    after = tuple(s - 1 - b for s, b in zip(shape, before, strict=True))
+    padded = _extend(x, before, after, mode, cval)
+    offsets = np.argwhere(footprint).astype(np.int64)
+    if x.ndim == 2:
+        padded = padded[np.newaxis]
+        offsets = np.column_stack([np.zeros(len(offsets), np.int64), offsets])
+    out = np.empty(padded.shape[:1] + x.shape[-2:] if x.ndim == 2 else x.shape, x.dtype)
+    _select_planes(padded, np.ascontiguousarray(offsets), selection_network(len(offsets), rank), rank, out)
+    return out.reshape(x.shape)
