@@ -284,3 +284,55 @@ def fast_rank(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None
         return block
 
     return fast
+
+
+# ---------------------------------------------------------------- correlate, convolve
+
+_DENSE_MODES = ("reflect", "grid-mirror", "mirror", "nearest", "wrap", "constant")
+
+
+def fast_dense(convolution: bool) -> Callable[[np.dtype, Mapping[str, Any]], Block | None]:
+    """Row-vectorized correlation for 2-D and 3-D blocks; scipy for the rest
+    (64-bit integers, grid-wrap/grid-constant, a cval the input dtype cannot hold,
+    and integer results out of the output's range, whose C cast is scipy's)."""
+    from batchproc.kernels import dense
+
+    scipy_fn = ndi.convolve if convolution else ndi.correlate
+
+    def fast(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
+        dt, out = np.dtype(dtype), _out_dtype(dtype, params)
+        if dt.kind not in "iuf" or dt.itemsize > 4 and dt.kind != "f" or dt == np.float16:
+            return None
+        if out.kind not in "iuf" or out == np.float16 or out.itemsize > 4 and out.kind != "f":
+            return None
+        if params["mode"] not in _DENSE_MODES or params["mode"] == "constant" and not _exact_cval(dt, float(params["cval"])):
+            return None
+
+        def block(x: np.ndarray, **p: Any) -> np.ndarray:
+            axes = axes_tuple(p["axes"], x.ndim)
+            if x.ndim not in (2, 3) or list(axes) != sorted(axes):
+                return scipy_fn(x, **p)
+            weights = np.asarray(p["weights"], dtype=np.float64)
+            shape, origins = [1] * x.ndim, [0] * x.ndim
+            for axis, size, origin in zip(axes, weights.shape, expand(p["origin"], len(axes)), strict=True):
+                # scipy: a convolution is the correlation with flipped weights and
+                # mirrored origins (one further for even sizes).
+                shape[axis] = size
+                origins[axis] = (-origin - (0 if size & 1 else 1)) if convolution else origin
+            weights = weights.reshape(shape)
+            if convolution:
+                weights = weights[(slice(None, None, -1),) * x.ndim]
+            cval = x.dtype.type(p["cval"] if p["mode"] == "constant" else 0)
+            sums = dense.correlate(x, weights, tuple(origins), p["mode"], cval)
+            if out.kind == "f":
+                return sums.astype(out)
+            info = np.iinfo(out)
+            # C's cast truncates toward zero; it is defined (and numpy's equals it)
+            # when the truncated value fits the output dtype.
+            if not (np.all(sums > info.min - 1) and np.all(sums < info.max + 1)):
+                return scipy_fn(x, **p)
+            return sums.astype(out)
+
+        return block
+
+    return fast

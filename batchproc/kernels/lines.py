@@ -245,6 +245,21 @@ def minmax1d_3d(src, size, origin, mode, cval, minimum, out):
                     out[o, i, t0 + t] = acc[t]
 
 
+def extend(x: np.ndarray, before: tuple[int, ...], after: tuple[int, ...], mode: str, cval) -> np.ndarray:
+    """``x`` extended by ``before``/``after`` voxels per axis with scipy's boundary
+    ``mode`` (one for all axes); ``cval`` is a value of x's dtype."""
+    code = MODE_CODES[mode]
+    if code == 4:
+        padded = np.full(tuple(n + b + a for n, b, a in zip(x.shape, before, after, strict=True)), cval, x.dtype)
+        padded[tuple(slice(b, b + n) for n, b in zip(x.shape, before, strict=True))] = x
+        return padded
+    for axis, (b, a) in enumerate(zip(before, after, strict=True)):
+        n = x.shape[axis]
+        index = np.array([source_index(k - b, n, code) for k in range(n + b + a)], dtype=np.intp)
+        x = np.take(x, index, axis=axis)
+    return np.ascontiguousarray(x)
+
+
 def as_lines(a: np.ndarray, axis: int) -> np.ndarray:
     """``a`` (C-contiguous) viewed as (outer, n, inner) around ``axis``."""
     outer = int(np.prod(a.shape[:axis], dtype=np.int64))

@@ -18,7 +18,7 @@ from functools import lru_cache
 import numba
 import numpy as np
 
-from batchproc.kernels.lines import MODE_CODES, source_index
+from batchproc.kernels.lines import extend
 
 _JIT = {"cache": True, "nogil": True}
 
@@ -105,20 +105,6 @@ def _select_planes(padded, offsets, network, rank, out):
                     o[x0 + t] = result[t]
 
 
-def _extend(x: np.ndarray, before: tuple[int, ...], after: tuple[int, ...], mode: str, cval) -> np.ndarray:
-    """``x`` extended by scipy's boundary ``mode`` (one for all axes)."""
-    code = MODE_CODES[mode]
-    if code == 4:
-        padded = np.full(tuple(n + b + a for n, b, a in zip(x.shape, before, after, strict=True)), cval, x.dtype)
-        padded[tuple(slice(b, b + n) for n, b in zip(x.shape, before, strict=True))] = x
-        return padded
-    for axis, (b, a) in enumerate(zip(before, after, strict=True)):
-        n = x.shape[axis]
-        index = np.array([source_index(k - b, n, code) for k in range(n + b + a)], dtype=np.intp)
-        x = np.take(x, index, axis=axis)
-    return np.ascontiguousarray(x)
-
-
 def rank_filter(x: np.ndarray, rank: int, footprint: np.ndarray, origins: tuple[int, ...], mode: str, cval) -> np.ndarray:
     """The ``rank``-th smallest over ``footprint`` (one dimension per axis of the
     2-D or 3-D ``x``), as scipy.ndimage.rank_filter computes it; ``cval`` is
@@ -126,7 +112,7 @@ def rank_filter(x: np.ndarray, rank: int, footprint: np.ndarray, origins: tuple[
     shape = footprint.shape
     before = tuple(s // 2 + o for s, o in zip(shape, origins, strict=True))
     after = tuple(s - 1 - b for s, b in zip(shape, before, strict=True))
-    padded = _extend(x, before, after, mode, cval)
+    padded = extend(x, before, after, mode, cval)
     offsets = np.argwhere(footprint).astype(np.int64)
     if x.ndim == 2:
         padded = padded[np.newaxis]

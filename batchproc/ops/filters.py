@@ -296,6 +296,7 @@ for _name in ("correlate", "convolve"):
         (WEIGHTS, OUTPUT, mode(False), CVAL, ORIGIN, AXES),
         halo=weights_halo,
         relate=relate_weights,
+        fast=compiled.fast_dense(_name == "convolve"),
     )
 
 SIGMA = Param("sigma", c.per_axis(c.real(0), "a number >= 0"), help="standard deviation, per axis")
