@@ -150,9 +150,13 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
         for (kernel, params, present), after in zip(chain, needed, strict=True):
             extra = [a[region] for a in aligned_blocks[position : position + len(present)]]
             position += len(present)
-            block = kernel(block, *extra, **params)
+            # Local kernels keep the block's shape: the cut is known before the step,
+            # and a kernel that can (``crops``) computes only that part.
             cut = tuple(slice(left - min(left, n), block.shape[axis] - (right - min(right, n))) for axis, ((left, right), n) in enumerate(zip(have, after, strict=True)))
-            block = block[cut]
+            if getattr(kernel, "crops", False):
+                block = kernel(block, *extra, keep=cut, **params)
+            else:
+                block = kernel(block, *extra, **params)[cut]
             region = tuple(_compose(r, c) for r, c in zip(region, cut, strict=True))
             have = [(min(left, n), min(right, n)) for (left, right), n in zip(have, after, strict=True)]
         return block

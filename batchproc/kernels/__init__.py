@@ -14,6 +14,7 @@ or ``scipy``), read when a graph is built.
 from __future__ import annotations
 
 import os
+import threading
 
 import dask
 
@@ -28,4 +29,26 @@ def active() -> str:
         from batchproc.errors import BatchprocError
 
         raise BatchprocError(f"kernels must be one of {', '.join(KERNEL_SETS)}; got {value!r}.")
+    if value == "compiled":
+        warm_up()
     return value
+
+
+_warming: threading.Thread | None = None
+
+
+def warm_up() -> None:
+    """Start numba's one-time set-up (about 0.2 s per process, even with every
+    kernel cached on disk) in the background, once per process, so that it overlaps
+    with building the graph and reading the first blocks instead of stalling the
+    first compiled task."""
+    global _warming
+    if _warming is None:
+        _warming = threading.Thread(target=_first_call, name="batchproc-numba-warm-up", daemon=True)
+        _warming.start()
+
+
+def _first_call() -> None:
+    from batchproc.kernels.lines import source_index
+
+    source_index(0, 1, 0)

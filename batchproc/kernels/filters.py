@@ -61,8 +61,14 @@ def fast_gaussian(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
     return gaussian_block
 
 
-def gaussian_block(x: np.ndarray, **p: Any) -> np.ndarray:
+def gaussian_block(x: np.ndarray, keep: tuple[slice, ...] | None = None, **p: Any) -> np.ndarray:
+    """scipy's gaussian_filter of the block, cut to ``keep`` (slices with bounds).
+
+    Each pass computes only the outputs kept along its own axis: it reads whole
+    lines, and later passes read along other axes, so the result is the same.
+    """
     ndim = x.ndim
+    keep = keep or tuple(slice(0, n) for n in x.shape)
     axes = axes_tuple(p["axes"], ndim)
     n = len(axes)
     passes = [
@@ -72,17 +78,26 @@ def gaussian_block(x: np.ndarray, **p: Any) -> np.ndarray:
         )
         if sigma > 1e-15
     ]
-    out = np.empty(x.shape, _out_dtype(x.dtype, p))
+    dtype = _out_dtype(x.dtype, p)
     if not passes:
-        out[...] = x
+        out = np.empty(x[keep].shape, dtype)
+        out[...] = x[keep]
         return out
     src = _contiguous(x)
     for axis, sigma, order, mode, radius in passes:
         lw = int(p["truncate"] * float(sigma) + 0.5) if radius is None else radius
         weights = _gaussian_kernel1d(sigma, order, lw)[::-1]
-        correlate1d(src, weights, axis, out, mode, p["cval"], 0)
+        shape = list(src.shape)
+        shape[axis] = keep[axis].stop - keep[axis].start
+        out = np.empty(shape, dtype)
+        correlate1d(src, weights, axis, out, mode, p["cval"], 0, keep[axis].start)
         src = out
-    return out
+    done = {axis for axis, *_ in passes}
+    return src[tuple(slice(None) if axis in done else keep[axis] for axis in range(ndim))]
+
+
+#: map_stage hands this kernel the part of its result that later steps need.
+gaussian_block.crops = True  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------- sobel, prewitt, magnitude

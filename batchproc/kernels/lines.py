@@ -128,9 +128,12 @@ def _correlate_lanes(buf, center, stride, width, weights, symmetric, acc):
 
 
 @numba.njit(**_JIT)
-def correlate1d_3d(src, weights, origin, mode, cval, symmetric, out):
-    """scipy's NI_Correlate1D on an (outer, n, inner) view; ``out`` may be ``src``."""
+def correlate1d_3d(src, weights, origin, mode, cval, symmetric, out, lo):
+    """scipy's NI_Correlate1D on an (outer, n, inner) view, for the outputs ``lo`` to
+    ``lo + out.shape[1]`` along each line (the full line is read); ``out`` may be
+    ``src`` when it is the whole line."""
     outer, n, inner = src.shape
+    hi = lo + out.shape[1]
     size = weights.shape[0]
     size1 = size // 2
     size2 = size - size1 - 1
@@ -140,11 +143,11 @@ def correlate1d_3d(src, weights, origin, mode, cval, symmetric, out):
         # One line at a time, its outputs side by side in the lanes.
         line = np.empty((n + before + after, 1), np.float64)
         flat = line.reshape(-1)
-        acc = np.empty(n, np.float64)
+        acc = np.empty(hi - lo, np.float64)
         for o in range(outer):
             _fill(line, src, o, 0, 1, before, mode, cval)
-            _correlate_lanes(flat, size1, 1, n, weights, symmetric, acc)
-            for i in range(n):
+            _correlate_lanes(flat, lo + size1, 1, hi - lo, weights, symmetric, acc)
+            for i in range(hi - lo):
                 out[o, i, 0] = acc[i]
         return
     ext = np.empty((n + before + after, TILE), np.float64)
@@ -155,10 +158,10 @@ def correlate1d_3d(src, weights, origin, mode, cval, symmetric, out):
             t1 = min(inner, t0 + TILE)
             width = t1 - t0
             _fill(ext, src, o, t0, t1, before, mode, cval)
-            for i in range(n):
+            for i in range(lo, hi):
                 _correlate_lanes(flat, (i + size1) * TILE, TILE, width, weights, symmetric, acc)
                 for t in range(width):
-                    out[o, i, t0 + t] = acc[t]
+                    out[o, i - lo, t0 + t] = acc[t]
 
 
 @numba.njit(**_JIT)
@@ -282,9 +285,11 @@ def symmetry(weights: np.ndarray) -> int:
     return 0
 
 
-def correlate1d(src: np.ndarray, weights, axis: int, out: np.ndarray, mode: str, cval: float, origin: int = 0) -> None:
+def correlate1d(src: np.ndarray, weights, axis: int, out: np.ndarray, mode: str, cval: float, origin: int = 0, lo: int = 0) -> None:
+    """scipy's correlate1d of ``src`` along ``axis`` into ``out``, whose extent
+    along ``axis`` may be a part of the line, starting at ``lo``."""
     w = np.ascontiguousarray(weights, dtype=np.float64)
-    correlate1d_3d(as_lines(src, axis), w, int(origin), MODE_CODES[mode], float(cval), symmetry(w), as_lines(out, axis))
+    correlate1d_3d(as_lines(src, axis), w, int(origin), MODE_CODES[mode], float(cval), symmetry(w), as_lines(out, axis), int(lo))
 
 
 @numba.njit(**_JIT)
