@@ -66,3 +66,18 @@ def test_out_of_core_benchmark_smoke(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     row = done.stdout.strip().splitlines()[-1].split("|")
     assert row[1].strip() == "0.02 GB uint16" and float(row[6]) > 0
+
+
+@pytest.mark.slow
+def test_kernel_benchmark_smoke(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "kernels.py"
+    args = [sys.executable, str(script), "--shape", "6,16,16", "--dtypes", "uint16", "--out", str(tmp_path), "--no-compile-cost"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads((tmp_path / "kernels.json").read_text())["kernels"]
+    assert len(rows) == 13 and all(r["equal"] for r in rows), [r["kernel"] for r in rows if not r["equal"]]
+    assert "| median_filter 3 | uint16 |" in (tmp_path / "kernels.md").read_text()

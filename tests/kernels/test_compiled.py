@@ -1,0 +1,96 @@
+"""The compiled kernels at the edges the random contract test rarely reaches:
+selection networks checked exhaustively, and the values that send a block back to
+scipy (NaN, -0.0, inf, a cval the dtype cannot hold, integer sums out of range)."""
+
+from __future__ import annotations
+
+import itertools
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+
+import batchproc
+from batchproc.kernels.rank import selection_network
+from batchproc.ops.filters import sobel_magnitude_block
+
+
+def run_network(values: np.ndarray, network: np.ndarray) -> np.ndarray:
+    v = values.copy()
+    for low, high, kind in network:
+        a, b = v[..., low].copy(), v[..., high].copy()
+        if kind in (0, 1):
+            v[..., low] = np.minimum(a, b)
+        if kind in (0, 2):
+            v[..., high] = np.maximum(a, b)
+    return v
+
+
+@pytest.mark.parametrize("n", range(1, 13))
+def test_selection_network_every_rank_on_every_binary_input(n: int) -> None:
+    # The 0-1 principle: a comparator network that selects correctly on every
+    # 0/1 input selects correctly on every input.
+    inputs = np.array(list(itertools.product((0, 1), repeat=n)), dtype=np.int8)
+    for rank in range(n):
+        got = run_network(inputs, selection_network(n, rank))[:, rank]
+        assert np.array_equal(got, np.sort(inputs, axis=1)[:, rank]), (n, rank)
+
+
+@pytest.mark.parametrize(("n", "rank"), [(27, 13), (27, 6), (25, 12), (125, 62), (49, 10), (343, 171)])
+def test_selection_network_on_random_values(n: int, rank: int) -> None:
+    rng = np.random.default_rng(n * 1000 + rank)
+    values = rng.integers(0, 5, (2000, n))
+    got = run_network(values, selection_network(n, rank))[:, rank]
+    assert np.array_equal(got, np.sort(values, axis=1)[:, rank])
+
+
+def test_pruned_network_is_smaller_than_sorting() -> None:
+    assert len(selection_network(27, 13)) < len(selection_network(27, 0)) + len(selection_network(27, 26)) + 100
+    assert len(selection_network(27, 13)) <= 130
+
+
+def compiled(fn, a: np.ndarray, chunks, **params) -> np.ndarray:
+    with dask.config.set({"batchproc.kernels": "compiled"}):
+        return fn(da.from_array(a, chunks=chunks), **params).compute(scheduler="synchronous")
+
+
+@pytest.mark.parametrize("special", ["nan", "negative zero", "inf"])
+@pytest.mark.parametrize("name", ["median_filter", "percentile_filter", "rank_filter"])
+def test_rank_filters_with_special_floats_equal_scipy(name: str, special: str) -> None:
+    rng = np.random.default_rng(1)
+    a = rng.normal(0, 1, (9, 12, 14)).astype(np.float32)
+    value = {"nan": np.nan, "negative zero": -0.0, "inf": np.inf}[special]
+    a[rng.random(a.shape) < 0.2] = value
+    a[rng.random(a.shape) < 0.2] = 0.0
+    extra = {"percentile_filter": {"percentile": 40}, "rank_filter": {"rank": 9}}.get(name, {})
+    got = compiled(getattr(batchproc.ndimage, name), a, (5, 6, 7), size=3, **extra)
+    want = getattr(ndi, name)(a, size=3, **extra)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))  # bits: -0.0 is not 0.0
+
+
+@pytest.mark.parametrize("cval", [0.5, -1.0, 300.0, 7.0])
+def test_median_with_a_cval_outside_the_dtype_equals_scipy(cval: float) -> None:
+    a = np.random.default_rng(2).integers(0, 256, (6, 20, 20)).astype(np.uint8)
+    got = compiled(batchproc.ndimage.median_filter, a, (3, 10, 10), size=(3, 5, 5), mode="constant", cval=cval)
+    assert np.array_equal(got, ndi.median_filter(a, size=(3, 5, 5), mode="constant", cval=cval))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "float32"])
+def test_convolve_whose_sums_leave_the_dtype_equals_scipy(dtype: str) -> None:
+    # Negative and overflowing sums: their C cast is scipy's, so those blocks go to scipy.
+    a = np.random.default_rng(3).integers(0, 120, (8, 16, 16)).astype(dtype)
+    weights = np.array([[[-3.0, 0.0, 5.0]]]) * np.ones((3, 3, 1))
+    got = compiled(batchproc.ndimage.convolve, a, (4, 8, 8), weights=weights, mode="mirror")
+    assert np.array_equal(got, ndi.convolve(a, weights, mode="mirror"))
+
+
+def test_sobel_magnitude_float32_with_inf_nan_and_signed_zeros_bit_for_bit() -> None:
+    rng = np.random.default_rng(4)
+    a = rng.normal(0, 100, (7, 9, 11)).astype(np.float32)
+    a.flat[rng.integers(0, a.size, 12)] = [np.inf, -np.inf, np.nan, -0.0] * 3
+    for mode, cval in (("reflect", 0.0), ("constant", -0.0), ("wrap", 0.0), ("constant", 2.5)):
+        got = compiled(batchproc.sobel_magnitude, a, (3, 4, 5), mode=mode, cval=cval)
+        want = sobel_magnitude_block(a, axes=None, mode=mode, cval=cval, output=None)
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), mode
