@@ -154,6 +154,24 @@ def _square_into(src, total, first):
 
 
 @numba.njit(**_JIT)
+def _in_plane_axis(x, cache, keys, planes, along_y, use_z, a, b, work, response, total, first, m1, m2, cval, slots):
+    """Plane z's sobel along y (``along_y``) or x, squared into ``total``: the
+    derivative in the plane (cached for the neighbouring z), smoothing along z
+    (planes a, z, b) when ``use_z``, then along the plane's other axis."""
+    _derivative_planes(x, cache, keys, planes, along_y, m1 if along_y else m2, cval, slots)
+    if use_z:
+        _pass_z(cache, slots[0] if a >= 0 else -1, slots[1], slots[2] if b >= 0 else -1, work, False, cval)
+        smoothed = work
+    else:
+        smoothed = cache[slots[1]]
+    if along_y:
+        _pass_x(smoothed, response, False, m2, cval)
+    else:
+        _pass_y(smoothed, response, False, m1, cval)
+    _square_into(response, total, first)
+
+
+@numba.njit(**_JIT)
 def sobel_magnitude_planes(x, out, m0, m1, m2, cval, use_z):
     """``out`` = scipy's sobel magnitude of ``x`` (nz, ny, nx); with ``use_z`` False
     each plane is a separate 2-D image (axes y and x only)."""
@@ -180,22 +198,10 @@ def sobel_magnitude_planes(x, out, m0, m1, m2, cval, use_z):
             planes[0], planes[1], planes[2] = a, z, b
         else:
             planes[0], planes[1], planes[2] = -1, z, -1
-        # axis 1: derivative along y, then smoothing along z, then x
-        _derivative_planes(x, dy, keys_y, planes, True, m1, cval, slots)
-        if use_z:
-            _pass_z(dy, slots[0] if a >= 0 else -1, slots[1], slots[2] if b >= 0 else -1, plane_a, False, cval)
-            _pass_x(plane_a, plane_b, False, m2, cval)
-        else:
-            _pass_x(dy[slots[1]], plane_b, False, m2, cval)
-        _square_into(plane_b, total, not use_z)
+        # axis 1: derivative along y, then smoothing along z, then x;
         # axis 2: derivative along x, then smoothing along z, then y
-        _derivative_planes(x, dx, keys_x, planes, False, m2, cval, slots)
-        if use_z:
-            _pass_z(dx, slots[0] if a >= 0 else -1, slots[1], slots[2] if b >= 0 else -1, plane_a, False, cval)
-            _pass_y(plane_a, plane_b, False, m1, cval)
-        else:
-            _pass_y(dx[slots[1]], plane_b, False, m1, cval)
-        _square_into(plane_b, total, False)
+        _in_plane_axis(x, dy, keys_y, planes, True, use_z, a, b, plane_a, plane_b, total, not use_z, m1, m2, cval, slots)
+        _in_plane_axis(x, dx, keys_x, planes, False, use_z, a, b, plane_a, plane_b, total, False, m1, m2, cval, slots)
         o = out[z]
         for y in range(ny):
             for i in range(nx):
