@@ -23,12 +23,15 @@ chunk seams invisible live here and nowhere else:
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dask.array as da
 import numpy as np
 from dask.array.overlap import ensure_minimum_chunksize
+from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+from dask.layers import ArrayOverlapLayer
 
 from batchproc import kernels
 from batchproc.errors import BatchprocError
@@ -161,7 +164,7 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
             have = [(min(left, n), min(right, n)) for (left, right), n in zip(have, after, strict=True)]
         return block
 
-    return da.map_overlap(
+    result = da.map_overlap(
         run_block,
         x,
         *aligned,
@@ -174,6 +177,30 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
         meta=np.empty((0,) * ndim, dtype=dtype),
         token=f"batchproc-{names}",
     )
+    return _copied_halos(result)
+
+
+def _copy_slice(block: Any, index: tuple[slice, ...]) -> Any:
+    return block[index].copy()
+
+
+def _copied_halos(result: da.Array) -> da.Array:
+    """``result`` with dask's overlap slices copied instead of kept as views.
+
+    dask cuts each neighbour's halo with ``block[slices]``, a view: the whole
+    neighbouring input block stays alive until the last block that reads its halo
+    has run. Copied, an input block is freed once its own block and its slices are
+    done (float32 bench: 24 of 32 input blocks alive at the peak with views)."""
+    layers = dict(result.dask.layers)
+    changed = False
+    for name, layer in layers.items():
+        if isinstance(layer, ArrayOverlapLayer):
+            tasks = {k: ((_copy_slice, *v[1:]) if type(v) is tuple and v and v[0] is operator.getitem else v) for k, v in layer.items()}
+            layers[name] = MaterializedLayer(tasks)
+            changed = True
+    if not changed:
+        return result
+    return da.Array(HighLevelGraph(layers, result.dask.dependencies), result.name, result.chunks, meta=result._meta)
 
 
 def _compose(outer: slice, inner: slice) -> slice:
