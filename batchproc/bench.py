@@ -367,7 +367,4 @@ def write_report(results: Sequence[Result], folder: str | Path) -> Path:
 
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--one":
-    from batchproc.execute import one_malloc_arena
-
-    one_malloc_arena()  # every engine alike, as the batchproc CLI runs
     print(json.dumps(run_one(*sys.argv[2:6])))

@@ -371,9 +371,6 @@ def ops(
 
 def main() -> None:
     """Entry point: typer's own usage errors exit 2 already; ours are mapped in guarded()."""
-    from batchproc.execute import one_malloc_arena
-
-    one_malloc_arena()
     app()
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -266,26 +265,6 @@ def in_this_thread() -> Iterator[None]:
         yield
     finally:
         _THREAD.synchronous = False
-
-
-def one_malloc_arena() -> None:
-    """Ask glibc for a single heap arena, for a process whose work is ours (the CLI,
-    a benchmark engine): call before any thread allocates.
-
-    glibc gives each thread its own arena and keeps freed block-sized arrays
-    resident in it, so with the scheduler's threads the resident memory is the sum
-    of every arena's high-water mark (256 MB float32 pipeline: peak about 100 MB
-    lower, same speed). A library import does not change this for its host
-    process; ``MALLOC_ARENA_MAX`` in the environment wins.
-    """
-    if sys.platform != "linux" or "MALLOC_ARENA_MAX" in os.environ:
-        return
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).mallopt(-8, 1)  # M_ARENA_MAX
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 def compute(tasks: Sequence[Any]) -> list[Any]:

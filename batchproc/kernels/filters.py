@@ -243,19 +243,24 @@ def _rank_of(kind: str, p: Mapping[str, Any], count: int) -> int:
     return p["rank"] + count if p["rank"] < 0 else p["rank"]
 
 
-def _full_window(p: Mapping[str, Any], ndim: int) -> tuple[np.ndarray, tuple[int, ...]] | None:
-    """The footprint and origins over every axis (size-1 on axes not filtered), or
-    None for unsorted ``axes`` (scipy pairs them its own way)."""
+def _over_all_axes(window: np.ndarray, p: Mapping[str, Any], ndim: int) -> tuple[np.ndarray, list[int]] | None:
+    """``window`` (one dimension per filtered axis) and its origins over every axis
+    of an ``ndim`` block, length 1 and origin 0 on the others, as scipy expands
+    them; None for unsorted ``axes`` (scipy pairs those its own way)."""
     axes = axes_tuple(p["axes"], ndim)
     if list(axes) != sorted(axes):
         return None
+    shape, origins = [1] * ndim, [0] * ndim
+    for axis, size, origin in zip(axes, window.shape, expand(p["origin"], len(axes)), strict=True):
+        shape[axis], origins[axis] = size, origin
+    return np.ascontiguousarray(window).reshape(shape), origins
+
+
+def _full_footprint(p: Mapping[str, Any], ndim: int) -> tuple[np.ndarray, list[int]] | None:
     fp = p["footprint"]
     if fp is None:
-        fp = np.ones(tuple(int(s) for s in expand(p["size"], len(axes))), dtype=bool)
-    shape, origins = [1] * ndim, [0] * ndim
-    for axis, size, origin in zip(axes, fp.shape, expand(p["origin"], len(axes)), strict=True):
-        shape[axis], origins[axis] = size, origin
-    return np.ascontiguousarray(fp, dtype=bool).reshape(shape), tuple(origins)
+        fp = np.ones(tuple(int(s) for s in expand(p["size"], len(axes_tuple(p["axes"], ndim)))), dtype=bool)
+    return _over_all_axes(np.asarray(fp, dtype=bool), p, ndim)
 
 
 def _exact_cval(dtype: np.dtype, cval: float) -> bool:
@@ -284,7 +289,7 @@ def fast_rank(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None
             return None
 
         def block(x: np.ndarray, **p: Any) -> np.ndarray:
-            window = _full_window(p, x.ndim) if x.ndim in (2, 3) else None
+            window = _full_footprint(p, x.ndim) if x.ndim in (2, 3) else None
             if window is not None:
                 footprint, origins = window
                 count = int(np.count_nonzero(footprint))
@@ -293,7 +298,7 @@ def fast_rank(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None
                 if 0 < rank < count - 1 and count <= networks.MAX_WINDOW and clean:
                     constant = p["mode"] in ("constant", "grid-constant")
                     cval = x.dtype.type(p["cval"] if constant else 0)
-                    return networks.rank_filter(x, rank, footprint, origins, p["mode"], cval)
+                    return networks.rank_filter(x, rank, footprint, tuple(origins), p["mode"], cval)
             return scipy_fn(x, **p)
 
         return block
@@ -324,19 +329,15 @@ def fast_dense(convolution: bool) -> Callable[[np.dtype, Mapping[str, Any]], Blo
             return None
 
         def block(x: np.ndarray, **p: Any) -> np.ndarray:
-            axes = axes_tuple(p["axes"], x.ndim)
-            if x.ndim not in (2, 3) or list(axes) != sorted(axes):
+            window = _over_all_axes(np.asarray(p["weights"], dtype=np.float64), p, x.ndim) if x.ndim in (2, 3) else None
+            if window is None:
                 return scipy_fn(x, **p)
-            weights = np.asarray(p["weights"], dtype=np.float64)
-            shape, origins = [1] * x.ndim, [0] * x.ndim
-            for axis, size, origin in zip(axes, weights.shape, expand(p["origin"], len(axes)), strict=True):
-                # scipy: a convolution is the correlation with flipped weights and
-                # mirrored origins (one further for even sizes).
-                shape[axis] = size
-                origins[axis] = (-origin - (0 if size & 1 else 1)) if convolution else origin
-            weights = weights.reshape(shape)
+            weights, origins = window
             if convolution:
+                # scipy: a convolution is the correlation with flipped weights and
+                # mirrored origins (one further along even sizes).
                 weights = weights[(slice(None, None, -1),) * x.ndim]
+                origins = [-o - (0 if size & 1 else 1) for o, size in zip(origins, weights.shape, strict=True)]
             cval = x.dtype.type(p["cval"] if p["mode"] == "constant" else 0)
             sums = dense.correlate(x, weights, tuple(origins), p["mode"], cval)
             if out.kind == "f":
