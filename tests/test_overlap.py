@@ -63,3 +63,19 @@ def test_fused_stage_equals_steps_one_after_another() -> None:
     want = ndi.gaussian_filter(a, 1.5, output=np.float32)
     want = np.sqrt(np.square(ndi.sobel(want, 0)) + np.square(ndi.sobel(want, 1))) > 40
     assert np.array_equal(fused.compute(), want)
+
+
+def test_halo_slices_are_copies_so_neighbour_blocks_can_be_freed() -> None:
+    # dask cuts halos as views (operator.getitem), which keep the whole neighbouring
+    # block alive; map_stage turns those cuts into copies. This fails loudly if a
+    # dask release changes the overlap layer's tasks, instead of silently losing it.
+    import operator
+
+    from batchproc.overlap import _copy_slice
+
+    a = np.random.default_rng(0).integers(0, 100, (12, 12, 12)).astype(np.uint16)
+    y = batchproc.ndimage.gaussian_filter(da.from_array(a, chunks=6), sigma=1)
+    tasks = [t for layer in y.dask.layers.values() for t in layer.values() if isinstance(t, tuple) and t]
+    assert any(t[0] is _copy_slice for t in tasks)
+    assert not any(t[0] is operator.getitem for t in tasks)
+    assert np.array_equal(y.compute(scheduler="synchronous"), ndi.gaussian_filter(a, sigma=1))
