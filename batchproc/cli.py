@@ -54,11 +54,10 @@ def main_options(
 ) -> None:
     STATE["debug"] = debug
     if kernels is not None:
-        from batchproc.kernels import KERNEL_SETS
+        from batchproc.kernels import checked
 
-        if kernels not in KERNEL_SETS:
-            err.print(f"[bold red]error:[/] --kernels must be one of {', '.join(KERNEL_SETS)}; got {kernels!r}.", highlight=False)
-            raise typer.Exit(2)
+        with guarded():
+            checked(kernels, "--kernels")
         # The environment carries the choice to worker processes and bench's engines.
         os.environ["BATCHPROC_KERNELS"] = kernels
 

@@ -21,14 +21,19 @@ import dask
 KERNEL_SETS = ("compiled", "scipy")
 
 
-def active() -> str:
-    """The kernel set in force: dask config ``batchproc.kernels``, else the
-    ``BATCHPROC_KERNELS`` environment variable, else ``compiled``."""
-    value = dask.config.get("batchproc.kernels", default=None) or os.environ.get("BATCHPROC_KERNELS") or "compiled"
+def checked(value: str, name: str = "kernels") -> str:
+    """``value`` if it names a kernel set, else a BatchprocError naming ``name``."""
     if value not in KERNEL_SETS:
         from batchproc.errors import BatchprocError
 
-        raise BatchprocError(f"kernels must be one of {', '.join(KERNEL_SETS)}; got {value!r}.")
+        raise BatchprocError(f"{name} must be one of {', '.join(KERNEL_SETS)}; got {value!r}.")
+    return value
+
+
+def active() -> str:
+    """The kernel set in force: dask config ``batchproc.kernels``, else the
+    ``BATCHPROC_KERNELS`` environment variable, else ``compiled``."""
+    value = checked(dask.config.get("batchproc.kernels", default=None) or os.environ.get("BATCHPROC_KERNELS") or "compiled")
     if value == "compiled":
         warm_up()
     return value

@@ -263,6 +263,12 @@ def _full_footprint(p: Mapping[str, Any], ndim: int) -> tuple[np.ndarray, list[i
     return _over_all_axes(np.asarray(fp, dtype=bool), p, ndim)
 
 
+def _block_cval(dtype: np.dtype, params: Mapping[str, Any]) -> Any:
+    """``cval`` as a value of ``dtype`` where the mode reads it (checked exact by
+    :func:`_exact_cval`), else an unused 0."""
+    return dtype.type(params["cval"] if MODE_CODES[params["mode"]] == 4 else 0)
+
+
 def _exact_cval(dtype: np.dtype, cval: float) -> bool:
     """Is ``cval`` a value of ``dtype`` (so selecting it in the dtype is selecting
     it in scipy's float64 buffer)?"""
@@ -285,8 +291,9 @@ def fast_rank(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None
         dt = np.dtype(dtype)
         if dt.kind not in "iuf" or dt.itemsize > 4 or dt == np.float16 or _out_dtype(dt, params) != dt:
             return None
-        if params["mode"] in ("constant", "grid-constant") and not _exact_cval(dt, float(params["cval"])):
+        if MODE_CODES[params["mode"]] == 4 and not _exact_cval(dt, float(params["cval"])):
             return None
+        cval = _block_cval(dt, params)
 
         def block(x: np.ndarray, **p: Any) -> np.ndarray:
             window = _full_footprint(p, x.ndim) if x.ndim in (2, 3) else None
@@ -296,8 +303,6 @@ def fast_rank(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None
                 rank = _rank_of(kind, p, count)
                 clean = x.dtype.kind != "f" or not (np.isnan(x).any() or (np.signbit(x) & (x == 0)).any())
                 if 0 < rank < count - 1 and count <= networks.MAX_WINDOW and clean:
-                    constant = p["mode"] in ("constant", "grid-constant")
-                    cval = x.dtype.type(p["cval"] if constant else 0)
                     return networks.rank_filter(x, rank, footprint, tuple(origins), p["mode"], cval)
             return scipy_fn(x, **p)
 
@@ -327,6 +332,7 @@ def fast_dense(convolution: bool) -> Callable[[np.dtype, Mapping[str, Any]], Blo
             return None
         if params["mode"] not in _DENSE_MODES or params["mode"] == "constant" and not _exact_cval(dt, float(params["cval"])):
             return None
+        cval = _block_cval(dt, params)
 
         def block(x: np.ndarray, **p: Any) -> np.ndarray:
             window = _over_all_axes(np.asarray(p["weights"], dtype=np.float64), p, x.ndim) if x.ndim in (2, 3) else None
@@ -338,7 +344,6 @@ def fast_dense(convolution: bool) -> Callable[[np.dtype, Mapping[str, Any]], Blo
                 # mirrored origins (one further along even sizes).
                 weights = weights[(slice(None, None, -1),) * x.ndim]
                 origins = [-o - (0 if size & 1 else 1) for o, size in zip(origins, weights.shape, strict=True)]
-            cval = x.dtype.type(p["cval"] if p["mode"] == "constant" else 0)
             sums = dense.correlate(x, weights, tuple(origins), p["mode"], cval)
             if out.kind == "f":
                 return sums.astype(out)

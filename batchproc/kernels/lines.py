@@ -78,8 +78,9 @@ def _correlate_lanes(buf, center, stride, width, weights, symmetric, acc):
     """acc[t] = scipy's correlation sum for ``width`` neighbouring outputs at once.
 
     Tap ``j`` of output ``t`` is ``buf[center + j * stride + t]``. Each output sums
-    its taps in scipy's order (NI_Correlate1D); two taps go per sweep over the
-    lanes, which keeps that order and halves the traffic through ``acc``. (Each tap
+    its taps in scipy's order (NI_Correlate1D); for (anti)symmetric weights two
+    tap pairs go per sweep over the lanes, which keeps that order and halves the
+    traffic through ``acc``. (Each tap
     is a slice indexed from 0: a computed index would cost a wraparound test per
     lane and stop the loop from vectorizing.)
     """
@@ -141,12 +142,11 @@ def correlate1d_3d(src, weights, origin, mode, cval, symmetric, out, lo):
     after = size2 - origin
     if inner == 1:
         # One line at a time, its outputs side by side in the lanes.
-        line = np.empty((n + before + after, 1), np.float64)
-        flat = line.reshape(-1)
+        line = np.empty(n + before + after, np.float64)
         acc = np.empty(hi - lo, np.float64)
         for o in range(outer):
-            _fill(line, src, o, 0, 1, before, mode, cval)
-            _correlate_lanes(flat, lo + size1, 1, hi - lo, weights, symmetric, acc)
+            _fill_line(line, src, o, before, mode, cval)
+            _correlate_lanes(line, lo + size1, 1, hi - lo, weights, symmetric, acc)
             for i in range(hi - lo):
                 out[o, i, 0] = acc[i]
         return
