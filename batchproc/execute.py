@@ -289,6 +289,28 @@ def compute(tasks: Sequence[Any]) -> list[Any]:
     return client.gather(futures)
 
 
+def compute_blocks(array: Any, blocks: Sequence[tuple[int, ...]]) -> None:
+    """Compute the listed blocks of ``array`` for their side effects (writes).
+
+    On the local ``threads`` and ``synchronous`` schedulers input reads are held
+    back behind the writes (:mod:`batchproc.layers`), so memory stays bounded
+    whatever the volume's size; elsewhere the blocks run as one computation."""
+    import dask.local
+    import dask.threaded
+    from dask.base import get_scheduler
+
+    if getattr(_THREAD, "synchronous", False):
+        schedule: Any = dask.local.get_sync
+    else:
+        schedule = get_scheduler(collections=[array])
+    if schedule not in (dask.threaded.get, dask.local.get_sync):
+        compute([array.blocks[index] for index in blocks])
+        return
+    from batchproc.layers import compute_gated
+
+    compute_gated(array, blocks, schedule)
+
+
 def _current_client() -> Any:
     chosen = dask.config.get("scheduler", None)
     try:

@@ -187,6 +187,20 @@ def uniform_block(x: np.ndarray, **p: Any) -> np.ndarray:
     return out
 
 
+def _ties_by_order(x: np.ndarray, p: Mapping[str, Any]) -> bool:
+    """Whether the block holds values whose pick depends on the algorithm's order
+    of comparisons: NaN (unordered) or -0.0 (equal to 0.0, other bits), in the
+    block or as a constant-mode ``cval``. Order statistics of such blocks are
+    left to scipy."""
+    if x.dtype.kind != "f":
+        return False
+    if any(MODE_CODES[m] == 4 for m in expand(p.get("mode", "reflect"), x.ndim)):
+        cval = float(p.get("cval", 0.0))
+        if cval != cval or (cval == 0 and np.signbit(cval)):
+            return True
+    return bool(np.isnan(x).any() or (np.signbit(x) & (x == 0)).any())
+
+
 def fast_minmax(minimum: bool) -> Callable[[np.dtype, Mapping[str, Any]], Block | None]:
     def fast(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
         out = _out_dtype(dtype, params)
@@ -208,8 +222,7 @@ def fast_minmax(minimum: bool) -> Callable[[np.dtype, Mapping[str, Any]], Block 
                 return None
 
         def block(x: np.ndarray, **p: Any) -> np.ndarray:
-            if x.dtype.kind == "f" and np.isnan(x).any():
-                # scipy's moving min/max orders NaNs its own way: let it decide.
+            if _ties_by_order(x, p):
                 return getattr(ndi, "minimum_filter" if minimum else "maximum_filter")(x, **p)
             if p.get("footprint") is not None:
                 # scipy: an all-true footprint is the separable filter of its shape.
@@ -301,8 +314,7 @@ def fast_rank(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None
                 footprint, origins = window
                 count = int(np.count_nonzero(footprint))
                 rank = _rank_of(kind, p, count)
-                clean = x.dtype.kind != "f" or not (np.isnan(x).any() or (np.signbit(x) & (x == 0)).any())
-                if 0 < rank < count - 1 and count <= networks.MAX_WINDOW and clean:
+                if 0 < rank < count - 1 and count <= networks.MAX_WINDOW and not _ties_by_order(x, p):
                     return networks.rank_filter(x, rank, footprint, tuple(origins), p["mode"], cval)
             return scipy_fn(x, **p)
 

@@ -205,47 +205,75 @@ def uniform1d_3d(src, size, origin, mode, cval, out):
                     out[o, i, t0 + t] = acc[t] / fsize
 
 
+#: From this window size on, the moving minimum/maximum uses van Herk/Gil-Werman
+#: (three comparisons per voxel whatever the size) instead of a direct scan
+#: (size - 1 comparisons).
+VAN_HERK_FROM = 5
+
+
 @numba.njit(**_JIT)
 def minmax1d_3d(src, size, origin, mode, cval, minimum, out):
-    """A moving minimum/maximum along each line (exact: comparisons only)."""
+    """A moving minimum/maximum along each line (exact: comparisons only, so any
+    order gives scipy's value when there is no NaN and no -0.0)."""
     outer, n, inner = src.shape
     size1 = size // 2
     size2 = size - size1 - 1
     before = size1 + origin
     after = size2 - origin
+    m = n + before + after
     if inner == 1:
-        line = np.empty(n + before + after, np.float64)
+        line = np.empty((m, 1), np.float64)
+        flat = line.reshape(-1)
         for o in range(outer):
-            _fill_line(line, src, o, before, mode, cval)
-            for i in range(n):
-                v = line[i]
-                for r in range(i + 1, i + size):
-                    if minimum:
-                        if line[r] < v:
-                            v = line[r]
-                    elif line[r] > v:
-                        v = line[r]
-                out[o, i, 0] = v
+            _fill_line(flat, src, o, before, mode, cval)
+            _moving_extreme(line, n, 1, size, minimum, out[o, :, 0:1])
         return
-    ext = np.empty((n + before + after, TILE), np.float64)
-    acc = np.empty(TILE, np.float64)
+    ext = np.empty((m, TILE), np.float64)
     for o in range(outer):
         for t0 in range(0, inner, TILE):
             t1 = min(inner, t0 + TILE)
-            width = t1 - t0
             _fill(ext, src, o, t0, t1, before, mode, cval)
-            for i in range(n):
-                for t in range(width):
-                    acc[t] = ext[i, t]
-                for r in range(i + 1, i + size):
-                    if minimum:
-                        for t in range(width):
-                            acc[t] = min(acc[t], ext[r, t])
-                    else:
-                        for t in range(width):
-                            acc[t] = max(acc[t], ext[r, t])
-                for t in range(width):
-                    out[o, i, t0 + t] = acc[t]
+            _moving_extreme(ext, n, t1 - t0, size, minimum, out[o, :, t0:t1])
+
+
+@numba.njit(**_JIT)
+def _moving_extreme(ext, n, width, size, minimum, out):
+    """out[i] = extreme of ext[i : i + size], for each of ``width`` lanes."""
+    if size < VAN_HERK_FROM:
+        acc = np.empty(width, np.float64)
+        for i in range(n):
+            for t in range(width):
+                acc[t] = ext[i, t]
+            for r in range(i + 1, i + size):
+                if minimum:
+                    for t in range(width):
+                        acc[t] = min(acc[t], ext[r, t])
+                else:
+                    for t in range(width):
+                        acc[t] = max(acc[t], ext[r, t])
+            for t in range(width):
+                out[i, t] = acc[t]
+        return
+    # van Herk/Gil-Werman: in segments of ``size`` rows, the running extreme from
+    # each segment's start (ahead) and from its end (behind); a window then spans
+    # at most two segments and is the extreme of one value of each.
+    rows = n + size - 1
+    ahead = np.empty((rows, width), np.float64)
+    behind = np.empty((rows, width), np.float64)
+    for start in range(0, rows, size):
+        stop = min(rows, start + size)
+        for t in range(width):
+            ahead[start, t] = ext[start, t]
+            behind[stop - 1, t] = ext[stop - 1, t]
+        for r in range(start + 1, stop):
+            for t in range(width):
+                ahead[r, t] = min(ahead[r - 1, t], ext[r, t]) if minimum else max(ahead[r - 1, t], ext[r, t])
+        for r in range(stop - 2, start - 1, -1):
+            for t in range(width):
+                behind[r, t] = min(behind[r + 1, t], ext[r, t]) if minimum else max(behind[r + 1, t], ext[r, t])
+    for i in range(n):
+        for t in range(width):
+            out[i, t] = min(behind[i, t], ahead[i + size - 1, t]) if minimum else max(behind[i, t], ahead[i + size - 1, t])
 
 
 def extend(x: np.ndarray, before: tuple[int, ...], after: tuple[int, ...], mode: str, cval) -> np.ndarray:

@@ -56,9 +56,15 @@ def compiled(fn, a: np.ndarray, chunks, **params) -> np.ndarray:
         return fn(da.from_array(a, chunks=chunks), **params).compute(scheduler="synchronous")
 
 
-@pytest.mark.parametrize("special", ["nan", "negative zero", "inf"])
-@pytest.mark.parametrize("name", ["median_filter", "percentile_filter", "rank_filter"])
-def test_rank_filters_with_special_floats_equal_scipy(name: str, special: str) -> None:
+# Not minimum/maximum with NaN: scipy's own moving extreme then depends on where
+# each line starts (scipy on a slice differs from scipy on the whole array), so no
+# chunked result can equal it; the README lists this with uniform_filter's rounding.
+@pytest.mark.parametrize(
+    ("name", "special"),
+    [(n, s) for n in ("median_filter", "percentile_filter", "rank_filter") for s in ("nan", "negative zero", "inf")]
+    + [(n, s) for n in ("minimum_filter", "maximum_filter") for s in ("negative zero", "inf")],
+)
+def test_order_filters_with_special_floats_equal_scipy(name: str, special: str) -> None:
     rng = np.random.default_rng(1)
     a = rng.normal(0, 1, (9, 12, 14)).astype(np.float32)
     value = {"nan": np.nan, "negative zero": -0.0, "inf": np.inf}[special]
@@ -68,6 +74,28 @@ def test_rank_filters_with_special_floats_equal_scipy(name: str, special: str) -
     got = compiled(getattr(batchproc.ndimage, name), a, (5, 6, 7), size=3, **extra)
     want = getattr(ndi, name)(a, size=3, **extra)
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))  # bits: -0.0 is not 0.0
+
+
+@pytest.mark.parametrize("name", ["median_filter", "minimum_filter", "maximum_filter"])
+def test_order_filters_with_a_negative_zero_cval_bit_for_bit(name: str) -> None:
+    a = np.random.default_rng(5).choice(np.array([0.0, 1.0, -1.0], np.float32), (8, 10, 12))
+    got = compiled(getattr(batchproc.ndimage, name), a, (4, 5, 6), size=3, mode="constant", cval=-0.0)
+    want = getattr(ndi, name)(a, size=3, mode="constant", cval=-0.0)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "float32"])
+@pytest.mark.parametrize("size", [(5, 7, 9), (2, 11, 4), (1, 1, 30), (8, 8, 8)])
+def test_minimum_maximum_van_herk_sizes_equal_scipy(dtype: str, size: tuple[int, ...]) -> None:
+    # From size 5 on a line, the moving extreme runs in segments (van Herk/Gil-Werman):
+    # windows that straddle two segments, segments cut by the line's end, origins.
+    rng = np.random.default_rng(6)
+    a = rng.integers(-100, 100, (12, 23, 37)).astype(dtype) if dtype != "uint8" else rng.integers(0, 255, (12, 23, 37)).astype(dtype)
+    for name, mode, shift in (("minimum_filter", "reflect", 0), ("maximum_filter", "nearest", -1), ("maximum_filter", "constant", 1), ("minimum_filter", "wrap", 0)):
+        origin = [min(max(shift, -(n // 2)), (n - 1) // 2) for n in size]  # within each window
+        got = compiled(getattr(batchproc.ndimage, name), a, (6, 11, 19), size=size, mode=mode, origin=origin, cval=3)
+        want = getattr(ndi, name)(a, size=size, mode=mode, origin=origin, cval=3)
+        assert np.array_equal(got, want), (name, mode, origin)
 
 
 @pytest.mark.parametrize("cval", [0.5, -1.0, 300.0, 7.0])

@@ -1,0 +1,150 @@
+"""Computing many blocks of one array with input reads held back, so that memory
+stays bounded whatever the volume's depth.
+
+Given the whole graph at once, dask's local schedulers start every task that is
+ready, and reading an input block is always ready: on large volumes the threaded
+scheduler read 80-120 input blocks ahead of the blocks that needed them, and the
+peak grew by ±0.4 GB from run to run. Here reads are held back behind the
+writes: the output blocks are grouped in *layers* (one index along the axis with
+most blocks), and a read first needed by layer ``m`` starts once every block of
+layer ``m - 1`` is written. About two layers of input are alive at any time,
+whatever the volume's depth, and nothing is read twice.
+
+Only the local schedulers (``threads``, ``synchronous``) run this way; a
+distributed cluster manages its workers' memory itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from dask._task_spec import DataNode, GraphNode, Task, TaskRef, convert_legacy_graph
+from dask.base import collections_to_expr
+
+Key = Hashable
+
+
+def layer_axis(numblocks: Sequence[int]) -> int:
+    """The axis with most blocks (the first of equals): the layers are across it."""
+    return max(range(len(numblocks)), key=lambda axis: (numblocks[axis], -axis))
+
+
+def gated_graph(array: da.Array, blocks: Sequence[tuple[int, ...]]) -> tuple[dict[Key, GraphNode], list[Key]]:
+    """The optimized graph of ``blocks`` of ``array`` with every input read made to
+    wait for the write one layer behind it, and the blocks' keys."""
+    expr = collections_to_expr([array], True).optimize()
+    graph: dict[Key, GraphNode] = dict(convert_legacy_graph(dict(expr.__dask_graph__())))
+    grid = _key_grid(expr.__dask_keys__()[0], array.ndim)
+    axis = layer_axis(array.numblocks)
+    wanted = {tuple(index) for index in blocks}
+    targets = [grid[index] for index in sorted(wanted)]
+    by_layer: dict[int, list[Key]] = {}
+    for index in sorted(wanted):
+        by_layer.setdefault(index[axis], []).append(grid[index])
+    order = sorted(by_layer)
+    first: dict[Key, int] = {}  # read -> the first layer (its rank in ``order``) that needs it
+    for rank, layer in enumerate(order):
+        for key in by_layer[layer]:
+            for read in _reads(key, graph):
+                first.setdefault(read, rank)
+    # Waiting for the layer just before (not two layers before) keeps about two
+    # layers of input alive: on a 4 GB volume 1.33 GB peak in 27.4 s, against
+    # 1.74 GB in 26.9 s for two layers before, and 2.8-3.0 GB when each read
+    # waited only for the one write behind it (the fronts of the columns drift
+    # apart by several layers).
+    tokens: dict[int, Key] = {}
+    for read, rank in first.items():
+        if rank == 0:
+            continue
+        if rank not in tokens:
+            tokens[rank] = ("batchproc-layer-written", order[rank - 1])
+            graph[tokens[rank]] = Task(tokens[rank], _done, *(TaskRef(k) for k in by_layer[order[rank - 1]]))
+        graph[read] = Task(read, _after, TaskRef(tokens[rank]), graph[read])
+    return graph, targets
+
+
+#: At most this many blocks are computed from one graph. The task graph and the
+#: scheduler's bookkeeping grow with the number of blocks (about 15 MB per 100
+#: blocks of the out-of-core pipeline: 230 MB for a 16 GB volume at once), so a
+#: large volume runs in slabs of whole layers; the input layer on either side of
+#: a slab is read again by the next one (about 1/8 more reads).
+SLAB_BLOCKS = 512
+
+
+def compute_gated(
+    array: da.Array,
+    blocks: Sequence[tuple[int, ...]],
+    schedule: Callable[..., Any],
+    **kwargs: Any,
+) -> None:
+    """Compute ``blocks`` of ``array`` for their side effects (block writes) with
+    the local scheduler ``schedule`` (``dask.threaded.get``, ``dask.local.get_sync``):
+    slab by slab of at most :data:`SLAB_BLOCKS` blocks, reads held back as
+    :func:`gated_graph` describes."""
+    if not blocks:
+        return
+    axis = layer_axis(array.numblocks)
+    for lo, hi in slabs(array.numblocks, axis, SLAB_BLOCKS):
+        inside = [tuple(b) for b in blocks if lo <= b[axis] < hi]
+        if not inside:
+            continue
+        slab = array.blocks[(slice(None),) * axis + (slice(lo, hi),)] if (lo, hi) != (0, array.numblocks[axis]) else array
+        shifted = [(*b[:axis], b[axis] - lo, *b[axis + 1 :]) for b in inside]
+        graph, targets = gated_graph(slab, shifted)
+        schedule(graph, targets, **kwargs)
+
+
+def slabs(numblocks: Sequence[int], axis: int, budget: int) -> list[tuple[int, int]]:
+    """Ranges of layers along ``axis`` of about equal size, each of at most
+    ``budget`` blocks (at least one layer)."""
+    layers = numblocks[axis]
+    per_layer = int(np.prod(numblocks)) // max(layers, 1)
+    per_slab = max(1, budget // max(per_layer, 1))
+    count = -(-layers // per_slab)
+    bounds = np.linspace(0, layers, count + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+def _done(*_: Any) -> None:
+    return None
+
+
+def _after(_: Any, value: Any) -> Any:
+    return value
+
+
+def _key_grid(keys: Any, ndim: int) -> np.ndarray:
+    """A collection's nested key lists as an object array of keys."""
+    shape = []
+    probe = keys
+    for _ in range(ndim):
+        shape.append(len(probe))
+        probe = probe[0]
+    grid = np.empty(shape, dtype=object)
+    for index in np.ndindex(*shape):
+        entry = keys
+        for i in index:
+            entry = entry[i]
+        grid[index] = entry
+    return grid
+
+
+def _reads(key: Key, graph: Mapping[Key, GraphNode]) -> Iterable[Key]:
+    """The roots ``key`` depends on: tasks that depend on data only (block reads)."""
+    seen: set[Key] = set()
+    stack = [key]
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        node = graph[current]
+        if isinstance(node, DataNode):
+            continue
+        if all(isinstance(graph[dep], DataNode) for dep in node.dependencies):
+            yield current
+        else:
+            stack.extend(node.dependencies)
