@@ -41,7 +41,9 @@ KERNELS: dict[str, tuple[str, dict[str, Any]]] = {
     "uniform_filter 5": ("uniform_filter", {"size": 5}),
     "minimum_filter 3": ("minimum_filter", {"size": 3}),
     "maximum_filter 3": ("maximum_filter", {"size": 3}),
+    "maximum_filter 9": ("maximum_filter", {"size": 9}),
     "median_filter 3": ("median_filter", {"size": 3}),
+    "median_filter 7": ("median_filter", {"size": 7}),
     "percentile_filter 25, 3": ("percentile_filter", {"percentile": 25, "size": 3}),
     "rank_filter 5, 3": ("rank_filter", {"rank": 5, "size": 3}),
     "correlate 3³": ("correlate", {"weights": np.arange(27.0).reshape(3, 3, 3) / 351}),
@@ -91,12 +93,17 @@ def _batchproc(op: str, a: np.ndarray, params: dict[str, Any], kernels: str, chu
         return result.compute(scheduler=scheduler, num_workers=workers)
 
 
-def speeds(shape: tuple[int, ...], dtypes: list[str]) -> list[dict[str, Any]]:
+def speeds(shape: tuple[int, ...], dtypes: list[str], only: list[str] | None = None) -> list[dict[str, Any]]:
+    unknown = sorted(set(only or ()) - set(KERNELS))
+    if unknown:
+        raise SystemExit(f"--only: unknown kernel(s) {', '.join(unknown)}; valid: {', '.join(KERNELS)}")
     rows = []
     quarter = (max(1, shape[0] // 2), max(1, shape[1] // 2), shape[2])
     for dtype in dtypes:
         a = volume(shape, dtype)
         for name, (op, params) in KERNELS.items():
+            if only and name not in only:
+                continue
             t_scipy, want = _best(lambda op=op, params=params: _scipy(op, a, params))
             _batchproc(op, a, params, "compiled", a.shape, 1)  # loads (or compiles) the kernels once
             t_one, got = _best(lambda op=op, params=params: _batchproc(op, a, params, "compiled", a.shape, 1))
@@ -180,8 +187,9 @@ def markdown(rows: list[dict[str, Any]], compile_figures: dict[str, float], shap
             f"| {r['kernel']} | {r['dtype']} | {s:.3f} | {s / r['compiled 1 thread s']:.1f}× | {s / r['compiled 2 threads s']:.1f}× "
             f"| {s / r['scipy kernels 2 threads s']:.1f}× | {'yes' if r['equal'] else 'NO'} |"
         )
-    lines += ["", "| compile cost | seconds |", "|---|---:|"]
-    lines += [f"| {k[:-2]} | {v:.2f} |" for k, v in compile_figures.items()]
+    if compile_figures:
+        lines += ["", "| compile cost | seconds |", "|---|---:|"]
+        lines += [f"| {k[:-2]} | {v:.2f} |" for k, v in compile_figures.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -189,11 +197,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", default="64,256,256")
     parser.add_argument("--dtypes", default="uint16,float32")
+    parser.add_argument("--only", default=None, help="comma-separated kernel names (default: all)")
     parser.add_argument("--out", default="benchmarks/results/kernels")
     parser.add_argument("--no-compile-cost", action="store_true", help="skip the cold/warm compile measurement")
     args = parser.parse_args()
     shape = tuple(int(v) for v in args.shape.split(","))
-    rows = speeds(shape, args.dtypes.split(","))
+    rows = speeds(shape, args.dtypes.split(","), args.only.split(",") if args.only else None)
     figures = {} if args.no_compile_cost else compile_cost()
     text = markdown(rows, figures, shape)
     out = Path(args.out)

@@ -207,8 +207,10 @@ def uniform1d_3d(src, size, origin, mode, cval, out):
 
 #: From this window size on, the moving minimum/maximum uses van Herk/Gil-Werman
 #: (three comparisons per voxel whatever the size) instead of a direct scan
-#: (size - 1 comparisons).
-VAN_HERK_FROM = 5
+#: (size - 1 comparisons, but vectorized and in cache). maximum_filter on
+#: 32x256x256 uint16, one block: size 9 0.028 s either way; 15: 0.031 s against
+#: 0.038 s for the scan; 31: 0.034 s against 0.058-0.068 s.
+VAN_HERK_FROM = 9
 
 
 @numba.njit(**_JIT)
@@ -265,15 +267,28 @@ def _moving_extreme(ext, n, width, size, minimum, out):
         for t in range(width):
             ahead[start, t] = ext[start, t]
             behind[stop - 1, t] = ext[stop - 1, t]
-        for r in range(start + 1, stop):
+        if minimum:
+            for r in range(start + 1, stop):
+                for t in range(width):
+                    ahead[r, t] = min(ahead[r - 1, t], ext[r, t])
+            for r in range(stop - 2, start - 1, -1):
+                for t in range(width):
+                    behind[r, t] = min(behind[r + 1, t], ext[r, t])
+        else:
+            for r in range(start + 1, stop):
+                for t in range(width):
+                    ahead[r, t] = max(ahead[r - 1, t], ext[r, t])
+            for r in range(stop - 2, start - 1, -1):
+                for t in range(width):
+                    behind[r, t] = max(behind[r + 1, t], ext[r, t])
+    if minimum:
+        for i in range(n):
             for t in range(width):
-                ahead[r, t] = min(ahead[r - 1, t], ext[r, t]) if minimum else max(ahead[r - 1, t], ext[r, t])
-        for r in range(stop - 2, start - 1, -1):
+                out[i, t] = min(behind[i, t], ahead[i + size - 1, t])
+    else:
+        for i in range(n):
             for t in range(width):
-                behind[r, t] = min(behind[r + 1, t], ext[r, t]) if minimum else max(behind[r + 1, t], ext[r, t])
-    for i in range(n):
-        for t in range(width):
-            out[i, t] = min(behind[i, t], ahead[i + size - 1, t]) if minimum else max(behind[i, t], ahead[i + size - 1, t])
+                out[i, t] = max(behind[i, t], ahead[i + size - 1, t])
 
 
 def extend(x: np.ndarray, before: tuple[int, ...], after: tuple[int, ...], mode: str, cval) -> np.ndarray:

@@ -27,6 +27,11 @@ LANES = 256
 
 #: Windows larger than this go to scipy (the network grows as n log^2 n).
 MAX_WINDOW = 343
+#: 8-bit images over a full box of more voxels than this take the sliding
+#: histogram (:func:`box_rank_8bit`): on 40x128x128 uint8, median of 5^3 in 0.053 s
+#: against 0.168 s for the network (scipy 1.5 s), 7^3 0.11 s against 0.42 s; at 3^3
+#: the network is faster (0.038 s against 0.046 s).
+HISTOGRAM_AFTER = 27
 
 
 @lru_cache(maxsize=64)
@@ -119,4 +124,59 @@ def rank_filter(x: np.ndarray, rank: int, footprint: np.ndarray, origins: tuple[
         offsets = np.column_stack([np.zeros(len(offsets), np.int64), offsets])
     out = np.empty(padded.shape[:1] + x.shape[-2:] if x.ndim == 2 else x.shape, x.dtype)
     _select_planes(padded, np.ascontiguousarray(offsets), selection_network(len(offsets), rank), rank, out)
+    return out.reshape(x.shape)
+
+
+@numba.njit(**_JIT)
+def _box_rank_8bit(padded, wz, wy, wx, rank, offset, out):
+    """The ``rank``-th smallest over a wz x wy x wx box, from a 256-bin histogram
+    slid along each row (Huang's algorithm): per output, 2 * wz * wy bin updates
+    and a few steps of the selected value, whatever the box's length along x."""
+    depth, rows, cols = out.shape
+    hist = np.zeros(256, np.int64)
+    for z in range(depth):
+        for y in range(rows):
+            hist[:] = 0
+            for dz in range(wz):
+                for dy in range(wy):
+                    for dx in range(wx):
+                        hist[np.int64(padded[z + dz, y + dy, dx]) + offset] += 1
+            value = 0
+            below = 0  # voxels of the window smaller than ``value``
+            while below + hist[value] <= rank:
+                below += hist[value]
+                value += 1
+            out[z, y, 0] = value - offset
+            for x in range(1, cols):
+                for dz in range(wz):
+                    for dy in range(wy):
+                        leaving = np.int64(padded[z + dz, y + dy, x - 1]) + offset
+                        hist[leaving] -= 1
+                        if leaving < value:
+                            below -= 1
+                        entering = np.int64(padded[z + dz, y + dy, x + wx - 1]) + offset
+                        hist[entering] += 1
+                        if entering < value:
+                            below += 1
+                while below > rank:
+                    value -= 1
+                    below -= hist[value]
+                while below + hist[value] <= rank:
+                    below += hist[value]
+                    value += 1
+                out[z, y, x] = value - offset
+
+
+def box_rank_8bit(x: np.ndarray, rank: int, shape: tuple[int, ...], origins: tuple[int, ...], mode: str, cval) -> np.ndarray:
+    """The ``rank``-th smallest over a full box of ``shape`` for a 2-D or 3-D
+    8-bit integer ``x``, as scipy.ndimage.rank_filter computes it (integers: the
+    order of equal values cannot show); ``cval`` is a value of x's dtype."""
+    before = tuple(s // 2 + o for s, o in zip(shape, origins, strict=True))
+    after = tuple(s - 1 - b for s, b in zip(shape, before, strict=True))
+    padded = extend(x, before, after, mode, cval)
+    box = tuple(shape)
+    if x.ndim == 2:
+        padded, box = padded[np.newaxis], (1, *box)
+    out = np.empty(padded.shape[:1] + x.shape[-2:] if x.ndim == 2 else x.shape, x.dtype)
+    _box_rank_8bit(padded, box[0], box[1], box[2], rank, 128 if x.dtype == np.int8 else 0, out)
     return out.reshape(x.shape)

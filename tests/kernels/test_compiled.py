@@ -85,9 +85,9 @@ def test_order_filters_with_a_negative_zero_cval_bit_for_bit(name: str) -> None:
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int16", "float32"])
-@pytest.mark.parametrize("size", [(5, 7, 9), (2, 11, 4), (1, 1, 30), (8, 8, 8)])
+@pytest.mark.parametrize("size", [(5, 7, 9), (2, 11, 4), (1, 1, 30), (10, 9, 12)])
 def test_minimum_maximum_van_herk_sizes_equal_scipy(dtype: str, size: tuple[int, ...]) -> None:
-    # From size 5 on a line, the moving extreme runs in segments (van Herk/Gil-Werman):
+    # From size 9 on a line, the moving extreme runs in segments (van Herk/Gil-Werman):
     # windows that straddle two segments, segments cut by the line's end, origins.
     rng = np.random.default_rng(6)
     a = rng.integers(-100, 100, (12, 23, 37)).astype(dtype) if dtype != "uint8" else rng.integers(0, 255, (12, 23, 37)).astype(dtype)
@@ -96,6 +96,25 @@ def test_minimum_maximum_van_herk_sizes_equal_scipy(dtype: str, size: tuple[int,
         got = compiled(getattr(batchproc.ndimage, name), a, (6, 11, 19), size=size, mode=mode, origin=origin, cval=3)
         want = getattr(ndi, name)(a, size=size, mode=mode, origin=origin, cval=3)
         assert np.array_equal(got, want), (name, mode, origin)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+@pytest.mark.parametrize(("shape", "size"), [((9, 20, 33), (5, 5, 5)), ((9, 20, 33), (2, 7, 3)), ((30, 41), (9, 9)), ((6, 8, 40), (3, 3, 12))])
+def test_8bit_rank_filters_over_large_boxes_equal_scipy(dtype: str, shape: tuple[int, ...], size: tuple[int, ...]) -> None:
+    # The sliding histogram: every rank from the smallest to the largest, the
+    # boundary modes (cval inside the dtype), origins at the window's ends.
+    info = np.iinfo(dtype)
+    a = np.random.default_rng(7).integers(info.min, info.max + 1, shape).astype(dtype)
+    a[: shape[0] // 3] = info.max  # long runs of one value: the selected value stays put
+    count = int(np.prod(size))
+    chunks = tuple(max(1, n // 2) for n in shape)
+    for rank, mode, shift in ((0, "reflect", 0), (count // 2, "constant", 0), (count - 1, "wrap", -1), (count // 3, "nearest", 1), (count // 2, "mirror", 0)):
+        origin = [min(max(shift, -(n // 2)), (n - 1) // 2) for n in size]
+        got = compiled(batchproc.ndimage.rank_filter, a, chunks, rank=rank, size=size, mode=mode, cval=-5 if dtype == "int8" else 5, origin=origin)
+        want = ndi.rank_filter(a, rank, size=size, mode=mode, cval=-5 if dtype == "int8" else 5, origin=origin)
+        assert np.array_equal(got, want), (rank, mode, shift)
+    got = compiled(batchproc.ndimage.median_filter, a, chunks, size=size)
+    assert np.array_equal(got, ndi.median_filter(a, size=size))
 
 
 @pytest.mark.parametrize("cval", [0.5, -1.0, 300.0, 7.0])
