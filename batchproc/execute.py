@@ -308,7 +308,17 @@ def compute_blocks(array: Any, blocks: Sequence[tuple[int, ...]]) -> None:
         return
     from batchproc.layers import compute_gated
 
-    compute_gated(array, blocks, schedule)
+    if not _BAR["description"]:
+        compute_gated(array, blocks, schedule)
+        return
+    # Large volumes run as several computations (slabs): one bar counts the
+    # blocks written, where the task-count bar would start afresh on each slab.
+    from rich.progress import Progress
+
+    others = [cb for cb in Callback.active if not any(isinstance(getattr(f, "__self__", None), RichProgress) for f in cb)]
+    with Progress(*_columns(), transient=False) as bar:
+        task = bar.add_task(_BAR["description"], total=len(blocks))
+        compute_gated(array, blocks, schedule, callbacks=others, on_block=lambda: bar.advance(task))
 
 
 def _current_client() -> Any:

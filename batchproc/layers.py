@@ -80,12 +80,17 @@ def compute_gated(
     array: da.Array,
     blocks: Sequence[tuple[int, ...]],
     schedule: Callable[..., Any],
-    **kwargs: Any,
+    *,
+    callbacks: Sequence[tuple[Any, ...]] | None = None,
+    on_block: Callable[[], None] | None = None,
 ) -> None:
     """Compute ``blocks`` of ``array`` for their side effects (block writes) with
     the local scheduler ``schedule`` (``dask.threaded.get``, ``dask.local.get_sync``):
     slab by slab of at most :data:`SLAB_BLOCKS` blocks, reads held back as
-    :func:`gated_graph` describes."""
+    :func:`gated_graph` describes.
+
+    ``callbacks`` (dask callback tuples) replace the active dask callbacks when
+    given; ``on_block`` is called as each block is done."""
     if not blocks:
         return
     axis = layer_axis(array.numblocks)
@@ -96,7 +101,10 @@ def compute_gated(
         slab = array.blocks[(slice(None),) * axis + (slice(lo, hi),)] if (lo, hi) != (0, array.numblocks[axis]) else array
         shifted = [(*b[:axis], b[axis] - lo, *b[axis + 1 :]) for b in inside]
         graph, targets = gated_graph(slab, shifted, axis)
-        schedule(graph, targets, **kwargs)
+        chosen = list(callbacks) if callbacks is not None else None
+        if on_block is not None:
+            chosen = [*(chosen if chosen is not None else _active()), _counter(set(targets), on_block)]
+        schedule(graph, targets, callbacks=chosen)
 
 
 def slabs(numblocks: Sequence[int], axis: int, budget: int) -> list[tuple[int, int]]:
@@ -108,6 +116,22 @@ def slabs(numblocks: Sequence[int], axis: int, budget: int) -> list[tuple[int, i
     count = -(-layers // per_slab)
     bounds = np.linspace(0, layers, count + 1).round().astype(int)
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+def _active() -> list[tuple[Any, ...]]:
+    from dask.callbacks import Callback
+
+    return list(Callback.active)
+
+
+def _counter(keys: set[Key], on_block: Callable[[], None]) -> tuple[Any, ...]:
+    """A dask callback tuple calling ``on_block`` as each of ``keys`` finishes."""
+
+    def posttask(key: Key, *_: Any) -> None:
+        if key in keys:
+            on_block()
+
+    return (None, None, None, posttask, None)
 
 
 def _done(*_: Any) -> None:

@@ -17,7 +17,7 @@ from dask.callbacks import Callback
 
 import batchproc
 from batchproc.ops.filters import sobel_magnitude_block
-from batchproc.execute import scheduler
+from batchproc.execute import progress, scheduler
 from batchproc import layers
 from batchproc.layers import gated_graph, layer_axis, slabs
 from batchproc.pipeline import Pipeline
@@ -130,3 +130,14 @@ def test_resume_of_blocks_in_later_slabs_only(stored, tmp_path, monkeypatch):
     group.attrs["batchproc"] = {**group.attrs["batchproc"], "complete": False}
     batchproc.write(y, target, chunks=BLOCK, resume=True)
     np.testing.assert_array_equal(zarr.open_group(str(target), mode="r")["0"][...], ndi.uniform_filter(data, 3))
+
+
+def test_one_progress_bar_counts_blocks_across_slabs(stored, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(layers, "SLAB_BLOCKS", 8)  # 8 slabs of two layers
+    _, x = stored
+    y = Pipeline([{"op": "uniform_filter", "size": 3}]).apply(x)
+    with scheduler("threads"), progress("writing out.zarr"):
+        batchproc.write(y, tmp_path / "out.zarr", chunks=BLOCK)
+    shown = capsys.readouterr().out
+    assert shown.count("writing out.zarr") == 1, shown
+    assert "60/60" in shown or "100%" in shown, shown

@@ -34,7 +34,8 @@ CODECS = ("blosc-lz4", "zstd", "none")
 _AXIS_TYPES = {"t": "time", "c": "channel"}
 
 
-def _compressors(codec: str) -> Any:
+def compressors(codec: str) -> Any:
+    """zarr's compressors for ``codec`` (one of :data:`CODECS`, or ``"default"``)."""
     from zarr.codecs import BloscCodec, ZstdCodec
 
     if codec in ("default", "blosc-lz4"):
@@ -206,7 +207,7 @@ def write(
             shape=data.shape,
             chunks=store_chunks,
             dtype=data.dtype,
-            compressors=_compressors(codec),
+            compressors=compressors(codec),
             fill_value=0,
             dimension_names=list(axes),
         )
@@ -293,7 +294,7 @@ def _write_level(target: Path, level: int, axes: str, spacing: tuple[float, ...]
         down = (da.rint(down) if prev.dtype.kind in "iu" else down).astype(prev.dtype)
     chunks = tuple(min(c, s) for c, s in zip(group[str(level - 1)].chunks, down.shape, strict=True))
     array = group.create_array(
-        str(level), shape=down.shape, chunks=chunks, dtype=down.dtype, compressors=_compressors(codec), fill_value=0, dimension_names=list(axes)
+        str(level), shape=down.shape, chunks=chunks, dtype=down.dtype, compressors=compressors(codec), fill_value=0, dimension_names=list(axes)
     )
     source = down.rechunk(chunks)
     compute_blocks(_block_writes(source, array), list(np.ndindex(*source.numblocks)))
