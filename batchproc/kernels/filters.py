@@ -84,12 +84,20 @@ def gaussian_block(x: np.ndarray, keep: tuple[slice, ...] | None = None, **p: An
         out[...] = x[keep]
         return out
     src = _contiguous(x)
+    buffer = None
     for axis, sigma, order, mode, radius in passes:
         lw = int(p["truncate"] * float(sigma) + 0.5) if radius is None else radius
         weights = _gaussian_kernel1d(sigma, order, lw)[::-1]
         shape = list(src.shape)
         shape[axis] = keep[axis].stop - keep[axis].start
-        out = np.empty(shape, dtype)
+        if buffer is None:  # the block itself is dask's: the first pass writes elsewhere
+            buffer = np.empty(int(np.prod(shape)), dtype)
+        # Later passes write over the pass before them, packed at the buffer's start:
+        # a pass copies each tile of lines into its float64 line buffer before it
+        # writes that tile's outputs, and an output lands in its own tile's column
+        # at or before the input it comes from (one whole-block buffer per task
+        # instead of three: 256 MB float32 pipeline, 36 MB less per task).
+        out = buffer[: int(np.prod(shape))].reshape(shape)
         correlate1d(src, weights, axis, out, mode, p["cval"], 0, keep[axis].start)
         src = out
     done = {axis for axis, *_ in passes}

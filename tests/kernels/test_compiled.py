@@ -141,3 +141,19 @@ def test_sobel_magnitude_float32_with_inf_nan_and_signed_zeros_bit_for_bit() -> 
         got = compiled(batchproc.sobel_magnitude, a, (3, 4, 5), mode=mode, cval=cval)
         want = sobel_magnitude_block(a, axes=None, mode=mode, cval=cval, output=None)
         assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), mode
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "float32"])
+@pytest.mark.parametrize(("shape", "chunks"), [((40, 37), (13, 11)), ((14, 19, 23), (6, 7, 9)), ((5, 9, 8, 11), (3, 4, 5, 6))])
+def test_gaussian_cut_for_the_next_step_equals_scipy(dtype: str, shape: tuple[int, ...], chunks: tuple[int, ...]) -> None:
+    # A gaussian followed by another step computes only what that step reads, its
+    # later passes packed over the earlier ones in one buffer.
+    from batchproc.pipeline import Pipeline
+
+    a = np.random.default_rng(8).integers(0, 4000, shape).astype(dtype)
+    sigma = [1.5, 0.7, 2.0, 1.0][: len(shape)]
+    steps = [{"op": "gaussian_filter", "sigma": sigma, "mode": "mirror"}, {"op": "sobel_magnitude"}]
+    with dask.config.set({"batchproc.kernels": "compiled"}):
+        got = Pipeline(steps).apply(da.from_array(a, chunks=chunks)).compute(scheduler="synchronous")
+    want = sobel_magnitude_block(ndi.gaussian_filter(a, sigma, mode="mirror"), axes=None, mode="reflect", cval=0.0, output=None)
+    assert np.array_equal(got, want)
