@@ -32,13 +32,17 @@ def layer_axis(numblocks: Sequence[int]) -> int:
     return max(range(len(numblocks)), key=lambda axis: (numblocks[axis], -axis))
 
 
-def gated_graph(array: da.Array, blocks: Sequence[tuple[int, ...]], axis: int | None = None) -> tuple[dict[Key, GraphNode], list[Key]]:
+def gated_graph(
+    array: da.Array, blocks: Sequence[tuple[int, ...]], axis: int | None = None, known: Mapping[Key, Any] | None = None
+) -> tuple[dict[Key, GraphNode], list[Key]]:
     """The optimized graph of ``blocks`` of ``array``, and the blocks' keys. Every
     input read waits until the layer (along ``axis``, default :func:`layer_axis`)
-    before the first layer that needs it is written."""
-    expr = collections_to_expr([array], True).optimize()
-    graph: dict[Key, GraphNode] = dict(convert_legacy_graph(dict(expr.__dask_graph__())))
-    grid = _key_grid(expr.__dask_keys__()[0], array.ndim)
+    before the first layer that needs it is written. ``known``: results already
+    computed, by key, which the graph uses instead of computing them."""
+    graph, grid = _optimized(array)
+    for key, value in (known or {}).items():
+        if key in graph:
+            graph[key] = DataNode(key, value)
     axis = layer_axis(array.numblocks) if axis is None else axis
     wanted = {tuple(index) for index in blocks}
     targets = [grid[index] for index in sorted(wanted)]
@@ -94,13 +98,14 @@ def compute_gated(
     if not blocks:
         return
     axis = layer_axis(array.numblocks)
-    for lo, hi in slabs(array.numblocks, axis, SLAB_BLOCKS):
+    ranges = slabs(array.numblocks, axis, SLAB_BLOCKS)
+    known = _shared_results(array, axis, schedule, callbacks) if len(ranges) > 1 else {}
+    for lo, hi in ranges:
         inside = [tuple(b) for b in blocks if lo <= b[axis] < hi]
         if not inside:
             continue
-        slab = array.blocks[(slice(None),) * axis + (slice(lo, hi),)] if (lo, hi) != (0, array.numblocks[axis]) else array
         shifted = [(*b[:axis], b[axis] - lo, *b[axis + 1 :]) for b in inside]
-        graph, targets = gated_graph(slab, shifted, axis)
+        graph, targets = gated_graph(_layers(array, axis, lo, hi), shifted, axis, known)
         chosen = list(callbacks) if callbacks is not None else None
         if on_block is not None:
             chosen = [*(chosen if chosen is not None else _active()), _counter(set(targets), on_block)]
@@ -116,6 +121,55 @@ def slabs(numblocks: Sequence[int], axis: int, budget: int) -> list[tuple[int, i
     count = -(-layers // per_slab)
     bounds = np.linspace(0, layers, count + 1).round().astype(int)
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+def _layers(array: da.Array, axis: int, lo: int, hi: int) -> da.Array:
+    """The blocks of ``array`` in layers ``lo`` to ``hi`` along ``axis``."""
+    if (lo, hi) == (0, array.numblocks[axis]):
+        return array
+    return array.blocks[(slice(None),) * axis + (slice(lo, hi),)]
+
+
+def _optimized(array: da.Array) -> tuple[dict[Key, GraphNode], np.ndarray]:
+    """``array``'s optimized task graph, and its blocks' keys by block index."""
+    expr = collections_to_expr([array], True).optimize()
+    graph: dict[Key, GraphNode] = dict(convert_legacy_graph(dict(expr.__dask_graph__())))
+    return graph, _key_grid(expr.__dask_keys__()[0], array.ndim)
+
+
+def _shared_results(array: da.Array, axis: int, schedule: Callable[..., Any], callbacks: Sequence[tuple[Any, ...]] | None) -> dict[Key, Any]:
+    """The results both the first and the last layer need (a global reduction,
+    such as equalize's histogram), computed once before the slabs: otherwise every
+    slab would compute it again, reading the whole input each time. A local
+    pipeline's first and last layers share nothing once there are three layers."""
+    count = array.numblocks[axis]
+    if count < 3:
+        return {}
+    head, _ = _optimized(_layers(array, axis, 0, 1))
+    tail, _ = _optimized(_layers(array, axis, count - 1, count))
+    shared = head.keys() & tail.keys()
+    # Needed outside the shared part by both layers: the reduction's result, not
+    # the first layer's own input blocks (which the reduction also reads).
+    needed = set.intersection(*({dep for key, node in graph.items() if key not in shared for dep in node.dependencies if dep in shared} for graph in (head, tail)))
+    needed = {key for key in needed if not isinstance(head[key], DataNode)}  # data already (the zarr array)
+    if not needed:
+        return {}
+    keys = sorted(needed, key=str)
+    closure = _closure(keys, head)
+    values = schedule({k: head[k] for k in closure}, keys, callbacks=None if callbacks is None else list(callbacks))
+    return dict(zip(keys, values, strict=True))
+
+
+def _closure(keys: Iterable[Key], graph: Mapping[Key, GraphNode]) -> set[Key]:
+    """``keys`` and every task they depend on in ``graph``."""
+    seen: set[Key] = set()
+    stack = list(keys)
+    while stack:
+        key = stack.pop()
+        if key not in seen:
+            seen.add(key)
+            stack.extend(graph[key].dependencies)
+    return seen
 
 
 def _active() -> list[tuple[Any, ...]]:

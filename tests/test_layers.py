@@ -141,3 +141,33 @@ def test_one_progress_bar_counts_blocks_across_slabs(stored, tmp_path, monkeypat
     shown = capsys.readouterr().out
     assert shown.count("writing out.zarr") == 1, shown
     assert "60/60" in shown or "100%" in shown, shown
+
+
+class _Reads(Callback):
+    """Counts the input reads run (tasks named after the zarr source)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name, self.count = name, 0
+
+    def _posttask(self, key: Hashable, *_: Any) -> None:
+        if isinstance(key, tuple) and key[0] == self.name:
+            self.count += 1
+
+
+def test_a_global_reduction_is_computed_once_for_all_slabs(stored, tmp_path, monkeypatch):
+    # equalize's histogram is needed by every block: computed once before the
+    # slabs, not once per slab (which would read the whole input each time).
+    _, x = stored
+    y = Pipeline([{"op": "gaussian_filter", "sigma": 1}, {"op": "equalize", "bins": 64}]).apply(x)
+    with scheduler("threads"):
+        batchproc.write(y, tmp_path / "whole.zarr", chunks=BLOCK)
+    monkeypatch.setattr(layers, "SLAB_BLOCKS", 8)  # 8 slabs
+    reads = _Reads(x.name)
+    with scheduler("threads"), reads:
+        batchproc.write(y, tmp_path / "slabs.zarr", chunks=BLOCK)
+    whole = zarr.open_group(str(tmp_path / "whole.zarr"), mode="r")["0"][...]
+    np.testing.assert_array_equal(zarr.open_group(str(tmp_path / "slabs.zarr"), mode="r")["0"][...], whole)
+    blocks = int(np.prod(x.numblocks))
+    # Once for the histogram, once for the output, and the layers beside each slab.
+    assert blocks * 2 <= reads.count <= blocks * 2 + 2 * 8 * 4, (reads.count, blocks)
