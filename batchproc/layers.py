@@ -99,7 +99,7 @@ def compute_gated(
         return
     axis = layer_axis(array.numblocks)
     ranges = slabs(array.numblocks, axis, SLAB_BLOCKS)
-    known = _shared_results(array, axis, schedule, callbacks) if len(ranges) > 1 else {}
+    known = _shared_results(array, axis, schedule, callbacks)
     for lo, hi in ranges:
         inside = [tuple(b) for b in blocks if lo <= b[axis] < hi]
         if not inside:
@@ -139,9 +139,11 @@ def _optimized(array: da.Array) -> tuple[dict[Key, GraphNode], np.ndarray]:
 
 def _shared_results(array: da.Array, axis: int, schedule: Callable[..., Any], callbacks: Sequence[tuple[Any, ...]] | None) -> dict[Key, Any]:
     """The results both the first and the last layer need (a global reduction,
-    such as equalize's histogram), computed once before the slabs: otherwise every
-    slab would compute it again, reading the whole input each time. A local
-    pipeline's first and last layers share nothing once there are three layers."""
+    such as equalize's histogram), computed once before the slabs. Otherwise every
+    slab would compute it again, reading the whole input each time, and within a
+    slab every input block would stay alive from the reduction until its own
+    output block is written. A local pipeline's first and last layers share
+    nothing once there are three layers."""
     count = array.numblocks[axis]
     if count < 3:
         return {}
@@ -154,10 +156,18 @@ def _shared_results(array: da.Array, axis: int, schedule: Callable[..., Any], ca
     needed = {key for key in needed if not isinstance(head[key], DataNode)}  # data already (the zarr array)
     if not needed:
         return {}
-    keys = sorted(needed, key=str)
-    closure = _closure(keys, head)
-    values = schedule({k: head[k] for k in closure}, keys, callbacks=None if callbacks is None else list(callbacks))
-    return dict(zip(keys, values, strict=True))
+    # In levels: results that need none of the others first (equalize's data range
+    # before its histogram). Computed together, every input block would wait for
+    # the range of all blocks before it could be counted and freed.
+    known: dict[Key, Any] = {}
+    while needed:
+        level = sorted((k for k in needed if not (_closure([k], head) - {k}) & needed), key=str)
+        values = schedule({k: head[k] for k in _closure(level, head)}, level, callbacks=None if callbacks is None else list(callbacks))
+        for key, value in zip(level, values, strict=True):
+            known[key] = value
+            head[key] = DataNode(key, value)
+        needed -= set(level)
+    return known
 
 
 def _closure(keys: Iterable[Key], graph: Mapping[Key, GraphNode]) -> set[Key]:
