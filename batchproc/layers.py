@@ -8,7 +8,9 @@ peak grew by ±0.4 GB from run to run. Here reads are held back behind the
 writes: the output blocks are grouped in *layers* (one index along the axis with
 most blocks), and a read first needed by layer ``m`` starts once every block of
 layer ``m - 1`` is written. About two layers of input are alive at any time,
-whatever the volume's depth, and nothing is read twice.
+whatever the volume's depth, and nothing is read twice. Large volumes run in slabs
+of whole layers (:data:`SLAB_BLOCKS`) so the graph stays small too, and a global
+reduction every layer needs (equalize's histogram) is computed first, on its own.
 
 Only the local schedulers (``threads``, ``synchronous``) run this way; a
 distributed cluster manages its workers' memory itself.
