@@ -40,8 +40,8 @@ def test_layer_axis_is_the_one_with_most_blocks():
     assert layer_axis((1, 1, 4)) == 2
 
 
-@pytest.mark.parametrize("name", ["threads", "synchronous"])
-def test_gated_write_equals_scipy(stored, tmp_path, name):
+@pytest.mark.parametrize("name", ["threads", "synchronous", "processes"])  # processes: not gated, one computation
+def test_write_equals_scipy_on_each_local_scheduler(stored, tmp_path, name):
     data, x = stored
     with scheduler(name):
         batchproc.write(Pipeline([{"op": "gaussian_filter", "sigma": 2}]).apply(x), tmp_path / "out.zarr")
