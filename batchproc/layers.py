@@ -226,17 +226,7 @@ def _key_grid(keys: Any, ndim: int) -> np.ndarray:
 
 def _reads(key: Key, graph: Mapping[Key, GraphNode]) -> Iterable[Key]:
     """The roots ``key`` depends on: tasks that depend on data only (block reads)."""
-    seen: set[Key] = set()
-    stack = [key]
-    while stack:
-        current = stack.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        node = graph[current]
-        if isinstance(node, DataNode):
-            continue
-        if all(isinstance(graph[dep], DataNode) for dep in node.dependencies):
-            yield current
-        else:
-            stack.extend(node.dependencies)
+    for task in _closure([key], graph):
+        node = graph[task]
+        if not isinstance(node, DataNode) and all(isinstance(graph[dep], DataNode) for dep in node.dependencies):
+            yield task

@@ -114,17 +114,23 @@ def rank_filter(x: np.ndarray, rank: int, footprint: np.ndarray, origins: tuple[
     """The ``rank``-th smallest over ``footprint`` (one dimension per axis of the
     2-D or 3-D ``x``), as scipy.ndimage.rank_filter computes it; ``cval`` is
     already a value of x's dtype."""
-    shape = footprint.shape
+    padded, out = _padded_planes(x, footprint.shape, origins, mode, cval)
+    offsets = np.argwhere(footprint).astype(np.int64)
+    if x.ndim == 2:
+        offsets = np.column_stack([np.zeros(len(offsets), np.int64), offsets])
+    _select_planes(padded, np.ascontiguousarray(offsets), selection_network(len(offsets), rank), rank, out)
+    return out.reshape(x.shape)
+
+
+def _padded_planes(x: np.ndarray, shape: tuple[int, ...], origins: tuple[int, ...], mode: str, cval) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` extended by a window of ``shape`` at ``origins`` with scipy's ``mode``,
+    and an empty output, both 3-D (a 2-D ``x`` as one plane)."""
     before = tuple(s // 2 + o for s, o in zip(shape, origins, strict=True))
     after = tuple(s - 1 - b for s, b in zip(shape, before, strict=True))
     padded = extend(x, before, after, mode, cval)
-    offsets = np.argwhere(footprint).astype(np.int64)
     if x.ndim == 2:
-        padded = padded[np.newaxis]
-        offsets = np.column_stack([np.zeros(len(offsets), np.int64), offsets])
-    out = np.empty(padded.shape[:1] + x.shape[-2:] if x.ndim == 2 else x.shape, x.dtype)
-    _select_planes(padded, np.ascontiguousarray(offsets), selection_network(len(offsets), rank), rank, out)
-    return out.reshape(x.shape)
+        return padded[np.newaxis], np.empty((1, *x.shape), x.dtype)
+    return padded, np.empty(x.shape, x.dtype)
 
 
 @numba.njit(**_JIT)
@@ -171,12 +177,7 @@ def box_rank_8bit(x: np.ndarray, rank: int, shape: tuple[int, ...], origins: tup
     """The ``rank``-th smallest over a full box of ``shape`` for a 2-D or 3-D
     8-bit integer ``x``, as scipy.ndimage.rank_filter computes it (integers: the
     order of equal values cannot show); ``cval`` is a value of x's dtype."""
-    before = tuple(s // 2 + o for s, o in zip(shape, origins, strict=True))
-    after = tuple(s - 1 - b for s, b in zip(shape, before, strict=True))
-    padded = extend(x, before, after, mode, cval)
-    box = tuple(shape)
-    if x.ndim == 2:
-        padded, box = padded[np.newaxis], (1, *box)
-    out = np.empty(padded.shape[:1] + x.shape[-2:] if x.ndim == 2 else x.shape, x.dtype)
+    padded, out = _padded_planes(x, shape, origins, mode, cval)
+    box = (1, *shape) if x.ndim == 2 else tuple(shape)
     _box_rank_8bit(padded, box[0], box[1], box[2], rank, 128 if x.dtype == np.int8 else 0, out)
     return out.reshape(x.shape)
