@@ -94,9 +94,6 @@ def _batchproc(op: str, a: np.ndarray, params: dict[str, Any], kernels: str, chu
 
 
 def speeds(shape: tuple[int, ...], dtypes: list[str], only: list[str] | None = None) -> list[dict[str, Any]]:
-    unknown = sorted(set(only or ()) - set(KERNELS))
-    if unknown:
-        raise SystemExit(f"--only: unknown kernel(s) {', '.join(unknown)}; valid: {', '.join(KERNELS)}")
     rows = []
     quarter = (max(1, shape[0] // 2), max(1, shape[1] // 2), shape[2])
     for dtype in dtypes:
@@ -202,7 +199,11 @@ def main() -> None:
     parser.add_argument("--no-compile-cost", action="store_true", help="skip the cold/warm compile measurement")
     args = parser.parse_args()
     shape = tuple(int(v) for v in args.shape.split(","))
-    rows = speeds(shape, args.dtypes.split(","), args.only.split(",") if args.only else None)
+    only = args.only.split(",") if args.only else None
+    unknown = sorted(set(only or ()) - set(KERNELS))
+    if unknown:
+        parser.error(f"--only: unknown kernel(s) {', '.join(unknown)}; valid: {', '.join(KERNELS)}")
+    rows = speeds(shape, args.dtypes.split(","), only)
     figures = {} if args.no_compile_cost else compile_cost()
     text = markdown(rows, figures, shape)
     out = Path(args.out)
