@@ -111,10 +111,10 @@ def _on_cluster(scheduler: str | None, workers: int | None = None, threads_per_w
 
 
 def _compute(array: Any, description: str, quiet: bool) -> Any:
-    from batchproc.execute import progress
+    from batchproc.execute import compute, progress
 
     with progress(description, enabled=not quiet):
-        return array.compute()
+        return compute([array])[0]
 
 
 @app.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -90,7 +91,9 @@ def scheduler(
     """
     chosen = name or os.environ.get("BATCHPROC_SCHEDULER") or "threads"
     if chosen in LOCAL_SCHEDULERS:
-        with dask.config.set(scheduler=chosen):
+        # "tasks" is what dask's rechunk picks when no client exists; saying so
+        # keeps it from importing distributed (half a second) to find that out.
+        with dask.config.set({"scheduler": chosen, "array.rechunk.method": "tasks"}):
             yield Session(chosen)
         return
     with contextlib.ExitStack() as stack:
@@ -270,8 +273,9 @@ def in_this_thread() -> Iterator[None]:
 def compute(tasks: Sequence[Any]) -> list[Any]:
     """Compute ``tasks`` on the current scheduler. On a distributed client they run
     as futures, counted by a progress bar inside :func:`progress`."""
-    if getattr(_THREAD, "synchronous", False):
-        return list(dask.compute(*tasks, scheduler="synchronous"))
+    local = local_schedule()
+    if local is not None:
+        return list(dask.compute(*tasks, scheduler=local))
     client = _current_client()
     if client is None:
         return list(dask.compute(*tasks))
@@ -289,6 +293,28 @@ def compute(tasks: Sequence[Any]) -> list[Any]:
     return client.gather(futures)
 
 
+def local_schedule() -> Callable[..., Any] | None:
+    """The local scheduler function the enclosed work runs on (``dask.threaded.get``,
+    ``dask.local.get_sync``, ``dask.multiprocessing.get``), or None for a client.
+
+    Same choice as dask's ``get_scheduler``, made without importing ``distributed``:
+    dask imports it, half a second and 10 MB, only to look for a client, and no client
+    can exist in a process that never imported it.
+    """
+    import dask.local
+    import dask.threaded
+    from dask.base import named_schedulers
+
+    if getattr(_THREAD, "synchronous", False):
+        return dask.local.get_sync
+    chosen = dask.config.get("scheduler", None)
+    if isinstance(chosen, str) and chosen.lower() in named_schedulers:
+        return named_schedulers[chosen.lower()]
+    if chosen is None and "distributed" not in sys.modules:
+        return dask.threaded.get  # dask arrays' own default
+    return None
+
+
 def compute_blocks(array: Any, blocks: Sequence[tuple[int, ...]]) -> None:
     """Compute the listed blocks of ``array`` for their side effects (writes).
 
@@ -299,10 +325,7 @@ def compute_blocks(array: Any, blocks: Sequence[tuple[int, ...]]) -> None:
     import dask.threaded
     from dask.base import get_scheduler
 
-    if getattr(_THREAD, "synchronous", False):
-        schedule: Any = dask.local.get_sync
-    else:
-        schedule = get_scheduler(collections=[array])
+    schedule = local_schedule() or get_scheduler(collections=[array])
     if schedule not in (dask.threaded.get, dask.local.get_sync):
         compute([array.blocks[index] for index in blocks])
         return
@@ -323,6 +346,8 @@ def compute_blocks(array: Any, blocks: Sequence[tuple[int, ...]]) -> None:
 
 def _current_client() -> Any:
     chosen = dask.config.get("scheduler", None)
+    if "distributed" not in sys.modules:
+        return None
     try:
         from distributed import Client
     except ImportError:  # pragma: no cover - distributed is a dependency

@@ -53,7 +53,9 @@ def _plane(x: Any, axis: int, index: int | None, name: str) -> np.ndarray:
             raise BatchprocError(f"--slice: index must be from 0 to {x.shape[axis] - 1} along axis {axis} of {name}; got {i}.")
         x = x[(slice(None),) * axis + (i,)]
         axis, index = 0, None
-    return np.asarray(x.compute() if hasattr(x, "compute") else x)
+    from batchproc.execute import compute
+
+    return np.asarray(compute([x])[0] if hasattr(x, "compute") else x)
 
 
 def preview_png(input: Any, output: str | Path, *, compare: Any = None, slice_spec: str | None = None) -> Path:

@@ -162,3 +162,42 @@ def test_bad_local_cluster_and_bench_options_exit_2(tmp_path: Path, volume: Path
     assert not (tmp_path / "o.zarr").exists()
     result = invoke("bench", volume, *STEPS[:2], "--max-mb", "0")
     assert result.exit_code == 2 and "--max-mb must be positive" in result.output
+
+
+def test_local_runs_do_not_import_distributed(tmp_path: Path, volume: Path) -> None:
+    # dask imports distributed (half a second) just to look for a client; a run on
+    # the local schedulers has none to find, and should not pay for the search.
+    script = f"""
+import sys
+from batchproc.cli import app
+for args in (["run", {str(volume)!r}, {str(tmp_path / "o.zarr")!r}, *{STEPS!r}, "--chunks", "8,32,32", "-q"],
+             ["histogram", {str(volume)!r}, "--bins", "4", "--json"]):
+    try:
+        app(args)
+    except SystemExit as exit:
+        assert exit.code in (0, None), exit.code
+print("distributed imported:", "distributed" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "distributed imported: False" in done.stdout
+    assert pixels(tmp_path / "o.zarr").any()
+
+
+def test_a_default_client_still_gets_the_work(tmp_path: Path, dask_cluster: DaskCluster) -> None:
+    # No batchproc scheduler set: a distributed Client made the default is used, as
+    # dask itself would use it.
+    import dask.array as da
+    from distributed import Client, get_task_stream
+
+    import batchproc
+
+    data = np.random.default_rng(3).random((16, 40, 40)).astype(np.float32)
+    with Client(dask_cluster.address, timeout=30) as client, get_task_stream(client) as stream:
+        batchproc.write(batchproc.ndimage.uniform_filter(da.from_array(data, chunks=8), 3), tmp_path / "o.zarr")
+        counts = batchproc.ndimage.histogram(da.from_array(data, chunks=8), 0, 1, 4)
+    assert stream.data, "no task ran on the cluster"
+    import scipy.ndimage as ndi
+
+    assert np.array_equal(pixels(tmp_path / "o.zarr"), ndi.uniform_filter(data, 3))
+    assert np.array_equal(counts, ndi.histogram(data, 0, 1, 4))

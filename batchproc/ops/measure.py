@@ -14,6 +14,7 @@ import dask.array as da
 import numpy as np
 
 from batchproc.errors import BatchprocError
+from batchproc.execute import compute
 from batchproc.ops import _checks as c
 from batchproc.ops._registry import Operation, Param, register
 
@@ -100,7 +101,7 @@ def histogram_apply(
     if labels is None:
         if index is not None:
             raise BatchprocError("histogram: parameter 'index' needs 'labels'.")
-        return lazy_counts(x, block_histogram(np.dtype(x.dtype), edges), (bins,)).compute()
+        return compute([lazy_counts(x, block_histogram(np.dtype(x.dtype), edges), (bins,))])[0]
 
     lab = labels if isinstance(labels, da.Array) else da.asarray(np.asarray(labels))
     try:
@@ -112,7 +113,7 @@ def histogram_apply(
         ) from None
     lab = lab.rechunk(xb.chunks)
     if index is None:
-        return lazy_counts(xb, lambda b, lb: np.histogram(b[lb > 0], edges)[0], (bins,), lab).compute()
+        return compute([lazy_counts(xb, lambda b, lb: np.histogram(b[lb > 0], edges)[0], (bins,), lab)])[0]
 
     scalar = np.isscalar(index)
     idx = np.atleast_1d(np.asarray(index))
@@ -133,7 +134,7 @@ def histogram_apply(
                 out[i, 1:] = np.histogram(b[sel], edges)[0]
         return out
 
-    totals = lazy_counts(xb, count, (idx.size, bins + 1), lab).compute()
+    totals = compute([lazy_counts(xb, count, (idx.size, bins + 1), lab)])[0]
     result = np.empty(idx.shape, dtype=object)
     for i in range(idx.size):
         # scipy leaves None where a label does not occur.
