@@ -157,3 +157,15 @@ def test_gaussian_cut_for_the_next_step_equals_scipy(dtype: str, shape: tuple[in
         got = Pipeline(steps).apply(da.from_array(a, chunks=chunks)).compute(scheduler="synchronous")
     want = sobel_magnitude_block(ndi.gaussian_filter(a, sigma, mode="mirror"), axes=None, mode="reflect", cval=0.0, output=None)
     assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "uint16", "float64"])
+@pytest.mark.parametrize("sigma", [(1.0, 1.75, 2.5), (1.25, 1.5, 2.0)])
+def test_gaussian_long_kernels_equal_scipy(dtype: str, sigma: tuple[float, ...]) -> None:
+    # Kernels of 9 taps and more sum four tap pairs per sweep, then the rest one by
+    # one: radii 4 to 10 cover no remainder and remainders of 1, 2 and 3.
+    rng = np.random.default_rng(7)
+    a = (rng.random((20, 33, 41)) * 4000).astype(dtype)
+    for mode in ("reflect", "constant", "nearest", "mirror", "wrap"):
+        got = compiled(batchproc.ndimage.gaussian_filter, a, (9, 16, 20), sigma=sigma, mode=mode, cval=7.5)
+        assert np.array_equal(got, ndi.gaussian_filter(a, sigma, mode=mode, cval=7.5)), mode
