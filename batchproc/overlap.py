@@ -24,11 +24,13 @@ chunk seams invisible live here and nowhere else:
 from __future__ import annotations
 
 import operator
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dask.array as da
 import numpy as np
+from dask.array.core import concatenate_shaped
 from dask.array.overlap import ensure_minimum_chunksize
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 from dask.layers import ArrayOverlapLayer
@@ -150,16 +152,23 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
         ]
         region = tuple(slice(None) for _ in range(ndim))  # of the overlapped block, what ``block`` is now
         position = 0
+        # The block joined from its halo is this task's own, and so is every result
+        # that shares no memory with dask's block: a step may write over its input
+        # (``overwrites``) instead of taking memory of its own.
+        shared = None if _is_joined(block) else block
+        own = shared is None
         for (kernel, params, present), after in zip(chain, needed, strict=True):
             extra = [a[region] for a in aligned_blocks[position : position + len(present)]]
             position += len(present)
             # Local kernels keep the block's shape: the cut is known before the step,
             # and a kernel that can (``crops``) computes only that part.
             cut = tuple(slice(left - min(left, n), block.shape[axis] - (right - min(right, n))) for axis, ((left, right), n) in enumerate(zip(have, after, strict=True)))
+            mine = {"overwrite_input": True} if own and getattr(kernel, "overwrites", False) else {}
             if getattr(kernel, "crops", False):
-                block = kernel(block, *extra, keep=cut, **params)
+                block = kernel(block, *extra, keep=cut, **mine, **params)
             else:
-                block = kernel(block, *extra, **params)[cut]
+                block = kernel(block, *extra, **mine, **params)[cut]
+            own = shared is None or not np.may_share_memory(block, shared)
             region = tuple(_compose(r, c) for r, c in zip(region, cut, strict=True))
             have = [(min(left, n), min(right, n)) for (left, right), n in zip(have, after, strict=True)]
         return block
@@ -184,8 +193,33 @@ def _copy_slice(block: Any, index: tuple[slice, ...]) -> Any:
     return block[index].copy()
 
 
+#: Blocks joined from their halo by :func:`_joined`, by id, while they are alive.
+_JOINED: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDictionary()
+
+
+def _joined(pieces: Any, shape: Any) -> Any:
+    """dask's join of a block and its halo, marked when it is a new numpy array:
+    its one reader (the stage's task) may then write over it."""
+    block = concatenate_shaped(pieces, shape)
+    # For numpy blocks dask fills a new array; other types may come back as a piece.
+    if type(block) is np.ndarray and not any(block is piece for piece in _flat(pieces)):
+        _JOINED[id(block)] = block
+    return block
+
+
+def _is_joined(block: Any) -> bool:
+    # A module function, so that a pickled task refers to it by name (the
+    # processes scheduler) rather than carrying the registry along.
+    return _JOINED.get(id(block)) is block
+
+
+def _flat(pieces: Any) -> list[Any]:
+    return [p for item in pieces for p in _flat(item)] if isinstance(pieces, list) else [pieces]
+
+
 def _copied_halos(result: da.Array) -> da.Array:
-    """``result`` with dask's overlap slices copied instead of kept as views.
+    """``result`` with dask's overlap slices copied instead of kept as views, and
+    each joined block marked as the stage's own (:func:`_joined`).
 
     dask cuts each neighbour's halo with ``block[slices]``, a view: the whole
     neighbouring input block stays alive until the last block that reads its halo
@@ -195,12 +229,19 @@ def _copied_halos(result: da.Array) -> da.Array:
     changed = False
     for name, layer in layers.items():
         if isinstance(layer, ArrayOverlapLayer):
-            tasks = {k: ((_copy_slice, *v[1:]) if type(v) is tuple and v and v[0] is operator.getitem else v) for k, v in layer.items()}
-            layers[name] = MaterializedLayer(tasks)
+            layers[name] = MaterializedLayer({k: _rewritten(v) for k, v in layer.items()})
             changed = True
     if not changed:
         return result
     return da.Array(HighLevelGraph(layers, result.dask.dependencies), result.name, result.chunks, meta=result._meta)
+
+
+def _rewritten(task: Any) -> Any:
+    if type(task) is tuple and task and task[0] is operator.getitem:
+        return (_copy_slice, *task[1:])
+    if type(task) is tuple and task and task[0] is concatenate_shaped:
+        return (_joined, *task[1:])
+    return task
 
 
 def _compose(outer: slice, inner: slice) -> slice:

@@ -61,11 +61,12 @@ def fast_gaussian(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
     return gaussian_block
 
 
-def gaussian_block(x: np.ndarray, keep: tuple[slice, ...] | None = None, **p: Any) -> np.ndarray:
+def gaussian_block(x: np.ndarray, keep: tuple[slice, ...] | None = None, overwrite_input: bool = False, **p: Any) -> np.ndarray:
     """scipy's gaussian_filter of the block, cut to ``keep`` (slices with bounds).
 
     Each pass computes only the outputs kept along its own axis: it reads whole
     lines, and later passes read along other axes, so the result is the same.
+    With ``overwrite_input`` the passes may write over ``x``.
     """
     ndim = x.ndim
     keep = keep or tuple(slice(0, n) for n in x.shape)
@@ -84,7 +85,9 @@ def gaussian_block(x: np.ndarray, keep: tuple[slice, ...] | None = None, **p: An
         out[...] = x[keep]
         return out
     src = _contiguous(x)
-    buffer = None
+    # Every pass writes over the one before it (see below), the first over the
+    # block itself when the caller gives it up and the dtype stays.
+    buffer = src.reshape(-1) if overwrite_input and src is x and src.dtype == dtype and src.flags.writeable else None
     for axis, sigma, order, mode, radius in passes:
         lw = int(p["truncate"] * float(sigma) + 0.5) if radius is None else radius
         weights = _gaussian_kernel1d(sigma, order, lw)[::-1]
@@ -104,8 +107,10 @@ def gaussian_block(x: np.ndarray, keep: tuple[slice, ...] | None = None, **p: An
     return src[tuple(slice(None) if axis in done else keep[axis] for axis in range(ndim))]
 
 
-#: map_stage hands this kernel the part of its result that later steps need.
+#: map_stage hands this kernel the part of its result that later steps need,
+#: and the block itself to write over when it is the stage's own.
 gaussian_block.crops = True  # type: ignore[attr-defined]
+gaussian_block.overwrites = True  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------- sobel, prewitt, magnitude
@@ -147,11 +152,15 @@ def fast_sobel_magnitude(dtype: np.dtype, params: Mapping[str, Any]) -> Block | 
     if np.dtype(dtype).kind not in "iuf" or out not in (np.float32, np.float64):
         return None
 
-    def block(x: np.ndarray, **p: Any) -> np.ndarray:
+    def block(x: np.ndarray, keep: tuple[slice, ...] | None = None, overwrite_input: bool = False, **p: Any) -> np.ndarray:
         if x.ndim not in (2, 3) or axes_tuple(p["axes"], x.ndim) != tuple(range(x.ndim)):
-            return sobel_magnitude_block(x, **p)
-        return sobel.sobel_magnitude(x, expand(p["mode"], x.ndim), p["cval"], out)
+            whole = sobel_magnitude_block(x, **p)
+            return whole if keep is None else whole[keep]
+        return sobel.sobel_magnitude(x, expand(p["mode"], x.ndim), p["cval"], out, keep, overwrite_input)
 
+    # map_stage hands it the part later steps need, and its input to write over.
+    block.crops = True  # type: ignore[attr-defined]
+    block.overwrites = True  # type: ignore[attr-defined]
     return block
 
 

@@ -172,9 +172,12 @@ def _in_plane_axis(x, cache, keys, planes, along_y, use_z, a, b, work, response,
 
 
 @numba.njit(**_JIT)
-def sobel_magnitude_planes(x, out, m0, m1, m2, cval, use_z):
-    """``out`` = scipy's sobel magnitude of ``x`` (nz, ny, nx); with ``use_z`` False
-    each plane is a separate 2-D image (axes y and x only)."""
+def sobel_magnitude_planes(x, out, m0, m1, m2, cval, use_z, z0, y0, x0):
+    """``out`` = scipy's sobel magnitude of ``x`` (nz, ny, nx) from ``(z0, y0, x0)``
+    on, as far as ``out`` reaches; with ``use_z`` False each plane is a separate 2-D
+    image (axes y and x only). Plane ``z`` of the result is written once plane
+    ``z + 1`` is done, so ``out`` may lie over ``x`` (packed at its start) as long as
+    no plane reads a plane before it (wrap along z does, at the last plane)."""
     nz, ny, nx = x.shape
     plane_a = np.empty((ny, nx), out.dtype)
     plane_b = np.empty((ny, nx), out.dtype)
@@ -185,8 +188,9 @@ def sobel_magnitude_planes(x, out, m0, m1, m2, cval, use_z):
     keys_x = np.full(3, -1 << 62, np.int64)
     planes = np.empty(3, np.int64)
     slots = np.empty(3, np.int64)
+    pending = np.empty((out.shape[1], out.shape[2]), out.dtype)
     a = b = -1
-    for z in range(nz):
+    for z in range(z0, z0 + out.shape[0]):
         if use_z:
             a = source_index(z - 1, nz, m0)
             b = source_index(z + 1, nz, m0)
@@ -202,20 +206,36 @@ def sobel_magnitude_planes(x, out, m0, m1, m2, cval, use_z):
         # axis 2: derivative along x, then smoothing along z, then y
         _in_plane_axis(x, dy, keys_y, planes, True, use_z, a, b, plane_a, plane_b, total, not use_z, m1, m2, cval, slots)
         _in_plane_axis(x, dx, keys_x, planes, False, use_z, a, b, plane_a, plane_b, total, False, m1, m2, cval, slots)
-        o = out[z]
-        for y in range(ny):
-            for i in range(nx):
-                o[y, i] = np.sqrt(np.float64(total[y, i]))
+        if z > z0:
+            out[z - 1 - z0] = pending
+        for y in range(out.shape[1]):
+            for i in range(out.shape[2]):
+                pending[y, i] = np.sqrt(np.float64(total[y0 + y, x0 + i]))
+    if out.shape[0] > 0:
+        out[out.shape[0] - 1] = pending
 
 
-def sobel_magnitude(x: np.ndarray, modes: tuple[str, ...], cval: float, dtype: np.dtype) -> np.ndarray:
+def sobel_magnitude(
+    x: np.ndarray, modes: tuple[str, ...], cval: float, dtype: np.dtype, keep: tuple[slice, ...] | None = None, overwrite_input: bool = False
+) -> np.ndarray:
     """Sobel magnitude over all axes of a 2-D or 3-D block, in ``dtype`` (float32
-    or float64), equal to scipy's bit for bit."""
+    or float64), equal to scipy's bit for bit; only its part ``keep`` (slices with
+    bounds), written over ``x`` when ``overwrite_input`` allows and it is safe."""
     codes = [MODE_CODES[m] for m in modes]
     src = np.ascontiguousarray(x)
+    mine = overwrite_input and src is x and src.dtype == dtype and src.flags.writeable
+    keep = keep or tuple(slice(0, n) for n in x.shape)
     if src.ndim == 2:
         src = src[np.newaxis]
         codes = [0, *codes]
-    out = np.empty(src.shape, dtype)
-    sobel_magnitude_planes(src, out, codes[0], codes[1], codes[2], np.float64(cval), x.ndim == 3)
-    return out.reshape(x.shape)
+        keep = (slice(0, 1), *keep)
+    shape = tuple(k.stop - k.start for k in keep)
+    # Plane z reads planes z - 1 to z + 1; over x, the result of plane z - 1 (at or
+    # before plane z - 1 of x) lands once plane z is done, on planes no later plane
+    # reads, unless the last plane reads the first (wrap).
+    if mine and not (codes[0] == MODE_CODES["wrap"] and keep[0].stop == src.shape[0]):
+        out = src.reshape(-1)[: int(np.prod(shape))].reshape(shape)
+    else:
+        out = np.empty(shape, dtype)
+    sobel_magnitude_planes(src, out, codes[0], codes[1], codes[2], np.float64(cval), x.ndim == 3, keep[0].start, keep[1].start, keep[2].start)
+    return out.reshape(shape[1:] if x.ndim == 2 else shape)

@@ -169,3 +169,19 @@ def test_gaussian_long_kernels_equal_scipy(dtype: str, sigma: tuple[float, ...])
     for mode in ("reflect", "constant", "nearest", "mirror", "wrap"):
         got = compiled(batchproc.ndimage.gaussian_filter, a, (9, 16, 20), sigma=sigma, mode=mode, cval=7.5)
         assert np.array_equal(got, ndi.gaussian_filter(a, sigma, mode=mode, cval=7.5)), mode
+
+
+@pytest.mark.parametrize("mode", ["reflect", "mirror", "wrap", "constant", "nearest"])
+def test_sobel_magnitude_written_over_its_input_equals_scipy(mode: str) -> None:
+    # Over its input, plane z's result lands once plane z + 1 is done: every part
+    # kept (from the first plane or later, cut in y and x) equals scipy's, and
+    # wrap along z (whose last plane reads the first) gets memory of its own.
+    from batchproc.kernels.sobel import sobel_magnitude
+
+    a = np.random.default_rng(8).random((9, 12, 11)).astype(np.float32)
+    want = np.sqrt(sum(np.square(ndi.sobel(a, axis, mode=mode, cval=0.25)) for axis in range(3)))
+    for keep in ((slice(0, 9), slice(0, 12), slice(0, 11)), (slice(1, 8), slice(1, 11), slice(2, 10)), (slice(0, 7), slice(3, 12), slice(0, 5)), (slice(2, 9), slice(0, 12), slice(1, 11))):
+        x = a.copy()
+        got = sobel_magnitude(x, (mode,) * 3, 0.25, np.dtype(np.float32), keep, overwrite_input=True)
+        assert np.array_equal(got, want[keep]), keep
+        assert np.shares_memory(got, x) == (not (mode == "wrap" and keep[0].stop == 9)), keep
