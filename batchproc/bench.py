@@ -155,9 +155,8 @@ def run_one(engine: str, steps_json: str, source: str, target: str) -> dict[str,
     if engine == "scipy":
         _save(target, _scipy_steps(zarr.open_array(source, mode="r")[:], steps), chunks)
         return {"seconds": time.perf_counter() - start}
-    x = da.from_zarr(source)
     if engine == "dask-image":
-        y = _dask_image_steps(x, steps)
+        y = _dask_image_steps(da.from_zarr(source), steps)
         with dask.config.set(scheduler="threads"):
             if steps[-1]["op"] == "histogram":  # counts, not an image; dask-image's come back as objects
                 _save(target, np.asarray(y.compute()).astype(np.int64), chunks)
@@ -169,6 +168,7 @@ def run_one(engine: str, steps_json: str, source: str, target: str) -> dict[str,
     from batchproc.pipeline import Pipeline
 
     name = "local" if engine == "batchproc-local" else "threads"
+    x = batchproc.open(source, chunks=chunks)  # batchproc's reader, in the store's chunks as dask-image's
     with scheduler(name, workers=2, threads_per_worker=1):
         if steps[-1]["op"] == "histogram":
             _save(target, batchproc.ndimage.histogram(Pipeline(steps[:-1]).apply(x) if steps[:-1] else x, **_params(steps[-1])), chunks)

@@ -351,7 +351,13 @@ def _open_zarr(path: Path, chunks: Any, level: Any) -> Image:
         for t in dataset.get("coordinateTransformations", []):
             if t.get("type") == "scale":
                 spacing = tuple(float(s) for s in t["scale"])
-    data = _chunked(node, node.shape, node.dtype, chunks, node.chunks)
+    from batchproc.io.chunkfiles import chunk_files
+
+    files = chunk_files(node)
+    if files is not None:
+        data = _chunked(files, files.shape, files.dtype.newbyteorder("="), chunks, node.chunks)
+    else:
+        data = _chunked(node, node.shape, node.dtype, chunks, node.chunks)
     return Image(
         data,
         axes if axes and len(axes) == data.ndim else default_axes(data.ndim),

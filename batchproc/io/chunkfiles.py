@@ -1,0 +1,124 @@
+"""Reading a zarr v3 array on a local disk chunk file by chunk file.
+
+zarr-python reads every chunk through its one event-loop thread: two dask threads
+reading 16 MB zstd chunks got 1.2x the speed of one (32 chunks: 0.39 s against
+0.54 s), where decoding each file in the dask thread that asks for it, straight into
+the block, gets 2x (0.25 s). For the arrays that are simple enough (a regular
+grid, little- or big-endian bytes and at most one of zstd, gzip, blosc, no
+sharding, no storage transformers) :func:`chunk_files` returns such a reader;
+anything else is read through zarr.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: zarr v3 bytes-to-bytes codecs read here, by name, and the numcodecs codec that
+#: decodes each (its stream describes itself: no configuration needed to decode).
+_DECODERS = {"zstd": "Zstd", "gzip": "GZip", "blosc": "Blosc"}
+
+
+class ChunkFiles:
+    """An array-like over the chunk files of a zarr v3 array (see the module).
+
+    Only what to read travels with it (paths and numbers), so it pickles for the
+    workers of a cluster."""
+
+    def __init__(self, root: Path, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], fill_value: Any, codec: str | None, key_prefix: str, separator: str) -> None:
+        self.root, self.shape, self.dtype, self.chunks = root, shape, dtype, chunks
+        self.ndim = len(shape)
+        self.fill_value, self.codec = fill_value, codec
+        self.key_prefix, self.separator = key_prefix, separator
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if Ellipsis in key:
+            at = key.index(Ellipsis)
+            key = key[:at] + (slice(None),) * (self.ndim - len(key) + 1) + key[at + 1 :]
+        key = key + (slice(None),) * (self.ndim - len(key))
+        if len(key) != self.ndim or not all(isinstance(k, (slice, int, np.integer)) for k in key):
+            return self._box((slice(None),) * self.ndim)[key]  # fancy indexing: rare, read all
+        # dask fuses slicing into the read (an int for a plane, a step): the box
+        # around the selection is read, then indexed.
+        box, rest = [], []
+        for k, n in zip(key, self.shape, strict=True):
+            if isinstance(k, slice):
+                start, stop, step = k.indices(n)
+                box.append(slice(start, max(start, stop)) if step > 0 else slice(0, n))
+                rest.append(slice(None, None, step) if step > 0 else k)
+            else:
+                i = int(k) + n if k < 0 else int(k)
+                box.append(slice(i, i + 1))
+                rest.append(0)
+        got = self._box(tuple(box))
+        return got if all(r == slice(None, None, 1) for r in rest) else got[tuple(rest)]
+
+    def _box(self, key: tuple[slice, ...]) -> np.ndarray:
+        box = [k.indices(n)[:2] for k, n in zip(key, self.shape, strict=True)]
+        out = np.empty([stop - start for start, stop in box], self.dtype.newbyteorder("="))
+        spans = [range(start // c, -(-stop // c)) for (start, stop), c in zip(box, self.chunks, strict=True)]
+        for index in itertools.product(*spans):
+            lo = [i * c for i, c in zip(index, self.chunks, strict=True)]
+            inside = tuple(slice(max(start, a) - a, min(stop, a + c) - a) for (start, stop), a, c in zip(box, lo, self.chunks, strict=True))
+            into = tuple(slice(s.start + a - start, s.stop + a - start) for s, a, (start, _) in zip(inside, lo, box, strict=True))
+            whole = all(s.stop - s.start == c for s, c in zip(inside, self.chunks, strict=True))
+            self._read(index, out[into], inside, whole)
+        return out
+
+    def _read(self, index: tuple[int, ...], into: np.ndarray, inside: tuple[slice, ...], whole: bool) -> None:
+        path = self.root / (self.key_prefix + self.separator.join(map(str, index)))
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:  # never written: the fill value
+            into[...] = self.fill_value
+            return
+        if whole and self.codec is not None and into.flags.c_contiguous and self.dtype.isnative:
+            _decoder(self.codec).decode(raw, out=into.reshape(-1))  # straight into the block
+            return
+        data = _decoder(self.codec).decode(raw) if self.codec is not None else raw
+        chunk = np.frombuffer(data, self.dtype).reshape(self.chunks)
+        into[...] = chunk[inside]
+
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
+        return ("batchproc-chunk-files", str(self.root), self.shape, str(self.dtype), self.chunks)
+
+
+_CODECS: dict[str, Any] = {}
+
+
+def _decoder(name: str) -> Any:
+    if name not in _CODECS:
+        import numcodecs
+
+        _CODECS[name] = getattr(numcodecs, _DECODERS[name])()
+    return _CODECS[name]
+
+
+def chunk_files(array: Any) -> ChunkFiles | None:
+    """A :class:`ChunkFiles` reader for the zarr ``array``, or None when it is not
+    one this module reads (then zarr reads it)."""
+    from zarr.storage import LocalStore
+
+    meta = getattr(array, "metadata", None)
+    if getattr(meta, "zarr_format", None) != 3 or not isinstance(array.store, LocalStore) or meta.storage_transformers:
+        return None
+    grid, encoding = meta.chunk_grid, meta.chunk_key_encoding
+    if type(grid).__name__ != "RegularChunkGrid" or getattr(encoding, "name", None) not in ("default", "v2"):
+        return None
+    names = [codec.to_dict()["name"] for codec in meta.codecs]
+    if not names or names[0] != "bytes" or len(names) > 2 or (len(names) == 2 and names[1] not in _DECODERS):
+        return None
+    dtype = np.dtype(array.dtype)
+    endian = meta.codecs[0].to_dict().get("configuration", {}).get("endian", "little")
+    if dtype.itemsize > 1:
+        dtype = dtype.newbyteorder("<" if endian == "little" else ">")
+    if dtype.kind not in "biuf" or array.ndim == 0:
+        return None
+    root = Path(array.store.root) / array.path if array.path else Path(array.store.root)
+    prefix = "c" + encoding.separator if encoding.name == "default" else ""
+    fill = array.fill_value if array.fill_value is not None else 0
+    return ChunkFiles(root, tuple(array.shape), dtype, tuple(grid.chunk_shape), fill, names[1] if len(names) == 2 else None, prefix, encoding.separator)

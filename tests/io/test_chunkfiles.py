@@ -1,0 +1,95 @@
+"""zarr v3 arrays read chunk file by chunk file equal zarr's own reading of them;
+the arrays this reader does not handle are read by zarr."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, ZstdCodec
+
+import batchproc
+from batchproc.io.chunkfiles import ChunkFiles, chunk_files
+
+SHAPE, CHUNKS = (13, 30, 22), (4, 16, 8)  # edge chunks cut on every axis
+
+
+def store(path: Path, data: np.ndarray, **options) -> zarr.Array:
+    z = zarr.create_array(str(path), shape=data.shape, dtype=data.dtype, chunks=CHUNKS, **options)
+    z[...] = data
+    return z
+
+
+@pytest.mark.parametrize(
+    ("dtype", "options"),
+    [
+        ("uint16", {}),
+        ("float32", {"compressors": ZstdCodec(level=3, checksum=True)}),
+        ("int8", {"compressors": GzipCodec()}),
+        ("float64", {"compressors": BloscCodec(cname="lz4", shuffle="bitshuffle")}),
+        ("int32", {"compressors": None}),
+        (">u2", {"serializer": BytesCodec(endian="big")}),
+        ("bool", {}),
+    ],
+)
+def test_reads_equal_zarr_for_any_blocks(tmp_path: Path, dtype: str, options: dict) -> None:
+    data = (np.random.default_rng(1).random(SHAPE) * 100).astype(dtype)
+    z = store(tmp_path / "a.zarr", data, **options)
+    files = chunk_files(z)
+    assert isinstance(files, ChunkFiles)
+    files = pickle.loads(pickle.dumps(files))  # what a cluster's worker receives
+    want = z[...]
+    # one chunk, chunks cut at the edges, blocks across chunks, a single voxel
+    for key in (np.s_[4:8, 16:30, 8:16], np.s_[12:13, 16:30, 16:22], np.s_[1:11, 3:29, 0:22], np.s_[5:6, 7:8, 9:10], np.s_[0:13, 0:30, 0:22]):
+        got = files[key]
+        assert got.dtype == want.dtype.newbyteorder("=") and np.array_equal(got, want[key]), key
+    for chunks in (CHUNKS, (5, 9, 22), None):
+        assert np.array_equal(batchproc.open(tmp_path / "a.zarr", chunks=chunks).compute(), want), chunks
+
+
+def test_chunks_never_written_read_as_the_fill_value(tmp_path: Path) -> None:
+    z = zarr.create_array(str(tmp_path / "a.zarr"), shape=SHAPE, dtype="float32", chunks=CHUNKS, fill_value=-7.5)
+    z[0:4, 0:16, 0:8] = 1.0
+    assert np.array_equal(chunk_files(z)[0:13, 0:30, 0:22], z[...])
+
+
+def test_ome_zarr_written_by_batchproc_reads_back(tmp_path: Path) -> None:
+    data = np.random.default_rng(2).integers(0, 4000, SHAPE).astype(np.uint16)
+    batchproc.write(data, tmp_path / "out.zarr", chunks=CHUNKS)
+    assert chunk_files(zarr.open_group(str(tmp_path / "out.zarr"), mode="r")["0"]) is not None
+    assert np.array_equal(batchproc.open(tmp_path / "out.zarr").compute(), data)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"compressors": (ZstdCodec(), Crc32cCodec())},
+        {"shards": (8, 32, 16)},
+    ],
+    ids=["checksum codec", "sharded"],
+)
+def test_other_arrays_are_read_by_zarr(tmp_path: Path, options: dict) -> None:
+    data = np.random.default_rng(3).random(SHAPE).astype(np.float32)
+    z = store(tmp_path / "a.zarr", data, **options)
+    assert chunk_files(z) is None
+    assert np.array_equal(batchproc.open(tmp_path / "a.zarr", chunks=(5, 9, 22)).compute(), data)
+
+
+def test_zarr_v2_is_read_by_zarr(tmp_path: Path) -> None:
+    data = np.arange(np.prod(SHAPE), dtype=np.int16).reshape(SHAPE)
+    z = zarr.create_array(str(tmp_path / "a.zarr"), shape=SHAPE, dtype=data.dtype, chunks=CHUNKS, zarr_format=2)
+    z[...] = data
+    assert chunk_files(z) is None
+    assert np.array_equal(batchproc.open(tmp_path / "a.zarr").compute(), data)
+
+
+
+def test_any_numpy_index_as_dask_fuses_it_into_the_read(tmp_path: Path) -> None:
+    # A preview's plane (an int), steps, negative steps, Ellipsis, lists, None.
+    data = np.random.default_rng(4).random(SHAPE).astype(np.float32)
+    files = chunk_files(store(tmp_path / "a.zarr", data))
+    for key in (5, -1, (slice(None), 3), (Ellipsis, 2), (1, slice(2, 20, 3), slice(None, None, -1)), np.s_[2:9, ..., 4:5], (np.int64(3), 2, 1), np.s_[[1, 2]], np.s_[3:3], np.s_[None, 1]):
+        assert np.array_equal(files[key], data[key]), key
