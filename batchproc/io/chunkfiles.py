@@ -1,17 +1,21 @@
-"""Reading a zarr v3 array on a local disk chunk file by chunk file.
+"""Reading and writing a zarr v3 array on a local disk chunk file by chunk file.
 
-zarr-python reads every chunk through its one event-loop thread: two dask threads
-reading 16 MB zstd chunks got 1.2x the speed of one (32 chunks: 0.39 s against
-0.54 s), where decoding each file in the dask thread that asks for it, straight into
-the block, gets 2x (0.25 s). For the arrays that are simple enough (a regular
-grid, little- or big-endian bytes and at most one of zstd, gzip, blosc, no
-sharding, no storage transformers) :func:`chunk_files` returns such a reader;
-anything else is read through zarr.
+zarr-python reads and writes every chunk through its one event-loop thread: two
+dask threads reading 16 MB zstd chunks got 1.2x the speed of one (32 chunks: 0.39 s
+against 0.54 s), where decoding each file in the dask thread that asks for it,
+straight into the block, gets 2x (0.25 s); writing 32 uint16 chunks of 8 MB with
+blosc took 0.9-1.1 s through zarr and 0.23-0.27 s encoded and written in the dask
+threads. For the arrays that are simple enough (a regular grid, little- or
+big-endian bytes and at most one of zstd, gzip, blosc, no sharding, no storage
+transformers) :func:`chunk_files` returns such a reader and writer; anything else
+goes through zarr.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +32,32 @@ class ChunkFiles:
     Only what to read travels with it (paths and numbers), so it pickles for the
     workers of a cluster."""
 
-    def __init__(self, root: Path, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], fill_value: Any, codec: str | None, key_prefix: str, separator: str) -> None:
+    def __init__(
+        self, root: Path, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], fill_value: Any, codec: str | None, key_prefix: str, separator: str, codec_config: dict[str, Any] | None = None
+    ) -> None:
         self.root, self.shape, self.dtype, self.chunks = root, shape, dtype, chunks
         self.ndim = len(shape)
-        self.fill_value, self.codec = fill_value, codec
+        self.fill_value, self.codec, self.codec_config = fill_value, codec, codec_config or {}
         self.key_prefix, self.separator = key_prefix, separator
+
+    def write_chunk(self, index: tuple[int, ...], block: np.ndarray) -> None:
+        """Write ``block`` as the chunk at ``index`` (a block cut by the array's
+        edge is padded with the fill value, as zarr stores it), through a
+        ``.partial`` file renamed into place, as zarr does: a chunk on disk is whole."""
+        full = block
+        if block.shape != self.chunks:
+            full = np.full(self.chunks, self.fill_value, self.dtype)
+            full[tuple(slice(0, n) for n in block.shape)] = block
+        data = np.ascontiguousarray(full, dtype=self.dtype)
+        payload = _encoder(self.codec, self.codec_config).encode(data) if self.codec is not None else data.tobytes()
+        path = self._path(index)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
+        partial.write_bytes(payload)
+        os.replace(partial, path)
+
+    def _path(self, index: tuple[int, ...]) -> Path:
+        return self.root / (self.key_prefix + self.separator.join(map(str, index)))
 
     def __getitem__(self, key: Any) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
@@ -70,9 +95,8 @@ class ChunkFiles:
         return out
 
     def _read(self, index: tuple[int, ...], into: np.ndarray, inside: tuple[slice, ...], whole: bool) -> None:
-        path = self.root / (self.key_prefix + self.separator.join(map(str, index)))
         try:
-            raw = path.read_bytes()
+            raw = self._path(index).read_bytes()
         except FileNotFoundError:  # never written: the fill value
             into[...] = self.fill_value
             return
@@ -87,7 +111,8 @@ class ChunkFiles:
         return ("batchproc-chunk-files", str(self.root), self.shape, str(self.dtype), self.chunks)
 
 
-_CODECS: dict[str, Any] = {}
+_CODECS: dict[Any, Any] = {}
+_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
 
 
 def _decoder(name: str) -> Any:
@@ -96,6 +121,22 @@ def _decoder(name: str) -> Any:
 
         _CODECS[name] = getattr(numcodecs, _DECODERS[name])()
     return _CODECS[name]
+
+
+def _encoder(name: str, config: dict[str, Any]) -> Any:
+    """numcodecs' codec writing what zarr's ``name`` codec with ``config`` reads."""
+    key = (name, tuple(sorted(config.items())))
+    if key not in _CODECS:
+        import numcodecs
+
+        if name == "blosc":
+            codec = numcodecs.Blosc(cname=config["cname"], clevel=config["clevel"], shuffle=_SHUFFLE[config["shuffle"]], blocksize=config.get("blocksize", 0))
+        elif name == "zstd":
+            codec = numcodecs.Zstd(level=config["level"], checksum=config["checksum"])
+        else:
+            codec = numcodecs.GZip(level=config["level"])
+        _CODECS[key] = codec
+    return _CODECS[key]
 
 
 def chunk_files(array: Any) -> ChunkFiles | None:
@@ -121,4 +162,5 @@ def chunk_files(array: Any) -> ChunkFiles | None:
     root = Path(array.store.root) / array.path if array.path else Path(array.store.root)
     prefix = "c" + encoding.separator if encoding.name == "default" else ""
     fill = array.fill_value if array.fill_value is not None else 0
-    return ChunkFiles(root, tuple(array.shape), dtype, tuple(grid.chunk_shape), fill, names[1] if len(names) == 2 else None, prefix, encoding.separator)
+    codec = meta.codecs[1].to_dict() if len(names) == 2 else {}
+    return ChunkFiles(root, tuple(array.shape), dtype, tuple(grid.chunk_shape), fill, codec.get("name"), prefix, encoding.separator, codec.get("configuration"))

@@ -93,3 +93,34 @@ def test_any_numpy_index_as_dask_fuses_it_into_the_read(tmp_path: Path) -> None:
     files = chunk_files(store(tmp_path / "a.zarr", data))
     for key in (5, -1, (slice(None), 3), (Ellipsis, 2), (1, slice(2, 20, 3), slice(None, None, -1)), np.s_[2:9, ..., 4:5], (np.int64(3), 2, 1), np.s_[[1, 2]], np.s_[3:3], np.s_[None, 1]):
         assert np.array_equal(files[key], data[key]), key
+
+
+@pytest.mark.parametrize(
+    ("dtype", "options"),
+    [
+        ("uint16", {"compressors": BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")}),
+        ("float32", {"compressors": ZstdCodec(level=3, checksum=True)}),
+        ("int8", {"compressors": GzipCodec(level=1)}),
+        ("float64", {"compressors": BloscCodec(cname="zstd", shuffle="shuffle")}),
+        ("bool", {"compressors": None}),
+        (">i4", {"serializer": BytesCodec(endian="big")}),
+    ],
+)
+def test_chunks_written_here_read_back_by_zarr(tmp_path: Path, dtype: str, options: dict) -> None:
+    data = (np.random.default_rng(5).random(SHAPE) * 100).astype(dtype)
+    z = zarr.create_array(str(tmp_path / "a.zarr"), shape=SHAPE, dtype=dtype, chunks=CHUNKS, fill_value=0, **options)
+    files = chunk_files(z)
+    for index in np.ndindex(*(-(-s // c) for s, c in zip(SHAPE, CHUNKS, strict=True))):
+        region = tuple(slice(i * c, min(s, (i + 1) * c)) for i, c, s in zip(index, CHUNKS, SHAPE, strict=True))
+        files.write_chunk(index, data[region])
+    assert np.array_equal(zarr.open_array(str(tmp_path / "a.zarr"), mode="r")[...], data)
+    assert not list((tmp_path / "a.zarr").rglob("*.partial"))
+
+
+@pytest.mark.parametrize("codec", ["default", "zstd", "none"])
+def test_batchproc_writes_its_chunks_itself_and_zarr_reads_them(tmp_path: Path, codec: str) -> None:
+    data = np.random.default_rng(6).integers(0, 4000, SHAPE).astype(np.uint16)
+    batchproc.write(data, tmp_path / "out.zarr", chunks=CHUNKS, codec=codec)
+    array = zarr.open_group(str(tmp_path / "out.zarr"), mode="r")["0"]
+    assert chunk_files(array) is not None  # the stores batchproc makes are written here
+    assert np.array_equal(array[...], data)
