@@ -153,10 +153,10 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
         region = tuple(slice(None) for _ in range(ndim))  # of the overlapped block, what ``block`` is now
         position = 0
         # The block joined from its halo is this task's own, and so is every result
-        # that shares no memory with dask's block: a step may write over its input
+        # that shares no memory with dask's arrays: a step may write over its input
         # (``overwrites``) instead of taking memory of its own.
-        shared = None if _is_joined(block) else block
-        own = shared is None
+        foreign = [*([] if _is_joined(block) else [block]), *aligned_blocks]
+        own = _is_joined(block)
         for (kernel, params, present), after in zip(chain, needed, strict=True):
             extra = [a[region] for a in aligned_blocks[position : position + len(present)]]
             position += len(present)
@@ -168,7 +168,7 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
                 block = kernel(block, *extra, keep=cut, **mine, **params)
             else:
                 block = kernel(block, *extra, **mine, **params)[cut]
-            own = shared is None or not np.may_share_memory(block, shared)
+            own = not any(np.may_share_memory(block, other) for other in foreign)
             region = tuple(_compose(r, c) for r, c in zip(region, cut, strict=True))
             have = [(min(left, n), min(right, n)) for (left, right), n in zip(have, after, strict=True)]
         return block
