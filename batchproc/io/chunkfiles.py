@@ -27,10 +27,11 @@ _DECODERS = {"zstd": "Zstd", "gzip": "GZip", "blosc": "Blosc"}
 
 
 class ChunkFiles:
-    """An array-like over the chunk files of a zarr v3 array (see the module).
+    """An array-like over the chunk files of a zarr v3 array (see the module), which
+    also writes them (:meth:`write_chunk`).
 
-    Only what to read travels with it (paths and numbers), so it pickles for the
-    workers of a cluster."""
+    Only paths and numbers travel with it, so it pickles for the workers of a
+    cluster."""
 
     def __init__(
         self, root: Path, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], fill_value: Any, codec: str | None, key_prefix: str, separator: str, codec_config: dict[str, Any] | None = None
