@@ -155,8 +155,8 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
         # The block joined from its halo is this task's own, and so is every result
         # that shares no memory with dask's arrays: a step may write over its input
         # (``overwrites``) instead of taking memory of its own.
-        foreign = [*([] if _is_joined(block) else [block]), *aligned_blocks]
         own = _is_joined(block)
+        foreign = [*([] if own else [block]), *aligned_blocks]
         for (kernel, params, present), after in zip(chain, needed, strict=True):
             extra = [a[region] for a in aligned_blocks[position : position + len(present)]]
             position += len(present)
