@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from batchproc.errors import BatchprocError
+
 #: zarr v3 bytes-to-bytes codecs read here, by name, and the numcodecs codec that
 #: decodes each (its stream describes itself: no configuration needed to decode).
 _DECODERS = {"zstd": "Zstd", "gzip": "GZip", "blosc": "Blosc"}
@@ -96,16 +98,21 @@ class ChunkFiles:
         return out
 
     def _read(self, index: tuple[int, ...], into: np.ndarray, inside: tuple[slice, ...], whole: bool) -> None:
+        path = self._path(index)
         try:
-            raw = self._path(index).read_bytes()
+            raw = path.read_bytes()
         except FileNotFoundError:  # never written: the fill value
             into[...] = self.fill_value
             return
-        if whole and self.codec is not None and into.flags.c_contiguous and self.dtype.isnative:
-            _decoder(self.codec).decode(raw, out=into.reshape(-1))  # straight into the block
-            return
-        data = _decoder(self.codec).decode(raw) if self.codec is not None else raw
-        chunk = np.frombuffer(data, self.dtype).reshape(self.chunks)
+        try:
+            if whole and self.codec is not None and into.flags.c_contiguous and self.dtype.isnative:
+                _decoder(self.codec).decode(raw, out=into.reshape(-1))  # straight into the block
+                return
+            data = _decoder(self.codec).decode(raw) if self.codec is not None else raw
+            chunk = np.frombuffer(data, self.dtype).reshape(self.chunks)
+        except Exception as error:  # a damaged or foreign file: name it
+            kind = f"{self.codec} data" if self.codec else f"{np.prod(self.chunks)} {self.dtype} values"
+            raise BatchprocError(f"input: chunk file {str(path)!r} is not {kind} of a {self.chunks} chunk ({error}).") from None
         into[...] = chunk[inside]
 
     def __dask_tokenize__(self) -> tuple[Any, ...]:

@@ -124,3 +124,19 @@ def test_batchproc_writes_its_chunks_itself_and_zarr_reads_them(tmp_path: Path, 
     array = zarr.open_group(str(tmp_path / "out.zarr"), mode="r")["0"]
     assert chunk_files(array) is not None  # the stores batchproc makes are written here
     assert np.array_equal(array[...], data)
+
+
+@pytest.mark.parametrize("options", [{}, {"compressors": None}], ids=["zstd", "raw"])
+def test_a_damaged_chunk_file_is_named_with_exit_2(tmp_path: Path, options: dict) -> None:
+    from typer.testing import CliRunner
+
+    from batchproc.cli import app
+
+    data = np.arange(np.prod(SHAPE), dtype=np.uint16).reshape(SHAPE)
+    store(tmp_path / "in.zarr", data, **options)
+    (tmp_path / "in.zarr" / "c" / "0" / "1" / "1").write_bytes(b"not a chunk")
+    files = sorted(p.relative_to(tmp_path) for p in (tmp_path / "in.zarr").rglob("*"))
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "in.zarr"), str(tmp_path / "out.zarr"), "--step", "gaussian_filter:sigma=1", "-q"])
+    assert result.exit_code == 2, result.output
+    assert "c/0/1/1" in result.output and "is not" in result.output and "chunk" in result.output and "Traceback" not in result.output
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "in.zarr").rglob("*")) == files  # the input untouched
