@@ -82,6 +82,26 @@ def _remove_partial_writes(array_path: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
+def _pending_replacement(parent: Path, name: str, layout: str) -> Path | None:
+    """The staging store an interrupted ``--overwrite`` of ``name`` left for this
+    job (same layout, not complete), if there is one."""
+    for staged in sorted(parent.glob(f".{name}.batchproc-*")):
+        info = read_store_info(staged)
+        if info is not None and info.get("layout") == layout and not info.get("complete"):
+            return staged
+    return None
+
+
+def _replace(target: Path, store: Path) -> None:
+    """Put the finished ``store`` where ``target`` is: the old output is renamed
+    aside first and removed last, so that it is lost only once its replacement is
+    in place."""
+    old = store.with_name(store.name + "-replaced")
+    os.rename(target, old)
+    os.rename(store, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def _missing_blocks(array: Any, path: Path, chunks: tuple[tuple[int, ...], ...]) -> list[tuple[int, ...]]:
     """Block indices whose chunk file is not on disk (zarr v3 default key encoding)."""
     grid = [range(len(c)) for c in chunks]
@@ -125,6 +145,9 @@ def write(
         numbers, nearest for booleans), for viewers.
     overwrite : bool
         Replace an existing store (only one batchproc wrote, or an empty folder).
+        The new store is computed beside it and takes its place once complete: a
+        run that fails leaves the old store as it was, and an interrupted one can
+        be finished with ``resume``.
     resume : bool
         Finish an interrupted store: write only chunks missing on disk. Refused when
         shape, chunks, dtype or ``layout_key`` (the job: pipeline and input) differ.
@@ -165,7 +188,11 @@ def write(
     target = Path(path)
 
     existing = read_store_info(target) if target.exists() else None
-    if target.exists() and resume:
+    parent = target.parent if str(target.parent) else Path(".")
+    # What an interrupted --overwrite left: its staging store, next to the output
+    # it was to replace. Resuming the same job finishes it and then replaces.
+    pending = _pending_replacement(parent, target.name, layout) if resume and existing is not None else None
+    if target.exists() and resume and pending is None:
         if existing is None:
             raise BatchprocError(f"output: {str(target)!r} exists but is not a batchproc store; nothing to resume.")
         if existing.get("layout") != layout:
@@ -175,7 +202,7 @@ def write(
             )
         if existing.get("complete"):
             return str(target)
-    elif target.exists():
+    elif target.exists() and pending is None:
         if not overwrite:
             if existing is None:
                 state = "not a batchproc store"
@@ -186,7 +213,6 @@ def write(
             raise BatchprocError(f"output: {str(target)!r} already exists and is {state}; use --overwrite to replace it.")
         if existing is None and not (target.is_dir() and not any(target.iterdir())):
             raise BatchprocError(f"output: {str(target)!r} exists and is not a batchproc store; refusing to delete it.")
-    parent = target.parent if str(target.parent) else Path(".")
     if not (target.exists() and resume):
         if not parent.exists():
             raise BatchprocError(f"output: the folder {str(parent)!r} does not exist.")
@@ -194,14 +220,18 @@ def write(
             raise BatchprocError(f"output: the folder {str(parent)!r} is not writable.")
 
     started = time.time()
-    if not (resume and existing):
+    store = target if pending is None else pending
+    if pending is None and not (resume and existing):
         # The store is made whole (metadata, attributes, "complete: false") in a
-        # hidden sibling and renamed into place: a kill at any moment leaves either
-        # no store or one that says what it is.
-        for stale in parent.glob(f".{target.name}.batchproc-*"):  # left by a kill before the rename
+        # hidden sibling: a kill at any moment leaves either no store or one that
+        # says what it is. A new output is renamed into place now, so that
+        # --resume finds it; one that replaces an existing output is computed in
+        # the sibling and renamed at the end, so that a run that fails or is killed
+        # leaves the old output as it was.
+        for stale in parent.glob(f".{target.name}.batchproc-*"):  # left by a kill or a failed --overwrite
             shutil.rmtree(stale, ignore_errors=True)
-        staging = parent / f".{target.name}.batchproc-{uuid.uuid4().hex[:8]}"
-        group = zarr.open_group(str(staging), mode="w", zarr_format=3)
+        store = parent / f".{target.name}.batchproc-{uuid.uuid4().hex[:8]}"
+        group = zarr.open_group(str(store), mode="w", zarr_format=3)
         group.create_array(
             "0",
             shape=data.shape,
@@ -221,28 +251,31 @@ def write(
             "chunks": list(store_chunks),
             "provenance": provenance or {},
         }
-        if target.exists():  # --overwrite, checked above
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
-        os.rename(staging, target)
+        if not target.exists():
+            os.rename(store, target)
+            store = target
+    resuming = pending is not None or (resume and existing is not None)
     # Every chunk gets a file, even one equal to the fill value, so that a chunk
     # on disk means "done" and resume recomputes only what was really missing.
-    array = zarr.open_array(str(target / "0"), mode="r+", config={"write_empty_chunks": True})
-    if resume and existing:
-        _remove_partial_writes(target / "0")
+    array = zarr.open_array(str(store / "0"), mode="r+", config={"write_empty_chunks": True})
+    if resuming:
+        _remove_partial_writes(store / "0")
     source = data.rechunk(store_chunks)
-    blocks = _missing_blocks(array, target, source.chunks) if resume and existing else list(np.ndindex(*source.numblocks))
+    blocks = _missing_blocks(array, store, source.chunks) if resuming else list(np.ndindex(*source.numblocks))
     if not compute:
         return str(target)
     compute_blocks(_block_writes(source, array), blocks)
     for level in range(1, levels + 1):
-        _write_level(target, level, axes, spacing, codec)
+        _write_level(store, level, axes, spacing, codec)
     _set_info(
-        target,
+        store,
         complete=True,
         chunks_written=len(blocks),
         seconds=round(time.time() - started, 3),
         finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
+    if store != target:
+        _replace(target, store)
     return str(target)
 
 

@@ -140,3 +140,9 @@ def test_a_damaged_chunk_file_is_named_with_exit_2(tmp_path: Path, options: dict
     assert result.exit_code == 2, result.output
     assert "c/0/1/1" in result.output and "is not" in result.output and "chunk" in result.output and "Traceback" not in result.output
     assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "in.zarr").rglob("*")) == files  # the input untouched
+    # Over an existing output, --overwrite keeps it when the run fails.
+    earlier = batchproc.write(np.ones(SHAPE, np.uint16), tmp_path / "earlier.zarr")
+    kept = {p: p.read_bytes() for p in Path(earlier).rglob("*") if p.is_file()}
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "in.zarr"), earlier, "--step", "gaussian_filter:sigma=1", "--overwrite", "-q"])
+    assert result.exit_code == 2, result.output
+    assert {p: p.read_bytes() for p in Path(earlier).rglob("*") if p.is_file()} == kept

@@ -8,6 +8,7 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 import pytest
+import scipy.ndimage as ndi
 import zarr
 
 import batchproc
@@ -42,6 +43,53 @@ def test_existing_output_is_kept_without_overwrite(tmp_path: Path, volume: np.nd
     assert before == {p: p.read_bytes() for p in Path(out).rglob("*") if p.is_file()}
     batchproc.write(volume + 1, out, overwrite=True)
     assert np.array_equal(zarr.open_array(out + "/0")[:], volume + 1)
+
+
+def _store_bytes(store: str | Path) -> dict[str, bytes]:
+    return {str(p.relative_to(store)): p.read_bytes() for p in sorted(Path(store).rglob("*")) if p.is_file()}
+
+
+def _fails_at_block(index: int):
+    def block(x: np.ndarray, block_info=None) -> np.ndarray:
+        if block_info[0]["chunk-location"][0] == index:
+            raise BatchprocError("input: block 3 cannot be read.")
+        return x + 1
+
+    return block
+
+
+def test_a_failed_overwrite_leaves_the_old_output(tmp_path: Path, volume: np.ndarray) -> None:
+    """The replacement is computed beside the old store: blocks written before the
+    failure never reach it, and the next write sweeps the leftovers."""
+    out = batchproc.write(volume, tmp_path / "out.zarr", chunks=(1, 25, 35))
+    before = _store_bytes(out)
+    failing = da.from_array(volume, chunks=(1, 25, 35)).map_blocks(_fails_at_block(3), dtype=volume.dtype)
+    with pytest.raises(BatchprocError, match="block 3"):
+        batchproc.write(failing, out, chunks=(1, 25, 35), overwrite=True)
+    assert _store_bytes(out) == before
+    assert batchproc.read_store_info(out)["complete"]
+    batchproc.write(volume + 1, out, overwrite=True)
+    assert np.array_equal(zarr.open_array(out + "/0")[:], volume + 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
+
+
+def test_an_interrupted_overwrite_resumes_then_replaces(tmp_path: Path, volume: np.ndarray) -> None:
+    out = batchproc.write(volume, tmp_path / "out.zarr", layout_key="job-1")
+    before = _store_bytes(out)
+    batchproc.write(volume + 1, out, layout_key="job-2", overwrite=True, compute=False)
+    assert _store_bytes(out) == before  # the old output stays until its replacement is whole
+    with pytest.raises(BatchprocError, match="different job"):
+        batchproc.write(volume + 2, out, layout_key="job-3", resume=True)
+    batchproc.write(volume + 1, out, layout_key="job-2", resume=True)
+    assert np.array_equal(zarr.open_array(out + "/0")[:], volume + 1)
+    assert batchproc.read_store_info(out)["complete"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
+
+
+def test_overwrite_may_read_the_output_it_replaces(tmp_path: Path, volume: np.ndarray) -> None:
+    out = batchproc.write(volume, tmp_path / "out.zarr", chunks=(2, 25, 35))
+    batchproc.write(batchproc.ndimage.gaussian_filter(batchproc.open(out), 1.0), out, overwrite=True)
+    assert np.array_equal(zarr.open_array(out + "/0")[:], ndi.gaussian_filter(volume, 1.0))
 
 
 def test_overwrite_never_deletes_a_foreign_folder(tmp_path: Path, volume: np.ndarray) -> None:
