@@ -185,3 +185,39 @@ def test_sobel_magnitude_written_over_its_input_equals_scipy(mode: str) -> None:
         got = sobel_magnitude(x, (mode,) * 3, 0.25, np.dtype(np.float32), keep, overwrite_input=True)
         assert np.array_equal(got, want[keep]), keep
         assert np.shares_memory(got, x) == (not (mode == "wrap" and keep[0].stop == 9)), keep
+
+
+@pytest.mark.parametrize("dtype", ["float32", "uint16", "float64"])
+@pytest.mark.parametrize("mode", ["reflect", "mirror", "nearest", "wrap", "constant", "grid-constant"])
+def test_line_correlation_read_from_the_block_equals_scipy(dtype: str, mode: str) -> None:
+    # Along the first axes the taps are rows of the block, the mode picking the row;
+    # an output with cval taps gathers them (a cval the dtype cannot hold
+    # included). Written beside the input or over it, packed from its start, for
+    # every output or those from ``lo`` on, on lines longer and shorter than the
+    # weights; symmetric, antisymmetric and other weights, with an origin.
+    from batchproc.kernels.lines import correlate1d
+
+    rng = np.random.default_rng(5)
+    weights = {
+        "symmetric 11": np.array([0.5, 1, 2, 3, 4, 5, 4, 3, 2, 1, 0.5]) / 7,
+        "symmetric 5": np.array([1.0, 4, 6, 4, 1]) / 16,
+        "antisymmetric": np.array([-1.0, -2, 0, 2, 1]),
+        "other": np.array([0.25, -1, 3, 0.5]),
+    }
+    for shape in ((13, 7, 9), (3, 5, 4)):
+        a = (rng.random(shape) * 4000).astype(dtype)
+        for name, w in weights.items():
+            for axis in range(3):
+                for origin, lo, cut in ((0, 0, 0), (0, 1, 2), (1, 2, 1), (-1, 0, 1)):
+                    if abs(origin) > len(w) // 2 - (1 - len(w) % 2) or lo + cut >= shape[axis]:
+                        continue
+                    want = ndi.correlate1d(a, w, axis, mode=mode, cval=7.5, origin=origin)
+                    want = want[tuple(slice(lo, shape[axis] - cut) if k == axis else slice(None) for k in range(3))]
+                    beside = np.empty(want.shape, dtype)
+                    correlate1d(a, w, axis, beside, mode, 7.5, origin, lo)
+                    x = a.copy()
+                    over = x.reshape(-1)[: want.size].reshape(want.shape)
+                    correlate1d(x, w, axis, over, mode, 7.5, origin, lo)
+                    where = (shape, name, axis, origin, lo, cut)
+                    assert np.array_equal(beside, want), where
+                    assert np.array_equal(over, want), where
