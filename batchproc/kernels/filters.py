@@ -96,10 +96,10 @@ def gaussian_block(x: np.ndarray, keep: tuple[slice, ...] | None = None, overwri
         if buffer is None:  # the block itself is dask's: the first pass writes elsewhere
             buffer = np.empty(int(np.prod(shape)), dtype)
         # Later passes write over the pass before them, packed at the buffer's start:
-        # a pass copies each tile of lines into its float64 line buffer before it
-        # writes that tile's outputs, and an output lands in its own tile's column
-        # at or before the input it comes from (one whole-block buffer per task
-        # instead of three: 256 MB float32 pipeline, 36 MB less per task).
+        # a pass holds each sweep's outputs (or copies each line into its float64
+        # buffer) until the sweep has read its inputs, and an output lands in its
+        # own columns at or before the input it comes from (one whole-block buffer
+        # per task instead of three: 256 MB float32 pipeline, 36 MB less per task).
         out = buffer[: int(np.prod(shape))].reshape(shape)
         correlate1d(src, weights, axis, out, mode, p["cval"], 0, keep[axis].start)
         src = out
