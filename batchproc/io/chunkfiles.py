@@ -7,8 +7,9 @@ straight into the block, gets 2x (0.25 s); writing 32 uint16 chunks of 8 MB with
 blosc took 0.9-1.1 s through zarr and 0.23-0.27 s encoded and written in the dask
 threads. For the arrays that are simple enough (a regular grid, little- or
 big-endian bytes and at most one of zstd, gzip, blosc, no sharding, no storage
-transformers) :func:`chunk_files` returns such a reader and writer; anything else
-goes through zarr.
+transformers) :func:`open_chunk_files` returns such a reader and writer, from the
+array's ``zarr.json`` alone (zarr is not even imported); anything else goes through
+zarr.
 """
 
 from __future__ import annotations
@@ -53,13 +54,13 @@ class ChunkFiles:
             full[tuple(slice(0, n) for n in block.shape)] = block
         data = np.ascontiguousarray(full, dtype=self.dtype)
         payload = _encoder(self.codec, self.codec_config).encode(data) if self.codec is not None else data.tobytes()
-        path = self._path(index)
+        path = self.chunk_path(index)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
         partial.write_bytes(payload)
         os.replace(partial, path)
 
-    def _path(self, index: tuple[int, ...]) -> Path:
+    def chunk_path(self, index: tuple[int, ...]) -> Path:
         return self.root / (self.key_prefix + self.separator.join(map(str, index)))
 
     def __getitem__(self, key: Any) -> np.ndarray:
@@ -98,7 +99,7 @@ class ChunkFiles:
         return out
 
     def _read(self, index: tuple[int, ...], into: np.ndarray, inside: tuple[slice, ...], whole: bool) -> None:
-        path = self._path(index)
+        path = self.chunk_path(index)
         try:
             raw = path.read_bytes()
         except FileNotFoundError:  # never written: the fill value
@@ -147,28 +148,77 @@ def _encoder(name: str, config: dict[str, Any]) -> Any:
     return _CODECS[key]
 
 
+#: zarr v3 data types read here (the core names, which are numpy's).
+DATA_TYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32", "float64"}
+
+
 def chunk_files(array: Any) -> ChunkFiles | None:
     """A :class:`ChunkFiles` reader for the zarr ``array``, or None when it is not
     one this module reads (then zarr reads it)."""
     from zarr.storage import LocalStore
 
     meta = getattr(array, "metadata", None)
-    if getattr(meta, "zarr_format", None) != 3 or not isinstance(array.store, LocalStore) or meta.storage_transformers:
+    if getattr(meta, "zarr_format", None) != 3 or not isinstance(array.store, LocalStore):
         return None
-    grid, encoding = meta.chunk_grid, meta.chunk_key_encoding
-    if type(grid).__name__ != "RegularChunkGrid" or getattr(encoding, "name", None) not in ("default", "v2"):
+    return open_chunk_files(Path(array.store.root) / array.path if array.path else Path(array.store.root))
+
+
+def read_metadata(root: Path) -> dict[str, Any] | None:
+    """The zarr v3 metadata document at ``root`` (``zarr.json``), or None."""
+    import json
+
+    try:
+        meta = json.loads((root / "zarr.json").read_text())
+    except (OSError, ValueError):
         return None
-    names = [codec.to_dict()["name"] for codec in meta.codecs]
-    if not names or names[0] != "bytes" or len(names) > 2 or (len(names) == 2 and names[1] not in _DECODERS):
+    return meta if isinstance(meta, dict) and meta.get("zarr_format") == 3 else None
+
+
+def open_chunk_files(root: Path, meta: dict[str, Any] | None = None) -> ChunkFiles | None:
+    """A :class:`ChunkFiles` for the zarr v3 array at ``root`` (its ``zarr.json``
+    read here, without zarr, unless given), or None when it is not one this module
+    reads."""
+    meta = read_metadata(root) if meta is None else meta
+    try:
+        if meta is None or meta.get("node_type") != "array" or meta.get("storage_transformers"):
+            return None
+        grid, encoding = meta["chunk_grid"], meta["chunk_key_encoding"]
+        if grid.get("name") != "regular" or encoding.get("name") not in ("default", "v2") or meta["data_type"] not in DATA_TYPES:
+            return None
+        codecs = meta["codecs"]
+        names = [codec["name"] for codec in codecs]
+        if not names or names[0] != "bytes" or len(names) > 2 or (len(names) == 2 and names[1] not in _DECODERS):
+            return None
+        shape = tuple(int(n) for n in meta["shape"])
+        chunks = tuple(int(n) for n in grid["configuration"]["chunk_shape"])
+        dtype = np.dtype(meta["data_type"])
+        if dtype.itemsize > 1:
+            endian = (codecs[0].get("configuration") or {}).get("endian", "little")
+            dtype = dtype.newbyteorder("<" if endian == "little" else ">")
+        separator = (encoding.get("configuration") or {}).get("separator", "/" if encoding["name"] == "default" else ".")
+        fill = _fill_value(meta.get("fill_value"), dtype)
+    except (KeyError, TypeError, ValueError, AttributeError):  # not a document this module understands: zarr decides
         return None
-    dtype = np.dtype(array.dtype)
-    endian = meta.codecs[0].to_dict().get("configuration", {}).get("endian", "little")
-    if dtype.itemsize > 1:
-        dtype = dtype.newbyteorder("<" if endian == "little" else ">")
-    if dtype.kind not in "biuf" or array.ndim == 0:
+    if not shape or len(chunks) != len(shape):
         return None
-    root = Path(array.store.root) / array.path if array.path else Path(array.store.root)
-    prefix = "c" + encoding.separator if encoding.name == "default" else ""
-    fill = array.fill_value if array.fill_value is not None else 0
-    codec = meta.codecs[1].to_dict() if len(names) == 2 else {}
-    return ChunkFiles(root, tuple(array.shape), dtype, tuple(grid.chunk_shape), fill, codec.get("name"), prefix, encoding.separator, codec.get("configuration"))
+    prefix = "c" + separator if encoding["name"] == "default" else ""
+    codec = codecs[1] if len(names) == 2 else {}
+    return ChunkFiles(root, shape, dtype, chunks, fill, codec.get("name"), prefix, separator, codec.get("configuration"))
+
+
+def _fill_value(value: Any, dtype: np.dtype) -> Any:
+    """A zarr v3 ``fill_value`` as a value of ``dtype`` (numbers, booleans, and for
+    floats "NaN", "Infinity", "-Infinity" or the bits as "0x..." hex)."""
+    if value is None:
+        return dtype.type(0)
+    if dtype.kind == "f" and isinstance(value, str):
+        if value.startswith("0x"):
+            return np.frombuffer(bytes.fromhex(value[2:]), dtype.newbyteorder(">"))[0].astype(dtype)
+        return dtype.type({"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}[value])
+    if dtype.kind == "b":
+        if not isinstance(value, bool):
+            raise ValueError(value)
+        return np.bool_(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(value)
+    return dtype.type(value)

@@ -183,3 +183,43 @@ def test_run_killed_with_sigkill_resumes_to_identical_bytes(tmp_path: Path) -> N
     assert whole.returncode == 0, whole.stderr
     assert _chunk_bytes(tmp_path / "killed.zarr") == _chunk_bytes(tmp_path / "whole.zarr")
     assert not list((tmp_path / "killed.zarr").rglob("*.partial"))
+
+
+@pytest.mark.parametrize("codec", ["blosc-lz4", "zstd", "none"])
+@pytest.mark.parametrize("dtype", ["bool", "uint8", "int16", "uint16", "int64", "float32", "float64"])
+def test_array_metadata_is_what_zarr_writes(tmp_path: Path, codec: str, dtype: str) -> None:
+    # The writer makes its stores' zarr.json itself, without importing zarr.
+    import json
+
+    from batchproc.io.writers import _array_metadata, compressors
+
+    zarr.create_array(str(tmp_path / "z"), shape=(5, 6, 7), chunks=(2, 3, 7), dtype=dtype, compressors=compressors(codec), fill_value=0, dimension_names=list("zyx"))
+    want = json.loads((tmp_path / "z" / "zarr.json").read_text())
+    assert _array_metadata((5, 6, 7), np.dtype(dtype), (2, 3, 7), codec, "zyx") == want
+
+
+def test_a_zarr_to_zarr_run_does_not_import_zarr(tmp_path: Path, volume: np.ndarray) -> None:
+    import subprocess
+    import sys
+
+    source = batchproc.write(volume, tmp_path / "in.zarr", chunks=(2, 25, 35))
+    script = f"""
+import sys
+from batchproc.cli import app
+try:
+    app(["run", {source!r}, {str(tmp_path / "out.zarr")!r}, "--step", "gaussian_filter:sigma=1", "-q"])
+except SystemExit as exit:
+    assert exit.code in (0, None), exit.code
+print("zarr imported:", "zarr" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "zarr imported: False" in done.stdout
+    assert np.array_equal(zarr.open_array(str(tmp_path / "out.zarr" / "0"))[:], ndi.gaussian_filter(volume, 1.0))
+    assert batchproc.read_store_info(tmp_path / "out.zarr")["complete"]
+
+
+def test_a_dtype_ome_zarr_cannot_hold_is_refused_before_writing(tmp_path: Path) -> None:
+    with pytest.raises(BatchprocError, match="complex64 cannot be written"):
+        batchproc.write(np.zeros((3, 4), np.complex64), tmp_path / "c.zarr")
+    assert not list(tmp_path.iterdir())
