@@ -204,11 +204,13 @@ def test_line_correlation_read_from_the_block_equals_scipy(dtype: str, mode: str
         "antisymmetric": np.array([-1.0, -2, 0, 2, 1]),
         "other": np.array([0.25, -1, 3, 0.5]),
     }
-    for shape in ((13, 7, 9), (3, 5, 4)):
+    for shape in ((13, 7, 9), (3, 5, 4), (2, 3, 24)):
         a = (rng.random(shape) * 4000).astype(dtype)
         for name, w in weights.items():
             for axis in range(3):
-                for origin, lo, cut in ((0, 0, 0), (0, 1, 2), (1, 2, 1), (-1, 0, 1)):
+                # (Outputs 5 and on, or 6 and on, to 5 or 6 from the end: every tap
+                # inside the line, which the last axis reads without a line buffer.)
+                for origin, lo, cut in ((0, 0, 0), (0, 1, 2), (1, 2, 1), (-1, 0, 1), (0, 5, 6), (1, 6, 5)):
                     if abs(origin) > len(w) // 2 - (1 - len(w) % 2) or lo + cut >= shape[axis]:
                         continue
                     want = ndi.correlate1d(a, w, axis, mode=mode, cval=7.5, origin=origin)
