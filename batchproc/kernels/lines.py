@@ -181,6 +181,36 @@ def _correlate_taps(a, o, rows, col0, colstep, width, weights, symmetric, acc):
 
 
 @numba.njit(**_JIT)
+def _correlate_lines(src, weights, before, after, mode, cval, symmetric, out, lo):
+    """Along the last axis: one line at a time, extended by the mode in a float64
+    buffer, its outputs side by side in the lanes."""
+    outer, n, _ = src.shape
+    width = out.shape[1]
+    line = np.empty((1, 1, n + before + after), np.float64)
+    acc = np.empty(width, np.float64)
+    rows = np.zeros(weights.shape[0], np.int64)
+    for o in range(outer):
+        _fill_line(line[0, 0], src, o, before, mode, cval)
+        _correlate_taps(line, 0, rows, lo, 1, width, weights, symmetric, acc)
+        for i in range(width):
+            out[o, i, 0] = acc[i]
+
+
+@numba.njit(**_JIT)
+def _correlate_inside_lines(lines, weights, symmetric, out, start):
+    """Along the last axis, when every output's taps lie inside its line (a
+    block's halo is wider than the weights): read from the block itself, no line
+    buffer. Third gaussian pass of an 82x274x274 float32 block: 13 -> 10.2-10.8 ms."""
+    width = out.shape[1]
+    acc = np.empty(width, np.float64)
+    rows = np.zeros(weights.shape[0], np.int64)
+    for o in range(lines.shape[0]):
+        _correlate_taps(lines, o, rows, start, 1, width, weights, symmetric, acc)
+        for i in range(width):
+            out[o, i, 0] = acc[i]
+
+
+@numba.njit(**_JIT)
 def correlate1d_3d(src, weights, origin, mode, cval, symmetric, out, lo, inplace):
     """scipy's NI_Correlate1D on an (outer, n, inner) view, for the outputs ``lo`` to
     ``lo + out.shape[1]`` along each line (the full line is read).
@@ -202,28 +232,22 @@ def correlate1d_3d(src, weights, origin, mode, cval, symmetric, out, lo, inplace
     size2 = size - size1 - 1
     before = size1 + origin
     after = size2 - origin
-    rows = np.empty(size, np.int64)
     if inner == 1:
-        # One line at a time, its outputs side by side in the lanes.
-        line = np.empty((1, 1, n + before + after), np.float64)
-        acc = np.empty(hi - lo, np.float64)
-        rows[:] = 0
         if lo >= before and hi + after <= n:
-            # Every tap inside the line (a block's halo is wider than the
-            # weights): read from the block itself, no line buffer. Third gaussian
-            # pass of an 82x274x274 float32 block: 13 -> 10.2-10.8 ms.
-            flat = src.reshape(outer, 1, n)
-            for o in range(outer):
-                _correlate_taps(flat, o, rows, lo - before, 1, hi - lo, weights, symmetric, acc)
-                for i in range(hi - lo):
-                    out[o, i, 0] = acc[i]
-            return
-        for o in range(outer):
-            _fill_line(line[0, 0], src, o, before, mode, cval)
-            _correlate_taps(line, 0, rows, lo, 1, hi - lo, weights, symmetric, acc)
-            for i in range(hi - lo):
-                out[o, i, 0] = acc[i]
+            _correlate_inside_lines(src.reshape(outer, 1, n), weights, symmetric, out, lo - before)
+        else:
+            _correlate_lines(src, weights, before, after, mode, cval, symmetric, out, lo)
         return
+    _correlate_rows(src, weights, before, mode, cval, symmetric, out, lo, inplace)
+
+
+@numba.njit(**_JIT)
+def _correlate_rows(src, weights, before, mode, cval, symmetric, out, lo, inplace):
+    """Along an axis that is not the last: see :func:`correlate1d_3d`."""
+    outer, n, inner = src.shape
+    hi = lo + out.shape[1]
+    size = weights.shape[0]
+    rows = np.empty(size, np.int64)
     sweep = inner if inner <= SWEEP + SWEEP // 4 else SWEEP
     acc = np.empty(sweep, np.float64)
     held = np.empty((hi - lo if inplace else 1, sweep), out.dtype)
