@@ -18,7 +18,7 @@ import scipy.ndimage as ndi
 from scipy.ndimage._filters import _gaussian_kernel1d
 
 from batchproc.kernels import sobel
-from batchproc.kernels.lines import MODE_CODES, as_lines, correlate1d, minmax1d_3d, uniform1d_3d
+from batchproc.kernels.lines import MODE_CODES, as_lines, correlate1d, correlate_last_two, minmax1d_3d, uniform1d_3d
 from batchproc.ops._checks import expand
 from batchproc.ops._registry import axes_tuple
 
@@ -88,11 +88,17 @@ def gaussian_block(x: np.ndarray, keep: tuple[slice, ...] | None = None, overwri
     # Every pass writes over the one before it (see below), the first over the
     # block itself when the caller gives it up and the dtype stays.
     buffer = src.reshape(-1) if overwrite_input and src is x and src.dtype == dtype and src.flags.writeable else None
-    for axis, sigma, order, mode, radius in passes:
-        lw = int(p["truncate"] * float(sigma) + 0.5) if radius is None else radius
-        weights = _gaussian_kernel1d(sigma, order, lw)[::-1]
+    # In three or more dimensions the passes along the last two axes go plane by
+    # plane, the one's plane in cache for the other (whole gaussian of an
+    # 82x274x274 float32 block: 27.7-28.4 -> 26.2-26.3 ms).
+    fused = ndim >= 3 and len(passes) >= 2 and passes[-2][0] == ndim - 2 and passes[-1][0] == ndim - 1
+    k = 0
+    while k < len(passes):
+        group = passes[k : k + 2] if fused and k == len(passes) - 2 else passes[k : k + 1]
+        weights = [_gaussian_kernel1d(sigma, order, int(p["truncate"] * float(sigma) + 0.5) if radius is None else radius)[::-1] for _, sigma, order, _, radius in group]
         shape = list(src.shape)
-        shape[axis] = keep[axis].stop - keep[axis].start
+        for axis, *_ in group:
+            shape[axis] = keep[axis].stop - keep[axis].start
         if buffer is None:  # the block itself is dask's: the first pass writes elsewhere
             buffer = np.empty(int(np.prod(shape)), dtype)
         # Later passes write over the pass before them, packed at the buffer's start:
@@ -101,8 +107,12 @@ def gaussian_block(x: np.ndarray, keep: tuple[slice, ...] | None = None, overwri
         # own columns at or before the input it comes from (one whole-block buffer
         # per task instead of three: 256 MB float32 pipeline, 36 MB less per task).
         out = buffer[: int(np.prod(shape))].reshape(shape)
-        correlate1d(src, weights, axis, out, mode, p["cval"], 0, keep[axis].start)
+        if len(group) == 2:
+            correlate_last_two(src, tuple(weights), out, (group[0][3], group[1][3]), p["cval"], (keep[ndim - 2].start, keep[ndim - 1].start))
+        else:
+            correlate1d(src, weights[0], group[0][0], out, group[0][3], p["cval"], 0, keep[group[0][0]].start)
         src = out
+        k += len(group)
     done = {axis for axis, *_ in passes}
     return src[tuple(slice(None) if axis in done else keep[axis] for axis in range(ndim))]
 

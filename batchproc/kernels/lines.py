@@ -280,6 +280,29 @@ def _correlate_rows(src, weights, before, mode, cval, symmetric, out, lo, inplac
 
 
 @numba.njit(**_JIT)
+def correlate_last_two_3d(src, w1, mode1, sym1, w2, mode2, sym2, cval, out, lo1, lo2):
+    """Two correlations of an (outer, n1, n2) array, along axis 1 then along axis 2
+    (each as :func:`correlate1d_3d`, origin 0), one outer plane at a time: the first
+    pass's plane, rounded to ``out``'s dtype as scipy stores it, stays in cache for
+    the second. ``out`` may be ``src``'s memory, packed from its start: plane o of
+    the result lands at or before plane o of ``src``, which the first pass has read
+    by then."""
+    outer, n1, n2 = src.shape
+    m1, m2 = out.shape[1], out.shape[2]
+    before1 = w1.shape[0] // 2
+    before2 = w2.shape[0] // 2
+    after2 = w2.shape[0] - before2 - 1
+    held = np.empty((1, m1, n2), out.dtype)
+    for o in range(outer):
+        _correlate_rows(src[o : o + 1], w1, before1, mode1, cval, sym1, held, lo1, False)
+        dst = out[o].reshape(m1, m2, 1)
+        if lo2 >= before2 and lo2 + m2 + after2 <= n2:
+            _correlate_inside_lines(held.reshape(m1, 1, n2), w2, sym2, dst, lo2 - before2)
+        else:
+            _correlate_lines(held.reshape(m1, n2, 1), w2, before2, after2, mode2, cval, sym2, dst, lo2)
+
+
+@numba.njit(**_JIT)
 def uniform1d_3d(src, size, origin, mode, cval, out):
     """scipy's NI_UniformFilter1D: a running sum along each line, divided per output."""
     outer, n, inner = src.shape
@@ -453,6 +476,19 @@ def correlate1d(src: np.ndarray, weights, axis: int, out: np.ndarray, mode: str,
     w = np.ascontiguousarray(weights, dtype=np.float64)
     inplace = np.may_share_memory(src, out)
     correlate1d_3d(as_lines(src, axis), w, int(origin), MODE_CODES[mode], float(cval), symmetry(w), as_lines(out, axis), int(lo), inplace)
+
+
+def correlate_last_two(src: np.ndarray, weights: tuple, out: np.ndarray, modes: tuple[str, str], cval: float, lo: tuple[int, int]) -> None:
+    """scipy's correlate1d of ``src`` along its last two axes in turn (``weights``
+    and ``modes`` per axis, origin 0) into ``out``, whose extents along them may be
+    parts of the lines, starting at ``lo``; ``out`` may be ``src``'s memory, packed
+    from its start."""
+    w1, w2 = (np.ascontiguousarray(w, dtype=np.float64) for w in weights)
+    outer = int(np.prod(src.shape[:-2], dtype=np.int64))
+    correlate_last_two_3d(
+        src.reshape(outer, *src.shape[-2:]), w1, MODE_CODES[modes[0]], symmetry(w1), w2, MODE_CODES[modes[1]], symmetry(w2),
+        float(cval), out.reshape(outer, *out.shape[-2:]), int(lo[0]), int(lo[1]),
+    )
 
 
 @numba.njit(**_JIT)
