@@ -9,6 +9,7 @@ missing on disk, and refuses to mix in a different job.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -123,7 +124,7 @@ def _remove_partial_writes(array_path: Path) -> None:
 def _pending_replacement(parent: Path, name: str, layout: str) -> Path | None:
     """The staging store an interrupted ``--overwrite`` of ``name`` left for this
     job (same layout, not complete), if there is one."""
-    for staged in sorted(parent.glob(f".{name}.batchproc-*")):
+    for staged in sorted(parent.glob(f".{glob.escape(name)}.batchproc-*")):
         info = read_store_info(staged)
         if info is not None and info.get("layout") == layout and not info.get("complete"):
             return staged
@@ -261,7 +262,7 @@ def write(
         # --resume finds it; one that replaces an existing output is computed in
         # the sibling and renamed at the end, so that a run that fails or is killed
         # leaves the old output as it was.
-        for stale in parent.glob(f".{target.name}.batchproc-*"):  # left by a kill or a failed --overwrite
+        for stale in parent.glob(f".{glob.escape(target.name)}.batchproc-*"):  # left by a kill or a failed --overwrite
             shutil.rmtree(stale, ignore_errors=True)
         store = parent / f".{target.name}.batchproc-{uuid.uuid4().hex[:8]}"
         # The metadata documents are written here, as zarr writes them (tests

@@ -58,10 +58,11 @@ def _fails_at_block(index: int):
     return block
 
 
-def test_a_failed_overwrite_leaves_the_old_output(tmp_path: Path, volume: np.ndarray) -> None:
+@pytest.mark.parametrize("name", ["out.zarr", "run[1].zarr"])
+def test_a_failed_overwrite_leaves_the_old_output(tmp_path: Path, volume: np.ndarray, name: str) -> None:
     """The replacement is computed beside the old store: blocks written before the
     failure never reach it, and the next write sweeps the leftovers."""
-    out = batchproc.write(volume, tmp_path / "out.zarr", chunks=(1, 25, 35))
+    out = batchproc.write(volume, tmp_path / name, chunks=(1, 25, 35))
     before = _store_bytes(out)
     failing = da.from_array(volume, chunks=(1, 25, 35)).map_blocks(_fails_at_block(3), dtype=volume.dtype)
     with pytest.raises(BatchprocError, match="block 3"):
@@ -70,7 +71,7 @@ def test_a_failed_overwrite_leaves_the_old_output(tmp_path: Path, volume: np.nda
     assert batchproc.read_store_info(out)["complete"]
     batchproc.write(volume + 1, out, overwrite=True)
     assert np.array_equal(zarr.open_array(out + "/0")[:], volume + 1)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
 def test_an_interrupted_overwrite_resumes_then_replaces(tmp_path: Path, volume: np.ndarray) -> None:
