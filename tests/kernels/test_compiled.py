@@ -204,7 +204,8 @@ def test_line_correlation_read_from_the_block_equals_scipy(dtype: str, mode: str
         "antisymmetric": np.array([-1.0, -2, 0, 2, 1]),
         "other": np.array([0.25, -1, 3, 0.5]),
     }
-    for shape in ((13, 7, 9), (3, 5, 4), (2, 3, 24)):
+    # (Along the first axis of 5x52x53, rows wider than a sweep: two sweeps a row.)
+    for shape in ((13, 7, 9), (3, 5, 4), (2, 3, 24), (5, 52, 53)):
         a = (rng.random(shape) * 4000).astype(dtype)
         for name, w in weights.items():
             for axis in range(3):
