@@ -181,175 +181,122 @@ def _correlate_taps(a, o, rows, col0, colstep, width, weights, symmetric, acc):
 
 
 @numba.njit(**_JIT)
-def _correlate_lines(src, weights, before, after, mode, cval, symmetric, out, lo):
-    """Along the last axis: one line at a time, extended by the mode in a float64
-    buffer, its outputs side by side in the lanes."""
-    outer, n, _ = src.shape
+def _correlate_lines(src, weights, before, mode, cval, symmetric, out, lo):
+    """scipy's NI_Correlate1D along the last axis of an (outer, n) array, for the
+    outputs ``lo`` to ``lo + out.shape[1]`` of each line, side by side in the
+    lanes: each line is copied into a float64 buffer extended by the boundary mode,
+    as scipy does. ``out`` may be ``src``'s memory, packed from its start (a line is
+    read before its outputs are written)."""
+    outer, n = src.shape
     width = out.shape[1]
-    line = np.empty((1, 1, n + before + after), np.float64)
+    size = weights.shape[0]
+    line = np.empty((1, 1, n + size - 1), np.float64)
     acc = np.empty(width, np.float64)
-    rows = np.zeros(weights.shape[0], np.int64)
+    rows = np.zeros(size, np.int64)
+    columns = src.reshape(outer, n, 1)
     for o in range(outer):
-        _fill_line(line[0, 0], src, o, before, mode, cval)
+        _fill_line(line[0, 0], columns, o, before, mode, cval)
         _correlate_taps(line, 0, rows, lo, 1, width, weights, symmetric, acc)
         for i in range(width):
-            out[o, i, 0] = acc[i]
+            out[o, i] = acc[i]
 
 
 @numba.njit(**_JIT)
-def _correlate_inside_lines(lines, weights, symmetric, out, start):
-    """Along the last axis, when every output's taps lie inside its line (a
-    block's halo is wider than the weights): read from the block itself, no line
-    buffer. Third gaussian pass of an 82x274x274 float32 block: 13 -> 10.2-10.8 ms."""
+def _correlate_inside_lines(src, weights, before, symmetric, out, lo):
+    """:func:`_correlate_lines` when every output's taps lie inside its line (a
+    block's halo is wider than the weights): read from the block itself, without
+    the line buffer (third gaussian pass of an 82x274x274 float32 block: 13 ->
+    10.2-10.8 ms). (One function holding both loops ran the buffered one 50 %
+    slower.)"""
+    outer, n = src.shape
     width = out.shape[1]
     acc = np.empty(width, np.float64)
     rows = np.zeros(weights.shape[0], np.int64)
-    for o in range(lines.shape[0]):
-        _correlate_taps(lines, o, rows, start, 1, width, weights, symmetric, acc)
+    lines = src.reshape(outer, 1, n)
+    for o in range(outer):
+        _correlate_taps(lines, o, rows, lo - before, 1, width, weights, symmetric, acc)
         for i in range(width):
-            out[o, i, 0] = acc[i]
-
-
-@numba.njit(**_JIT)
-def correlate1d_3d(src, weights, origin, mode, cval, symmetric, out, lo, inplace):
-    """scipy's NI_Correlate1D on an (outer, n, inner) view, for the outputs ``lo`` to
-    ``lo + out.shape[1]`` along each line (the full line is read).
-
-    Lines along the last axis (``inner == 1``) are copied into a float64 buffer
-    extended by the boundary mode, as scipy does, unless every output's taps lie
-    inside the line. Along other axes the taps are read
-    from ``src`` itself, one row of the block per tap, the boundary mode picking
-    the row; an output with a cval tap (constant mode) gathers its taps into a
-    float64 buffer first. With ``inplace`` (``out`` is ``src``'s memory, packed
-    from its start) a sweep's outputs wait in a buffer until the sweep has read its
-    last tap: they land at or before the rows they come from, and no later sweep
-    reads those columns of those rows.
-    """
-    outer, n, inner = src.shape
-    hi = lo + out.shape[1]
-    size = weights.shape[0]
-    size1 = size // 2
-    size2 = size - size1 - 1
-    before = size1 + origin
-    after = size2 - origin
-    if inner == 1:
-        if lo >= before and hi + after <= n:
-            _correlate_inside_lines(src.reshape(outer, 1, n), weights, symmetric, out, lo - before)
-        else:
-            _correlate_lines(src, weights, before, after, mode, cval, symmetric, out, lo)
-        return
-    _correlate_rows(src, weights, before, mode, cval, symmetric, out, lo, inplace)
+            out[o, i] = acc[i]
 
 
 @numba.njit(**_JIT)
 def _correlate_rows(src, weights, before, mode, cval, symmetric, out, lo, inplace):
-    """Along an axis that is not the last: see :func:`correlate1d_3d`."""
-    outer, n, inner = src.shape
-    hi = lo + out.shape[1]
-    size = weights.shape[0]
-    rows = np.empty(size, np.int64)
-    gathered = np.empty((1, size, min(inner, SWEEP + SWEEP // 4) if mode == 4 else 1), np.float64)
-    if inner <= SWEEP:
-        # Narrow rows (the second pass of a block): the rows of a plane whose taps
-        # all lie inside it are one run of lanes, tap j the plane from row j on, in
-        # sweeps of SWEEP lanes (second pass of an 82x274x274 float32 block, a sweep
-        # per row: 12.7 ms; so: 10.7 ms).
-        _correlate_narrow_rows(src, weights, before, mode, cval, symmetric, out, lo, inplace, rows, gathered)
-        return
-    sweep = inner if inner <= SWEEP + SWEEP // 4 else SWEEP
-    acc = np.empty(sweep, np.float64)
-    held = np.empty((hi - lo if inplace else 1, sweep), out.dtype)
-    for o in range(outer):
-        for t0 in range(0, inner, sweep):
-            width = min(sweep, inner - t0)
-            for i in range(lo, hi):
-                _row(src, o, i, t0, width, before, mode, cval, weights, symmetric, rows, gathered, acc)
-                dst = held[i - lo, :width] if inplace else out[o, i - lo, t0 : t0 + width]
-                for t in range(width):
-                    dst[t] = acc[t]
-            if inplace:
-                for r in range(hi - lo):
-                    out[o, r, t0 : t0 + width] = held[r, :width]
+    """scipy's NI_Correlate1D along the middle axis of an (outer, n, inner) array,
+    for the outputs ``lo`` to ``lo + out.shape[1]`` along it.
 
-
-@numba.njit(**_JIT)
-def _correlate_narrow_rows(src, weights, before, mode, cval, symmetric, out, lo, inplace, rows, gathered):
+    The taps are read from ``src`` itself, a row per tap, the boundary mode picking
+    the row; an output with a cval tap (constant mode) gathers its taps into a
+    float64 buffer first. Wide rows go in sweeps of SWEEP columns, the output row
+    moving down under them (the sweep's rows stay in cache). In narrow rows (the
+    second pass of a block) the rows whose taps all lie inside the plane are one
+    run of lanes, tap j the plane from row j on (second gaussian pass of an
+    82x274x274 float32 block: 12.7 -> 10.7 ms). With ``inplace`` (``out`` is
+    ``src``'s memory, packed from its start) a sweep's outputs wait in a buffer
+    until the sweep has read its last tap: they land at or before the rows they
+    come from, and no later sweep reads those columns of those rows.
+    """
     outer, n, inner = src.shape
     hi = lo + out.shape[1]
     size = weights.shape[0]
     after = size - 1 - before
-    first = min(max(lo, before), hi)  # the rows from ``first`` to ``last`` read inside the plane
-    last = max(min(hi, n - after), first)
+    narrow = inner <= SWEEP
+    sweep = inner if inner <= SWEEP + SWEEP // 4 else SWEEP
+    first = min(max(lo, before), hi) if narrow else hi  # rows first..last: one run
+    last = max(min(hi, n - after), first) if narrow else hi
+    run = (last - first) * inner
+    chunks = -(-run // SWEEP)
     planes = src.reshape(outer, 1, n * inner)
+    rows = np.empty(size, np.int64)
     zeros = np.zeros(size, np.int64)
-    acc = np.empty(max(SWEEP, inner), np.float64)
-    held = np.empty((hi - lo) * inner if inplace else 1, out.dtype)
+    in_order = np.arange(size)
+    acc = np.empty(max(sweep, SWEEP), np.float64)
+    gathered = np.empty((1, size, sweep if mode == 4 else 1), np.float64)
+    held = np.empty((hi - lo, sweep) if inplace else (1, 1), out.dtype)
+    flat_held = held.reshape(-1)
+    i = lo
     for o in range(outer):
-        # Over its input, a plane's outputs wait until the plane is read.
-        dst = held if inplace else out[o].reshape(-1)
-        run = (last - first) * inner
-        for c0 in range(0, run, SWEEP):
-            width = min(SWEEP, run - c0)
-            _correlate_taps(planes, o, zeros, (first - before) * inner + c0, inner, width, weights, symmetric, acc)
-            d = dst[(first - lo) * inner + c0 : (first - lo) * inner + c0 + width]
-            for t in range(width):
-                d[t] = acc[t]
-        for i in range(lo, hi):
-            if first <= i < last:
-                continue
-            _row(src, o, i, 0, inner, before, mode, cval, weights, symmetric, rows, gathered, acc)
-            d = dst[(i - lo) * inner : (i - lo + 1) * inner]
-            for t in range(inner):
-                d[t] = acc[t]
-        if inplace:
-            out[o].reshape(-1)[:] = held
-
-
-@numba.njit(**_JIT)
-def _row(src, o, i, t0, width, before, mode, cval, weights, symmetric, rows, gathered, acc):
-    """acc = output row ``i`` of line set ``o``, columns t0 to t0 + width: its taps
-    are rows of ``src`` picked by the mode, or (a cval among them) gathered into a
-    float64 buffer first."""
-    n = src.shape[1]
-    size = weights.shape[0]
-    edge = False
-    for j in range(size):
-        rows[j] = source_index(i - before + j, n, mode)
-        edge = edge or rows[j] < 0
-    if edge:
-        for j in range(size):
-            tap = gathered[0, j, :width]
-            if rows[j] < 0:
-                tap[:] = cval
-            else:
-                tap[:] = src[o, rows[j], t0 : t0 + width]
-            rows[j] = j
-        _correlate_taps(gathered, 0, rows, 0, 0, width, weights, symmetric, acc)
-    else:
-        _correlate_taps(src, o, rows, t0, 0, width, weights, symmetric, acc)
-
-
-@numba.njit(**_JIT)
-def correlate_last_two_3d(src, w1, mode1, sym1, w2, mode2, sym2, cval, out, lo1, lo2):
-    """Two correlations of an (outer, n1, n2) array, along axis 1 then along axis 2
-    (each as :func:`correlate1d_3d`, origin 0), one outer plane at a time: the first
-    pass's plane, rounded to ``out``'s dtype as scipy stores it, stays in cache for
-    the second. ``out`` may be ``src``'s memory, packed from its start: plane o of
-    the result lands at or before plane o of ``src``, which the first pass has read
-    by then."""
-    outer, n1, n2 = src.shape
-    m1, m2 = out.shape[1], out.shape[2]
-    before1 = w1.shape[0] // 2
-    before2 = w2.shape[0] // 2
-    after2 = w2.shape[0] - before2 - 1
-    held = np.empty((1, m1, n2), out.dtype)
-    for o in range(outer):
-        _correlate_rows(src[o : o + 1], w1, before1, mode1, cval, sym1, held, lo1, False)
-        dst = out[o].reshape(m1, m2, 1)
-        if lo2 >= before2 and lo2 + m2 + after2 <= n2:
-            _correlate_inside_lines(held.reshape(m1, 1, n2), w2, sym2, dst, lo2 - before2)
-        else:
-            _correlate_lines(held.reshape(m1, n2, 1), w2, before2, after2, mode2, cval, sym2, dst, lo2)
+        flat_out = out[o].reshape(-1)
+        for t0 in range(0, inner, sweep):
+            width = min(sweep, inner - t0)
+            # The run's chunks first, then the rows one by one.
+            for k in range(chunks + hi - lo):
+                if k < chunks:
+                    lanes = min(SWEEP, run - k * SWEEP)
+                    at = (first - lo) * inner + k * SWEEP
+                    rows[:] = zeros
+                    col0, step, source, oo = (first - before) * inner + k * SWEEP, inner, planes, o
+                else:
+                    i = lo + k - chunks
+                    if first <= i < last:
+                        continue
+                    lanes, at = width, (i - lo) * sweep
+                    col0, step, source, oo = t0, 0, src, o
+                    edge = False
+                    for j in range(size):
+                        rows[j] = source_index(i - before + j, n, mode)
+                        edge = edge or rows[j] < 0
+                    if edge:
+                        for j in range(size):
+                            tap = gathered[0, j, :width]
+                            if rows[j] < 0:
+                                tap[:] = cval
+                            else:
+                                tap[:] = src[o, rows[j], t0 : t0 + width]
+                        _correlate_taps(gathered, 0, in_order, 0, 0, width, weights, symmetric, acc)
+                        col0 = -1
+                if k < chunks or col0 >= 0:
+                    _correlate_taps(source, oo, rows, col0, step, lanes, weights, symmetric, acc)
+                if inplace:
+                    dst = flat_held[at : at + lanes]
+                elif k < chunks:
+                    dst = flat_out[at : at + lanes]
+                else:
+                    dst = out[o, i - lo, t0 : t0 + width]
+                for t in range(lanes):
+                    dst[t] = acc[t]
+            if inplace:
+                for r in range(hi - lo):
+                    out[o, r, t0 : t0 + width] = held[r, :width]
 
 
 @numba.njit(**_JIT)
@@ -519,26 +466,46 @@ def symmetry(weights: np.ndarray) -> int:
     return 0
 
 
+def _along_last(src: np.ndarray, w: np.ndarray, before: int, mode: int, cval: float, symmetric: int, out: np.ndarray, lo: int) -> None:
+    if lo >= before and lo + out.shape[1] + (w.shape[0] - 1 - before) <= src.shape[1]:
+        _correlate_inside_lines(src, w, before, symmetric, out, lo)
+    else:
+        _correlate_lines(src, w, before, mode, cval, symmetric, out, lo)
+
+
 def correlate1d(src: np.ndarray, weights, axis: int, out: np.ndarray, mode: str, cval: float, origin: int = 0, lo: int = 0) -> None:
     """scipy's correlate1d of ``src`` along ``axis`` into ``out``, whose extent
     along ``axis`` may be a part of the line, starting at ``lo``; ``out`` may be
     ``src``'s memory, packed from its start."""
     w = np.ascontiguousarray(weights, dtype=np.float64)
-    inplace = np.may_share_memory(src, out)
-    correlate1d_3d(as_lines(src, axis), w, int(origin), MODE_CODES[mode], float(cval), symmetry(w), as_lines(out, axis), int(lo), inplace)
+    lines, into = as_lines(src, axis), as_lines(out, axis)
+    before = w.shape[0] // 2 + int(origin)
+    if lines.shape[2] == 1:
+        _along_last(lines.reshape(lines.shape[:2]), w, before, MODE_CODES[mode], float(cval), symmetry(w), into.reshape(into.shape[:2]), int(lo))
+    else:
+        _correlate_rows(lines, w, before, MODE_CODES[mode], float(cval), symmetry(w), into, int(lo), np.may_share_memory(src, out))
 
 
 def correlate_last_two(src: np.ndarray, weights: tuple, out: np.ndarray, modes: tuple[str, str], cval: float, lo: tuple[int, int]) -> None:
     """scipy's correlate1d of ``src`` along its last two axes in turn (``weights``
     and ``modes`` per axis, origin 0) into ``out``, whose extents along them may be
     parts of the lines, starting at ``lo``; ``out`` may be ``src``'s memory, packed
-    from its start."""
+    from its start.
+
+    It goes one plane at a time: the first pass's plane, rounded to ``out``'s
+    dtype as scipy stores it, stays in cache for the second; plane o of the result
+    lands at or before plane o of ``src``, which the first pass has read by then.
+    """
     w1, w2 = (np.ascontiguousarray(w, dtype=np.float64) for w in weights)
-    outer = int(np.prod(src.shape[:-2], dtype=np.int64))
-    correlate_last_two_3d(
-        src.reshape(outer, *src.shape[-2:]), w1, MODE_CODES[modes[0]], symmetry(w1), w2, MODE_CODES[modes[1]], symmetry(w2),
-        float(cval), out.reshape(outer, *out.shape[-2:]), int(lo[0]), int(lo[1]),
-    )
+    m1, m2 = out.shape[-2:]
+    planes = src.reshape(-1, *src.shape[-2:])
+    results = out.reshape(-1, m1, m2)
+    held = np.empty((1, m1, src.shape[-1]), out.dtype)
+    first = (w1.shape[0] // 2, MODE_CODES[modes[0]], float(cval), symmetry(w1))
+    second = (w2.shape[0] // 2, MODE_CODES[modes[1]], float(cval), symmetry(w2))
+    for o in range(planes.shape[0]):
+        _correlate_rows(planes[o : o + 1], w1, *first, held, int(lo[0]), False)
+        _along_last(held[0], w2, *second, results[o], int(lo[1]))
 
 
 @numba.njit(**_JIT)
