@@ -137,7 +137,8 @@ _BUFFERS = threading.local()
 def _read_buffer(size: int) -> memoryview:
     buffer = getattr(_BUFFERS, "buffer", None)
     if buffer is None or len(buffer) < size:
-        buffer = _BUFFERS.buffer = bytearray(size)
+        # numpy's memory (huge pages, where the system allows: one fault per 2 MB)
+        buffer = _BUFFERS.buffer = np.empty(size, np.uint8)
     return memoryview(buffer)[:size]
 
 
