@@ -57,3 +57,31 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory):
         yield cluster
     finally:
         cluster.close()
+
+
+def _imported_after_cli(commands: list[list[str]], modules: list[str]) -> dict[str, bool]:
+    import subprocess
+    import sys
+
+    script = f"""
+import sys
+from batchproc.cli import app
+for args in {commands!r}:
+    try:
+        app(args)
+    except SystemExit as exit:
+        assert exit.code in (0, None), exit.code
+print({{name: name in sys.modules for name in {modules!r}}})
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    import ast
+
+    return ast.literal_eval(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def imported_after_cli():
+    """Run CLI commands (argument lists) in a fresh process; which of the named
+    modules it imported."""
+    return _imported_after_cli

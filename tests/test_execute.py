@@ -164,23 +164,12 @@ def test_bad_local_cluster_and_bench_options_exit_2(tmp_path: Path, volume: Path
     assert result.exit_code == 2 and "--max-mb must be positive" in result.output
 
 
-def test_local_runs_do_not_import_distributed(tmp_path: Path, volume: Path) -> None:
+def test_local_runs_do_not_import_distributed(tmp_path: Path, volume: Path, imported_after_cli) -> None:
     # dask imports distributed (half a second) just to look for a client; a run on
     # the local schedulers has none to find, and should not pay for the search.
-    script = f"""
-import sys
-from batchproc.cli import app
-for args in (["run", {str(volume)!r}, {str(tmp_path / "o.zarr")!r}, *{STEPS!r}, "--chunks", "8,32,32", "-q"],
-             ["histogram", {str(volume)!r}, "--bins", "4", "--json"]):
-    try:
-        app(args)
-    except SystemExit as exit:
-        assert exit.code in (0, None), exit.code
-print("distributed imported:", "distributed" in sys.modules)
-"""
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert "distributed imported: False" in done.stdout
+    run = ["run", str(volume), str(tmp_path / "o.zarr"), *STEPS, "--chunks", "8,32,32", "-q"]
+    histogram = ["histogram", str(volume), "--bins", "4", "--json"]
+    assert imported_after_cli([run, histogram], ["distributed"]) == {"distributed": False}
     assert pixels(tmp_path / "o.zarr").any()
 
 
