@@ -227,10 +227,12 @@ def open_chunk_files(root: Path, meta: dict[str, Any] | None = None) -> ChunkFil
         dtype = np.dtype(meta["data_type"])
         if dtype.itemsize > 1:
             endian = (codecs[0].get("configuration") or {}).get("endian", "little")
+            if endian not in ("little", "big"):
+                return None
             dtype = dtype.newbyteorder("<" if endian == "little" else ">")
         separator = (encoding.get("configuration") or {}).get("separator", "/" if encoding["name"] == "default" else ".")
         fill = _fill_value(meta.get("fill_value"), dtype)
-    except (KeyError, TypeError, ValueError, AttributeError):  # not a document this module understands: zarr decides
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):  # not a document this module understands: zarr decides
         return None
     if not shape or len(chunks) != len(shape):
         return None
@@ -246,6 +248,8 @@ def _fill_value(value: Any, dtype: np.dtype) -> Any:
         return dtype.type(0)
     if dtype.kind == "f" and isinstance(value, str):
         if value.startswith("0x"):
+            if len(value) != 2 + 2 * dtype.itemsize:
+                raise ValueError(value)
             return np.frombuffer(bytes.fromhex(value[2:]), dtype.newbyteorder(">"))[0].astype(dtype)
         return dtype.type({"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}[value])
     if dtype.kind == "b":
@@ -254,4 +258,8 @@ def _fill_value(value: Any, dtype: np.dtype) -> Any:
         return np.bool_(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(value)
+    if dtype.kind in "iu":  # a whole number the dtype holds, or zarr decides
+        info = np.iinfo(dtype)
+        if not isinstance(value, int) or not info.min <= value <= info.max:
+            raise ValueError(value)
     return dtype.type(value)

@@ -121,24 +121,51 @@ def _remove_partial_writes(array_path: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
+def _staged(parent: Path, name: str) -> list[Path]:
+    """The hidden staging stores of output ``name`` (see :func:`write`)."""
+    return sorted(parent.glob(f".{glob.escape(name)}.batchproc-*"))
+
+
 def _pending_replacement(parent: Path, name: str, layout: str) -> Path | None:
     """The staging store an interrupted ``--overwrite`` of ``name`` left for this
-    job (same layout, not complete), if there is one."""
-    for staged in sorted(parent.glob(f".{glob.escape(name)}.batchproc-*")):
+    job (same layout), if there is one."""
+    for staged in _staged(parent, name):
         info = read_store_info(staged)
-        if info is not None and info.get("layout") == layout and not info.get("complete"):
+        if not staged.name.endswith(_REPLACED) and info is not None and info.get("layout") == layout:
             return staged
     return None
+
+
+#: The old output's name while its replacement is renamed into place.
+_REPLACED = "-replaced"
 
 
 def _replace(target: Path, store: Path) -> None:
     """Put the finished ``store`` where ``target`` is: the old output is renamed
     aside first and removed last, so that it is lost only once its replacement is
-    in place."""
-    old = store.with_name(store.name + "-replaced")
+    in place (a kill between the renames is mended by :func:`_mend_replacement`)."""
+    old = store.with_name(store.name + _REPLACED)
     os.rename(target, old)
     os.rename(store, target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _mend_replacement(parent: Path, target: Path) -> None:
+    """Finish a replacement a kill cut short: with the old output renamed aside and
+    the new one not yet in place, the new one (complete) goes in, or else the old
+    one comes back; an old output left over after a finished swap is removed."""
+    for old in _staged(parent, target.name):
+        if not old.name.endswith(_REPLACED):
+            continue
+        new = old.with_name(old.name[: -len(_REPLACED)])
+        if not target.exists():
+            info = read_store_info(new) if new.exists() else None
+            if info is not None and info.get("complete"):
+                os.rename(new, target)
+            else:
+                os.rename(old, target)
+                continue
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _missing_blocks(files: ChunkFiles, chunks: tuple[tuple[int, ...], ...]) -> list[tuple[int, ...]]:
@@ -221,11 +248,15 @@ def write(
     layout = layout_hash(data.shape, store_chunks, data.dtype, layout_key)
     target = Path(path)
 
-    existing = read_store_info(target) if target.exists() else None
     parent = target.parent if str(target.parent) else Path(".")
+    _mend_replacement(parent, target)
+    existing = read_store_info(target) if target.exists() else None
     # What an interrupted --overwrite left: its staging store, next to the output
     # it was to replace. Resuming the same job finishes it and then replaces.
     pending = _pending_replacement(parent, target.name, layout) if resume and existing is not None else None
+    if pending is not None and (read_store_info(pending) or {}).get("complete"):
+        _replace(target, pending)  # killed after finishing, before the swap
+        return str(target)
     if target.exists() and resume and pending is None:
         if existing is None:
             raise BatchprocError(f"output: {str(target)!r} exists but is not a batchproc store; nothing to resume.")
@@ -262,7 +293,7 @@ def write(
         # --resume finds it; one that replaces an existing output is computed in
         # the sibling and renamed at the end, so that a run that fails or is killed
         # leaves the old output as it was.
-        for stale in parent.glob(f".{glob.escape(target.name)}.batchproc-*"):  # left by a kill or a failed --overwrite
+        for stale in _staged(parent, target.name):  # left by a kill or a failed --overwrite
             shutil.rmtree(stale, ignore_errors=True)
         store = parent / f".{target.name}.batchproc-{uuid.uuid4().hex[:8]}"
         # The metadata documents are written here, as zarr writes them (tests

@@ -146,3 +146,21 @@ def test_a_damaged_chunk_file_is_named_with_exit_2(tmp_path: Path, options: dict
     result = CliRunner().invoke(app, ["run", str(tmp_path / "in.zarr"), earlier, "--step", "gaussian_filter:sigma=1", "--overwrite", "-q"])
     assert result.exit_code == 2, result.output
     assert {p: p.read_bytes() for p in Path(earlier).rglob("*") if p.is_file()} == kept
+
+
+@pytest.mark.parametrize(
+    ("data_type", "fill_value", "endian"),
+    [("uint8", 300, "little"), ("uint16", -1, "little"), ("int16", 1.5, "little"), ("float32", "0x0000000000000000", "little"), ("float32", 0.0, "LITTLE")],
+)
+def test_metadata_this_reader_does_not_understand_goes_to_zarr(tmp_path: Path, data_type: str, fill_value, endian: str) -> None:
+    # A fill value the dtype cannot hold, or an unknown byte order, is not guessed at.
+    import json
+
+    from batchproc.io.chunkfiles import open_chunk_files
+
+    zarr.create_array(str(tmp_path / "a.zarr"), shape=(4, 4), chunks=(2, 2), dtype=data_type, compressors=None)
+    meta = json.loads((tmp_path / "a.zarr" / "zarr.json").read_text())
+    assert open_chunk_files(tmp_path / "a.zarr", meta) is not None
+    meta["fill_value"] = fill_value
+    meta["codecs"][0]["configuration"] = {"endian": endian}
+    assert open_chunk_files(tmp_path / "a.zarr", meta) is None

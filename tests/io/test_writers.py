@@ -87,6 +87,59 @@ def test_an_interrupted_overwrite_resumes_then_replaces(tmp_path: Path, volume: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
 
 
+def _killed_in_replace(monkeypatch: pytest.MonkeyPatch, after_renames: int) -> None:
+    """Make the swap of an --overwrite stop (as a kill would) after that many renames."""
+    from batchproc.io import writers
+
+    real = writers.os.rename
+    done = []
+
+    def rename(a, b):
+        if len(done) >= after_renames:
+            raise KeyboardInterrupt("killed")
+        done.append(b)
+        real(a, b)
+
+    def replace(target, store):
+        monkeypatch.setattr(writers.os, "rename", rename)
+        try:
+            real_replace(target, store)
+        finally:
+            monkeypatch.setattr(writers.os, "rename", real)
+
+    real_replace = writers._replace
+    monkeypatch.setattr(writers, "_replace", replace)
+
+
+@pytest.mark.parametrize("after_renames", [0, 1])
+def test_a_kill_in_the_swap_loses_neither_output(tmp_path: Path, volume: np.ndarray, monkeypatch: pytest.MonkeyPatch, after_renames: int) -> None:
+    """Killed once the new store is complete: before the old one is moved aside
+    (resume swaps them), or between the two renames (the next write of that output,
+    whatever it is, first puts the complete new store in place)."""
+    out = str(tmp_path / "out.zarr")
+    batchproc.write(volume, out, chunks=(1, 25, 35), layout_key="job-1")
+    _killed_in_replace(monkeypatch, after_renames)
+    with pytest.raises(KeyboardInterrupt):
+        batchproc.write(volume + 1, out, chunks=(1, 25, 35), layout_key="job-2", overwrite=True)
+    monkeypatch.undo()
+    assert Path(out).exists() == (after_renames == 0)
+    # Nothing is left to compute: data that cannot be computed proves it.
+    failing = da.from_array(volume + 1, chunks=(1, 25, 35)).map_blocks(_fails_at_block(0), dtype=volume.dtype)
+    batchproc.write(failing, out, chunks=(1, 25, 35), layout_key="job-2", resume=True)
+    assert np.array_equal(zarr.open_array(out + "/0")[:], volume + 1)
+    assert batchproc.read_store_info(out)["complete"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
+
+
+def test_an_old_output_moved_aside_comes_back_when_its_replacement_is_gone(tmp_path: Path, volume: np.ndarray) -> None:
+    out = batchproc.write(volume, tmp_path / "out.zarr")
+    before = _store_bytes(out)
+    Path(out).rename(tmp_path / ".out.zarr.batchproc-0123abcd-replaced")  # the new store never made it
+    with pytest.raises(BatchprocError, match="already exists"):
+        batchproc.write(volume + 1, out)
+    assert _store_bytes(out) == before
+
+
 def test_overwrite_may_read_the_output_it_replaces(tmp_path: Path, volume: np.ndarray) -> None:
     out = batchproc.write(volume, tmp_path / "out.zarr", chunks=(2, 25, 35))
     batchproc.write(batchproc.ndimage.gaussian_filter(batchproc.open(out), 1.0), out, overwrite=True)
