@@ -115,7 +115,7 @@ class ChunkFiles:
             return
         try:
             if direct and self.codec is not None:
-                _decoder(self.codec).decode(raw, out=into.reshape(-1))  # straight into the block
+                _decode_whole(self.codec, raw, into.reshape(-1).view(np.uint8))  # straight into the block
                 return
             data = _decoder(self.codec).decode(raw) if self.codec is not None else raw
             chunk = np.frombuffer(data, self.dtype).reshape(self.chunks)
@@ -151,6 +151,23 @@ def _read_into(file: Any, view: memoryview) -> memoryview:
             break
         done += got
     return view[:done]
+
+
+#: Two marks for a block's last bytes: a stream that decodes to fewer bytes than the
+#: block leaves the mark there (the decoders check only that it does not overflow).
+_MARKS = (b"\xa5\x5a\xc3\x3c\x96\x69\x0f\xf0", b"\x5a\xa5\x3c\xc3\x69\x96\xf0\x0f")
+
+
+def _decode_whole(codec: str, raw: Any, out: np.ndarray) -> None:
+    """Decode ``raw`` into all of ``out`` (bytes), or raise: a short stream is named
+    rather than leaving the end of the block as it was."""
+    tail = out[-min(8, out.shape[0]) :]
+    for mark in _MARKS:  # a block whose last bytes are the first mark is decoded again
+        tail[:] = np.frombuffer(mark[: tail.shape[0]], np.uint8)
+        _decoder(codec).decode(raw, out=out)
+        if tail.tobytes() != mark[: tail.shape[0]]:
+            return
+    raise ValueError(f"it decodes to fewer than {out.shape[0]} bytes")
 
 
 _CODECS: dict[Any, Any] = {}

@@ -12,6 +12,7 @@ import zarr
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, ZstdCodec
 
 import batchproc
+from batchproc.errors import BatchprocError
 from batchproc.io.chunkfiles import ChunkFiles, chunk_files
 
 SHAPE, CHUNKS = (13, 30, 22), (4, 16, 8)  # edge chunks cut on every axis
@@ -164,3 +165,26 @@ def test_metadata_this_reader_does_not_understand_goes_to_zarr(tmp_path: Path, d
     meta["fill_value"] = fill_value
     meta["codecs"][0]["configuration"] = {"endian": endian}
     assert open_chunk_files(tmp_path / "a.zarr", meta) is None
+
+
+@pytest.mark.parametrize("codec", ["zstd", "blosc", "gzip"])
+def test_a_chunk_that_decodes_short_is_named(tmp_path: Path, codec: str) -> None:
+    # A valid stream of half a chunk (a file from another array) would leave the
+    # block's end as it was: the reader says so instead.
+    import numcodecs
+
+    compressors = {"zstd": ZstdCodec(), "blosc": BloscCodec(cname="lz4"), "gzip": GzipCodec()}[codec]
+    data = np.arange(np.prod(SHAPE), dtype=np.uint16).reshape(SHAPE)
+    z = store(tmp_path / "a.zarr", data, compressors=compressors)
+    files = chunk_files(z)
+    encoder = {"zstd": numcodecs.Zstd(), "blosc": numcodecs.Blosc(cname="lz4"), "gzip": numcodecs.GZip()}[codec]
+    half = np.ones(int(np.prod(files.chunks)) // 2, np.uint16)
+    files.chunk_path((0, 0, 0)).write_bytes(encoder.encode(half))
+    with pytest.raises(BatchprocError, match="fewer than"):
+        files[0 : files.chunks[0], 0 : files.chunks[1], 0 : files.chunks[2]]
+    # A chunk whose last bytes happen to be the first mark reads whole.
+    last = np.frombuffer(bytes.fromhex("a55ac33c96690ff0"), np.uint16)
+    data[files.chunks[0] - 1, files.chunks[1] - 1, files.chunks[2] - 4 : files.chunks[2]] = last
+    z = store(tmp_path / "b.zarr", data, compressors=compressors)
+    box = tuple(slice(0, c) for c in files.chunks)
+    assert np.array_equal(chunk_files(z)[box], data[box])
