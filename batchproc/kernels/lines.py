@@ -477,6 +477,8 @@ def correlate1d(src: np.ndarray, weights, axis: int, out: np.ndarray, mode: str,
     """scipy's correlate1d of ``src`` along ``axis`` into ``out``, whose extent
     along ``axis`` may be a part of the line, starting at ``lo``; ``out`` may be
     ``src``'s memory, packed from its start."""
+    if out.size == 0:  # nothing to compute (and a sweep of no columns would not advance)
+        return
     w = np.ascontiguousarray(weights, dtype=np.float64)
     lines, into = as_lines(src, axis), as_lines(out, axis)
     before = w.shape[0] // 2 + int(origin)

@@ -224,3 +224,13 @@ def test_line_correlation_read_from_the_block_equals_scipy(dtype: str, mode: str
                     where = (shape, name, axis, origin, lo, cut)
                     assert np.array_equal(beside, want), where
                     assert np.array_equal(over, want), where
+
+
+def test_line_correlation_of_an_empty_array_equals_scipy() -> None:
+    from batchproc.kernels.lines import correlate1d
+
+    a = np.zeros((3, 4, 0), np.float32)
+    for axis in range(3):
+        out = np.empty_like(a)
+        correlate1d(a, np.ones(3) / 3, axis, out, "reflect", 0.0)
+        assert out.shape == ndi.correlate1d(a, np.ones(3) / 3, axis).shape
