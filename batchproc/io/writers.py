@@ -278,6 +278,8 @@ def write(
             raise BatchprocError(f"output: {str(target)!r} already exists and is {state}; use --overwrite to replace it.")
         if existing is None and not (target.is_dir() and not any(target.iterdir())):
             raise BatchprocError(f"output: {str(target)!r} exists and is not a batchproc store; refusing to delete it.")
+        if existing is None:  # an empty folder: nothing to keep, so the store goes in now, resumable
+            target.rmdir()
     if not (target.exists() and resume):
         if not parent.exists():
             raise BatchprocError(f"output: the folder {str(parent)!r} does not exist.")

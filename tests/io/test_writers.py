@@ -140,6 +140,14 @@ def test_an_old_output_moved_aside_comes_back_when_its_replacement_is_gone(tmp_p
     assert _store_bytes(out) == before
 
 
+def test_an_interrupted_overwrite_of_an_empty_folder_resumes(tmp_path: Path, volume: np.ndarray) -> None:
+    (tmp_path / "out.zarr").mkdir()
+    batchproc.write(volume, tmp_path / "out.zarr", overwrite=True, compute=False)
+    assert not batchproc.read_store_info(tmp_path / "out.zarr")["complete"]
+    batchproc.write(volume, tmp_path / "out.zarr", resume=True)
+    assert np.array_equal(zarr.open_array(str(tmp_path / "out.zarr" / "0"))[:], volume)
+
+
 def test_overwrite_may_read_the_output_it_replaces(tmp_path: Path, volume: np.ndarray) -> None:
     out = batchproc.write(volume, tmp_path / "out.zarr", chunks=(2, 25, 35))
     batchproc.write(batchproc.ndimage.gaussian_filter(batchproc.open(out), 1.0), out, overwrite=True)
