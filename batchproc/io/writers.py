@@ -9,13 +9,16 @@ missing on disk, and refuses to mix in a different job.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
 import os
 import shutil
+import socket
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +122,52 @@ def _remove_partial_writes(array_path: Path) -> None:
     process killed in between leaves the partial file, never a torn chunk."""
     for partial in array_path.rglob("*.partial"):
         partial.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _output_lock(parent: Path, target: Path) -> Iterator[None]:
+    """The output ``target`` for this run alone: two runs writing one store would
+    delete each other's staging folder or mix their chunks. A lock file beside it
+    names the run (process and host); one left by a run that is gone (a dead
+    process on this host) is taken over."""
+    lock = parent / f".{target.name}.batchproc.lock"
+    host = socket.gethostname()
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid, _, holder = lock.read_text().partition(" ")
+            except OSError:  # let go of meanwhile
+                continue
+            if holder == host and pid.isdigit() and not _alive(int(pid)):
+                lock.unlink(missing_ok=True)
+                continue
+            raise BatchprocError(
+                f"output: {str(target)!r} is being written by another batchproc run (process {pid or '?'} on {holder or '?'}); "
+                f"wait for it to finish, or delete {str(lock)!r} if that run is gone."
+            ) from None
+        except OSError as error:
+            raise BatchprocError(f"output: cannot write in the folder {str(parent)!r}: {error.strerror or error}.") from None
+        with os.fdopen(fd, "w") as file:
+            file.write(f"{os.getpid()} {host}")
+        break
+    else:
+        raise BatchprocError(f"output: {str(target)!r} is being written by another batchproc run; delete {str(lock)!r} if that run is gone.")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _staged(parent: Path, name: str) -> list[Path]:
@@ -249,6 +298,21 @@ def write(
     target = Path(path)
 
     parent = target.parent if str(target.parent) else Path(".")
+    if not parent.exists():
+        raise BatchprocError(f"output: the folder {str(parent)!r} does not exist.")
+    with _output_lock(parent, target):
+        return _write_store(
+            data, target, parent, layout, store_chunks, axes=axes, spacing=spacing, codec=codec, levels=levels,
+            overwrite=overwrite, resume=resume, provenance=provenance, compute=compute,
+        )
+
+
+def _write_store(
+    data: da.Array, target: Path, parent: Path, layout: str, store_chunks: tuple[int, ...], *, axes: str, spacing: tuple[float, ...],
+    codec: str, levels: int, overwrite: bool, resume: bool, provenance: dict[str, Any] | None, compute: bool,
+) -> str:
+    """:func:`write`'s work on the store, once its arguments are checked and the
+    output is this run's alone."""
     _mend_replacement(parent, target)
     existing = read_store_info(target) if target.exists() else None
     # What an interrupted --overwrite left: its staging store, next to the output

@@ -3,6 +3,7 @@ resume rules; nothing existing lost."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dask.array as da
@@ -146,6 +147,26 @@ def test_an_interrupted_overwrite_of_an_empty_folder_resumes(tmp_path: Path, vol
     assert not batchproc.read_store_info(tmp_path / "out.zarr")["complete"]
     batchproc.write(volume, tmp_path / "out.zarr", resume=True)
     assert np.array_equal(zarr.open_array(str(tmp_path / "out.zarr" / "0"))[:], volume)
+
+
+def test_a_second_run_on_the_same_output_is_refused(tmp_path: Path, volume: np.ndarray) -> None:
+    # Two runs on one store would delete each other's staging folder or mix their
+    # chunks: a lock names the run that holds it; a dead run's lock is taken over.
+    import socket
+    import subprocess
+    import sys
+
+    out = tmp_path / "out.zarr"
+    lock = tmp_path / ".out.zarr.batchproc.lock"
+    lock.write_text(f"{os.getpid()} {socket.gethostname()}")  # a live run: this very process
+    with pytest.raises(BatchprocError, match="being written by another batchproc run"):
+        batchproc.write(volume, out)
+    assert not out.exists()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, timeout=60)
+    lock.write_text(f"{gone.stdout.strip()} {socket.gethostname()}")
+    batchproc.write(volume, out)
+    assert np.array_equal(zarr.open_array(str(out / "0"))[:], volume)
+    assert not lock.exists()
 
 
 def test_overwrite_may_read_the_output_it_replaces(tmp_path: Path, volume: np.ndarray) -> None:
