@@ -136,7 +136,7 @@ def _target(path: str, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ..
     from batchproc.io.writers import compressors
 
     chunks = tuple(min(c, s) for c, s in zip(chunks, shape, strict=True)) if len(chunks) == len(shape) else shape
-    return zarr.create_array(path, shape=shape, dtype=dtype, chunks=chunks or None, compressors=compressors("default"), overwrite=True)
+    return zarr.create_array(path, shape=shape, dtype=dtype, chunks=chunks or None, compressors=compressors("default", dtype), overwrite=True)
 
 
 def _save(target: str, result: np.ndarray, chunks: tuple[int, ...]) -> None:

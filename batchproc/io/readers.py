@@ -328,7 +328,7 @@ def _tiff_axes_spacing(path: Path, ndim: int) -> tuple[str, tuple[float, ...]]:
 
 
 def _open_zarr(path: Path, chunks: Any, level: Any) -> Image:
-    from batchproc.io.chunkfiles import chunk_files, open_chunk_files, read_metadata
+    from batchproc.io.chunkfiles import open_chunk_files, read_metadata
 
     # A zarr v3 store on disk is read from its metadata documents without zarr
     # (its import alone is 0.15 s); what they do not describe simply goes to zarr.
@@ -355,11 +355,8 @@ def _open_zarr(path: Path, chunks: Any, level: Any) -> Image:
             attrs = dict(node.attrs)
             dataset, axes, spacing = _multiscale(attrs.get("ome", attrs), path, level)
             node = node[dataset]
-        files = chunk_files(node)
-        if files is not None:
-            data = _chunked(files, files.shape, files.dtype.newbyteorder("="), chunks, node.chunks)
-        else:
-            data = _chunked(node, node.shape, node.dtype, chunks, node.chunks)
+        # (A zarr v3 array on disk that chunk files could read was taken above.)
+        data = _chunked(node, node.shape, node.dtype, chunks, node.chunks)
         native = node.chunks
     return Image(
         data,

@@ -28,7 +28,7 @@ import numpy as np
 from batchproc._version import __version__
 from batchproc.errors import BatchprocError
 from batchproc.execute import compute_blocks
-from batchproc.io.chunkfiles import DATA_TYPES, ChunkFiles, chunk_files, open_chunk_files
+from batchproc.io.chunkfiles import DATA_TYPES, ChunkFiles, chunk_files, open_chunk_files, read_metadata
 from batchproc.io.readers import Image, auto_chunks, default_axes
 
 #: Blosc LZ4 with bit-shuffle: on this machine ~440 MB/s writing uint16 against
@@ -39,22 +39,9 @@ CODECS = ("blosc-lz4", "zstd", "none")
 _AXIS_TYPES = {"t": "time", "c": "channel"}
 
 
-def compressors(codec: str) -> Any:
-    """zarr's compressors for ``codec`` (one of :data:`CODECS`, or ``"default"``)."""
-    from zarr.codecs import BloscCodec, ZstdCodec
-
-    if codec in ("default", "blosc-lz4"):
-        return (BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),)
-    if codec == "zstd":
-        return (ZstdCodec(level=3),)
-    if codec == "none":
-        return ()
-    raise BatchprocError(f"write: codec must be one of {', '.join(CODECS)}; got {codec!r}.")
-
-
 def codec_metadata(codec: str, dtype: np.dtype) -> list[dict[str, Any]]:
-    """The zarr v3 ``codecs`` of an array of ``dtype`` written with ``codec``: what
-    zarr writes for :func:`compressors` (tests compare the two)."""
+    """The zarr v3 ``codecs`` of an array of ``dtype`` written with ``codec`` (one of
+    :data:`CODECS`, or ``"default"``), as they stand in its ``zarr.json``."""
     dtype = np.dtype(dtype)
     codecs: list[dict[str, Any]] = [{"name": "bytes"} if dtype.itemsize == 1 else {"name": "bytes", "configuration": {"endian": "little"}}]
     if codec in ("default", "blosc-lz4"):
@@ -64,6 +51,12 @@ def codec_metadata(codec: str, dtype: np.dtype) -> list[dict[str, Any]]:
     elif codec != "none":
         raise BatchprocError(f"write: codec must be one of {', '.join(CODECS)}; got {codec!r}.")
     return codecs
+
+
+def compressors(codec: str, dtype: np.dtype) -> list[dict[str, Any]]:
+    """zarr's ``compressors`` argument for ``codec`` (tests check that zarr then
+    writes what :func:`codec_metadata` says)."""
+    return codec_metadata(codec, dtype)[1:]
 
 
 def _array_metadata(shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], codec: str, axes: str) -> dict[str, Any]:
@@ -99,14 +92,9 @@ def layout_hash(shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype
 def read_store_info(path: str | Path) -> dict[str, Any] | None:
     """What batchproc recorded in a store: ``complete``, ``layout``, ``shape``,
     ``dtype``, ``chunks``; ``None`` when ``path`` is not a store batchproc wrote."""
-    meta = Path(path) / "zarr.json"
-    if not meta.exists():
-        return None
-    try:
-        attrs = json.loads(meta.read_text()).get("attributes", {})
-    except (OSError, ValueError):
-        return None
-    info = attrs.get("batchproc")
+    meta = read_metadata(Path(path))
+    attrs = meta.get("attributes") if meta is not None else None
+    info = attrs.get("batchproc") if isinstance(attrs, dict) else None
     return dict(info) if isinstance(info, dict) else None
 
 
@@ -458,7 +446,7 @@ def _write_level(target: Path, level: int, axes: str, spacing: tuple[float, ...]
         down = (da.rint(down) if prev.dtype.kind in "iu" else down).astype(prev.dtype)
     chunks = tuple(min(c, s) for c, s in zip(group[str(level - 1)].chunks, down.shape, strict=True))
     array = group.create_array(
-        str(level), shape=down.shape, chunks=chunks, dtype=down.dtype, compressors=compressors(codec), fill_value=0, dimension_names=list(axes)
+        str(level), shape=down.shape, chunks=chunks, dtype=down.dtype, compressors=compressors(codec, down.dtype), fill_value=0, dimension_names=list(axes)
     )
     source = down.rechunk(chunks)
     compute_blocks(_block_writes(source, chunk_files(array) or array), list(np.ndindex(*source.numblocks)))

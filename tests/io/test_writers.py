@@ -271,14 +271,21 @@ def test_run_killed_with_sigkill_resumes_to_identical_bytes(tmp_path: Path) -> N
 @pytest.mark.parametrize("codec", ["blosc-lz4", "zstd", "none"])
 @pytest.mark.parametrize("dtype", ["bool", "uint8", "int16", "uint16", "int64", "float32", "float64"])
 def test_array_metadata_is_what_zarr_writes(tmp_path: Path, codec: str, dtype: str) -> None:
-    # The writer makes its stores' zarr.json itself, without importing zarr.
+    # The writer makes its stores' zarr.json itself, without importing zarr (and
+    # hands zarr the same codecs where zarr writes: pyramid levels, the benchmark).
     import json
+
+    from zarr.codecs import BloscCodec, ZstdCodec
 
     from batchproc.io.writers import _array_metadata, compressors
 
-    zarr.create_array(str(tmp_path / "z"), shape=(5, 6, 7), chunks=(2, 3, 7), dtype=dtype, compressors=compressors(codec), fill_value=0, dimension_names=list("zyx"))
+    # What each codec name means, said in zarr's own codec objects.
+    meant = {"blosc-lz4": (BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),), "zstd": (ZstdCodec(level=3),), "none": ()}[codec]
+    zarr.create_array(str(tmp_path / "z"), shape=(5, 6, 7), chunks=(2, 3, 7), dtype=dtype, compressors=meant, fill_value=0, dimension_names=list("zyx"))
     want = json.loads((tmp_path / "z" / "zarr.json").read_text())
     assert _array_metadata((5, 6, 7), np.dtype(dtype), (2, 3, 7), codec, "zyx") == want
+    zarr.create_array(str(tmp_path / "w"), shape=(5, 6, 7), chunks=(2, 3, 7), dtype=dtype, compressors=compressors(codec, dtype), fill_value=0, dimension_names=list("zyx"))
+    assert json.loads((tmp_path / "w" / "zarr.json").read_text()) == want
 
 
 def test_a_zarr_to_zarr_run_does_not_import_zarr(tmp_path: Path, volume: np.ndarray, imported_after_cli) -> None:
