@@ -247,7 +247,6 @@ def _correlate_rows(src, weights, before, mode, cval, symmetric, out, lo, inplac
     chunks = -(-run // SWEEP)
     planes = src.reshape(outer, 1, n * inner)
     rows = np.empty(size, np.int64)
-    zeros = np.zeros(size, np.int64)
     in_order = np.arange(size)
     acc = np.empty(max(sweep, SWEEP), np.float64)
     gathered = np.empty((1, size, sweep if mode == 4 else 1), np.float64)
@@ -260,32 +259,31 @@ def _correlate_rows(src, weights, before, mode, cval, symmetric, out, lo, inplac
             width = min(sweep, inner - t0)
             # The run's chunks first, then the rows one by one.
             for k in range(chunks + hi - lo):
+                edge = False
                 if k < chunks:
                     lanes = min(SWEEP, run - k * SWEEP)
                     at = (first - lo) * inner + k * SWEEP
-                    rows[:] = zeros
-                    col0, step, source, oo = (first - before) * inner + k * SWEEP, inner, planes, o
+                    rows[:] = 0
+                    col0, step, source = (first - before) * inner + k * SWEEP, inner, planes
                 else:
                     i = lo + k - chunks
                     if first <= i < last:
                         continue
                     lanes, at = width, (i - lo) * sweep
-                    col0, step, source, oo = t0, 0, src, o
-                    edge = False
+                    col0, step, source = t0, 0, src
                     for j in range(size):
                         rows[j] = source_index(i - before + j, n, mode)
                         edge = edge or rows[j] < 0
-                    if edge:
-                        for j in range(size):
-                            tap = gathered[0, j, :width]
-                            if rows[j] < 0:
-                                tap[:] = cval
-                            else:
-                                tap[:] = src[o, rows[j], t0 : t0 + width]
-                        _correlate_taps(gathered, 0, in_order, 0, 0, width, weights, symmetric, acc)
-                        col0 = -1
-                if k < chunks or col0 >= 0:
-                    _correlate_taps(source, oo, rows, col0, step, lanes, weights, symmetric, acc)
+                if edge:  # a cval among the taps: they are gathered in float64
+                    for j in range(size):
+                        tap = gathered[0, j, :width]
+                        if rows[j] < 0:
+                            tap[:] = cval
+                        else:
+                            tap[:] = src[o, rows[j], t0 : t0 + width]
+                    _correlate_taps(gathered, 0, in_order, 0, 0, width, weights, symmetric, acc)
+                else:
+                    _correlate_taps(source, o, rows, col0, step, lanes, weights, symmetric, acc)
                 if inplace:
                     dst = flat_held[at : at + lanes]
                 elif k < chunks:
