@@ -162,6 +162,14 @@ def test_a_second_run_on_the_same_output_is_refused(tmp_path: Path, volume: np.n
     with pytest.raises(BatchprocError, match="being written by another batchproc run"):
         batchproc.write(volume, out)
     assert not out.exists()
+    from typer.testing import CliRunner
+
+    from batchproc.cli import app
+
+    source = batchproc.write(volume, tmp_path / "in.zarr")
+    result = CliRunner().invoke(app, ["run", source, str(out), "--step", "gaussian_filter:sigma=1", "-q"])
+    assert result.exit_code == 2 and "another batchproc run" in result.output and "Traceback" not in result.output
+    assert not out.exists()
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, timeout=60)
     lock.write_text(f"{gone.stdout.strip()} {socket.gethostname()}")
     batchproc.write(volume, out)
