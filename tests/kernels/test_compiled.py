@@ -13,6 +13,7 @@ import pytest
 import scipy.ndimage as ndi
 
 import batchproc
+from batchproc.kernels import rank as rank_kernels
 from batchproc.kernels.rank import selection_network
 from batchproc.ops.filters import sobel_magnitude_block
 
@@ -115,6 +116,36 @@ def test_8bit_rank_filters_over_large_boxes_equal_scipy(dtype: str, shape: tuple
         assert np.array_equal(got, want), (rank, mode, shift)
     got = compiled(batchproc.ndimage.median_filter, a, chunks, size=size)
     assert np.array_equal(got, ndi.median_filter(a, size=size))
+
+
+def test_unrolled_networks_are_the_generated_source() -> None:
+    from pathlib import Path
+
+    written = (Path(rank_kernels.__file__).parent / "unrolled.py").read_text()
+    assert written == rank_kernels.unrolled_source(), "regenerate batchproc/kernels/unrolled.py (see rank.unrolled_source)"
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32"])
+@pytest.mark.parametrize("shape", [(9, 20, 33), (1, 1, 1), (2, 3, 5), (40, 57)])
+def test_unrolled_median_equals_scipy(dtype: str, shape: tuple[int, ...]) -> None:
+    # The 3x3x3 and 3x3 medians run as straight-line networks
+    # (rank.UNROLLED): every boundary mode, origins at the window's ends, blocks
+    # smaller than the window, many equal values, a cval inside the dtype.
+    rng = np.random.default_rng(11)
+    if dtype == "float32":
+        a = rng.normal(0, 1e3, shape).astype(dtype)
+    else:
+        info = np.iinfo(dtype)
+        a = rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+    a.reshape(-1)[: a.size // 4] = a.reshape(-1)[0]  # long runs of one value
+    chunks = tuple(max(1, n // 2) for n in shape)
+    size = (3,) * len(shape)
+    assert (((3, 3, 3), 13) if len(shape) == 3 else ((1, 3, 3), 4)) in rank_kernels.UNROLLED
+    for mode, shift in (("reflect", 0), ("constant", 0), ("wrap", -1), ("nearest", 1), ("mirror", 0)):
+        origin = [shift] * len(shape)
+        got = compiled(batchproc.ndimage.median_filter, a, chunks, size=size, mode=mode, origin=origin, cval=-3 if dtype[0] in "if" else 3)
+        want = ndi.median_filter(a, size=size, mode=mode, origin=origin, cval=-3 if dtype[0] in "if" else 3)
+        assert np.array_equal(got, want), (mode, shift)
 
 
 @pytest.mark.parametrize("cval", [0.5, -1.0, 300.0, 7.0])
