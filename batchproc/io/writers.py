@@ -160,7 +160,7 @@ def _alive(pid: int) -> bool:
 
 def _staged(parent: Path, name: str) -> list[Path]:
     """The hidden staging stores of output ``name`` (see :func:`write`)."""
-    return sorted(parent.glob(f".{glob.escape(name)}.batchproc-*"))
+    return sorted(parent.glob(f".{glob.escape(name)}{_STAGING}*"))
 
 
 def _pending_replacement(parent: Path, name: str, layout: str) -> Path | None:
@@ -173,8 +173,30 @@ def _pending_replacement(parent: Path, name: str, layout: str) -> Path | None:
     return None
 
 
+#: A staging store is ".NAME" + this + 8 hex digits, beside output NAME.
+_STAGING = ".batchproc-"
 #: The old output's name while its replacement is renamed into place.
 _REPLACED = "-replaced"
+#: The most bytes a name batchproc keeps beside an output adds to the output's:
+#: a staging store renamed aside during the swap (".NAME.batchproc-1234abcd-replaced").
+_SIBLING_EXTRA = len(".") + len(_STAGING) + 8 + len(_REPLACED)
+
+
+def _check_name_length(parent: Path, name: str) -> None:
+    """Refuse, before anything is written, an output name the folder cannot hold
+    once a staging suffix is added (the rename would otherwise fail at the end of
+    the run, after all of it was computed)."""
+    try:
+        limit = os.pathconf(parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    size = len(os.fsencode(name))
+    if size + _SIBLING_EXTRA > limit:
+        shown = name if len(name) <= 40 else name[:37] + "..."
+        raise BatchprocError(
+            f"output: the name {shown!r} is too long ({size} bytes): batchproc keeps folders beside the output whose names "
+            f"add {_SIBLING_EXTRA} bytes to it, and {str(parent)!r} allows {limit}; use a name of at most {limit - _SIBLING_EXTRA} bytes."
+        )
 
 
 def _replace(target: Path, store: Path) -> None:
@@ -288,6 +310,7 @@ def write(
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.exists():
         raise BatchprocError(f"output: the folder {str(parent)!r} does not exist.")
+    _check_name_length(parent, target.name)
     with _output_lock(parent, target):
         return _write_store(
             data, target, parent, layout, store_chunks, axes=axes, spacing=spacing, codec=codec, levels=levels,
@@ -349,7 +372,7 @@ def _write_store(
         # leaves the old output as it was.
         for stale in _staged(parent, target.name):  # left by a kill or a failed --overwrite
             shutil.rmtree(stale, ignore_errors=True)
-        store = parent / f".{target.name}.batchproc-{uuid.uuid4().hex[:8]}"
+        store = parent / f".{target.name}{_STAGING}{uuid.uuid4().hex[:8]}"
         # The metadata documents are written here, as zarr writes them (tests
         # compare): importing zarr to write them cost each run 0.15 s.
         (store / "0").mkdir(parents=True)

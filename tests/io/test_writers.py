@@ -75,6 +75,21 @@ def test_a_failed_overwrite_leaves_the_old_output(tmp_path: Path, volume: np.nda
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
+def test_an_output_name_too_long_for_its_staging_is_refused_before_the_run(tmp_path: Path, volume: np.ndarray) -> None:
+    # The swap of an --overwrite renames the staging store aside, 29 bytes longer
+    # than the output's name: a name that leaves no room for that failed with a
+    # plain OSError after the whole run, the finished replacement left hidden.
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    longest = "b" * (limit - 29 - len(".zarr")) + ".zarr"
+    out = batchproc.write(volume, tmp_path / longest)
+    batchproc.write(volume + 1, out, overwrite=True)
+    assert np.array_equal(zarr.open_array(out + "/0")[:], volume + 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [longest]
+    with pytest.raises(BatchprocError, match=f"too long \\({limit - 28} bytes\\).*at most {limit - 29} bytes"):
+        batchproc.write(volume, tmp_path / ("c" + longest))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [longest]
+
+
 def test_an_interrupted_overwrite_resumes_then_replaces(tmp_path: Path, volume: np.ndarray) -> None:
     out = batchproc.write(volume, tmp_path / "out.zarr", layout_key="job-1")
     before = _store_bytes(out)
