@@ -468,8 +468,11 @@ def _write_level(target: Path, level: int, axes: str, spacing: tuple[float, ...]
         down = da.coarsen(np.mean, prev, factors, trim_excess=True)
         down = (da.rint(down) if prev.dtype.kind in "iu" else down).astype(prev.dtype)
     chunks = tuple(min(c, s) for c, s in zip(group[str(level - 1)].chunks, down.shape, strict=True))
+    # A level a killed run left half written is written again whole (it comes
+    # from the level before it; its chunks on disk may be from before the kill).
     array = group.create_array(
-        str(level), shape=down.shape, chunks=chunks, dtype=down.dtype, compressors=compressors(codec, down.dtype), fill_value=0, dimension_names=list(axes)
+        str(level), shape=down.shape, chunks=chunks, dtype=down.dtype, compressors=compressors(codec, down.dtype), fill_value=0,
+        dimension_names=list(axes), overwrite=True,
     )
     source = down.rechunk(chunks)
     compute_blocks(_block_writes(source, chunk_files(array) or array), list(np.ndindex(*source.numblocks)))

@@ -4,6 +4,7 @@ resume rules; nothing existing lost."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import dask.array as da
@@ -230,6 +231,28 @@ def test_resume_writes_only_missing_chunks(tmp_path: Path, volume: np.ndarray) -
     assert info["complete"] and info["chunks_written"] == len(chunk_files[::2])
     assert untouched == {p: p.stat().st_mtime_ns for p in untouched}
     assert np.array_equal(zarr.open_array(str(out / "0"))[:], volume)
+
+
+def test_resume_after_a_kill_while_writing_a_pyramid_level(tmp_path: Path, volume: np.ndarray) -> None:
+    # Killed while level 1 was being written: every level-0 chunk on disk, level 1
+    # half there, the store not complete. Resume writes the levels again (they
+    # come from level 0); it failed on zarr's "array exists".
+    out = tmp_path / "out.zarr"
+    batchproc.write(volume, out, chunks=(2, 16, 16), levels=2, layout_key="job-1")
+    want = [zarr.open_array(str(out / str(level)))[:] for level in range(3)]
+    from batchproc.io.writers import _set_info
+
+    _set_info(out, complete=False)
+    shutil.rmtree(out / "2")
+    level1 = [p for p in sorted((out / "1" / "c").rglob("*")) if p.is_file()]
+    for p in level1[::2]:
+        p.unlink()
+    level1[1].write_bytes(b"torn")  # a level's chunks are rewritten, not trusted
+    batchproc.write(volume, out, chunks=(2, 16, 16), levels=2, layout_key="job-1", resume=True)
+    info = batchproc.read_store_info(out)
+    assert info["complete"] and info["chunks_written"] == 0
+    assert all(np.array_equal(zarr.open_array(str(out / str(level)))[:], w) for level, w in enumerate(want))
+    assert len(zarr.open_group(str(out)).attrs["ome"]["multiscales"][0]["datasets"]) == 3
 
 
 def test_resume_refuses_another_job(tmp_path: Path, volume: np.ndarray) -> None:
