@@ -146,6 +146,11 @@ def test_unrolled_median_equals_scipy(dtype: str, shape: tuple[int, ...]) -> Non
         got = compiled(batchproc.ndimage.median_filter, a, chunks, size=size, mode=mode, origin=origin, cval=-3 if dtype[0] in "if" else 3)
         want = ndi.median_filter(a, size=size, mode=mode, origin=origin, cval=-3 if dtype[0] in "if" else 3)
         assert np.array_equal(got, want), (mode, shift)
+    if len(shape) == 3:  # each plane's 3x3 median, and the 50th percentile (also rank 13 of 27)
+        got = compiled(batchproc.ndimage.median_filter, a, chunks, size=(1, 3, 3), mode="nearest")
+        assert np.array_equal(got, ndi.median_filter(a, size=(1, 3, 3), mode="nearest"))
+        got = compiled(batchproc.ndimage.percentile_filter, a, chunks, percentile=50, size=3)
+        assert np.array_equal(got, ndi.percentile_filter(a, 50, size=3))
 
 
 @pytest.mark.parametrize("cval", [0.5, -1.0, 300.0, 7.0])
