@@ -15,7 +15,8 @@ from batchproc.overlap import map_stage
 
 
 def as_array(value: Any, where: str) -> da.Array:
-    """The input as a dask array (a numpy array is wrapped lazily, never copied)."""
+    """The input as a dask array of native byte order (a numpy array is wrapped
+    lazily, never copied)."""
     if not isinstance(value, da.Array):
         if not hasattr(value, "shape") or not hasattr(value, "dtype"):
             try:
@@ -29,6 +30,11 @@ def as_array(value: Any, where: str) -> da.Array:
         raise BatchprocError(
             f"{where}: the input must be a boolean, integer or float array; got dtype {value.dtype}."
         )
+    if not np.dtype(value.dtype).isnative:
+        # Big-endian data (from a file written on another machine) as this
+        # machine's numbers, block by block: the compiled kernels take native
+        # dtypes only, and the values are the same.
+        value = value.astype(np.dtype(value.dtype).newbyteorder("="))
     return value
 
 
