@@ -4,7 +4,8 @@ about completion.
 A store is marked complete (``attrs["batchproc"]["complete"] = True``) only after
 its last chunk is written; an interrupted store keeps ``complete: false`` and the
 layout it was started with, so ``resume`` can finish it by writing only the chunks
-missing on disk, and refuses to mix in a different job.
+missing on disk (pyramid levels, made from level 0, are written again whole), and
+refuses to mix in a different job.
 """
 
 from __future__ import annotations
@@ -182,20 +183,20 @@ _REPLACED = "-replaced"
 _SIBLING_EXTRA = len(".") + len(_STAGING) + 8 + len(_REPLACED)
 
 
-def _check_name_length(parent: Path, name: str) -> None:
+def _check_name_length(parent: Path, name: str, extra: int) -> None:
     """Refuse, before anything is written, an output name the folder cannot hold
-    once a staging suffix is added (the rename would otherwise fail at the end of
-    the run, after all of it was computed)."""
+    once ``extra`` bytes of a staging name are added (the rename would otherwise
+    fail at the end of the run, after all of it was computed)."""
     try:
         limit = os.pathconf(parent, "PC_NAME_MAX")
-    except (OSError, ValueError):
+    except (AttributeError, OSError, ValueError):  # no pathconf on Windows
         limit = 255
     size = len(os.fsencode(name))
-    if size + _SIBLING_EXTRA > limit:
+    if size + extra > limit:
         shown = name if len(name) <= 40 else name[:37] + "..."
         raise BatchprocError(
             f"output: the name {shown!r} is too long ({size} bytes): batchproc keeps folders beside the output whose names "
-            f"add {_SIBLING_EXTRA} bytes to it, and {str(parent)!r} allows {limit}; use a name of at most {limit - _SIBLING_EXTRA} bytes."
+            f"add {extra} bytes to it, and {str(parent)!r} allows {limit}; use a name of at most {limit - extra} bytes."
         )
 
 
@@ -268,8 +269,9 @@ def write(
         run that fails leaves the old store as it was, and an interrupted one can
         be finished with ``resume``.
     resume : bool
-        Finish an interrupted store: write only chunks missing on disk. Refused when
-        shape, chunks, dtype or ``layout_key`` (the job: pipeline and input) differ.
+        Finish an interrupted store: write only the level-0 chunks missing on disk
+        (then the pyramid levels, whole). Refused when shape, chunks, dtype or
+        ``layout_key`` (the job: pipeline and input) differ.
     provenance : dict, optional
         Recorded under ``attrs["batchproc"]["provenance"]``.
     compute : bool
@@ -310,7 +312,9 @@ def write(
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.exists():
         raise BatchprocError(f"output: the folder {str(parent)!r} does not exist.")
-    _check_name_length(parent, target.name)
+    # A new output is made in a staging folder (".NAME.batchproc-1234abcd");
+    # replacing one also renames that aside ("...-replaced").
+    _check_name_length(parent, target.name, _SIBLING_EXTRA if target.exists() else _SIBLING_EXTRA - len(_REPLACED))
     with _output_lock(parent, target):
         return _write_store(
             data, target, parent, layout, store_chunks, axes=axes, spacing=spacing, codec=codec, levels=levels,

@@ -86,9 +86,15 @@ def test_an_output_name_too_long_for_its_staging_is_refused_before_the_run(tmp_p
     batchproc.write(volume + 1, out, overwrite=True)
     assert np.array_equal(zarr.open_array(out + "/0")[:], volume + 1)
     assert sorted(p.name for p in tmp_path.iterdir()) == [longest]
-    with pytest.raises(BatchprocError, match=f"too long \\({limit - 28} bytes\\).*at most {limit - 29} bytes"):
-        batchproc.write(volume, tmp_path / ("c" + longest))
-    assert sorted(p.name for p in tmp_path.iterdir()) == [longest]
+    # A new output needs only its staging folder's 20 bytes; replacing it, 29.
+    newest = "c" * (limit - 20 - len(".zarr")) + ".zarr"
+    batchproc.write(volume, tmp_path / newest)
+    with pytest.raises(BatchprocError, match=f"too long \\({limit - 20} bytes\\).*at most {limit - 29} bytes"):
+        batchproc.write(volume + 1, tmp_path / newest, overwrite=True)
+    with pytest.raises(BatchprocError, match=f"too long \\({limit - 19} bytes\\).*at most {limit - 20} bytes"):
+        batchproc.write(volume, tmp_path / ("d" + newest))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([longest, newest])
+    assert np.array_equal(zarr.open_array(str(tmp_path / newest / "0"))[:], volume)
 
 
 def test_an_interrupted_overwrite_resumes_then_replaces(tmp_path: Path, volume: np.ndarray) -> None:
