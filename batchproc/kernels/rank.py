@@ -97,7 +97,7 @@ def unrolled_source() -> str:
             "",
             '@numba.njit(cache=True, nogil=True)',
             f"def {name}(padded, out):",
-            f'    """out[z, y, x] = the {rank}-th smallest of padded[z:z + {depth}, y:y + {rows}, x:x + {cols}]."""',
+            f'    """out[z, y, x] = the value of rank {rank} (counted from 0) in padded[z:z + {depth}, y:y + {rows}, x:x + {cols}]."""',
             "    nz, ny, nx = out.shape",
             "    for z in range(nz):",
             "        for y in range(ny):",

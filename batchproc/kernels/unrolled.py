@@ -8,7 +8,7 @@ import numba
 
 @numba.njit(cache=True, nogil=True)
 def median_3x3x3(padded, out):
-    """out[z, y, x] = the 13-th smallest of padded[z:z + 3, y:y + 3, x:x + 3]."""
+    """out[z, y, x] = the value of rank 13 (counted from 0) in padded[z:z + 3, y:y + 3, x:x + 3]."""
     nz, ny, nx = out.shape
     for z in range(nz):
         for y in range(ny):
@@ -180,7 +180,7 @@ def median_3x3x3(padded, out):
 
 @numba.njit(cache=True, nogil=True)
 def median_3x3(padded, out):
-    """out[z, y, x] = the 4-th smallest of padded[z:z + 1, y:y + 3, x:x + 3]."""
+    """out[z, y, x] = the value of rank 4 (counted from 0) in padded[z:z + 1, y:y + 3, x:x + 3]."""
     nz, ny, nx = out.shape
     for z in range(nz):
         for y in range(ny):

@@ -128,30 +128,44 @@ def test_unrolled_networks_are_the_generated_source() -> None:
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32"])
 @pytest.mark.parametrize("shape", [(9, 20, 33), (1, 1, 1), (2, 3, 5), (40, 57)])
-def test_unrolled_median_equals_scipy(dtype: str, shape: tuple[int, ...]) -> None:
-    # The 3x3x3 and 3x3 medians run as straight-line networks
-    # (rank.UNROLLED): every boundary mode, origins at the window's ends, blocks
-    # smaller than the window, many equal values, a cval inside the dtype.
+def test_unrolled_median_equals_scipy(dtype: str, shape: tuple[int, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The 3x3x3 and 3x3 medians run as straight-line networks (rank.UNROLLED):
+    # all eight boundary modes, origins at the window's ends, blocks smaller than
+    # the window, many equal values, the dtype's extremes (and inf) in the data
+    # and as cval.
+    from batchproc.kernels import unrolled
+
+    runs = {name: 0 for name in rank_kernels.UNROLLED.values()}
+    for name in runs:
+        kernel = getattr(unrolled, name)
+        monkeypatch.setattr(unrolled, name, lambda padded, out, name=name, kernel=kernel: (runs.__setitem__(name, runs[name] + 1), kernel(padded, out)))
     rng = np.random.default_rng(11)
     if dtype == "float32":
         a = rng.normal(0, 1e3, shape).astype(dtype)
+        low, high = -np.inf, np.float32(np.finfo(np.float32).max)
     else:
         info = np.iinfo(dtype)
         a = rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+        low, high = info.min, info.max
     a.reshape(-1)[: a.size // 4] = a.reshape(-1)[0]  # long runs of one value
+    tail = a.reshape(-1)[-3:]
+    tail[:] = np.array((low, high, low), dtype)[: tail.size]
     chunks = tuple(max(1, n // 2) for n in shape)
     size = (3,) * len(shape)
-    assert (((3, 3, 3), 13) if len(shape) == 3 else ((1, 3, 3), 4)) in rank_kernels.UNROLLED
-    for mode, shift in (("reflect", 0), ("constant", 0), ("wrap", -1), ("nearest", 1), ("mirror", 0)):
-        origin = [shift] * len(shape)
-        got = compiled(batchproc.ndimage.median_filter, a, chunks, size=size, mode=mode, origin=origin, cval=-3 if dtype[0] in "if" else 3)
-        want = ndi.median_filter(a, size=size, mode=mode, origin=origin, cval=-3 if dtype[0] in "if" else 3)
-        assert np.array_equal(got, want), (mode, shift)
+    modes = ("reflect", "constant", "wrap", "nearest", "mirror", "grid-wrap", "grid-mirror", "grid-constant")
+    for k, mode in enumerate(modes):
+        origin = [(k % 3) - 1] * len(shape)
+        cval = (high if k % 2 else low) if dtype != "float32" else (3.5 if k % 2 else float(high))
+        got = compiled(batchproc.ndimage.median_filter, a, chunks, size=size, mode=mode, origin=origin, cval=cval)
+        want = ndi.median_filter(a, size=size, mode=mode, origin=origin, cval=cval)
+        assert np.array_equal(got, want), (mode, origin, cval)
+    assert runs["median_3x3x3" if len(shape) == 3 else "median_3x3"] > 0, runs
     if len(shape) == 3:  # each plane's 3x3 median, and the 50th percentile (also rank 13 of 27)
         got = compiled(batchproc.ndimage.median_filter, a, chunks, size=(1, 3, 3), mode="nearest")
         assert np.array_equal(got, ndi.median_filter(a, size=(1, 3, 3), mode="nearest"))
         got = compiled(batchproc.ndimage.percentile_filter, a, chunks, percentile=50, size=3)
         assert np.array_equal(got, ndi.percentile_filter(a, 50, size=3))
+        assert runs["median_3x3"] > 0, runs
 
 
 @pytest.mark.parametrize("cval", [0.5, -1.0, 300.0, 7.0])
