@@ -407,6 +407,8 @@ def _write_store(
     if not compute:
         return str(target)
     compute_blocks(_block_writes(source, files), blocks)
+    if resuming:
+        _drop_levels(store, above=levels, axes=axes, spacing=spacing)
     for level in range(1, levels + 1):
         _write_level(store, level, axes, spacing, codec)
     _set_info(
@@ -458,6 +460,17 @@ def _ngff(axes: str, spacing: tuple[float, ...], levels: int) -> dict[str, Any]:
             }
         ],
     }
+
+
+def _drop_levels(store: Path, *, above: int, axes: str, spacing: tuple[float, ...]) -> None:
+    """Remove the pyramid levels above ``above`` that an interrupted run (asked for
+    more levels) left, and list level 0 only until the levels are written again."""
+    for path in store.iterdir():
+        if path.name.isdigit() and int(path.name) > above and (path / "zarr.json").is_file():
+            shutil.rmtree(path)
+    meta = json.loads((store / "zarr.json").read_text())
+    meta.setdefault("attributes", {})["ome"] = _ngff(axes, spacing, 0)
+    _write_json(store / "zarr.json", meta)
 
 
 def _write_level(target: Path, level: int, axes: str, spacing: tuple[float, ...], codec: str) -> None:

@@ -259,6 +259,16 @@ def test_resume_after_a_kill_while_writing_a_pyramid_level(tmp_path: Path, volum
     assert info["complete"] and info["chunks_written"] == 0
     assert all(np.array_equal(zarr.open_array(str(out / str(level)))[:], w) for level, w in enumerate(want))
     assert len(zarr.open_group(str(out)).attrs["ome"]["multiscales"][0]["datasets"]) == 3
+    # Resumed with fewer levels than the killed run asked for: its higher levels go.
+    _set_info(out, complete=False)
+    batchproc.write(volume, out, chunks=(2, 16, 16), levels=1, layout_key="job-1", resume=True)
+    assert sorted(p.name for p in out.iterdir()) == ["0", "1", "zarr.json"]
+    assert len(zarr.open_group(str(out)).attrs["ome"]["multiscales"][0]["datasets"]) == 2
+    _set_info(out, complete=False)
+    batchproc.write(volume, out, chunks=(2, 16, 16), levels=0, layout_key="job-1", resume=True)
+    assert sorted(p.name for p in out.iterdir()) == ["0", "zarr.json"]
+    assert len(zarr.open_group(str(out)).attrs["ome"]["multiscales"][0]["datasets"]) == 1
+    assert batchproc.read_store_info(out)["complete"]
 
 
 def test_resume_refuses_another_job(tmp_path: Path, volume: np.ndarray) -> None:
