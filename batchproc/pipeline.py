@@ -244,6 +244,9 @@ def _split_top_level(text: str) -> list[str]:
     return [p for p in (q.strip() for q in parts) if p]
 
 
+_INFINITE = {"inf": float("inf"), "+inf": float("inf"), "-inf": float("-inf")}
+
+
 def parse_step(spec: str) -> dict[str, Any]:
     """``"gaussian_filter:sigma=2,mode=wrap"`` -> ``{"op": "gaussian_filter", "sigma": 2, "mode": "wrap"}``."""
     name, _, rest = spec.partition(":")
@@ -253,7 +256,9 @@ def parse_step(spec: str) -> dict[str, Any]:
         if not eq or not key.strip():
             raise BatchprocError(f"--step {spec!r}: expected OP:name=value,name=value; cannot read {item!r}.")
         try:
-            step[key.strip()] = yaml.safe_load(value) if value.strip() else None
+            # YAML spells infinity .inf; on a command line -inf is what people type.
+            text = value.strip().lower()
+            step[key.strip()] = _INFINITE[text] if text in _INFINITE else (yaml.safe_load(value) if text else None)
         except yaml.YAMLError:
             raise BatchprocError(f"--step {spec!r}: cannot read the value of {key.strip()!r}: {value!r}.") from None
     return step

@@ -56,6 +56,21 @@ def test_run_with_steps_and_info(tmp_path: Path, volume_file) -> None:
     assert f"{data.min()} .. {data.max()}" in info.output
 
 
+def test_an_infinite_cval_on_the_command_line(tmp_path: Path, volume_file) -> None:
+    # -inf as people type it; the store's metadata stays standard JSON (zarr v3's
+    # "-Infinity" string, not Python's bare -Infinity token).
+    path, data = volume_file
+    result = invoke("run", path, tmp_path / "o.zarr", "--step", "maximum_filter:size=3,mode=constant,cval=-inf", "-q")
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(zarr.open_array(str(tmp_path / "o.zarr" / "0"))[:], ndi.maximum_filter(data, 3, mode="constant", cval=-np.inf))
+
+    def refuse(token: str) -> None:
+        raise ValueError(token)
+
+    document = json.loads((tmp_path / "o.zarr" / "zarr.json").read_text(), parse_constant=refuse)
+    assert document["attributes"]["batchproc"]["provenance"]["pipeline"]["steps"][0]["cval"] == "-Infinity"
+
+
 def test_histogram_outputs(tmp_path: Path, volume_file) -> None:
     path, data = volume_file
     result = invoke("histogram", path, "--bins", "16", "--min", "0", "--max", "255", "--json", "--csv", tmp_path / "h.csv", "--plot", tmp_path / "h.png")

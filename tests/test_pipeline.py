@@ -151,6 +151,8 @@ def test_yaml_and_json_files(tmp_path: Path) -> None:
 def test_step_strings() -> None:
     assert parse_step("median_filter:size=[3,3],mode=wrap") == {"op": "median_filter", "size": [3, 3], "mode": "wrap"}
     assert parse_step("sobel_magnitude") == {"op": "sobel_magnitude"}
+    assert parse_step("maximum_filter:size=3,mode=constant,cval=-inf")["cval"] == float("-inf")
+    assert parse_step("maximum_filter:cval=.inf")["cval"] == float("inf")
     with pytest.raises(BatchprocError, match="OP:name=value"):
         parse_step("gaussian_filter:sigma")
 

@@ -79,10 +79,23 @@ def _array_metadata(shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, 
 
 
 def _write_json(path: Path, document: dict[str, Any]) -> None:
-    """``document`` written to ``path`` whole or not at all (a temporary file renamed)."""
+    """``document`` written to ``path`` whole or not at all (a temporary file
+    renamed), as standard JSON: an infinite or NaN number (a provenance's
+    ``cval=-inf``) is written as zarr v3 writes one, "Infinity", "-Infinity" or
+    "NaN" (Python's own -Infinity token stops strict readers, such as a browser's)."""
     partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
-    partial.write_text(json.dumps(document, indent=2))
+    partial.write_text(json.dumps(_standard_json(document), indent=2, allow_nan=False))
     os.replace(partial, path)
+
+
+def _standard_json(value: Any) -> Any:
+    if isinstance(value, float) and not np.isfinite(value):
+        return "NaN" if np.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _standard_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_standard_json(v) for v in value]
+    return value
 
 
 def layout_hash(shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype, key: str | None) -> str:

@@ -13,6 +13,7 @@ import pytest
 import scipy.ndimage as ndi
 
 import batchproc
+from batchproc.errors import BatchprocError
 from batchproc.kernels import rank as rank_kernels
 from batchproc.kernels.rank import selection_network
 from batchproc.ops.filters import sobel_magnitude_block
@@ -297,3 +298,19 @@ def test_big_endian_input_equals_scipy(dtype: str) -> None:
     with dask.config.set({"batchproc.kernels": "compiled"}):
         got = Pipeline([{"op": "median_filter", "size": 3}]).apply(da.from_array(a, chunks=(4, 6, 8))).compute(scheduler="synchronous")
     assert np.array_equal(got, ndi.median_filter(a, size=3))
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "float32"])
+@pytest.mark.parametrize("cval", [np.inf, -np.inf])
+def test_an_infinite_cval_equals_scipy(dtype: str, cval: float) -> None:
+    # scipy takes cval=-inf (the edges then never win a maximum); the kernels keep
+    # it in float64 or, where the dtype cannot hold it, leave the block to scipy.
+    a = np.random.default_rng(4).integers(0, 200, (6, 9, 11)).astype(dtype)
+    cases = (("maximum_filter", {"size": 3}), ("median_filter", {"size": 3}), ("gaussian_filter", {"sigma": 1.0}), ("uniform_filter", {"size": 3}), ("sobel", {}), ("correlate", {"weights": np.ones((3, 3, 3)) / 27}))
+    with np.errstate(invalid="ignore"):
+        for name, params in cases:
+            got = compiled(getattr(batchproc.ndimage, name), a, (3, 4, 5), mode="constant", cval=cval, **params)
+            want = getattr(ndi, name)(a, mode="constant", cval=cval, **params)
+            assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True), name
+    with pytest.raises(BatchprocError, match="cval.*a number"):
+        batchproc.ndimage.maximum_filter(a, size=3, cval=np.nan)
