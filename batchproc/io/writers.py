@@ -126,13 +126,21 @@ def _remove_partial_writes(array_path: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
+#: A staging store is ".NAME" + this + 8 hex digits, beside output NAME.
+_STAGING = ".batchproc-"
+#: The old output's name while its replacement is renamed into place.
+_REPLACED = "-replaced"
+#: The lock of output NAME is ".NAME" + this.
+_LOCK = ".batchproc.lock"
+
+
 @contextlib.contextmanager
 def _output_lock(parent: Path, target: Path) -> Iterator[None]:
     """The output ``target`` for this run alone: two runs writing one store would
     delete each other's staging folder or mix their chunks. A lock file beside it
     names the run (process and host); one left by a run that is gone (a dead
     process on this host) is taken over."""
-    lock = parent / f".{target.name}.batchproc.lock"
+    lock = parent / f".{target.name}{_LOCK}"
     host = socket.gethostname()
     for _ in range(2):
         try:
@@ -185,15 +193,6 @@ def _pending_replacement(parent: Path, name: str, layout: str) -> Path | None:
         if not staged.name.endswith(_REPLACED) and info is not None and info.get("layout") == layout:
             return staged
     return None
-
-
-#: A staging store is ".NAME" + this + 8 hex digits, beside output NAME.
-_STAGING = ".batchproc-"
-#: The old output's name while its replacement is renamed into place.
-_REPLACED = "-replaced"
-#: The most bytes a name batchproc keeps beside an output adds to the output's:
-#: a staging store renamed aside during the swap (".NAME.batchproc-1234abcd-replaced").
-_SIBLING_EXTRA = len(".") + len(_STAGING) + 8 + len(_REPLACED)
 
 
 def _check_name_length(parent: Path, name: str, extra: int) -> None:
@@ -325,9 +324,14 @@ def write(
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.exists():
         raise BatchprocError(f"output: the folder {str(parent)!r} does not exist.")
-    # A new output is made in a staging folder (".NAME.batchproc-1234abcd");
-    # replacing one also renames that aside ("...-replaced").
-    _check_name_length(parent, target.name, _SIBLING_EXTRA if target.exists() else _SIBLING_EXTRA - len(_REPLACED))
+    # The longest name this write puts beside the output, as bytes added to its own.
+    if not target.exists():
+        extra = len(_STAGING) + 8  # made in ".NAME.batchproc-1234abcd", renamed into place
+    elif overwrite:
+        extra = len(_STAGING) + 8 + len(_REPLACED)  # and the old output renamed aside so
+    else:
+        extra = len(_LOCK)  # a resume: only the lock
+    _check_name_length(parent, target.name, len(".") + extra)
     with _output_lock(parent, target):
         return _write_store(
             data, target, parent, layout, store_chunks, axes=axes, spacing=spacing, codec=codec, levels=levels,

@@ -95,6 +95,12 @@ def test_an_output_name_too_long_for_its_staging_is_refused_before_the_run(tmp_p
         batchproc.write(volume, tmp_path / ("d" + newest))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([longest, newest])
     assert np.array_equal(zarr.open_array(str(tmp_path / newest / "0"))[:], volume)
+    # Killed, it resumes: a resume adds only the lock beside it.
+    from batchproc.io.writers import _set_info
+
+    _set_info(tmp_path / newest, complete=False)
+    batchproc.write(volume, tmp_path / newest, resume=True)
+    assert batchproc.read_store_info(tmp_path / newest)["complete"]
 
 
 def test_an_interrupted_overwrite_resumes_then_replaces(tmp_path: Path, volume: np.ndarray) -> None:
