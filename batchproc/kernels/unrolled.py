@@ -7,8 +7,8 @@ import numba
 
 
 @numba.njit(cache=True, nogil=True)
-def median_3x3x3(padded, out):
-    """out[z, y, x] = the value of rank 13 (counted from 0) in padded[z:z + 3, y:y + 3, x:x + 3]."""
+def median_3x3x3(padded, rank, out):
+    """out[z, y, x] = the value of rank 13 (counted from 0; ``rank`` must be 13) in padded[z:z + 3, y:y + 3, x:x + 3]."""
     nz, ny, nx = out.shape
     for z in range(nz):
         for y in range(ny):
@@ -179,8 +179,8 @@ def median_3x3x3(padded, out):
                 o[x] = v13
 
 @numba.njit(cache=True, nogil=True)
-def median_3x3(padded, out):
-    """out[z, y, x] = the value of rank 4 (counted from 0) in padded[z:z + 1, y:y + 3, x:x + 3]."""
+def median_3x3(padded, rank, out):
+    """out[z, y, x] = the value of rank 4 (counted from 0; ``rank`` must be 4) in padded[z:z + 1, y:y + 3, x:x + 3]."""
     nz, ny, nx = out.shape
     for z in range(nz):
         for y in range(ny):
@@ -223,3 +223,255 @@ def median_3x3(padded, out):
                 v3 = v3 if v3 < v5 else v5
                 v4 = v4 if v3 < v4 else v3
                 o[x] = v4
+
+@numba.njit(cache=True, nogil=True)
+def rank_3x3x3(padded, rank, out):
+    """out[z, y, x] = the value of rank ``rank`` (counted from 0) in padded[z:z + 3, y:y + 3, x:x + 3]."""
+    nz, ny, nx = out.shape
+    for z in range(nz):
+        for y in range(ny):
+            r0 = padded[z + 0, y + 0]
+            r1 = padded[z + 0, y + 1]
+            r2 = padded[z + 0, y + 2]
+            r3 = padded[z + 1, y + 0]
+            r4 = padded[z + 1, y + 1]
+            r5 = padded[z + 1, y + 2]
+            r6 = padded[z + 2, y + 0]
+            r7 = padded[z + 2, y + 1]
+            r8 = padded[z + 2, y + 2]
+            o = out[z, y]
+            for x in range(nx):
+                v0 = r0[x + 0]
+                v1 = r0[x + 1]
+                v2 = r0[x + 2]
+                v3 = r1[x + 0]
+                v4 = r1[x + 1]
+                v5 = r1[x + 2]
+                v6 = r2[x + 0]
+                v7 = r2[x + 1]
+                v8 = r2[x + 2]
+                v9 = r3[x + 0]
+                v10 = r3[x + 1]
+                v11 = r3[x + 2]
+                v12 = r4[x + 0]
+                v13 = r4[x + 1]
+                v14 = r4[x + 2]
+                v15 = r5[x + 0]
+                v16 = r5[x + 1]
+                v17 = r5[x + 2]
+                v18 = r6[x + 0]
+                v19 = r6[x + 1]
+                v20 = r6[x + 2]
+                v21 = r7[x + 0]
+                v22 = r7[x + 1]
+                v23 = r7[x + 2]
+                v24 = r8[x + 0]
+                v25 = r8[x + 1]
+                v26 = r8[x + 2]
+                v0, v1 = (v0, v1) if v0 < v1 else (v1, v0)
+                v2, v3 = (v2, v3) if v2 < v3 else (v3, v2)
+                v4, v5 = (v4, v5) if v4 < v5 else (v5, v4)
+                v6, v7 = (v6, v7) if v6 < v7 else (v7, v6)
+                v8, v9 = (v8, v9) if v8 < v9 else (v9, v8)
+                v10, v11 = (v10, v11) if v10 < v11 else (v11, v10)
+                v12, v13 = (v12, v13) if v12 < v13 else (v13, v12)
+                v14, v15 = (v14, v15) if v14 < v15 else (v15, v14)
+                v16, v17 = (v16, v17) if v16 < v17 else (v17, v16)
+                v18, v19 = (v18, v19) if v18 < v19 else (v19, v18)
+                v20, v21 = (v20, v21) if v20 < v21 else (v21, v20)
+                v22, v23 = (v22, v23) if v22 < v23 else (v23, v22)
+                v24, v25 = (v24, v25) if v24 < v25 else (v25, v24)
+                v0, v2 = (v0, v2) if v0 < v2 else (v2, v0)
+                v1, v3 = (v1, v3) if v1 < v3 else (v3, v1)
+                v4, v6 = (v4, v6) if v4 < v6 else (v6, v4)
+                v5, v7 = (v5, v7) if v5 < v7 else (v7, v5)
+                v8, v10 = (v8, v10) if v8 < v10 else (v10, v8)
+                v9, v11 = (v9, v11) if v9 < v11 else (v11, v9)
+                v12, v14 = (v12, v14) if v12 < v14 else (v14, v12)
+                v13, v15 = (v13, v15) if v13 < v15 else (v15, v13)
+                v16, v18 = (v16, v18) if v16 < v18 else (v18, v16)
+                v17, v19 = (v17, v19) if v17 < v19 else (v19, v17)
+                v20, v22 = (v20, v22) if v20 < v22 else (v22, v20)
+                v21, v23 = (v21, v23) if v21 < v23 else (v23, v21)
+                v24, v26 = (v24, v26) if v24 < v26 else (v26, v24)
+                v1, v2 = (v1, v2) if v1 < v2 else (v2, v1)
+                v5, v6 = (v5, v6) if v5 < v6 else (v6, v5)
+                v9, v10 = (v9, v10) if v9 < v10 else (v10, v9)
+                v13, v14 = (v13, v14) if v13 < v14 else (v14, v13)
+                v17, v18 = (v17, v18) if v17 < v18 else (v18, v17)
+                v21, v22 = (v21, v22) if v21 < v22 else (v22, v21)
+                v25, v26 = (v25, v26) if v25 < v26 else (v26, v25)
+                v0, v4 = (v0, v4) if v0 < v4 else (v4, v0)
+                v1, v5 = (v1, v5) if v1 < v5 else (v5, v1)
+                v2, v6 = (v2, v6) if v2 < v6 else (v6, v2)
+                v3, v7 = (v3, v7) if v3 < v7 else (v7, v3)
+                v8, v12 = (v8, v12) if v8 < v12 else (v12, v8)
+                v9, v13 = (v9, v13) if v9 < v13 else (v13, v9)
+                v10, v14 = (v10, v14) if v10 < v14 else (v14, v10)
+                v11, v15 = (v11, v15) if v11 < v15 else (v15, v11)
+                v16, v20 = (v16, v20) if v16 < v20 else (v20, v16)
+                v17, v21 = (v17, v21) if v17 < v21 else (v21, v17)
+                v18, v22 = (v18, v22) if v18 < v22 else (v22, v18)
+                v19, v23 = (v19, v23) if v19 < v23 else (v23, v19)
+                v2, v4 = (v2, v4) if v2 < v4 else (v4, v2)
+                v3, v5 = (v3, v5) if v3 < v5 else (v5, v3)
+                v10, v12 = (v10, v12) if v10 < v12 else (v12, v10)
+                v11, v13 = (v11, v13) if v11 < v13 else (v13, v11)
+                v18, v20 = (v18, v20) if v18 < v20 else (v20, v18)
+                v19, v21 = (v19, v21) if v19 < v21 else (v21, v19)
+                v1, v2 = (v1, v2) if v1 < v2 else (v2, v1)
+                v3, v4 = (v3, v4) if v3 < v4 else (v4, v3)
+                v5, v6 = (v5, v6) if v5 < v6 else (v6, v5)
+                v9, v10 = (v9, v10) if v9 < v10 else (v10, v9)
+                v11, v12 = (v11, v12) if v11 < v12 else (v12, v11)
+                v13, v14 = (v13, v14) if v13 < v14 else (v14, v13)
+                v17, v18 = (v17, v18) if v17 < v18 else (v18, v17)
+                v19, v20 = (v19, v20) if v19 < v20 else (v20, v19)
+                v21, v22 = (v21, v22) if v21 < v22 else (v22, v21)
+                v25, v26 = (v25, v26) if v25 < v26 else (v26, v25)
+                v0, v8 = (v0, v8) if v0 < v8 else (v8, v0)
+                v1, v9 = (v1, v9) if v1 < v9 else (v9, v1)
+                v2, v10 = (v2, v10) if v2 < v10 else (v10, v2)
+                v3, v11 = (v3, v11) if v3 < v11 else (v11, v3)
+                v4, v12 = (v4, v12) if v4 < v12 else (v12, v4)
+                v5, v13 = (v5, v13) if v5 < v13 else (v13, v5)
+                v6, v14 = (v6, v14) if v6 < v14 else (v14, v6)
+                v7, v15 = (v7, v15) if v7 < v15 else (v15, v7)
+                v16, v24 = (v16, v24) if v16 < v24 else (v24, v16)
+                v17, v25 = (v17, v25) if v17 < v25 else (v25, v17)
+                v18, v26 = (v18, v26) if v18 < v26 else (v26, v18)
+                v4, v8 = (v4, v8) if v4 < v8 else (v8, v4)
+                v5, v9 = (v5, v9) if v5 < v9 else (v9, v5)
+                v6, v10 = (v6, v10) if v6 < v10 else (v10, v6)
+                v7, v11 = (v7, v11) if v7 < v11 else (v11, v7)
+                v20, v24 = (v20, v24) if v20 < v24 else (v24, v20)
+                v21, v25 = (v21, v25) if v21 < v25 else (v25, v21)
+                v22, v26 = (v22, v26) if v22 < v26 else (v26, v22)
+                v2, v4 = (v2, v4) if v2 < v4 else (v4, v2)
+                v3, v5 = (v3, v5) if v3 < v5 else (v5, v3)
+                v6, v8 = (v6, v8) if v6 < v8 else (v8, v6)
+                v7, v9 = (v7, v9) if v7 < v9 else (v9, v7)
+                v10, v12 = (v10, v12) if v10 < v12 else (v12, v10)
+                v11, v13 = (v11, v13) if v11 < v13 else (v13, v11)
+                v18, v20 = (v18, v20) if v18 < v20 else (v20, v18)
+                v19, v21 = (v19, v21) if v19 < v21 else (v21, v19)
+                v22, v24 = (v22, v24) if v22 < v24 else (v24, v22)
+                v23, v25 = (v23, v25) if v23 < v25 else (v25, v23)
+                v1, v2 = (v1, v2) if v1 < v2 else (v2, v1)
+                v3, v4 = (v3, v4) if v3 < v4 else (v4, v3)
+                v5, v6 = (v5, v6) if v5 < v6 else (v6, v5)
+                v7, v8 = (v7, v8) if v7 < v8 else (v8, v7)
+                v9, v10 = (v9, v10) if v9 < v10 else (v10, v9)
+                v11, v12 = (v11, v12) if v11 < v12 else (v12, v11)
+                v13, v14 = (v13, v14) if v13 < v14 else (v14, v13)
+                v17, v18 = (v17, v18) if v17 < v18 else (v18, v17)
+                v19, v20 = (v19, v20) if v19 < v20 else (v20, v19)
+                v21, v22 = (v21, v22) if v21 < v22 else (v22, v21)
+                v23, v24 = (v23, v24) if v23 < v24 else (v24, v23)
+                v25, v26 = (v25, v26) if v25 < v26 else (v26, v25)
+                v0, v16 = (v0, v16) if v0 < v16 else (v16, v0)
+                v1, v17 = (v1, v17) if v1 < v17 else (v17, v1)
+                v2, v18 = (v2, v18) if v2 < v18 else (v18, v2)
+                v3, v19 = (v3, v19) if v3 < v19 else (v19, v3)
+                v4, v20 = (v4, v20) if v4 < v20 else (v20, v4)
+                v5, v21 = (v5, v21) if v5 < v21 else (v21, v5)
+                v6, v22 = (v6, v22) if v6 < v22 else (v22, v6)
+                v7, v23 = (v7, v23) if v7 < v23 else (v23, v7)
+                v8, v24 = (v8, v24) if v8 < v24 else (v24, v8)
+                v9, v25 = (v9, v25) if v9 < v25 else (v25, v9)
+                v10, v26 = (v10, v26) if v10 < v26 else (v26, v10)
+                v8, v16 = (v8, v16) if v8 < v16 else (v16, v8)
+                v9, v17 = (v9, v17) if v9 < v17 else (v17, v9)
+                v10, v18 = (v10, v18) if v10 < v18 else (v18, v10)
+                v11, v19 = (v11, v19) if v11 < v19 else (v19, v11)
+                v12, v20 = (v12, v20) if v12 < v20 else (v20, v12)
+                v13, v21 = (v13, v21) if v13 < v21 else (v21, v13)
+                v14, v22 = (v14, v22) if v14 < v22 else (v22, v14)
+                v15, v23 = (v15, v23) if v15 < v23 else (v23, v15)
+                v4, v8 = (v4, v8) if v4 < v8 else (v8, v4)
+                v5, v9 = (v5, v9) if v5 < v9 else (v9, v5)
+                v6, v10 = (v6, v10) if v6 < v10 else (v10, v6)
+                v7, v11 = (v7, v11) if v7 < v11 else (v11, v7)
+                v12, v16 = (v12, v16) if v12 < v16 else (v16, v12)
+                v13, v17 = (v13, v17) if v13 < v17 else (v17, v13)
+                v14, v18 = (v14, v18) if v14 < v18 else (v18, v14)
+                v15, v19 = (v15, v19) if v15 < v19 else (v19, v15)
+                v20, v24 = (v20, v24) if v20 < v24 else (v24, v20)
+                v21, v25 = (v21, v25) if v21 < v25 else (v25, v21)
+                v22, v26 = (v22, v26) if v22 < v26 else (v26, v22)
+                v2, v4 = (v2, v4) if v2 < v4 else (v4, v2)
+                v3, v5 = (v3, v5) if v3 < v5 else (v5, v3)
+                v6, v8 = (v6, v8) if v6 < v8 else (v8, v6)
+                v7, v9 = (v7, v9) if v7 < v9 else (v9, v7)
+                v10, v12 = (v10, v12) if v10 < v12 else (v12, v10)
+                v11, v13 = (v11, v13) if v11 < v13 else (v13, v11)
+                v14, v16 = (v14, v16) if v14 < v16 else (v16, v14)
+                v15, v17 = (v15, v17) if v15 < v17 else (v17, v15)
+                v18, v20 = (v18, v20) if v18 < v20 else (v20, v18)
+                v19, v21 = (v19, v21) if v19 < v21 else (v21, v19)
+                v22, v24 = (v22, v24) if v22 < v24 else (v24, v22)
+                v23, v25 = (v23, v25) if v23 < v25 else (v25, v23)
+                v1, v2 = (v1, v2) if v1 < v2 else (v2, v1)
+                v3, v4 = (v3, v4) if v3 < v4 else (v4, v3)
+                v5, v6 = (v5, v6) if v5 < v6 else (v6, v5)
+                v7, v8 = (v7, v8) if v7 < v8 else (v8, v7)
+                v9, v10 = (v9, v10) if v9 < v10 else (v10, v9)
+                v11, v12 = (v11, v12) if v11 < v12 else (v12, v11)
+                v13, v14 = (v13, v14) if v13 < v14 else (v14, v13)
+                v15, v16 = (v15, v16) if v15 < v16 else (v16, v15)
+                v17, v18 = (v17, v18) if v17 < v18 else (v18, v17)
+                v19, v20 = (v19, v20) if v19 < v20 else (v20, v19)
+                v21, v22 = (v21, v22) if v21 < v22 else (v22, v21)
+                v23, v24 = (v23, v24) if v23 < v24 else (v24, v23)
+                v25, v26 = (v25, v26) if v25 < v26 else (v26, v25)
+                o[x] = v0 if rank == 0 else v1 if rank == 1 else v2 if rank == 2 else v3 if rank == 3 else v4 if rank == 4 else v5 if rank == 5 else v6 if rank == 6 else v7 if rank == 7 else v8 if rank == 8 else v9 if rank == 9 else v10 if rank == 10 else v11 if rank == 11 else v12 if rank == 12 else v13 if rank == 13 else v14 if rank == 14 else v15 if rank == 15 else v16 if rank == 16 else v17 if rank == 17 else v18 if rank == 18 else v19 if rank == 19 else v20 if rank == 20 else v21 if rank == 21 else v22 if rank == 22 else v23 if rank == 23 else v24 if rank == 24 else v25 if rank == 25 else v26
+
+@numba.njit(cache=True, nogil=True)
+def rank_3x3(padded, rank, out):
+    """out[z, y, x] = the value of rank ``rank`` (counted from 0) in padded[z:z + 1, y:y + 3, x:x + 3]."""
+    nz, ny, nx = out.shape
+    for z in range(nz):
+        for y in range(ny):
+            r0 = padded[z + 0, y + 0]
+            r1 = padded[z + 0, y + 1]
+            r2 = padded[z + 0, y + 2]
+            o = out[z, y]
+            for x in range(nx):
+                v0 = r0[x + 0]
+                v1 = r0[x + 1]
+                v2 = r0[x + 2]
+                v3 = r1[x + 0]
+                v4 = r1[x + 1]
+                v5 = r1[x + 2]
+                v6 = r2[x + 0]
+                v7 = r2[x + 1]
+                v8 = r2[x + 2]
+                v0, v1 = (v0, v1) if v0 < v1 else (v1, v0)
+                v2, v3 = (v2, v3) if v2 < v3 else (v3, v2)
+                v4, v5 = (v4, v5) if v4 < v5 else (v5, v4)
+                v6, v7 = (v6, v7) if v6 < v7 else (v7, v6)
+                v0, v2 = (v0, v2) if v0 < v2 else (v2, v0)
+                v1, v3 = (v1, v3) if v1 < v3 else (v3, v1)
+                v4, v6 = (v4, v6) if v4 < v6 else (v6, v4)
+                v5, v7 = (v5, v7) if v5 < v7 else (v7, v5)
+                v1, v2 = (v1, v2) if v1 < v2 else (v2, v1)
+                v5, v6 = (v5, v6) if v5 < v6 else (v6, v5)
+                v0, v4 = (v0, v4) if v0 < v4 else (v4, v0)
+                v1, v5 = (v1, v5) if v1 < v5 else (v5, v1)
+                v2, v6 = (v2, v6) if v2 < v6 else (v6, v2)
+                v3, v7 = (v3, v7) if v3 < v7 else (v7, v3)
+                v2, v4 = (v2, v4) if v2 < v4 else (v4, v2)
+                v3, v5 = (v3, v5) if v3 < v5 else (v5, v3)
+                v1, v2 = (v1, v2) if v1 < v2 else (v2, v1)
+                v3, v4 = (v3, v4) if v3 < v4 else (v4, v3)
+                v5, v6 = (v5, v6) if v5 < v6 else (v6, v5)
+                v0, v8 = (v0, v8) if v0 < v8 else (v8, v0)
+                v4, v8 = (v4, v8) if v4 < v8 else (v8, v4)
+                v2, v4 = (v2, v4) if v2 < v4 else (v4, v2)
+                v3, v5 = (v3, v5) if v3 < v5 else (v5, v3)
+                v6, v8 = (v6, v8) if v6 < v8 else (v8, v6)
+                v1, v2 = (v1, v2) if v1 < v2 else (v2, v1)
+                v3, v4 = (v3, v4) if v3 < v4 else (v4, v3)
+                v5, v6 = (v5, v6) if v5 < v6 else (v6, v5)
+                v7, v8 = (v7, v8) if v7 < v8 else (v8, v7)
+                o[x] = v0 if rank == 0 else v1 if rank == 1 else v2 if rank == 2 else v3 if rank == 3 else v4 if rank == 4 else v5 if rank == 5 else v6 if rank == 6 else v7 if rank == 7 else v8

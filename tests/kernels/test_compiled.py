@@ -129,8 +129,8 @@ def test_unrolled_networks_are_the_generated_source() -> None:
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32"])
 @pytest.mark.parametrize("shape", [(9, 20, 33), (1, 1, 1), (2, 3, 5), (40, 57)])
-def test_unrolled_median_equals_scipy(dtype: str, shape: tuple[int, ...], monkeypatch: pytest.MonkeyPatch) -> None:
-    # The 3x3x3 and 3x3 medians run as straight-line networks (rank.UNROLLED):
+def test_unrolled_networks_equal_scipy(dtype: str, shape: tuple[int, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The 3x3x3 and 3x3 medians and other ranks run as straight-line networks (rank.UNROLLED):
     # all eight boundary modes, origins at the window's ends, blocks smaller than
     # the window, many equal values, the dtype's extremes (and inf) in the data
     # and as cval.
@@ -139,7 +139,7 @@ def test_unrolled_median_equals_scipy(dtype: str, shape: tuple[int, ...], monkey
     runs = {name: 0 for name in rank_kernels.UNROLLED.values()}
     for name in runs:
         kernel = getattr(unrolled, name)
-        monkeypatch.setattr(unrolled, name, lambda padded, out, name=name, kernel=kernel: (runs.__setitem__(name, runs[name] + 1), kernel(padded, out)))
+        monkeypatch.setattr(unrolled, name, lambda padded, rank, out, name=name, kernel=kernel: (runs.__setitem__(name, runs[name] + 1), kernel(padded, rank, out)))
     rng = np.random.default_rng(11)
     if dtype == "float32":
         a = rng.normal(0, 1e3, shape).astype(dtype)
@@ -167,6 +167,14 @@ def test_unrolled_median_equals_scipy(dtype: str, shape: tuple[int, ...], monkey
         got = compiled(batchproc.ndimage.percentile_filter, a, chunks, percentile=50, size=3)
         assert np.array_equal(got, ndi.percentile_filter(a, 50, size=3))
         assert runs["median_3x3"] > 0, runs
+    # Every other rank inside the window: the whole network, then the rank asked for.
+    count = 3 ** len(shape)
+    for rank, mode in ((1, "reflect"), (count // 4, "constant"), (count - 2, "wrap"), (count // 2 + 1, "mirror")):
+        got = compiled(batchproc.ndimage.rank_filter, a, chunks, rank=rank, size=size, mode=mode, cval=high)
+        assert np.array_equal(got, ndi.rank_filter(a, rank, size=size, mode=mode, cval=high)), (rank, mode)
+    got = compiled(batchproc.ndimage.percentile_filter, a, chunks, percentile=-30, size=size)
+    assert np.array_equal(got, ndi.percentile_filter(a, -30, size=size))
+    assert runs["rank_3x3x3" if len(shape) == 3 else "rank_3x3"] > 0, runs
 
 
 @pytest.mark.parametrize("cval", [0.5, -1.0, 300.0, 7.0])
