@@ -86,7 +86,7 @@ UNROLLED = {((3, 3, 3), 13): "median_3x3x3", ((1, 3, 3), 4): "median_3x3", ((3, 
 
 def unrolled_source() -> str:
     """The source of :mod:`batchproc.kernels.unrolled`: each network of
-    :data:`UNROLLED` as one compiled function ``name(padded, out)``. The module is
+    :data:`UNROLLED` as one compiled function ``name(padded, rank, out)``. The module is
     generated, and a test keeps it equal to this::
 
         python -c "from batchproc.kernels.rank import unrolled_source as s; print(s(), end='')" > batchproc/kernels/unrolled.py
