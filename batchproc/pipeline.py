@@ -244,7 +244,7 @@ def _split_top_level(text: str) -> list[str]:
     return [p for p in (q.strip() for q in parts) if p]
 
 
-_INFINITE = {"inf": float("inf"), "+inf": float("inf"), "-inf": float("-inf")}
+_INFINITE = {"inf": float("inf"), "+inf": float("inf"), "-inf": float("-inf"), "nan": float("nan")}
 
 
 def parse_step(spec: str) -> dict[str, Any]:
@@ -256,7 +256,7 @@ def parse_step(spec: str) -> dict[str, Any]:
         if not eq or not key.strip():
             raise BatchprocError(f"--step {spec!r}: expected OP:name=value,name=value; cannot read {item!r}.")
         try:
-            # YAML spells infinity .inf; on a command line -inf is what people type.
+            # YAML spells infinity .inf (and NaN .nan); on a command line people type -inf.
             text = value.strip().lower()
             step[key.strip()] = _INFINITE[text] if text in _INFINITE else (yaml.safe_load(value) if text else None)
         except yaml.YAMLError:

@@ -153,6 +153,7 @@ def test_step_strings() -> None:
     assert parse_step("sobel_magnitude") == {"op": "sobel_magnitude"}
     assert parse_step("maximum_filter:size=3,mode=constant,cval=-inf")["cval"] == float("-inf")
     assert parse_step("maximum_filter:cval=.inf")["cval"] == float("inf")
+    assert np.isnan(parse_step("maximum_filter:cval=nan")["cval"])
     with pytest.raises(BatchprocError, match="OP:name=value"):
         parse_step("gaussian_filter:sigma")
 

@@ -83,12 +83,13 @@ def integer(lo: int | None = None, hi: int | None = None, *, allow_bool: bool = 
     return check
 
 
-def real(lo: float | None = None, *, lo_open: bool = False, hi: float | None = None, infinite: bool = False) -> Check:
-    """A real number (not NaN; infinite only with ``infinite``), within the bounds."""
+def real(lo: float | None = None, *, lo_open: bool = False, hi: float | None = None, any_float: bool = False) -> Check:
+    """A real number within the bounds: finite, or with ``any_float`` any float
+    (inf and NaN too, as scipy takes them)."""
 
     def check(name: str, v: Any, ctx: Context) -> Any:
-        if not _is_real(v) or np.isnan(v) or (not infinite and not np.isfinite(v)):
-            raise ctx.fail(name, "a number" if infinite else "a finite number", v)
+        if not _is_real(v) or (not any_float and not np.isfinite(v)):
+            raise ctx.fail(name, "a number" if any_float else "a finite number", v)
         if lo is not None and (v <= lo if lo_open else v < lo):
             raise ctx.fail(name, f"a number {'>' if lo_open else '>='} {lo}", v)
         if hi is not None and v > hi:

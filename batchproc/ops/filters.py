@@ -22,8 +22,8 @@ from batchproc.ops._registry import Operation, Param, axes_tuple, register
 # ---------------------------------------------------------------- shared parameters
 
 OUTPUT = Param("output", c.dtype_(), None, "dtype of the result (default: the input's dtype)")
-# scipy takes an infinite cval too (cval=-inf keeps the edges out of a maximum).
-CVAL = Param("cval", c.real(infinite=True), 0.0, "value outside the edges when mode is 'constant'")
+# scipy takes an infinite or NaN cval too (cval=-inf keeps the edges out of a maximum).
+CVAL = Param("cval", c.real(any_float=True), 0.0, "value outside the edges when mode is 'constant'")
 AXES = Param("axes", c.axes(), None, "axes to filter along (default: all)", positional=False)
 ORIGIN = Param(
     "origin",
