@@ -244,7 +244,7 @@ def _split_top_level(text: str) -> list[str]:
     return [p for p in (q.strip() for q in parts) if p]
 
 
-_INFINITE = {"inf": float("inf"), "+inf": float("inf"), "-inf": float("-inf"), "nan": float("nan")}
+_SPECIAL_FLOATS = {"inf": float("inf"), "+inf": float("inf"), "-inf": float("-inf"), "nan": float("nan")}
 
 
 def parse_step(spec: str) -> dict[str, Any]:
@@ -258,7 +258,7 @@ def parse_step(spec: str) -> dict[str, Any]:
         try:
             # YAML spells infinity .inf (and NaN .nan); on a command line people type -inf.
             text = value.strip().lower()
-            step[key.strip()] = _INFINITE[text] if text in _INFINITE else (yaml.safe_load(value) if text else None)
+            step[key.strip()] = _SPECIAL_FLOATS[text] if text in _SPECIAL_FLOATS else (yaml.safe_load(value) if text else None)
         except yaml.YAMLError:
             raise BatchprocError(f"--step {spec!r}: cannot read the value of {key.strip()!r}: {value!r}.") from None
     return step
