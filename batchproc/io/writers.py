@@ -19,7 +19,7 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,11 +112,16 @@ def read_store_info(path: str | Path) -> dict[str, Any] | None:
     return dict(info) if isinstance(info, dict) else None
 
 
-def _set_info(path: Path, **updates: Any) -> None:
+def _edit_attributes(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """The group attributes of the store at ``path``, changed in place by ``edit``
+    and written back whole."""
     meta = json.loads((Path(path) / "zarr.json").read_text())
-    attrs = meta.setdefault("attributes", {})
-    attrs["batchproc"] = {**attrs.get("batchproc", {}), **updates}
+    edit(meta.setdefault("attributes", {}))
     _write_json(Path(path) / "zarr.json", meta)
+
+
+def _set_info(path: Path, **updates: Any) -> None:
+    _edit_attributes(path, lambda attrs: attrs.update(batchproc={**attrs.get("batchproc", {}), **updates}))
 
 
 def _remove_partial_writes(array_path: Path) -> None:
@@ -485,9 +490,7 @@ def _drop_levels(store: Path, *, above: int, axes: str, spacing: tuple[float, ..
     for path in store.iterdir():
         if path.name.isdigit() and int(path.name) > above and (path / "zarr.json").is_file():
             shutil.rmtree(path)
-    meta = json.loads((store / "zarr.json").read_text())
-    meta.setdefault("attributes", {})["ome"] = _ngff(axes, spacing, 0)
-    _write_json(store / "zarr.json", meta)
+    _edit_attributes(store, lambda attrs: attrs.update(ome=_ngff(axes, spacing, 0)))
 
 
 def _write_level(target: Path, level: int, axes: str, spacing: tuple[float, ...], codec: str) -> None:
