@@ -381,11 +381,9 @@ def _write_store(
             raise BatchprocError(f"output: {str(target)!r} exists and is not a batchproc store; refusing to delete it.")
         if existing is None:  # an empty folder: nothing to keep, so the store goes in now, resumable
             target.rmdir()
-    if not (target.exists() and resume):
-        if not parent.exists():
-            raise BatchprocError(f"output: the folder {str(parent)!r} does not exist.")
-        if not os.access(parent, os.W_OK):
-            raise BatchprocError(f"output: the folder {str(parent)!r} is not writable.")
+    # (write checked that the parent exists: the lock is in it.)
+    if not (target.exists() and resume) and not os.access(parent, os.W_OK):
+        raise BatchprocError(f"output: the folder {str(parent)!r} is not writable.")
 
     started = time.time()
     store = target if pending is None else pending
