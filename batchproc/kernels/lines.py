@@ -491,19 +491,25 @@ def _along_last(src: np.ndarray, w: np.ndarray, before: int, mode: int, cval: fl
         _correlate_lines(src, w, before, mode, cval, symmetric, out, lo)
 
 
+def _weights_and_taps(weights, mode: str, cval: float, origin: int = 0) -> tuple[np.ndarray, tuple[int, int, float, int]]:
+    """The weights as the line kernels take them, and the arguments that follow
+    them: taps before the output, mode code, cval, symmetry."""
+    w = np.ascontiguousarray(weights, dtype=np.float64)
+    return w, (w.shape[0] // 2 + int(origin), MODE_CODES[mode], float(cval), symmetry(w))
+
+
 def correlate1d(src: np.ndarray, weights, axis: int, out: np.ndarray, mode: str, cval: float, origin: int = 0, lo: int = 0) -> None:
     """scipy's correlate1d of ``src`` along ``axis`` into ``out``, whose extent
     along ``axis`` may be a part of the line, starting at ``lo``; ``out`` may be
     ``src``'s memory, packed from its start."""
     if out.size == 0:  # nothing to compute (and a sweep of no columns would not advance)
         return
-    w = np.ascontiguousarray(weights, dtype=np.float64)
+    w, taps = _weights_and_taps(weights, mode, cval, origin)
     lines, into = as_lines(src, axis), as_lines(out, axis)
-    before = w.shape[0] // 2 + int(origin)
     if lines.shape[2] == 1:
-        _along_last(lines.reshape(lines.shape[:2]), w, before, MODE_CODES[mode], float(cval), symmetry(w), into.reshape(into.shape[:2]), int(lo))
+        _along_last(lines.reshape(lines.shape[:2]), w, *taps, into.reshape(into.shape[:2]), int(lo))
     else:
-        _correlate_rows(lines, w, before, MODE_CODES[mode], float(cval), symmetry(w), into, int(lo), np.may_share_memory(src, out))
+        _correlate_rows(lines, w, *taps, into, int(lo), np.may_share_memory(src, out))
 
 
 def correlate_last_two(src: np.ndarray, weights: tuple, out: np.ndarray, modes: tuple[str, str], cval: float, lo: tuple[int, int]) -> None:
@@ -516,13 +522,12 @@ def correlate_last_two(src: np.ndarray, weights: tuple, out: np.ndarray, modes: 
     dtype as scipy stores it, stays in cache for the second; plane o of the result
     lands at or before plane o of ``src``, which the first pass has read by then.
     """
-    w1, w2 = (np.ascontiguousarray(w, dtype=np.float64) for w in weights)
+    w1, first = _weights_and_taps(weights[0], modes[0], cval)
+    w2, second = _weights_and_taps(weights[1], modes[1], cval)
     m1, m2 = out.shape[-2:]
     planes = src.reshape(-1, *src.shape[-2:])
     results = out.reshape(-1, m1, m2)
     held = np.empty((1, m1, src.shape[-1]), out.dtype)
-    first = (w1.shape[0] // 2, MODE_CODES[modes[0]], float(cval), symmetry(w1))
-    second = (w2.shape[0] // 2, MODE_CODES[modes[1]], float(cval), symmetry(w2))
     for o in range(planes.shape[0]):
         _correlate_rows(planes[o : o + 1], w1, *first, held, int(lo[0]), False)
         _along_last(held[0], w2, *second, results[o], int(lo[1]))
