@@ -113,7 +113,7 @@ def mode_param(draw: st.DrawFn, n: int, per_axis_ok: bool) -> Any:
 
 
 def cval(draw: st.DrawFn) -> float:
-    return draw(st.sampled_from([0.0, 1.0, -3.5, 7, 255.0]))
+    return draw(st.sampled_from([0.0, 1.0, -3.5, 7, 255.0, float("inf"), float("-inf"), float("nan")]))
 
 
 def random_bool(draw: st.DrawFn, sizes: tuple[int, ...]) -> np.ndarray:
