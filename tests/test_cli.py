@@ -112,6 +112,8 @@ ERRORS = [
     (["run", "{vol}", "{tmp}/o.zarr", "--step", "threshold:above=1", "--chunks", "a,b"], "--chunks"),
     (["run", "{vol}", "{tmp}/o.zarr", "--step", "threshold:above=1", "--scheduler", "warp"], "--scheduler"),
     (["run", "{vol}", "{tmp}/nodir/o.zarr", "--step", "threshold:above=1"], "does not exist"),
+    (["run", "{vol}", "{tmp}/" + "n" * 240 + ".zarr", "--step", "threshold:above=1"], "too long"),
+    (["run", "{vol}", "{tmp}/o.zarr", "--step", "maximum_filter:size=3,cval=lots"], "parameter 'cval'"),
     (["info", "{tmp}/missing.tif"], "does not exist"),
     (["histogram", "{vol}", "--bins", "0"], "'bins'"),
     (["preview", "{vol}", "--slice", "0-3", "-o", "{tmp}/p.png"], "--slice"),
