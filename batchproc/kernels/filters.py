@@ -321,7 +321,7 @@ def _exact_cval(dtype: np.dtype, cval: float) -> bool:
 
 def fast_rank(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None]:
     """Selection networks for ``kind`` (median, percentile, rank) on 2-D and 3-D
-    blocks, a sliding histogram for 8-bit images over larger boxes; scipy for the
+    blocks, a sliding histogram for 8- and 16-bit images over larger boxes; scipy for the
     rest (min/max ranks, very large windows, 64-bit integers, NaN or -0.0 in the
     block)."""
     from batchproc.kernels import rank as networks
@@ -342,8 +342,8 @@ def fast_rank(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None
                 footprint, origins = window
                 count = int(np.count_nonzero(footprint))
                 rank = _rank_of(kind, p, count)
-                if x.dtype.itemsize == 1 and count > networks.HISTOGRAM_AFTER and footprint.all():
-                    return networks.box_rank_8bit(x, rank, footprint.shape, tuple(origins), p["mode"], cval)
+                if x.dtype.kind in "iu" and count > networks.HISTOGRAM_AFTER.get(x.dtype.itemsize, count) and footprint.all():
+                    return networks.box_rank_histogram(x, rank, footprint.shape, tuple(origins), p["mode"], cval)
                 if 0 < rank < count - 1 and count <= networks.MAX_WINDOW and not _ties_by_order(x, p):
                     return networks.rank_filter(x, rank, footprint, tuple(origins), p["mode"], cval)
             return scipy_fn(x, **p)

@@ -27,11 +27,15 @@ LANES = 256
 
 #: Windows larger than this go to scipy (the network grows as n log^2 n).
 MAX_WINDOW = 343
-#: 8-bit images over a full box of more voxels than this take the sliding
-#: histogram (:func:`box_rank_8bit`): on 40x128x128 uint8, median of 5^3 in 0.053 s
-#: against 0.168 s for the network (scipy 1.5 s), 7^3 0.11 s against 0.42 s; at 3^3
-#: the network is faster (0.038 s against 0.046 s).
-HISTOGRAM_AFTER = 27
+#: Integer images of 8 or 16 bits (by itemsize) over a full box of more voxels
+#: than this take the sliding histogram (:func:`box_rank_histogram`), of any size.
+#: On 40x128x128 uint8, median of 5^3 in 0.050 s against 0.168 s for the network
+#: (scipy 1.5 s), 7^3 0.078 s against 0.42 s; at 3^3 the network is faster (0.038 s
+#: against 0.046 s). On 32x256x256 uint16 (noise of 4000 values / a smooth image):
+#: 3x5x5 0.20/0.15 s against 0.20 s, 5^3 0.26/0.22 s against 0.34 s, 4^3 0.20/0.13 s
+#: against 0.16 s; 2-D (1024x256): 9x9 0.019/0.012 s against 0.027 s, 15x15 0.022
+#: against 0.088 s, 7x7 even.
+HISTOGRAM_AFTER = {1: 27, 2: 64}
 
 
 @lru_cache(maxsize=64)
@@ -206,50 +210,82 @@ def _padded_planes(x: np.ndarray, shape: tuple[int, ...], origins: tuple[int, ..
 
 
 @numba.njit(**_JIT)
-def _box_rank_8bit(padded, wz, wy, wx, rank, offset, out):
-    """The ``rank``-th smallest over a wz x wy x wx box, from a 256-bin histogram
-    slid along each row (Huang's algorithm): per output, 2 * wz * wy bin updates
-    and a few steps of the selected value, whatever the box's length along x."""
+def _box_rank_histogram(padded, wz, wy, wx, rank, offset, bits, shift, out):
+    """The ``rank``-th smallest over a wz x wy x wx box of ``bits``-bit integers
+    (shifted by ``offset`` to start at 0), from a histogram slid along each row
+    (Huang's algorithm): per output, 2 * wz * wy bin updates, then the selected
+    value moves to its new place, whatever the box's length along x.
+
+    Below ``shift`` bits (16-bit images) a second, coarse histogram counts whole
+    groups of ``1 << shift`` values, which the selected value passes at once; with
+    ``shift == bits`` (8-bit images) there is only the fine one.
+    """
     depth, rows, cols = out.shape
-    hist = np.zeros(256, np.int64)
+    fine = np.zeros(1 << bits, np.int32)
+    coarse = np.zeros(1 << (bits - shift), np.int32)
+    group = 1 << shift
+    two = shift < bits
     for z in range(depth):
         for y in range(rows):
-            hist[:] = 0
             for dz in range(wz):
                 for dy in range(wy):
                     for dx in range(wx):
-                        hist[np.int64(padded[z + dz, y + dy, dx]) + offset] += 1
+                        v = np.int64(padded[z + dz, y + dy, dx]) + offset
+                        fine[v] += 1
+                        if two:
+                            coarse[v >> shift] += 1
             value = 0
             below = 0  # voxels of the window smaller than ``value``
-            while below + hist[value] <= rank:
-                below += hist[value]
-                value += 1
-            out[z, y, 0] = value - offset
-            for x in range(1, cols):
-                for dz in range(wz):
-                    for dy in range(wy):
-                        leaving = np.int64(padded[z + dz, y + dy, x - 1]) + offset
-                        hist[leaving] -= 1
-                        if leaving < value:
-                            below -= 1
-                        entering = np.int64(padded[z + dz, y + dy, x + wx - 1]) + offset
-                        hist[entering] += 1
-                        if entering < value:
-                            below += 1
+            for x in range(cols):
+                if x > 0:
+                    for dz in range(wz):
+                        for dy in range(wy):
+                            leaving = np.int64(padded[z + dz, y + dy, x - 1]) + offset
+                            fine[leaving] -= 1
+                            if two:
+                                coarse[leaving >> shift] -= 1
+                            if leaving < value:
+                                below -= 1
+                            entering = np.int64(padded[z + dz, y + dy, x + wx - 1]) + offset
+                            fine[entering] += 1
+                            if two:
+                                coarse[entering >> shift] += 1
+                            if entering < value:
+                                below += 1
                 while below > rank:
-                    value -= 1
-                    below -= hist[value]
-                while below + hist[value] <= rank:
-                    below += hist[value]
-                    value += 1
+                    if two and value % group == 0 and below - coarse[(value >> shift) - 1] > rank:
+                        value -= group
+                        below -= coarse[value >> shift]
+                    else:
+                        value -= 1
+                        below -= fine[value]
+                while below + fine[value] <= rank:
+                    if two and value % group == 0 and below + coarse[value >> shift] <= rank:
+                        below += coarse[value >> shift]
+                        value += group
+                    else:
+                        below += fine[value]
+                        value += 1
                 out[z, y, x] = value - offset
+            # The row's last window leaves the histograms empty for the next row
+            # (cheaper than clearing 65536 bins).
+            for dz in range(wz):
+                for dy in range(wy):
+                    for dx in range(wx):
+                        v = np.int64(padded[z + dz, y + dy, cols - 1 + dx]) + offset
+                        fine[v] -= 1
+                        if two:
+                            coarse[v >> shift] -= 1
 
 
-def box_rank_8bit(x: np.ndarray, rank: int, shape: tuple[int, ...], origins: tuple[int, ...], mode: str, cval) -> np.ndarray:
+def box_rank_histogram(x: np.ndarray, rank: int, shape: tuple[int, ...], origins: tuple[int, ...], mode: str, cval) -> np.ndarray:
     """The ``rank``-th smallest over a full box of ``shape`` for a 2-D or 3-D
-    8-bit integer ``x``, as scipy.ndimage.rank_filter computes it (integers: the
-    order of equal values cannot show); ``cval`` is a value of x's dtype."""
+    8- or 16-bit integer ``x``, as scipy.ndimage.rank_filter computes it
+    (integers: the order of equal values cannot show); ``cval`` is a value of
+    x's dtype."""
     padded, out = _padded_planes(x, shape, origins, mode, cval)
     box = (1, *shape) if x.ndim == 2 else tuple(shape)
-    _box_rank_8bit(padded, box[0], box[1], box[2], rank, 128 if x.dtype == np.int8 else 0, out)
+    bits = 8 * x.dtype.itemsize
+    offset = 1 << (bits - 1) if x.dtype.kind == "i" else 0
+    _box_rank_histogram(padded, box[0], box[1], box[2], rank, offset, bits, bits if bits == 8 else 4, out)
     return out.reshape(x.shape)

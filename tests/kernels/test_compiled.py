@@ -101,14 +101,17 @@ def test_minimum_maximum_van_herk_sizes_equal_scipy(dtype: str, size: tuple[int,
         assert np.array_equal(got, want), (name, mode, origin)
 
 
-@pytest.mark.parametrize("dtype", ["uint8", "int8"])
-@pytest.mark.parametrize(("shape", "size"), [((9, 20, 33), (5, 5, 5)), ((9, 20, 33), (2, 7, 3)), ((30, 41), (9, 9)), ((6, 8, 40), (3, 3, 12))])
-def test_8bit_rank_filters_over_large_boxes_equal_scipy(dtype: str, shape: tuple[int, ...], size: tuple[int, ...]) -> None:
-    # The sliding histogram: every rank from the smallest to the largest, the
-    # boundary modes (cval inside the dtype), origins at the window's ends.
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16"])
+@pytest.mark.parametrize(("shape", "size"), [((9, 20, 33), (5, 5, 5)), ((9, 20, 33), (2, 7, 3)), ((30, 41), (9, 9)), ((6, 8, 40), (3, 3, 12)), ((30, 41), (21, 21))])
+def test_integer_rank_filters_over_large_boxes_equal_scipy(dtype: str, shape: tuple[int, ...], size: tuple[int, ...]) -> None:
+    # The sliding histogram (16-bit: from 65 voxels on, with coarse bins of 16
+    # values; 21x21 is beyond the networks): every rank from the smallest to the
+    # largest, the boundary modes (cval inside the dtype), origins at the window's
+    # ends, values over the dtype's whole range and its two extremes.
     info = np.iinfo(dtype)
     a = np.random.default_rng(7).integers(info.min, info.max + 1, shape).astype(dtype)
     a[: shape[0] // 3] = info.max  # long runs of one value: the selected value stays put
+    a[-2:, :3] = info.min
     count = int(np.prod(size))
     chunks = tuple(max(1, n // 2) for n in shape)
     for rank, mode, shift in ((0, "reflect", 0), (count // 2, "constant", 0), (count - 1, "wrap", -1), (count // 3, "nearest", 1), (count // 2, "mirror", 0)):
