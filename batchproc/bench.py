@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,8 @@ class Result:
     exact: bool | None
     error: str | None = None
     voxels: float = 0.0
+    #: every run's seconds; ``seconds`` is their median
+    runs: list[float] = field(default_factory=list)
 
     @property
     def mb_per_s(self) -> float:
@@ -219,41 +221,67 @@ def compare(
     engines: Sequence[str] = ENGINES,
     chunks: tuple[int, ...] = (32, 128, 128),
     workdir: str | None = None,
+    repeat: int = 1,
 ) -> list[Result]:
-    """Run every engine on every case and dtype of a synthetic volume."""
+    """Run every engine on every case and dtype of a synthetic volume, ``repeat``
+    times (see :func:`compare_on`)."""
+    _check_repeat(repeat)
     results = []
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for dtype in dtypes:
             source = os.path.join(tmp, f"input-{dtype}.zarr")
             make_volume(source, shape, dtype, chunks)
-            results += compare_on(source, {case: CASES[case] for case in cases}, engines, tmp)
+            results += compare_on(source, {case: CASES[case] for case in cases}, engines, tmp, repeat)
     return results
 
 
-def compare_on(source: str, pipelines: dict[str, Sequence[dict[str, Any]]], engines: Sequence[str], workdir: str) -> list[Result]:
+def compare_on(source: str, pipelines: dict[str, Sequence[dict[str, Any]]], engines: Sequence[str], workdir: str, repeat: int = 1) -> list[Result]:
     """Run every engine on every named pipeline over the zarr array at ``source``;
-    each result is compared with the in-memory (scipy) engine's when it ran."""
+    each result is compared with the in-memory (scipy) engine's when it ran.
+
+    With ``repeat`` > 1 the engines take turns, round after round (a busy spell of a
+    shared machine then falls on all of them), and each engine's time is the median
+    of its runs, its peak the highest."""
     import zarr
 
+    _check_repeat(repeat)
     z = zarr.open_array(source, mode="r")
     dtype, voxels = str(z.dtype), float(np.prod(z.shape))
     mbytes = voxels * z.dtype.itemsize / 1e6
     results = []
     for case, steps in pipelines.items():
-        reference = None
+        runs: dict[str, list[float]] = {engine: [] for engine in engines}
+        peaks = dict.fromkeys(engines, 0.0)
+        errors: dict[str, str | None] = dict.fromkeys(engines)
+        for _ in range(repeat):
+            for engine in engines:
+                if errors[engine] is not None:  # failed or not available: once is enough
+                    continue
+                seconds, peak, errors[engine] = _measure(engine, steps, source, _target_path(workdir, case, engine, dtype))
+                peaks[engine] = max(peaks[engine], peak)
+                if errors[engine] is None:
+                    runs[engine].append(seconds)
+                print(f"{case} {dtype} {engine}: {seconds:.2f} s, peak {peak:.0f} MB, {errors[engine] or ''}", file=sys.stderr, flush=True)
+        reference = _read_result(_target_path(workdir, case, "scipy", dtype)) if "scipy" in engines and errors["scipy"] is None else None
         for engine in engines:
-            target = os.path.join(workdir, f"{case}-{engine}-{dtype}.zarr")
-            seconds, peak, error = _measure(engine, steps, source, target)
             exact = None
-            if error is None:
-                got = _read_result(target)
-                if engine == "scipy":
-                    reference = got
-                if reference is not None:
-                    exact = bool(got.dtype == reference.dtype and np.array_equal(got, reference))
-            results.append(Result(case, engine, dtype, mbytes, seconds, peak, exact, error, voxels))
-            print(f"{case} {dtype} {engine}: {seconds:.2f} s, peak {peak:.0f} MB, exact {exact}, {error or ''}", file=sys.stderr, flush=True)
+            if errors[engine] is None and reference is not None:
+                got = _read_result(_target_path(workdir, case, engine, dtype))
+                exact = bool(got.dtype == reference.dtype and np.array_equal(got, reference))
+            seconds = float(np.median(runs[engine])) if errors[engine] is None else float("nan")
+            results.append(Result(case, engine, dtype, mbytes, seconds, peaks[engine], exact, errors[engine], voxels, runs[engine]))
     return results
+
+
+def _check_repeat(repeat: int) -> None:
+    if repeat < 1:
+        from batchproc.errors import BatchprocError
+
+        raise BatchprocError(f"bench: repeat must be at least 1; got {repeat}.")
+
+
+def _target_path(workdir: str, case: str, engine: str, dtype: str) -> str:
+    return os.path.join(workdir, f"{case}-{engine}-{dtype}.zarr")
 
 
 def compare_input(
@@ -264,8 +292,10 @@ def compare_input(
     max_mb: float | None = 64.0,
     chunks: tuple[int, ...] | None = None,
     workdir: str | None = None,
+    repeat: int = 1,
 ) -> list[Result]:
-    """The engines side by side on the user's own input and pipeline.
+    """The engines side by side on the user's own input and pipeline, each run
+    ``repeat`` times (see :func:`compare_on`).
 
     Quick by default: the leading slabs (along the first axis) of at most
     ``max_mb`` MB are copied to a temporary zarr array that every engine reads;
@@ -280,6 +310,7 @@ def compare_input(
     unknown = sorted(set(engines) - set(ENGINES))
     if unknown:
         raise BatchprocError(f"bench: unknown engine(s) {', '.join(unknown)}; valid: {', '.join(ENGINES)}.")
+    _check_repeat(repeat)
     x = open_image(input, chunks).data
     if max_mb is not None and x.nbytes > max_mb * 1e6 and x.ndim > 1:
         per_slab = x.nbytes / x.shape[0]
@@ -288,7 +319,7 @@ def compare_input(
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         source = os.path.join(tmp, "input.zarr")
         da.store(x.rechunk(store_chunks), _target(source, x.shape, x.dtype, tuple(store_chunks)), lock=False)
-        return compare_on(source, {"pipeline": list(steps)}, engines, tmp)
+        return compare_on(source, {"pipeline": list(steps)}, engines, tmp, repeat)
 
 
 def _read_result(path: str) -> np.ndarray:
@@ -315,7 +346,13 @@ def machine() -> str:
 
 
 def markdown(results: Sequence[Result]) -> str:
-    rows = ["| case | dtype | engine | MB/s | Mvox/s | × scipy | × dask-image | peak RSS MB | equal to scipy |", "|---|---|---|---|---|---|---|---|---|"]
+    """The results as a table; with repeated runs, a last column gives each
+    engine's median and the range of its runs (seconds)."""
+    repeated = any(len(r.runs) > 1 for r in results)
+    rows = [
+        "| case | dtype | engine | MB/s | Mvox/s | × scipy | × dask-image | peak RSS MB | equal to scipy |" + (" s: median (runs) |" if repeated else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if repeated else ""),
+    ]
     by_key = {(r.case, r.dtype, r.engine): r for r in results}
     for r in results:
         base = by_key.get((r.case, r.dtype, "scipy"))
@@ -327,7 +364,10 @@ def markdown(results: Sequence[Result]) -> str:
         else:
             speed, mvox, peak = (NOT_AVAILABLE if NOT_AVAILABLE in r.error else f"error: {r.error}"), "-", "-"
         exact = "-" if r.exact is None else ("yes" if r.exact else "no")
-        rows.append(f"| {r.case} | {r.dtype} | {r.engine} | {speed} | {mvox} | {vs_scipy} | {vs_peer} | {peak} | {exact} |")
+        spread = ""
+        if repeated:
+            spread = f" {r.seconds:.2f} ({min(r.runs):.2f}-{max(r.runs):.2f}, {len(r.runs)} runs) |" if r.runs else " - |"
+        rows.append(f"| {r.case} | {r.dtype} | {r.engine} | {speed} | {mvox} | {vs_scipy} | {vs_peer} | {peak} | {exact} |{spread}")
     return "\n".join(rows)
 
 
@@ -360,7 +400,9 @@ def write_report(results: Sequence[Result], folder: str | Path) -> Path:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     table = markdown(results)
-    (out / "results.md").write_text(f"Machine: {machine()}\n\n{table}\n")
+    runs = max((len(r.runs) for r in results), default=1)
+    note = f" Each engine ran {runs} times, taking turns; times are medians." if runs > 1 else ""
+    (out / "results.md").write_text(f"Machine: {machine()}.{note}\n\n{table}\n")
     (out / "results.json").write_text(json.dumps({"machine": machine(), "results": [asdict(r) | {"mb_per_s": r.mb_per_s} for r in results]}, indent=2))
     plot(results, out / "results.png")
     return out

@@ -220,6 +220,7 @@ def bench(
     full: Annotated[bool, typer.Option("--full", help="use the whole input")] = False,
     chunks: Chunks = None,
     report: Annotated[Path | None, typer.Option("--report", help="also write results.md/.json/.png to this folder")] = None,
+    repeat: Annotated[int, typer.Option("--repeat", help="runs per engine, taking turns; medians are shown")] = 1,
 ) -> None:
     """Time scipy.ndimage, dask-image and batchproc on INPUT with your pipeline, side by side."""
     from batchproc.bench import compare_input, markdown, write_report
@@ -230,7 +231,7 @@ def bench(
             raise BatchprocError(f"--max-mb must be positive; got {max_mb}.")
         names = [e.strip() for e in engines.split(",") if e.strip()]
         err.print(f"running {', '.join(names)}, each in its own process…", highlight=False)
-        results = compare_input(input, plan.to_dict()["steps"], engines=names, max_mb=None if full else max_mb, chunks=parse_chunks(chunks))
+        results = compare_input(input, plan.to_dict()["steps"], engines=names, max_mb=None if full else max_mb, chunks=parse_chunks(chunks), repeat=repeat)
         out.print(f"input: {results[0].mbytes:.1f} MB of {input}" + ("" if full else f" (at most {max_mb:g} MB; --full for all)"), highlight=False)
         print(markdown(results))
         if report is not None:

@@ -21,6 +21,7 @@ def main() -> None:
     parser.add_argument("--cases", default="pipeline", help=f"comma-separated, or 'all': {', '.join(CASES)}")
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per engine, taking turns; the table gives medians")
     args = parser.parse_args()
     cases = list(CASES) if args.cases == "all" else args.cases.split(",")
     results = compare(
@@ -29,6 +30,7 @@ def main() -> None:
         cases=cases,
         engines=args.engines.split(","),
         chunks=tuple(int(v) for v in args.chunks.split(",")),
+        repeat=args.repeat,
     )
     print(markdown(results))
     print(f"\nwritten to {write_report(results, args.out)}")

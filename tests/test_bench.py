@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,18 @@ def test_bench_command_on_the_users_input(tmp_path: Path) -> None:
     assert "input: 0.0 MB" in result.output and (tmp_path / "report" / "results.md").exists()
     bad = runner.invoke(app, [*args, "--engines", "scipy,fiji"])
     assert bad.exit_code == 2 and "unknown engine(s) fiji" in bad.output
+    bad = runner.invoke(app, [*args, "--repeat", "0"])
+    assert bad.exit_code == 2 and "repeat must be at least 1; got 0" in bad.output
+    # Repeated runs: the engines take turns, and the table gives each one's median
+    # and the range of its runs.
+    twice = runner.invoke(app, ["bench", str(tmp_path / "scan.tif"), "--step", "median_filter:size=3", "--max-mb", "0.02", "--engines", "scipy,batchproc", "--repeat", "2", "--report", str(tmp_path / "twice")])
+    assert twice.exit_code == 0, twice.output
+    rows = [line for line in twice.output.splitlines() if line.startswith("| pipeline")]
+    assert len(rows) == 2 and all(row.rstrip(" |").endswith("2 runs)") for row in rows), rows
+    saved = json.loads((tmp_path / "twice" / "results.json").read_text())["results"]
+    for r in saved:
+        assert len(r["runs"]) == 2 and r["seconds"] == pytest.approx(sum(r["runs"]) / 2), r
+    assert "Each engine ran 2 times" in (tmp_path / "twice" / "results.md").read_text()
 
 
 @pytest.mark.slow
@@ -70,7 +83,6 @@ def test_out_of_core_benchmark_smoke(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_kernel_benchmark_smoke(tmp_path: Path) -> None:
-    import json
     import subprocess
     import sys
 
