@@ -28,7 +28,7 @@ from typing import Any
 
 from batchproc.errors import BatchprocError
 from batchproc.io.readers import input_stamp, is_zarr_store, natural_key
-from batchproc.io.writers import read_store_info
+from batchproc.io.writers import longest_output_name, read_store_info
 from batchproc.pipeline import Pipeline
 
 MANIFEST = "batchproc-manifest.jsonl"
@@ -129,15 +129,19 @@ def _stem(text: str) -> str:
 def plan_items(inputs: Sequence[str], out: Path) -> list[Item]:
     """One store per input, ``OUT/<name>.ome.zarr``, where ``name`` is the input's
     file name made safe (letters, digits, ``._-``); names that would collide (also
-    by case) get a short hash of the input's absolute path. Never outside ``out``."""
+    by case) get a short hash of the input's absolute path, and so do names too
+    long for ``out``, cut to fit (the user cannot rename a batch's outputs). Never
+    outside ``out``."""
     stems = [_stem(text) for text in inputs]
     counts: dict[str, int] = {}
     for stem in stems:
         counts[stem.lower()] = counts.get(stem.lower(), 0) + 1
+    room = longest_output_name(out) - len(".ome.zarr")  # the stems are ASCII: bytes = characters
     items = []
     for text, stem in zip(inputs, stems, strict=True):
-        if counts[stem.lower()] > 1:
-            stem = f"{stem}-{hashlib.sha256(os.path.abspath(text).encode()).hexdigest()[:8]}"
+        if counts[stem.lower()] > 1 or len(stem) > room:
+            digest = hashlib.sha256(os.path.abspath(text).encode()).hexdigest()[:8]
+            stem = f"{stem[: max(1, room - len(digest) - 1)]}-{digest}"
         items.append(Item(text, out / f"{stem}.ome.zarr"))
     return items
 

@@ -143,6 +143,28 @@ def test_output_names_are_safe_and_never_collide(tmp_path: Path) -> None:
     assert names[4] == "v_group_raw.ome.zarr"
     assert names[6] == "x.ome.zarr"
     assert names[0].startswith("scan-") and names[1].startswith("scan-") and names[2].startswith("SCAN-")
+    # A name too long for the folder (with the staging names beside it) is cut and
+    # gets a hash of its input, so two inputs alike up to the cut stay apart.
+    long = ["g/" + "x" * 240 + "1.png", "h/" + "x" * 240 + "2.png"]
+    cut = [item.output.name for item in plan_items(long, tmp_path)]
+    room = os.pathconf(tmp_path, "PC_NAME_MAX") - 29  # + ".batchproc-1234abcd-replaced"
+    assert cut[0] != cut[1] and all(len(n) == room and n.startswith("x" * 200) and n.endswith(".ome.zarr") for n in cut), cut
+
+
+def test_batch_writes_inputs_whose_names_are_too_long_to_keep(tmp_path: Path) -> None:
+    # Before, such an item failed with "use a name of at most ... bytes": a name the
+    # user of a batch cannot choose.
+    folder = tmp_path / "in"
+    folder.mkdir()
+    image = (np.random.default_rng(5).random((40, 48)) * 255).astype(np.uint8)
+    iio.imwrite(folder / ("y" * 240 + ".png"), image)
+    done = invoke("batch", folder, "--out", tmp_path / "out", *STEPS)
+    assert done.exit_code == 0, done.output
+    (store,) = [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".ome.zarr")]
+    assert store.name.startswith("y" * 200)
+    assert np.array_equal(zarr.open_array(store / "0")[:], expected(image))
+    again = invoke("batch", folder, "--out", tmp_path / "out", *STEPS)  # done: skipped, same name
+    assert again.exit_code == 0 and [p.name for p in (tmp_path / "out").iterdir() if p.name.endswith(".ome.zarr")] == [store.name]
 
 
 def test_batch_errors_exit_2(tmp_path: Path, archive) -> None:

@@ -200,14 +200,24 @@ def _pending_replacement(parent: Path, name: str, layout: str) -> Path | None:
     return None
 
 
+def _name_max(parent: Path) -> int:
+    try:
+        return os.pathconf(parent, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # no pathconf on Windows, or no folder yet
+        return 255
+
+
+def longest_output_name(parent: Path) -> int:
+    """The longest output name, in bytes, that a write into ``parent`` takes
+    whether it creates the output, replaces it (``overwrite``) or resumes it."""
+    return _name_max(parent) - len(".") - (len(_STAGING) + 8 + len(_REPLACED))
+
+
 def _check_name_length(parent: Path, name: str, extra: int) -> None:
     """Refuse, before anything is written, an output name the folder cannot hold
     once ``extra`` bytes of a staging name are added (the rename would otherwise
     fail at the end of the run, after all of it was computed)."""
-    try:
-        limit = os.pathconf(parent, "PC_NAME_MAX")
-    except (AttributeError, OSError, ValueError):  # no pathconf on Windows
-        limit = 255
+    limit = _name_max(parent)
     size = len(os.fsencode(name))
     if size + extra > limit:
         shown = name if len(name) <= 40 else name[:37] + "..."
