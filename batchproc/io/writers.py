@@ -436,7 +436,15 @@ def _write_store(
     blocks = _missing_blocks(files, source.chunks) if resuming else list(np.ndindex(*source.numblocks))
     if not compute:
         return str(target)
-    compute_blocks(_block_writes(source, files), blocks)
+    try:
+        compute_blocks(_block_writes(source, files), blocks)
+    except BatchprocError as error:  # say what is left on disk, and how to go on
+        if store != target:
+            left = f"{str(target)!r} is unchanged; its unfinished replacement stays in {str(store)!r}"
+            again = "; --overwrite starts again and removes it"
+        else:
+            left, again = f"{str(target)!r} is left incomplete", ""
+        raise BatchprocError(f"{error} {left}: --resume finishes it if the input and the steps stay the same{again}.") from None
     if resuming:
         _drop_levels(store, above=levels, axes=axes, spacing=spacing)
     for level in range(1, levels + 1):

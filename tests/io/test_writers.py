@@ -67,13 +67,24 @@ def test_a_failed_overwrite_leaves_the_old_output(tmp_path: Path, volume: np.nda
     out = batchproc.write(volume, tmp_path / name, chunks=(1, 25, 35))
     before = _store_bytes(out)
     failing = da.from_array(volume, chunks=(1, 25, 35)).map_blocks(_fails_at_block(3), dtype=volume.dtype)
-    with pytest.raises(BatchprocError, match="block 3"):
+    with pytest.raises(BatchprocError, match="block 3") as failed:
         batchproc.write(failing, out, chunks=(1, 25, 35), overwrite=True)
+    # The message says what is left, the hidden replacement included, and how to go on.
+    (staged,) = [p for p in tmp_path.iterdir() if p.name != name]
+    assert f"{str(tmp_path / name)!r} is unchanged; its unfinished replacement stays in {str(staged)!r}" in str(failed.value)
+    assert str(failed.value).endswith("--resume finishes it if the input and the steps stay the same; --overwrite starts again and removes it.")
     assert _store_bytes(out) == before
     assert batchproc.read_store_info(out)["complete"]
     batchproc.write(volume + 1, out, overwrite=True)
     assert np.array_equal(zarr.open_array(out + "/0")[:], volume + 1)
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_a_failed_new_output_says_it_can_be_resumed(tmp_path: Path, volume: np.ndarray) -> None:
+    failing = da.from_array(volume, chunks=(1, 25, 35)).map_blocks(_fails_at_block(3), dtype=volume.dtype)
+    with pytest.raises(BatchprocError, match=r"block 3.* is left incomplete: --resume finishes it if the input and the steps stay the same\.$"):
+        batchproc.write(failing, tmp_path / "new.zarr", chunks=(1, 25, 35))
+    assert not batchproc.read_store_info(tmp_path / "new.zarr")["complete"]
 
 
 def test_an_output_name_too_long_for_its_staging_is_refused_before_the_run(tmp_path: Path, volume: np.ndarray) -> None:
