@@ -366,7 +366,7 @@ def markdown(results: Sequence[Result]) -> str:
         exact = "-" if r.exact is None else ("yes" if r.exact else "no")
         spread = ""
         if repeated:
-            spread = f" {r.seconds:.2f} ({min(r.runs):.2f}-{max(r.runs):.2f}, {len(r.runs)} runs) |" if r.runs else " - |"
+            spread = f" {r.seconds:.2f} ({min(r.runs):.2f}-{max(r.runs):.2f}, {len(r.runs)} runs) |" if r.runs and r.error is None else " - |"
         rows.append(f"| {r.case} | {r.dtype} | {r.engine} | {speed} | {mvox} | {vs_scipy} | {vs_peer} | {peak} | {exact} |{spread}")
     return "\n".join(rows)
 

@@ -23,6 +23,8 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--repeat", type=int, default=1, help="runs per engine, taking turns; the table gives medians")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1; got {args.repeat}")
     cases = list(CASES) if args.cases == "all" else args.cases.split(",")
     results = compare(
         shape=tuple(int(v) for v in args.shape.split(",")),

@@ -101,3 +101,15 @@ def test_kernel_benchmark_smoke(tmp_path: Path) -> None:
     assert [(r["kernel"], r["dtype"], r["equal"]) for r in rows] == [("maximum_filter 9", "uint8", True), ("median_filter 7", "uint8", True)]
     wrong = subprocess.run([*only[:-1], "median_filter 99"], capture_output=True, text=True, timeout=300)
     assert wrong.returncode == 2 and "unknown kernel(s) median_filter 99" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_table_of_repeated_runs_shows_no_time_for_an_engine_that_failed() -> None:
+    # An engine that ran once, then failed in a later round, is an error: no median.
+    from batchproc.bench import Result, markdown
+
+    results = [
+        Result("pipeline", "scipy", "uint16", 8.0, 2.0, 100.0, True, None, 4e6, [2.0, 2.2]),
+        Result("pipeline", "dask-image", "uint16", 8.0, float("nan"), 300.0, None, "MemoryError", 4e6, [5.0]),
+    ]
+    rows = markdown(results).splitlines()
+    assert rows[2].endswith("| 2.00 (2.00-2.20, 2 runs) |") and rows[3].endswith("| error: MemoryError | - | - | - | - | - | - |"), rows

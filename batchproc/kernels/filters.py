@@ -321,9 +321,10 @@ def _exact_cval(dtype: np.dtype, cval: float) -> bool:
 
 def fast_rank(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None]:
     """Selection networks for ``kind`` (median, percentile, rank) on 2-D and 3-D
-    blocks, a sliding histogram for 8- and 16-bit images over larger boxes; scipy for the
-    rest (min/max ranks, very large windows, 64-bit integers, NaN or -0.0 in the
-    block)."""
+    blocks, a sliding histogram for 8- and 16-bit images over larger boxes
+    (:func:`~batchproc.kernels.rank.histogram_pays`); scipy for the rest (min/max
+    ranks, very large windows of other dtypes, 64-bit integers, NaN or -0.0 in the
+    block, empty blocks)."""
     from batchproc.kernels import rank as networks
 
     scipy_fn = getattr(ndi, f"{kind}_filter")
@@ -337,12 +338,12 @@ def fast_rank(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None
         cval = _block_cval(dt, params)
 
         def block(x: np.ndarray, **p: Any) -> np.ndarray:
-            window = _full_footprint(p, x.ndim) if x.ndim in (2, 3) else None
+            window = _full_footprint(p, x.ndim) if x.ndim in (2, 3) and x.size else None
             if window is not None:
                 footprint, origins = window
                 count = int(np.count_nonzero(footprint))
                 rank = _rank_of(kind, p, count)
-                if x.dtype.kind in "iu" and count > networks.HISTOGRAM_AFTER.get(x.dtype.itemsize, count) and footprint.all():
+                if networks.histogram_pays(x, rank, count, footprint):
                     return networks.box_rank_histogram(x, rank, footprint.shape, tuple(origins), p["mode"], cval)
                 if 0 < rank < count - 1 and count <= networks.MAX_WINDOW and not _ties_by_order(x, p):
                     return networks.rank_filter(x, rank, footprint, tuple(origins), p["mode"], cval)

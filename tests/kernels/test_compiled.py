@@ -105,14 +105,20 @@ def test_minimum_maximum_van_herk_sizes_equal_scipy(dtype: str, size: tuple[int,
 @pytest.mark.parametrize(("shape", "size"), [((9, 20, 33), (5, 5, 5)), ((9, 20, 33), (2, 7, 3)), ((30, 41), (9, 9)), ((6, 8, 40), (3, 3, 12)), ((30, 41), (21, 21))])
 def test_integer_rank_filters_over_large_boxes_equal_scipy(dtype: str, shape: tuple[int, ...], size: tuple[int, ...]) -> None:
     # The sliding histogram (16-bit: from 65 voxels on, with coarse bins of 16
-    # values; 21x21 is beyond the networks): every rank from the smallest to the
+    # values, for blocks spanning fewer than 4096 values, here at the top of the
+    # dtype; 21x21 is beyond the networks): every rank from the smallest to the
     # largest, the boundary modes (cval inside the dtype), origins at the window's
-    # ends, values over the dtype's whole range and its two extremes.
+    # ends, values over the whole range (8-bit) and the extremes.
+    from batchproc.kernels.rank import HISTOGRAM_SPAN_16, histogram_pays
+
     info = np.iinfo(dtype)
-    a = np.random.default_rng(7).integers(info.min, info.max + 1, shape).astype(dtype)
+    low = info.min if info.bits == 8 else info.max - HISTOGRAM_SPAN_16 + 1
+    a = np.random.default_rng(7).integers(low, info.max + 1, shape).astype(dtype)
     a[: shape[0] // 3] = info.max  # long runs of one value: the selected value stays put
-    a[-2:, :3] = info.min
+    a[-2:, :3] = low
     count = int(np.prod(size))
+    if count > (27 if info.bits == 8 else 64) and size[-1] >= 3:
+        assert histogram_pays(a, count // 2, count, np.ones(size, bool))
     chunks = tuple(max(1, n // 2) for n in shape)
     for rank, mode, shift in ((0, "reflect", 0), (count // 2, "constant", 0), (count - 1, "wrap", -1), (count // 3, "nearest", 1), (count // 2, "mirror", 0)):
         origin = [min(max(shift, -(n // 2)), (n - 1) // 2) for n in size]
@@ -121,6 +127,25 @@ def test_integer_rank_filters_over_large_boxes_equal_scipy(dtype: str, shape: tu
         assert np.array_equal(got, want), (rank, mode, shift)
     got = compiled(batchproc.ndimage.median_filter, a, chunks, size=size)
     assert np.array_equal(got, ndi.median_filter(a, size=size))
+
+
+def test_16bit_histogram_only_where_it_pays() -> None:
+    # A selected value jumping across a wide range (a 0/65535 mask) passes up to
+    # 4096 coarse bins per voxel, slower than the network; the smallest and largest
+    # ranks are scipy's separable minimum and maximum; a box 1 voxel wide along the
+    # rows is new at every step. Those keep the other kernels.
+    from batchproc.kernels.rank import histogram_pays
+
+    box = np.ones((5, 5, 5), bool)
+    narrow = np.random.default_rng(1).integers(100, 4000, (6, 8, 9)).astype(np.uint16)
+    assert histogram_pays(narrow, 62, 125, box)
+    mask = narrow.copy()
+    mask[0, 0, 0], mask[1, 1, 1] = 0, 65535
+    assert not histogram_pays(mask, 62, 125, box)
+    assert not histogram_pays(narrow, 0, 125, box) and not histogram_pays(narrow, 124, 125, box)
+    assert not histogram_pays(narrow, 40, 81, np.ones((9, 9, 1), bool))
+    assert not histogram_pays(narrow, 31, 64, np.ones((4, 4, 4), bool))
+    assert histogram_pays(mask.astype(np.uint8), 13, 28, np.ones((4, 7, 1), bool))  # 8-bit: any full box over 27
 
 
 def test_unrolled_networks_are_the_generated_source() -> None:
