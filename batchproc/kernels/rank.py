@@ -236,7 +236,7 @@ def _box_rank_histogram(padded, wz, wy, wx, rank, offset, bits, shift, out):
     (Huang's algorithm): per output, 2 * wz * wy bin updates, then the selected
     value moves to its new place, whatever the box's length along x.
 
-    Below ``shift`` bits (16-bit images) a second, coarse histogram counts whole
+    With ``shift < bits`` (16-bit images) a second, coarse histogram counts whole
     groups of ``1 << shift`` values, which the selected value passes at once; with
     ``shift == bits`` (8-bit images) there is only the fine one.
     """
