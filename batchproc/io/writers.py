@@ -131,12 +131,19 @@ def _remove_partial_writes(array_path: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
-#: A staging store is ".NAME" + this + 8 hex digits, beside output NAME.
+#: A staging store is ".NAME" + this + _STAGING_ID hex digits, beside output NAME.
 _STAGING = ".batchproc-"
+_STAGING_ID = 8
 #: The old output's name while its replacement is renamed into place.
 _REPLACED = "-replaced"
 #: The lock of output NAME is ".NAME" + this.
 _LOCK = ".batchproc.lock"
+#: Bytes the longest name a write puts beside output NAME adds to NAME: a new
+#: output is made in its staging store and renamed into place; an --overwrite also
+#: renames the old output aside; a resume puts only the lock there.
+_ADDED_NEW = len(".") + len(_STAGING) + _STAGING_ID
+_ADDED_OVERWRITE = _ADDED_NEW + len(_REPLACED)
+_ADDED_RESUME = len(".") + len(_LOCK)
 
 
 @contextlib.contextmanager
@@ -210,7 +217,7 @@ def _name_max(parent: Path) -> int:
 def longest_output_name(parent: Path) -> int:
     """The longest output name, in bytes, that a write into ``parent`` takes
     whether it creates the output, replaces it (``overwrite``) or resumes it."""
-    return _name_max(parent) - len(".") - (len(_STAGING) + 8 + len(_REPLACED))
+    return _name_max(parent) - max(_ADDED_NEW, _ADDED_OVERWRITE, _ADDED_RESUME)
 
 
 def _check_name_length(parent: Path, name: str, extra: int) -> None:
@@ -339,14 +346,8 @@ def write(
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.exists():
         raise BatchprocError(f"output: the folder {str(parent)!r} does not exist.")
-    # The longest name this write puts beside the output, as bytes added to its own.
-    if not target.exists():
-        extra = len(_STAGING) + 8  # made in ".NAME.batchproc-1234abcd", renamed into place
-    elif overwrite:
-        extra = len(_STAGING) + 8 + len(_REPLACED)  # and the old output renamed aside so
-    else:
-        extra = len(_LOCK)  # a resume: only the lock
-    _check_name_length(parent, target.name, len(".") + extra)
+    extra = _ADDED_NEW if not target.exists() else (_ADDED_OVERWRITE if overwrite else _ADDED_RESUME)
+    _check_name_length(parent, target.name, extra)
     with _output_lock(parent, target):
         return _write_store(
             data, target, parent, layout, store_chunks, axes=axes, spacing=spacing, codec=codec, levels=levels,
@@ -406,7 +407,7 @@ def _write_store(
         # leaves the old output as it was.
         for stale in _staged(parent, target.name):  # left by a kill or a failed --overwrite
             shutil.rmtree(stale, ignore_errors=True)
-        store = parent / f".{target.name}{_STAGING}{uuid.uuid4().hex[:8]}"
+        store = parent / f".{target.name}{_STAGING}{uuid.uuid4().hex[:_STAGING_ID]}"
         # The metadata documents are written here, as zarr writes them (tests
         # compare): importing zarr to write them cost each run 0.15 s.
         (store / "0").mkdir(parents=True)
