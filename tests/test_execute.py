@@ -235,3 +235,12 @@ def test_local_computations_run_with_the_collector_frozen_and_release_it(tmp_pat
     release.set()
     thread.join(10)
     assert gc.get_freeze_count() == 0
+    # Objects the program froze itself stay frozen after a computation.
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with scheduler("threads"):
+            batchproc.write(batchproc.ndimage.uniform_filter(data, 3), tmp_path / "again.zarr")
+        assert gc.get_freeze_count() > frozen // 2  # some may have died meanwhile; thawed, it would be 0
+    finally:
+        gc.unfreeze()
