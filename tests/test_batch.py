@@ -199,14 +199,17 @@ def test_batch_killed_with_sigkill_is_finished_by_the_same_command(tmp_path: Pat
         if manifest.exists() and len(manifest.read_text().splitlines()) >= 10:
             break
         time.sleep(0.01)
-    assert job.poll() is None, "the batch ended before it could be killed"
+    if job.poll() is not None:
+        pytest.fail(f"the batch ended (exit {job.returncode}) before it could be killed: {job.stderr.read().decode()[-2000:]}")
     os.kill(job.pid, signal.SIGKILL)
     job.wait(timeout=30)
-    done_before = sum(1 for r in manifest_state(tmp_path / "out").values() if r["status"] == "done")
-    assert 10 <= done_before < 60
+    job.stderr.close()
+    before = manifest_state(tmp_path / "out")
+    done_before = sum(1 for r in before.values() if r["status"] == "done")
+    assert 10 <= done_before < 60, before
     rerun = subprocess.run(command[:-3], capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"{60 - done_before} done, {done_before} skipped" in rerun.stdout
+    assert f"{60 - done_before} done, {done_before} skipped" in rerun.stdout, (rerun.stdout, before)
     state = manifest_state(tmp_path / "out")
     assert len(state) == 60 and all(r["status"] == "done" for r in state.values())
     for i in (0, 59):
