@@ -68,6 +68,19 @@ def no_halo(params: Mapping[str, Any], ndim: int) -> tuple[int, ...]:
     return (0,) * ndim
 
 
+def mode_edges(params: Mapping[str, Any], ndim: int) -> tuple[Edge, ...]:
+    """Per axis, ``"periodic"`` where ``mode`` wraps along an active axis, else
+    ``"none"``: how a local operation with a ``mode`` reads beyond the edges."""
+    mode = params.get("mode")
+    if mode is None:
+        return ("none",) * ndim
+    active = axes_tuple(params.get("axes"), ndim)
+    edges: list[Edge] = ["none"] * ndim
+    for axis, m in zip(active, expand(mode, len(active)), strict=True):
+        edges[axis] = "periodic" if m in WRAP_MODES else "none"
+    return tuple(edges)
+
+
 @dataclass(frozen=True)
 class Operation:
     """The single declaration of an operation.
@@ -135,15 +148,9 @@ class Operation:
         far side) or ``"whole"`` (both at once: the axis must be one chunk)."""
         if self.edge_rule is not None:
             return self.edge_rule(params, ndim)
-        mode = params.get("mode")
-        if mode is None or self.kind != "local":
+        if self.kind != "local":
             return ("none",) * ndim
-        active = axes_tuple(params.get("axes"), ndim)
-        modes = expand(mode, len(active))
-        edges: list[Edge] = ["none"] * ndim
-        for axis, m in zip(active, modes, strict=True):
-            edges[axis] = "periodic" if m in WRAP_MODES else "none"
-        return tuple(edges)
+        return mode_edges(params, ndim)
 
     def signature(self) -> inspect.Signature:
         """scipy's signature: ``(input, <params>)``, keyword-only after ``*``."""

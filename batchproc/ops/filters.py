@@ -17,7 +17,7 @@ import scipy.ndimage as ndi
 from batchproc.errors import BatchprocError
 from batchproc.kernels import filters as compiled
 from batchproc.ops import _checks as c
-from batchproc.ops._registry import Operation, Param, axes_tuple, register
+from batchproc.ops._registry import Operation, Param, axes_tuple, mode_edges, register
 
 # ---------------------------------------------------------------- shared parameters
 
@@ -230,6 +230,14 @@ def full_rank_edges(params: Mapping[str, Any], ndim: int) -> tuple[str, ...]:
     return tuple("periodic" if m in c.WRAP_MODES else "none" for m in c.expand(params["mode"], ndim))
 
 
+def rank_edges(params: Mapping[str, Any], ndim: int) -> tuple[str, ...]:
+    """scipy filters a 1-D input with a sliding window whose state carries NaN
+    comparisons forward: median_filter([1, 5, 3], 3, mode="constant", cval=nan) gave
+    1 in the middle, and a voxel's result depends on the line before it. A 1-D line
+    therefore goes to scipy whole; in 2-D and more each window is selected alone."""
+    return ("whole",) if ndim == 1 else mode_edges(params, ndim)
+
+
 def relate_gaussian(params: dict[str, Any], ctx: c.Context) -> None:
     check_lengths(params, ctx, ("sigma", "order", "mode", "radius"))
 
@@ -371,6 +379,7 @@ for _name, per_axis_mode in (("minimum_filter", True), ("maximum_filter", True),
         halo=window_halo,
         relate=relate_window,
         fast=_FAST_WINDOW.get(_name),
+        **({"edge_rule": rank_edges} if _name == "median_filter" else {}),
     )
 declare(
     "percentile_filter",
@@ -379,6 +388,7 @@ declare(
     halo=window_halo,
     relate=relate_window,
     fast=compiled.fast_rank("percentile"),
+    edge_rule=rank_edges,
 )
 declare(
     "rank_filter",
@@ -387,6 +397,7 @@ declare(
     halo=window_halo,
     relate=relate_window,
     fast=compiled.fast_rank("rank"),
+    edge_rule=rank_edges,
 )
 
 
