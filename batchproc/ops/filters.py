@@ -490,10 +490,13 @@ def _settle(name: str, iterations: int, step: Callable[[np.ndarray], np.ndarray]
 def binary_block(name: str):
     """scipy's binary morphology, steering clear of two scipy 1.17 failures.
 
-    With a mask, a non-zero origin and iterations != 1, scipy's change-tracking
-    path (``brute_force=False``) corrupts memory (seen: aborts in free()). The
-    brute-force path computes the same result by definition (scipy: the flag only
-    trades memory for speed), so that combination runs brute force.
+    With iterations != 1, scipy's change-tracking path (``brute_force=False``,
+    NI_BinaryErosion2) can write past its buffers and corrupt the process's heap:
+    "free(): invalid next size" and an abort, with a mask and a non-zero origin, and
+    with no mask for a 65x65 disk on a 45x25 image at iterations 2 (scipy issue
+    11400 is open). The brute-force path computes the same result by definition
+    (scipy: the flag only trades memory for speed), so every repeated pass runs
+    brute force.
 
     With iterations < 1 and a structure whose centre is false, a pass neither only
     grows nor only shrinks the set, and scipy's "until nothing changes" loop can
@@ -504,7 +507,7 @@ def binary_block(name: str):
     passes = {"binary_opening": ("binary_erosion", "binary_dilation"), "binary_closing": ("binary_dilation", "binary_erosion")}.get(name, (name,))
 
     def block(x: np.ndarray, *extra: np.ndarray, **params: Any) -> np.ndarray:
-        if extra and params["iterations"] != 1 and any(c.expand(params["origin"], 1)):
+        if params["iterations"] != 1:
             params = dict(params, brute_force=True)
         if params["iterations"] >= 1 or _center_is_true(params):
             return scipy_kernel(x, *extra, **params)
