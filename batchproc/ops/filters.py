@@ -227,7 +227,7 @@ def relate_gaussian_derivative(params: dict[str, Any], ctx: c.Context) -> None:
 def full_rank_edges(params: Mapping[str, Any], ndim: int) -> tuple[str, ...]:
     """A mode (list) over every axis, whatever ``axes`` selects (sobel_magnitude
     smooths along all axes)."""
-    return tuple("periodic" if m in c.WRAP_MODES else "none" for m in c.expand(params["mode"], ndim))
+    return mode_edges({**params, "axes": None}, ndim)
 
 
 def rank_edges(params: Mapping[str, Any], ndim: int) -> tuple[str, ...]:
@@ -372,6 +372,7 @@ _FAST_WINDOW = {
     "maximum_filter": compiled.fast_minmax(False),
     "median_filter": compiled.fast_rank("median"),
 }
+_WINDOW_EDGES = {"median_filter": rank_edges}
 for _name, per_axis_mode in (("minimum_filter", True), ("maximum_filter", True), ("median_filter", False)):
     declare(
         _name,
@@ -379,7 +380,7 @@ for _name, per_axis_mode in (("minimum_filter", True), ("maximum_filter", True),
         halo=window_halo,
         relate=relate_window,
         fast=_FAST_WINDOW.get(_name),
-        **({"edge_rule": rank_edges} if _name == "median_filter" else {}),
+        edge_rule=_WINDOW_EDGES.get(_name),
     )
 declare(
     "percentile_filter",
