@@ -1,35 +1,48 @@
-"""batchproc: scipy.ndimage, exact, on image data sets too big for one call."""
+"""batchproc: scipy.ndimage, exact, on image data sets too big for one call.
+
+The public names are imported on first use, so that ``import batchproc`` (and the
+command line's ``--help``) stays quick.
+"""
 
 from __future__ import annotations
 
-from batchproc import ndimage
+import importlib
+from typing import Any
+
 from batchproc._version import __version__
-from batchproc.apply import make_function
 from batchproc.errors import BatchprocError
-from batchproc.io import Image, open, open_image, read_store_info, write  # noqa: A004
-from batchproc.ops import REGISTRY
 
-# The course's operations beyond scipy's names, generated from the same registry.
-sobel_magnitude = make_function(REGISTRY["sobel_magnitude"], __name__)
-equalize = make_function(REGISTRY["equalize"], __name__)
-threshold = make_function(REGISTRY["threshold"], __name__)
-expression = make_function(REGISTRY["expression"], __name__)
-where = make_function(REGISTRY["where"], __name__)
-astype = make_function(REGISTRY["astype"], __name__)
+#: Public name -> the module that defines it.
+_WHERE = {
+    "Image": "batchproc.io.readers",
+    "open": "batchproc.io.readers",
+    "open_image": "batchproc.io.readers",
+    "read_store_info": "batchproc.io.store",
+    "write": "batchproc.engine.jobs",
+    "Pipeline": "batchproc.pipeline",
+    "Plan": "batchproc.plan",
+    "ndimage": "batchproc.ndimage",
+}
+#: The course's operations beyond scipy's names, generated from the registry.
+_COURSE = ("sobel_magnitude", "equalize", "threshold", "expression", "where", "astype")
 
-__all__ = [
-    "BatchprocError",
-    "Image",
-    "open",
-    "open_image",
-    "read_store_info",
-    "write",
-    "__version__",
-    "astype",
-    "equalize",
-    "expression",
-    "ndimage",
-    "sobel_magnitude",
-    "threshold",
-    "where",
-]
+__all__ = ["BatchprocError", "__version__", *_WHERE, *_COURSE]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        module = importlib.import_module(_WHERE[name])
+        value = module if name == "ndimage" else getattr(module, name)
+    elif name in _COURSE:
+        from batchproc.apply import make_function
+        from batchproc.ops import REGISTRY
+
+        value = make_function(REGISTRY[name], __name__)
+    else:
+        raise AttributeError(f"module 'batchproc' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,5 +1,6 @@
-"""From a registry declaration to a callable: input coercion, validation at the edge,
-and dispatch to the one ``map_overlap`` (local ops) or the op's own graph (global)."""
+"""From a registry declaration to a lazy dask array: input coercion, validation at
+the edge, and the dask graph of one step: the one ``map_overlap`` (local ops), or
+a global op's passes and voxel-wise finish."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from batchproc.errors import BatchprocError
 from batchproc.ops import Context, Operation
+from batchproc.ops.measure import lazy_partials
 from batchproc.overlap import map_stage
 
 
@@ -38,13 +40,36 @@ def as_array(value: Any, where: str) -> da.Array:
     return value
 
 
+def global_apply(x: da.Array, op: Operation, params: dict[str, Any]) -> da.Array:
+    """A global step on a dask array, lazily: each of its passes reduces every
+    block and combines the partials; then its finish runs on every block with
+    all the passes' results."""
+    assert op.passes is not None and op.finish is not None
+    dtype = np.dtype(x.dtype)
+    results: list[da.Array] = []
+    blocks = tuple(range(x.ndim))
+    for one in op.passes(dtype, params):
+        parts = lazy_partials(x, one.partial, one.shape, scalars=tuple(results))
+        if one.combine == "sum":
+            results.append(parts.sum(axis=blocks))
+        else:
+            results.append(da.stack([parts[..., 0].min(axis=blocks), parts[..., 1].max(axis=blocks)]))
+    finish = op.finish(dtype, params)
+    out = np.dtype(op.dtype(dtype, params))
+    args: list[Any] = [x, blocks]
+    for k, result in enumerate(results):
+        args += [result.rechunk(-1), tuple(range(100 + k * 8, 100 + k * 8 + result.ndim))]
+    return da.blockwise(finish, blocks, *args, dtype=out, concatenate=True, meta=np.empty((0,) * x.ndim, out))
+
+
 def apply_step(x: da.Array, op: Operation, params: dict[str, Any]) -> Any:
-    """Apply one validated step to a dask array, lazily (histogram excepted: it
-    returns counts, like scipy)."""
-    if op.kind == "global":
-        assert op.apply is not None
+    """One validated step on a dask array, lazily (an op that returns counts, not
+    an image, gives its lazy counts and the function that makes scipy's result)."""
+    if op.kind != "global":
+        return map_stage(x, [(op, params)])
+    if op.apply is not None:
         return op.apply(x, **params)
-    return map_stage(x, [(op, params)])
+    return global_apply(x, op, params)
 
 
 def make_function(op: Operation, module: str) -> Callable[..., Any]:
@@ -59,7 +84,14 @@ def make_function(op: Operation, module: str) -> Callable[..., Any]:
         given = dict(bound.arguments)
         x = as_array(given.pop("input"), op.name)
         params = op.validate(given, Context(op.name, x.ndim, np.dtype(x.dtype)))
-        return apply_step(x, op, params)
+        result = apply_step(x, op, params)
+        if op.returns_array:
+            return result
+        # Counts, not an image: computed now and returned as numpy, as scipy does.
+        from batchproc.engine import compute
+
+        lazy, finish = result
+        return finish(compute([lazy])[0])
 
     function.__name__ = function.__qualname__ = op.name
     function.__module__ = module

@@ -28,7 +28,7 @@ from typing import Any
 
 from batchproc.errors import BatchprocError
 from batchproc.io.readers import input_stamp, is_zarr_store, natural_key
-from batchproc.io.writers import longest_output_name, read_store_info
+from batchproc.io.store import longest_output_name, read_store_info
 from batchproc.pipeline import Pipeline
 
 MANIFEST = "batchproc-manifest.jsonl"
@@ -177,7 +177,7 @@ def process_item(document: dict[str, Any], item: Item, chunks: Any, write_option
     """Run the pipeline on one item; never raises: a failure becomes the record."""
     import socket
 
-    from batchproc.execute import in_this_thread
+    from batchproc.engine import in_this_thread
 
     started = time.time()
     record: dict[str, Any] = {"input": item.input, "output": str(item.output), **input_stamp(item.input), "host": socket.gethostname()}

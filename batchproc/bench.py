@@ -135,7 +135,7 @@ def _target(path: str, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ..
     """The output array every engine writes: same chunks, same codec (batchproc's default)."""
     import zarr
 
-    from batchproc.io.writers import compressors
+    from batchproc.io.store import compressors
 
     chunks = tuple(min(c, s) for c, s in zip(chunks, shape, strict=True)) if len(chunks) == len(shape) else shape
     return zarr.create_array(path, shape=shape, dtype=dtype, chunks=chunks or None, compressors=compressors("default", dtype), overwrite=True)
@@ -166,7 +166,7 @@ def run_one(engine: str, steps_json: str, source: str, target: str) -> dict[str,
                 da.store(y, _target(target, y.shape, y.dtype, chunks), lock=False)
         return {"seconds": time.perf_counter() - start}
     import batchproc
-    from batchproc.execute import scheduler
+    from batchproc.engine import scheduler
     from batchproc.pipeline import Pipeline
 
     name = "local" if engine == "batchproc-local" else "threads"

@@ -19,7 +19,7 @@ import numpy as np
 import typer
 from rich.console import Console
 
-from batchproc.errors import BatchprocError
+from batchproc.errors import BatchprocError, SchedulerLost
 
 app = typer.Typer(
     name="batchproc",
@@ -40,7 +40,7 @@ Workers = Annotated[int | None, typer.Option("--workers", help="local: worker pr
 ThreadsPerWorker = Annotated[int | None, typer.Option("--threads-per-worker", help="local: threads in each worker (default 1)")]
 MemoryLimit = Annotated[str | None, typer.Option("--memory-limit", help="local: memory per worker, such as 4GiB")]
 ClusterConfig = Annotated[Path | None, typer.Option("--cluster-config", help="slurm/pbs/…: YAML with dask-jobqueue settings (cores, memory, queue, walltime, job_extra_directives; jobs or adaptive)")]
-Chunks = Annotated[str | None, typer.Option("--chunks", help="block shape, e.g. 64,256,256 (default: ~32 MiB blocks)")]
+Chunks = Annotated[str | None, typer.Option("--chunks", help="chunk shape, e.g. 64,256,256 (default: about 32 MiB); run and batch: the output's chunks, computed in blocks of several")]
 PipelineFile = Annotated[Path | None, typer.Option("--pipeline", "-p", help="pipeline file (YAML or JSON)")]
 Steps = Annotated[list[str] | None, typer.Option("--step", "-s", help="OP[:name=value,...], repeatable")]
 Codec = Annotated[str, typer.Option(help="blosc-lz4 (default), zstd or none")]
@@ -74,6 +74,11 @@ def guarded() -> Iterator[None]:
         raise typer.Exit(2) from None
     except (typer.Exit, typer.Abort):
         raise
+    except SchedulerLost as error:  # not the input's fault: exit 1, and how to go on
+        if STATE["debug"]:
+            traceback.print_exc()
+        err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(130) from None
@@ -98,7 +103,7 @@ def parse_chunks(text: str | None) -> Any:
 
 def _on_cluster(scheduler: str | None, workers: int | None = None, threads_per_worker: int | None = None, memory_limit: str | None = None, cluster_config: Path | None = None) -> Any:
     """The ``--scheduler`` context, printing the dashboard address when there is one."""
-    from batchproc.execute import scheduler as use_scheduler
+    from batchproc.engine import scheduler as use_scheduler
 
     return use_scheduler(
         scheduler,
@@ -111,7 +116,7 @@ def _on_cluster(scheduler: str | None, workers: int | None = None, threads_per_w
 
 
 def _compute(array: Any, description: str, quiet: bool) -> Any:
-    from batchproc.execute import compute, progress
+    from batchproc.engine import compute, progress
 
     with progress(description, enabled=not quiet):
         return compute([array])[0]
@@ -133,15 +138,23 @@ def run(
     resume: Annotated[bool, typer.Option(help="finish an interrupted store: write only missing chunks")] = False,
     codec: Codec = "default",
     levels: Annotated[int, typer.Option(help="extra pyramid levels for viewers")] = 0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan (stages, halo, blocks, files, memory); read and write nothing")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Run a pipeline on INPUT and write OUTPUT as OME-Zarr."""
-    from batchproc.execute import progress
+    from batchproc.engine import progress
+    from batchproc.engine.jobs import plan_run, run_pipeline
 
     with guarded():
-        plan = _pipeline(pipeline, step, "run")
+        pipeline = _pipeline(pipeline, step, "run")
+        plan = plan_run(pipeline, input, parse_chunks(chunks))
+        if dry_run:
+            threads = workers * (threads_per_worker or 1) if workers else (os.cpu_count() or 1)
+            for label, text in plan.describe(str(output), threads if (scheduler or "threads") in ("threads", "local", "processes") else None):
+                out.print(f"{label:8s} {text}", highlight=False)
+            return
         with _on_cluster(scheduler, workers, threads_per_worker, memory_limit, cluster_config), progress(f"writing {output}", enabled=not quiet):
-            path = plan.run(input, output, chunks=parse_chunks(chunks), overwrite=overwrite, resume=resume, codec=codec, levels=levels)
+            path = run_pipeline(pipeline, input, output, plan=plan, overwrite=overwrite, resume=resume, codec=codec, levels=levels)
         if not quiet:
             out.print(f"wrote {path}")
 
@@ -179,13 +192,13 @@ def batch(
     from rich.progress import Progress
 
     from batchproc.batch import collect_inputs, run_batch
-    from batchproc.execute import _columns
+    from batchproc.engine.progress import columns
 
     with guarded():
         plan = _pipeline(pipeline, step, "batch")
         items = collect_inputs(inputs or [], list_file, exclude=out_dir)
         parsed_chunks = parse_chunks(chunks)
-        with _on_cluster(scheduler, workers, threads_per_worker, memory_limit, cluster_config), Progress(*_columns(), disable=quiet, console=err) as bar:
+        with _on_cluster(scheduler, workers, threads_per_worker, memory_limit, cluster_config), Progress(*columns(), disable=quiet, console=err) as bar:
             task = bar.add_task("items", total=len(items))
 
             def started(todo: int, skipped: int) -> None:
@@ -244,7 +257,7 @@ def jobscript(
     cluster_config: ClusterConfig = None,
 ) -> None:
     """Print the worker job script dask-jobqueue would submit for --cluster-config (submits nothing)."""
-    from batchproc.execute import JOBQUEUE, job_script
+    from batchproc.engine import JOBQUEUE, job_script
 
     with guarded():
         if kind not in JOBQUEUE:

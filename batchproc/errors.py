@@ -11,3 +11,11 @@ class BatchprocError(ValueError):
     and exits with code 2. It subclasses ``ValueError`` so that code written for
     ``scipy.ndimage`` (which raises ``ValueError`` for bad arguments) keeps working.
     """
+
+
+class SchedulerLost(RuntimeError):
+    """The distributed scheduler stopped answering in the middle of a run.
+
+    Not the user's input, so not a :class:`BatchprocError`: the CLI exits with
+    code 1, and says that ``--resume`` finishes the output (every chunk written
+    before is kept)."""

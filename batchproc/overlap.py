@@ -36,6 +36,7 @@ from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 from dask.layers import ArrayOverlapLayer
 
 from batchproc import kernels
+from batchproc.blocks import Link, run_links
 from batchproc.errors import BatchprocError
 from batchproc.ops._registry import Edge, Operation
 
@@ -129,15 +130,11 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
     # Each step's kernel is chosen now, from the dtype that reaches it.
     kernel_set = kernels.active()
     dtype = np.dtype(x.dtype)
-    chain = []
+    links = []
     for (op, params), present in zip(steps, layout, strict=True):
-        chain.append((op.kernel(dtype, params, kernel_set), {k: v for k, v in params.items() if k not in present}, present))
+        kwargs = {k: v for k, v in params.items() if k not in present}
+        links.append(Link(op.kernel(dtype, params, kernel_set), kwargs, present, op.halo(params, ndim)))
         dtype = np.dtype(op.dtype(dtype, params))
-    # What the steps after each one still need around the block: a step's result
-    # is exact that far in, so the block is cut down to it before the next step
-    # (the gaussian's halo need not pass through the sobel that follows it).
-    reaches = [op.halo(params, ndim) for op, params in steps]
-    needed = [tuple(sum(r[axis] for r in reaches[k + 1 :]) for axis in range(ndim)) for k in range(len(steps))]
     numblocks = tuple(len(c) for c in x.chunks)
 
     def run_block(block: np.ndarray, *aligned_blocks: np.ndarray, block_info: Any = None) -> np.ndarray:
@@ -150,28 +147,8 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
             )
             for axis in range(ndim)
         ]
-        region = tuple(slice(None) for _ in range(ndim))  # of the overlapped block, what ``block`` is now
-        position = 0
-        # The block joined from its halo is this task's own, and so is every result
-        # that shares no memory with dask's arrays: a step may write over its input
-        # (``overwrites``) instead of taking memory of its own.
-        own = _is_joined(block)
-        foreign = [*([] if own else [block]), *aligned_blocks]
-        for (kernel, params, present), after in zip(chain, needed, strict=True):
-            extra = [a[region] for a in aligned_blocks[position : position + len(present)]]
-            position += len(present)
-            # Local kernels keep the block's shape: the cut is known before the step,
-            # and a kernel that can (``crops``) computes only that part.
-            cut = tuple(slice(left - min(left, n), block.shape[axis] - (right - min(right, n))) for axis, ((left, right), n) in enumerate(zip(have, after, strict=True)))
-            mine = {"overwrite_input": True} if own and getattr(kernel, "overwrites", False) else {}
-            if getattr(kernel, "crops", False):
-                block = kernel(block, *extra, keep=cut, **mine, **params)
-            else:
-                block = kernel(block, *extra, **mine, **params)[cut]
-            own = not any(np.may_share_memory(block, other) for other in foreign)
-            region = tuple(_compose(r, c) for r, c in zip(region, cut, strict=True))
-            have = [(min(left, n), min(right, n)) for (left, right), n in zip(have, after, strict=True)]
-        return block
+        # The block joined from its halo is this task's own: a step may write over it.
+        return run_links(block, links, have, aligned_blocks, own=_is_joined(block))
 
     result = da.map_overlap(
         run_block,
@@ -242,9 +219,3 @@ def _rewritten(task: Any) -> Any:
     if type(task) is tuple and task and task[0] is concatenate_shaped:
         return (_joined, *task[1:])
     return task
-
-
-def _compose(outer: slice, inner: slice) -> slice:
-    """``outer`` then ``inner`` as one slice (both with step 1, non-negative bounds)."""
-    start = (outer.start or 0) + (inner.start or 0)
-    return slice(start, start + (inner.stop - (inner.start or 0)))

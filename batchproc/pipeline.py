@@ -1,14 +1,15 @@
 """Pipelines: an ordered list of steps, from a YAML/JSON file, ``--step`` strings or
 code; validated against the registry before anything runs, and planned into
-stages: consecutive local operations fuse into one ``map_overlap`` (their halos
-add up), a global operation (equalize, astype) starts a new stage.
+stages. A run binds the pipeline to its input once, into a plan
+(:mod:`batchproc.plan`); :meth:`Pipeline.apply` builds the same steps as a lazy
+dask array, in stages: consecutive local operations fuse into one ``map_overlap``
+(their halos add up), a global operation (equalize, astype) starts a new stage.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +19,9 @@ import dask.array as da
 import numpy as np
 import yaml
 
-from batchproc._version import __version__
 from batchproc.errors import BatchprocError
 from batchproc.ops import REGISTRY, Context, Operation, get
-from batchproc.overlap import map_stage, stage_edges
+from batchproc.overlap import map_stage, stage_edges, stage_halo
 
 VERSION = 1
 TOP_LEVEL_KEYS = ("version", "steps")
@@ -121,38 +121,24 @@ class Pipeline:
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
-    # ------------------------------------------------------------ planning and running
+    # ------------------------------------------------------------ running
 
-    def bind(self, ndim: int, dtype: np.dtype) -> list[tuple[Operation, dict[str, Any]]]:
-        """Each step's parameters validated against the input it will receive."""
-        bound = []
-        for step in self.steps:
-            params = step.op.validate(step.given, step.context(ndim, np.dtype(dtype)))
-            bound.append((step.op, params))
-            dtype = np.dtype(step.op.dtype(np.dtype(dtype), params))
-        return bound
+    def stages(self, ndim: int, dtype: np.dtype) -> list[Stage]:
+        """The steps bound to an ``ndim``-dimensional ``dtype`` input, as dask runs
+        them (:meth:`apply`): runs of local steps that share one ``map_overlap``,
+        and the global steps between them."""
+        from batchproc.plan import bind
 
-    def working_itemsize(self, ndim: int, dtype: np.dtype) -> int:
-        """The widest item size a block takes on its way through the pipeline."""
-        size = np.dtype(dtype).itemsize
-        for op, params in self.bind(ndim, dtype):
-            dtype = np.dtype(op.dtype(np.dtype(dtype), params))
-            size = max(size, dtype.itemsize)
-        return size
-
-    def plan(self, ndim: int, dtype: np.dtype) -> list[Stage]:
-        """Stages: runs of local steps that can share one map_overlap, and globals."""
         stages: list[Stage] = []
         current: list[tuple[Operation, dict[str, Any]]] = []
 
         def close() -> None:
             if current:
-                from batchproc.overlap import stage_halo
-
                 stages.append(Stage("local", tuple(current), stage_halo(current, ndim)))
                 current.clear()
 
-        for op, params in self.bind(ndim, dtype):
+        for step in bind(self.steps, ndim, dtype):
+            op, params = step.op, dict(step.params)
             if op.kind == "global":
                 close()
                 stages.append(Stage("global", ((op, params),), (0,) * ndim))
@@ -165,57 +151,37 @@ class Pipeline:
         return stages
 
     def apply(self, x: Any) -> da.Array:
-        """The pipeline applied to ``x``, lazily."""
-        from batchproc.apply import as_array
+        """The pipeline applied to ``x``, lazily, as a dask array."""
+        from batchproc.apply import as_array, global_apply
 
         array = as_array(x, "pipeline")
-        for stage in self.plan(array.ndim, np.dtype(array.dtype)):
+        for stage in self.stages(array.ndim, np.dtype(array.dtype)):
             if stage.kind == "local":
                 array = map_stage(array, stage.steps)
             else:
                 (op, params), = stage.steps
-                assert op.apply is not None
-                array = op.apply(array, **params)
+                array = global_apply(array, op, params)
         return array
 
-    def run(self, input: Any, output: str | Path, *, chunks: Any = None, **write_options: Any) -> str:
+    def plan(self, input: Any, chunks: Sequence[int] | None = None) -> Any:
+        """The plan of running this pipeline on ``input`` (a path or URL): stages,
+        halo, blocks, output chunks and memory, made without reading a voxel
+        (``batchproc run --dry-run`` prints it)."""
+        from batchproc.engine.jobs import plan_run
+
+        return plan_run(self, input, None if chunks is None else tuple(chunks))
+
+    def run(self, input: Any, output: str | Path, *, chunks: Sequence[int] | None = None, **write_options: Any) -> str:
         """Open ``input``, apply the pipeline, write OME-Zarr to ``output``.
 
-        Blocks are ``chunks`` when given, else sized so that a block takes about
-        32 MiB at the widest dtype it passes through; the store's chunks are the
-        blocks."""
-        from batchproc.io import Image, open_image, write
-        from batchproc.io.readers import auto_chunks, input_stamp
+        ``chunks`` are the output's chunks (default: about 32 MiB at the widest
+        dtype a block passes through, whole multiples of the input's own); the
+        engine computes blocks of several chunks where chunks are small.
+        ``write_options``: ``codec``, ``levels``, ``overwrite``, ``resume``
+        (see :func:`batchproc.write`)."""
+        from batchproc.engine.jobs import run_pipeline
 
-        image = open_image(input, chunks)
-        if chunks is None:
-            # Size the blocks by what they become (a float64 stage on uint16 data
-            # holds 4x the input's bytes per block), not by what is read.
-            native = image.meta.get("native_chunks")
-            blocks = auto_chunks(image.data.shape, image.data.dtype, native, self.working_itemsize(image.data.ndim, image.data.dtype))
-            if blocks != image.data.chunksize:
-                # Opened again with these blocks rather than rechunked: split reads
-                # keep dask's order depth-first (a rechunk on top let reads run ahead:
-                # 3.6 GB peak on 4 GB against 1.4 GB).
-                image = open_image(input, blocks)
-        result = self.apply(image.data)
-        started = time.time()
-        provenance = {
-            "batchproc": __version__,
-            "pipeline": self.to_dict(),
-            "input": image.source,
-            "input_shape": list(image.data.shape),
-            "input_dtype": str(image.data.dtype),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        }
-        stamp = input_stamp(str(input)) if isinstance(input, (str, Path)) else {}
-        # The job: pipeline, input (where, and its size and mtime), shape and dtype.
-        key = f"{self.fingerprint()}:{image.source}:{sorted(stamp.items())}:{image.data.shape}:{image.data.dtype}"
-        out = Image(result, image.axes, image.spacing, image.source, image.meta)
-        if isinstance(chunks, tuple) and len(chunks) == result.ndim:
-            # Blocks the user chose are also the store's chunks (and so the unit of resume).
-            write_options.setdefault("chunks", chunks)
-        return write(out, output, provenance=provenance, layout_key=key, **write_options)
+        return run_pipeline(self, input, output, chunks=None if chunks is None else tuple(chunks), **write_options)
 
 
 def _plain(value: Any) -> Any:

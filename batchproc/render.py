@@ -53,7 +53,7 @@ def _plane(x: Any, axis: int, index: int | None, name: str) -> np.ndarray:
             raise BatchprocError(f"--slice: index must be from 0 to {x.shape[axis] - 1} along axis {axis} of {name}; got {i}.")
         x = x[(slice(None),) * axis + (i,)]
         axis, index = 0, None
-    from batchproc.execute import compute
+    from batchproc.engine import compute
 
     return np.asarray(compute([x])[0] if hasattr(x, "compute") else x)
 

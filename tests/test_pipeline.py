@@ -89,7 +89,7 @@ def test_fused_pipeline_equals_steps_one_after_another(data: st.DataObject) -> N
 def test_local_steps_fuse_into_one_map_overlap() -> None:
     p = Pipeline([{"op": "gaussian_filter", "sigma": 2}, {"op": "sobel_magnitude"}, {"op": "threshold", "above": 40}])
     x = da.zeros((256, 256), chunks=64, dtype=np.uint16)
-    stages = p.plan(2, x.dtype)
+    stages = p.stages(2, x.dtype)
     assert [s.kind for s in stages] == ["local"] and stages[0].halo == (9, 9)
     y = p.apply(x)
     assert [name for name in y.dask.layers if name.startswith("batchproc-")] == [
@@ -104,7 +104,7 @@ def test_global_step_splits_stages_and_wrap_disagreement_splits_too() -> None:
         {"op": "median_filter", "size": 3, "mode": "wrap"},
         {"op": "uniform_filter", "size": 3},
     ])
-    kinds = [(s.kind, [op.name for op, _ in s.steps]) for s in p.plan(2, np.dtype(np.uint8))]
+    kinds = [(s.kind, [op.name for op, _ in s.steps]) for s in p.stages(2, np.dtype(np.uint8))]
     assert kinds == [("local", ["gaussian_filter"]), ("global", ["equalize"]), ("local", ["median_filter"]), ("local", ["uniform_filter"])]
 
 

@@ -8,12 +8,11 @@ import collections
 import glob as globlib
 import os
 import re
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 
@@ -27,20 +26,61 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif"}
 DICOM_SUFFIXES = {".dcm", ".dicom", ".ima", ""}
 
 
-@dataclass(frozen=True)
 class Image:
-    """A lazily opened image: the pixels as a dask array and what is known of them.
+    """An opened image: its pixels (a lazy dask array) and what is known of them.
 
+    data:    the pixels, a dask array; built on first use from ``reader`` when the
+             image was opened from a file (until then, no dask graph exists).
     axes:    one letter per dimension (``"zyx"``, ``"yx"``, ``"xyzt"`` for NIfTI).
     spacing: physical size of a voxel per axis (1.0 where unknown).
     source:  where the data came from; ``meta`` holds format-specific facts.
+    reader:  the array-like the pixels are read from (any box of voxels by slicing,
+             in native byte order; it pickles, for the workers of a cluster), or None.
+    native:  the file's own chunks, the unit in which ``reader`` reads, or None.
+    chunks:  the blocks ``data`` is cut in (default: about 32 MiB, whole native chunks).
     """
 
-    data: da.Array
-    axes: str
-    spacing: tuple[float, ...]
-    source: str
-    meta: dict[str, Any] = field(default_factory=dict)
+    def __init__(
+        self,
+        data: da.Array | None,
+        axes: str,
+        spacing: tuple[float, ...],
+        source: str,
+        meta: dict[str, Any] | None = None,
+        reader: Any = None,
+        native: tuple[int, ...] | None = None,
+        chunks: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        if data is None and reader is None:
+            raise TypeError("Image needs data or a reader")
+        self._data, self.reader, self.native, self._chunks = data, reader, native, chunks
+        self._dtype = np.dtype(dtype) if dtype is not None else None
+        self.axes, self.spacing, self.source, self.meta = axes, tuple(spacing), source, dict(meta or {})
+
+    @property
+    def data(self) -> da.Array:
+        if self._data is None:
+            self._data = _chunked(self.reader, self.shape, self.dtype, self._chunks, self.native)
+        return self._data
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(n) for n in (self._data if self._data is not None else self.reader).shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype of the voxels as read (``reader`` may store another byte order)."""
+        if self._data is not None:
+            return np.dtype(self._data.dtype)
+        return self._dtype if self._dtype is not None else np.dtype(self.reader.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __repr__(self) -> str:
+        return f"Image({self.source!r}, shape={self.shape}, dtype={self.dtype}, axes={self.axes!r})"
 
 
 def default_axes(ndim: int) -> str:
@@ -213,15 +253,37 @@ def _open_stack(files: Sequence[Path], chunks: Any, source: str, squeeze: bool =
             raise BatchprocError(
                 f"input: {str(f)!r} is {other[0]} {other[1]}, unlike the first image {str(files[0])!r} ({shape} {dtype})."
             )
-    slices = [
-        da.from_delayed(dask.delayed(_read_slice)(f, shape, dtype), shape=shape, dtype=dtype, meta=np.empty((0,) * len(shape), dtype))
-        for f in files
-    ]
-    data = slices[0] if squeeze else da.stack(slices)
-    if chunks is not None:
-        data = data.rechunk(chunks)
-    axes = default_axes(data.ndim) if len(shape) == 2 or squeeze else default_axes(data.ndim)
-    return Image(data, axes, (1.0,) * data.ndim, source, {"format": "image stack", "files": len(files)})
+    reader = Planes(tuple(files), _read_slice, (shape, dtype), shape, dtype, squeeze)
+    ndim = len(reader.shape)
+    return Image(None, default_axes(ndim), (1.0,) * ndim, source, {"format": "image stack", "files": len(files)}, reader, reader.native, chunks)
+
+
+class Planes:
+    """An array-like over files that each hold one plane (or, ``squeeze``d, the one
+    file that holds the whole image): reading a box reads the files it spans.
+
+    ``read(path, *args)`` returns one file's pixels; it and its arguments are all
+    that travels to the workers of a cluster."""
+
+    def __init__(self, files: tuple[Path, ...], read: Any, args: tuple[Any, ...], plane: tuple[int, ...], dtype: np.dtype, squeeze: bool = False) -> None:
+        self.files, self.read, self.args, self.dtype = files, read, args, np.dtype(dtype)
+        self.squeeze = squeeze and len(files) == 1
+        self.shape = tuple(plane) if self.squeeze else (len(files), *plane)
+        self.ndim = len(self.shape)
+        self.native = self.shape if self.squeeze else (1, *plane)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if self.squeeze:
+            return np.asarray(self.read(self.files[0], *self.args))[key]
+        key = key if isinstance(key, tuple) else (key,)
+        first, rest = key[0], key[1:]
+        if isinstance(first, slice):
+            planes = [np.asarray(self.read(self.files[i], *self.args))[rest] for i in range(*first.indices(len(self.files)))]
+            return np.stack(planes) if planes else np.empty((0, *self.shape[1:]), self.dtype)[(slice(None), *rest)]
+        return np.asarray(self.read(self.files[int(first)], *self.args))[rest]
+
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
+        return ("batchproc-planes", tuple(map(str, self.files)), self.read.__name__, self.args[:0], self.shape, str(self.dtype))
 
 
 # ---------------------------------------------------------------- TIFF, zarr, HDF5, NIfTI
@@ -237,8 +299,10 @@ class Reopening:
     _opened: collections.OrderedDict[tuple[Any, ...], Any] = collections.OrderedDict()
     _keep = 16  # open files per process: a batch over thousands of files must not run out of handles
 
-    def __init__(self, opener: Any, *args: Any, opened: Any = None) -> None:
-        self.opener, self.args = opener, args
+    _locks: dict[tuple[Any, ...], threading.Lock] = collections.defaultdict(threading.Lock)
+
+    def __init__(self, opener: Any, *args: Any, opened: Any = None, lock: bool = False) -> None:
+        self.opener, self.args, self.lock = opener, args, lock
         array = opened if opened is not None else self._array()
         if opened is not None:
             self._remember(opened)
@@ -262,7 +326,11 @@ class Reopening:
         return self._remember(self.opener(*self.args))
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        return np.asarray(self._array()[key])
+        if not self.lock:
+            return np.asarray(self._array()[key])
+        # (h5py is not thread-safe: one read at a time per file.)
+        with Reopening._locks[self._key()]:
+            return np.asarray(self._array()[key])
 
     def __dask_tokenize__(self) -> tuple[Any, ...]:
         return (self._key()[:-1], self.shape, str(self.dtype))
@@ -288,9 +356,9 @@ def _open_tiff(path: Path, chunks: Any) -> Image:
         raise BatchprocError(f"input: cannot read {str(path)!r} as a TIFF: {err}") from None
     if not hasattr(z, "shape"):
         raise BatchprocError(f"input: {str(path)!r} holds no image array.")
-    data = _chunked(Reopening(_tiff_array, path, opened=z), z.shape, z.dtype, chunks, z.chunks)
-    axes, spacing = _tiff_axes_spacing(path, data.ndim)
-    return Image(data, axes, spacing, str(path), {"format": "tiff", "native_chunks": z.chunks})
+    reader = Reopening(_tiff_array, path, opened=z)
+    axes, spacing = _tiff_axes_spacing(path, len(z.shape))
+    return Image(None, axes, spacing, str(path), {"format": "tiff", "native_chunks": z.chunks}, reader, tuple(z.chunks), chunks)
 
 
 def _tiff_axes_spacing(path: Path, ndim: int) -> tuple[str, tuple[float, ...]]:
@@ -342,8 +410,7 @@ def _open_zarr(path: Path, chunks: Any, level: Any) -> Image:
         axes, spacing = None, None
         files = open_chunk_files(path, meta) if meta is not None else None
     if files is not None:
-        data = _chunked(files, files.shape, files.dtype.newbyteorder("="), chunks, files.chunks)
-        native = files.chunks
+        native, reader, ndim, dtype = files.chunks, files, len(files.shape), files.dtype.newbyteorder("=")
     else:
         import zarr
 
@@ -356,14 +423,17 @@ def _open_zarr(path: Path, chunks: Any, level: Any) -> Image:
             dataset, axes, spacing = _multiscale(attrs.get("ome", attrs), path, level)
             node = node[dataset]
         # (A zarr v3 array on disk that chunk files could read was taken above.)
-        data = _chunked(node, node.shape, node.dtype, chunks, node.chunks)
-        native = node.chunks
+        native, reader, ndim, dtype = node.chunks, node, len(node.shape), node.dtype
     return Image(
-        data,
-        axes if axes and len(axes) == data.ndim else default_axes(data.ndim),
-        spacing if spacing and len(spacing) == data.ndim else (1.0,) * data.ndim,
+        None,
+        axes if axes and len(axes) == ndim else default_axes(ndim),
+        spacing if spacing and len(spacing) == ndim else (1.0,) * ndim,
         str(path),
         {"format": "zarr", "native_chunks": native},
+        reader,
+        tuple(native),
+        chunks,
+        dtype,
     )
 
 
@@ -402,8 +472,9 @@ def _open_hdf5(path: Path, dataset: str | None, chunks: Any) -> Image:
         raise BatchprocError(f"input: {str(path)!r} has no dataset {dataset!r}.")
     d = f[dataset]
     # h5py is not thread-safe: one read at a time per file.
-    data = _chunked(Reopening(_hdf5_dataset, path, dataset, opened=d), d.shape, d.dtype, chunks, d.chunks, lock=True)
-    return Image(data, default_axes(data.ndim), (1.0,) * data.ndim, f"{path}:{dataset}", {"format": "hdf5"})
+    reader = Reopening(_hdf5_dataset, path, dataset, opened=d, lock=True)
+    ndim = len(d.shape)
+    return Image(None, default_axes(ndim), (1.0,) * ndim, f"{path}:{dataset}", {"format": "hdf5"}, reader, tuple(d.chunks) if d.chunks else None, chunks)
 
 
 def _open_nifti(path: Path, chunks: Any) -> Image:
@@ -419,9 +490,9 @@ def _open_nifti(path: Path, chunks: Any) -> Image:
     slope, inter = getattr(proxy, "slope", 1.0), getattr(proxy, "inter", 0.0)
     scaled = not (slope in (1.0, None) and inter in (0.0, None))
     dtype = np.dtype(np.float64) if scaled else np.dtype(header_dtype).newbyteorder("=")
-    data = _chunked(_NativeOrder(proxy, dtype, shape), shape, dtype, chunks, None)
+    reader = _NativeOrder(proxy, dtype, shape)
     zooms = tuple(float(z) for z in img.header.get_zooms())
-    return Image(data, "xyzt"[: len(shape)] if len(shape) <= 4 else default_axes(len(shape)), zooms, str(path), {"format": "nifti"})
+    return Image(None, "xyzt"[: len(shape)] if len(shape) <= 4 else default_axes(len(shape)), zooms, str(path), {"format": "nifti"}, reader, None, chunks)
 
 
 class _NativeOrder:
@@ -471,29 +542,22 @@ def _open_dicom_series(files: Sequence[Path], chunks: Any, series: str | None, r
     dtype = _dicom_dtype(first, rescale)
     pixel = [float(v) for v in getattr(first, "PixelSpacing", [1.0, 1.0])]
     if frames > 1 and len(ordered) == 1:
-        f = ordered[0][0]
         shape: tuple[int, ...] = (frames, rows, cols)
-        data = da.from_delayed(dask.delayed(_read_dicom)(f, shape, dtype, rescale), shape=shape, dtype=dtype, meta=np.empty((0, 0, 0), dtype))
+        reader = Planes((ordered[0][0],), _read_dicom, (shape, dtype, rescale), shape, dtype, squeeze=True)
         thickness = float(getattr(first, "SpacingBetweenSlices", getattr(first, "SliceThickness", 1.0)) or 1.0)
         spacing = (thickness, *pixel)
     else:
         shape = (rows, cols)
-        slices = [
-            da.from_delayed(dask.delayed(_read_dicom)(f, shape, dtype, rescale), shape=shape, dtype=dtype, meta=np.empty((0, 0), dtype))
-            for f, _ in ordered
-        ]
-        data = da.stack(slices) if len(slices) > 1 else slices[0]
+        reader = Planes(tuple(f for f, _ in ordered), _read_dicom, (shape, dtype, rescale), shape, dtype, squeeze=len(ordered) == 1)
         positions = [p for _, p in _positions(ordered)]
-        if len(slices) > 1:
+        if len(ordered) > 1:
             gaps = np.diff(positions) if None not in positions else []
             step = float(np.median(np.abs(gaps))) if len(gaps) else float(getattr(first, "SliceThickness", 1.0) or 1.0)
             spacing = (step or 1.0, *pixel)
         else:
             spacing = tuple(pixel)
-    if chunks is not None:
-        data = data.rechunk(chunks)
     meta = {"format": "dicom", "series": str(getattr(first, "SeriesInstanceUID", "")), "files": len(ordered), "modality": str(getattr(first, "Modality", ""))}
-    return Image(data, default_axes(data.ndim), tuple(float(s) for s in spacing), source, meta)
+    return Image(None, default_axes(len(reader.shape)), tuple(float(s) for s in spacing), source, meta, reader, reader.native, chunks)
 
 
 def _positions(headers: Sequence[tuple[Path, Any]]) -> list[tuple[Path, float | None]]:

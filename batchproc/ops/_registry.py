@@ -25,8 +25,9 @@ Edge = Literal["none", "periodic", "whole"]
 - ``local``: each output voxel depends on a bounded neighbourhood (the halo); runs
   block by block with overlap, and fuses with its neighbours in a pipeline.
 - ``pointwise``: a local operation with no halo.
-- ``global``: needs a pass over the whole array first (histogram, equalize); it
-  builds its own dask graph and splits a pipeline into stages.
+- ``global``: needs passes over the whole array first (histogram, equalize): each
+  pass reduces every block to a small array (:class:`Pass`), and once the passes
+  are done the operation runs voxel by voxel (``finish``).
 """
 
 
@@ -53,6 +54,37 @@ class Param:
 
 
 BlockFn = Callable[..., np.ndarray]
+Combine = Literal["sum", "range"]
+#: How the blocks' partial results of a :class:`Pass` become one: ``sum`` adds them;
+#: ``range`` takes ``[min, max]`` pairs to the smallest min and the largest max.
+COMBINES: tuple[Combine, ...] = ("sum", "range")
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One reduction over the whole array that a global operation needs before it
+    can run block by block.
+
+    ``partial(block, *earlier)`` reduces one block (its exact part, never a halo) to
+    an array of ``shape``, given the results of the passes before this one; the
+    blocks' partials are combined by ``combine``. A count does not depend on how the array
+    is chunked, so the combined result equals one computed on the whole array.
+    """
+
+    partial: Callable[..., np.ndarray]
+    shape: tuple[int, ...]
+    combine: Combine = "sum"
+
+
+def combine(kind: Combine, parts: list[np.ndarray]) -> np.ndarray:
+    """The partials of a :class:`Pass` combined into its result."""
+    if kind == "sum":
+        total = np.array(parts[0], copy=True)
+        for part in parts[1:]:
+            total += part
+        return total
+    stacked = np.stack(parts)
+    return np.stack([stacked[:, 0].min(axis=0), stacked[:, 1].max(axis=0)])
 HaloFn = Callable[[Mapping[str, Any], int], tuple[int, ...]]
 DtypeFn = Callable[[np.dtype, Mapping[str, Any]], np.dtype]
 RelateFn = Callable[[dict[str, Any], Context], None]
@@ -94,7 +126,12 @@ class Operation:
                ``block`` for that input, or None where it does not apply.
     halo:      per-axis reach of one output voxel into the input, from the parameters.
     dtype:     the output dtype from the input dtype and the parameters.
-    apply:     for global ops, ``apply(x: dask.array.Array, *aligned, **params)``.
+    passes:    for global ops in pipelines, ``passes(dtype, params)`` -> the
+               :class:`Pass` es to run first, in order.
+    finish:    for global ops in pipelines, ``finish(dtype, params)`` -> a voxel-wise
+               ``fn(block, *results)`` given every pass's result.
+    apply:     for global ops outside pipelines (histogram), ``apply(x, **params)``
+               -> the lazy result and the function that turns it into scipy's.
     relate:    checks between parameters once the input's ndim/dtype are known.
     scipy:     True when ``scipy.ndimage`` has a function of this name and signature.
     """
@@ -108,6 +145,8 @@ class Operation:
     halo: HaloFn = no_halo
     dtype: DtypeFn = same_dtype
     apply: Callable[..., Any] | None = None
+    passes: Callable[[np.dtype, Mapping[str, Any]], tuple[Pass, ...]] | None = None
+    finish: Callable[[np.dtype, Mapping[str, Any]], BlockFn] | None = None
     relate: RelateFn | None = None
     scipy: bool = False
     in_pipeline: bool = True

@@ -7,49 +7,55 @@ voxel is assigned to its bin by the same comparisons scipy/numpy make.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dask.array as da
 import numpy as np
 
 from batchproc.errors import BatchprocError
-from batchproc.execute import compute
 from batchproc.ops import _checks as c
-from batchproc.ops._registry import Operation, Param, register
+from batchproc.ops._registry import Operation, Param, Pass, register
 
 CountFn = Callable[..., np.ndarray]
 
 
-def lazy_counts(
-    x: da.Array, count_block: CountFn, shape: tuple[int, ...], *aligned: da.Array, scalars: tuple[da.Array, ...] = ()
+def lazy_partials(
+    x: da.Array, partial: CountFn, shape: tuple[int, ...], *aligned: da.Array, scalars: tuple[da.Array, ...] = (), dtype: Any = np.float64
 ) -> da.Array:
-    """Apply ``count_block(block, *aligned_blocks, *scalars) -> int64 array of shape``
-    to every block and sum the results (a lazy tree reduction). ``aligned`` arrays
-    are chunked like ``x``; ``scalars`` are 0-d arrays passed whole to every block."""
+    """``partial(block, *aligned_blocks, *scalars) -> array of shape`` on every block,
+    lazily: an array of the blocks' partials, indexed by block then ``shape``.
+    ``aligned`` arrays are chunked like ``x``; ``scalars`` (small arrays) are passed
+    whole to every block."""
     ndim = x.ndim
     ind = tuple(range(ndim))
     new = tuple(range(ndim, ndim + len(shape)))
 
     def per_block(block: np.ndarray, *extra: np.ndarray) -> np.ndarray:
-        counts = np.asarray(count_block(block, *extra), dtype=np.int64)
-        return counts.reshape((1,) * ndim + shape)
+        part = np.asarray(partial(block, *extra))
+        return part.reshape((1,) * ndim + shape)
 
     args: list[Any] = [x, ind]
     for a in aligned:
         args += [a, ind]
-    for s in scalars:
-        args += [s, ()]
-    parts = da.blockwise(
+    for k, s in enumerate(scalars):
+        args += [s.rechunk(-1) if s.ndim else s, tuple(range(100 + k * 8, 100 + k * 8 + s.ndim))]
+    return da.blockwise(
         per_block,
         ind + new,
         *args,
         new_axes=dict(zip(new, shape, strict=True)),
         adjust_chunks={a: 1 for a in ind},
-        dtype=np.int64,
-        meta=np.empty((0,) * (ndim + len(shape)), np.int64),
+        concatenate=True,
+        meta=np.empty((0,) * (ndim + len(shape)), dtype),
     )
-    return parts.sum(axis=ind, dtype=np.int64)
+
+
+def lazy_counts(x: da.Array, count_block: CountFn, shape: tuple[int, ...], *aligned: da.Array) -> da.Array:
+    """``count_block(block, *aligned_blocks) -> int64 array of shape`` on every block,
+    summed (a lazy tree reduction)."""
+    parts = lazy_partials(x, lambda *blocks: np.asarray(count_block(*blocks), dtype=np.int64), shape, *aligned, dtype=np.int64)
+    return parts.sum(axis=tuple(range(x.ndim)), dtype=np.int64)
 
 
 # ---------------------------------------------------------------- histogram
@@ -95,13 +101,14 @@ def block_histogram(dtype: np.dtype, edges: np.ndarray) -> CountFn:
 
 def histogram_apply(
     x: da.Array, min: float, max: float, bins: int, labels: Any = None, index: Any = None
-) -> Any:
-    """scipy.ndimage.histogram on a dask array: computes and returns numpy, like scipy."""
+) -> tuple[da.Array, Callable[[np.ndarray], Any]]:
+    """scipy.ndimage.histogram on a dask array: the counts, lazily, and the function
+    that turns them into scipy's result once computed."""
     edges = _histogram_edges(min, max, bins)
     if labels is None:
         if index is not None:
             raise BatchprocError("histogram: parameter 'index' needs 'labels'.")
-        return compute([lazy_counts(x, block_histogram(np.dtype(x.dtype), edges), (bins,))])[0]
+        return lazy_counts(x, block_histogram(np.dtype(x.dtype), edges), (bins,)), np.asarray
 
     lab = labels if isinstance(labels, da.Array) else da.asarray(np.asarray(labels))
     try:
@@ -113,7 +120,7 @@ def histogram_apply(
         ) from None
     lab = lab.rechunk(xb.chunks)
     if index is None:
-        return compute([lazy_counts(xb, lambda b, lb: np.histogram(b[lb > 0], edges)[0], (bins,), lab)])[0]
+        return lazy_counts(xb, lambda b, lb: np.histogram(b[lb > 0], edges)[0], (bins,), lab), np.asarray
 
     scalar = np.isscalar(index)
     idx = np.atleast_1d(np.asarray(index))
@@ -134,12 +141,14 @@ def histogram_apply(
                 out[i, 1:] = np.histogram(b[sel], edges)[0]
         return out
 
-    totals = compute([lazy_counts(xb, count, (idx.size, bins + 1), lab)])[0]
-    result = np.empty(idx.shape, dtype=object)
-    for i in range(idx.size):
-        # scipy leaves None where a label does not occur.
-        result[i] = totals[i, 1:] if totals[i, 0] else None
-    return result[0] if scalar else result
+    def per_label(totals: np.ndarray) -> Any:
+        result = np.empty(idx.shape, dtype=object)
+        for i in range(idx.size):
+            # scipy leaves None where a label does not occur.
+            result[i] = totals[i, 1:] if totals[i, 0] else None
+        return result[0] if scalar else result
+
+    return lazy_counts(xb, count, (idx.size, bins + 1), lab), per_label
 
 
 def _relate_histogram(params: dict[str, Any], ctx: c.Context) -> None:
@@ -171,16 +180,6 @@ register(
 
 
 # ---------------------------------------------------------------- equalize
-
-
-def _blockwise_with(fn: Callable[..., np.ndarray], x: da.Array, dtype: np.dtype, *tables: da.Array) -> da.Array:
-    """``fn(block, *tables)`` on every block, each table (small, 0-d or 1-d) passed whole."""
-    ind = tuple(range(x.ndim))
-    args: list[Any] = [x, ind]
-    for k, table in enumerate(tables):
-        table = table.rechunk(-1) if table.ndim else table
-        args += [table, tuple(range(100 + k, 100 + k + table.ndim))]
-    return da.blockwise(fn, ind, *args, dtype=dtype, concatenate=True, meta=np.empty((0,) * x.ndim, dtype))
 
 
 def _integer_range(dtype: np.dtype, lo: Any, hi: Any) -> tuple[int, int] | None:
@@ -217,53 +216,69 @@ def _value_counter(dtype: np.dtype, lo: int, hi: int) -> CountFn:
     return count
 
 
-def equalize_apply(x: da.Array, bins: int | None, min: Any, max: Any, out_max: Any) -> da.Array:
-    """Histogram equalization as in the course: ``cdf[im] * max``.
+def block_range(b: np.ndarray) -> np.ndarray:
+    """``[min, max]`` of a block, in float64 (NaN if it holds one, as numpy's)."""
+    return np.array([b.min(), b.max()], dtype=np.float64)
 
-    Integer images with a known range (8/16-bit, or ``min``/``max`` given) and no
-    ``bins``: one bin per integer value (exact). Otherwise ``bins`` equal bins (256
-    by default) over [min, max] (default: the data's range, a lazy global pass).
-    Values below the range map to 0, above it to ``out_max``.
-    """
-    dtype = np.dtype(x.dtype)
-    exact = _integer_range(dtype, min, max) if (dtype.kind in "biu" and bins is None) else None
+
+def _equalize_range(params: Mapping[str, Any]) -> Callable[..., tuple[float, float]]:
+    """The range of the bins: ``min``/``max`` where given, else the data's (the
+    result of the range pass, the first argument after the block)."""
+
+    def bounds(*earlier: np.ndarray) -> tuple[float, float]:
+        data = earlier[0] if earlier else None
+        lo = float(params["min"]) if params["min"] is not None else float(data[0])
+        hi = float(params["max"]) if params["max"] is not None else float(data[1])
+        return lo, hi
+
+    return bounds
+
+
+def equalize_passes(dtype: np.dtype, params: Mapping[str, Any]) -> tuple[Pass, ...]:
+    """Integer images with a known range (8/16-bit, or ``min``/``max`` given) and no
+    ``bins``: one pass counting each integer value (exact). Otherwise ``bins`` equal
+    bins (256 by default) over [min, max], after a pass for the data's range when
+    either is not given."""
+    exact = _integer_range(dtype, params["min"], params["max"]) if (dtype.kind in "biu" and params["bins"] is None) else None
+    if exact is not None:
+        return (Pass(_value_counter(dtype, *exact), (exact[1] - exact[0] + 1,)),)
+    nbins = 256 if params["bins"] is None else params["bins"]
+    bounds = _equalize_range(params)
+
+    def count(b: np.ndarray, *earlier: np.ndarray) -> np.ndarray:
+        return np.histogram(b, _histogram_edges(*bounds(*earlier), nbins))[0]
+
+    ranged = params["min"] is None or params["max"] is None
+    return (Pass(block_range, (2,), "range"), Pass(count, (nbins,))) if ranged else (Pass(count, (nbins,)),)
+
+
+def equalize_finish(dtype: np.dtype, params: Mapping[str, Any]) -> Callable[..., np.ndarray]:
+    """Histogram equalization as in the course: ``cdf[im] * max``, given the passes'
+    counts. Values below the range map to 0, above it to ``out_max``."""
+    exact = _integer_range(dtype, params["min"], params["max"]) if (dtype.kind in "biu" and params["bins"] is None) else None
+    out_max = params["out_max"]
     if exact is not None:
         lo, hi = exact
         n = hi - lo + 1
-        top = float(hi) if out_max is None else out_max
+        top = float(hi) if out_max is None else float(out_max)
 
-        count = _value_counter(dtype, lo, hi)
-
-        hist = lazy_counts(x, count, (n,))
-        cdf = hist.cumsum(axis=0) / hist.sum()
-        table = da.concatenate([da.zeros(1, dtype=np.float64), cdf]) * top
-
-        def lookup(b: np.ndarray, t: np.ndarray) -> np.ndarray:
+        def lookup(b: np.ndarray, hist: np.ndarray) -> np.ndarray:
+            table = np.concatenate([np.zeros(1), hist.cumsum() / hist.sum()]) * top
             v = b.astype(np.int64, copy=False) - lo + 1
-            return t[np.clip(v, 0, n)]
+            return table[np.clip(v, 0, n)]
 
-        return _blockwise_with(lookup, x, np.dtype(np.float64), table)
+        return lookup
+    nbins = 256 if params["bins"] is None else params["bins"]
+    bounds = _equalize_range(params)
 
-    nbins = 256 if bins is None else bins
-    lo_a = da.asarray(float(min)) if min is not None else x.min()
-    hi_a = da.asarray(float(max)) if max is not None else x.max()
+    def lookup_bins(b: np.ndarray, *results: np.ndarray) -> np.ndarray:
+        *earlier, counts = results
+        lo, hi = bounds(*earlier)
+        table = np.concatenate([np.zeros(1), counts.cumsum() / counts.sum()])
+        k = np.searchsorted(_histogram_edges(lo, hi, nbins), b, side="right")
+        return table[np.minimum(k, nbins)] * (hi if out_max is None else float(out_max))
 
-    def edges_of(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        return _histogram_edges(float(lo), float(hi), nbins)
-
-    def count(b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        return np.histogram(b, edges_of(lo, hi))[0]
-
-    counts = lazy_counts(x, count, (nbins,), scalars=(lo_a, hi_a))
-    cdf = counts.cumsum(axis=0) / counts.sum()
-    top_a = hi_a.astype(np.float64) if out_max is None else da.asarray(float(out_max))
-    table = da.concatenate([da.zeros(1, dtype=np.float64), cdf])
-
-    def lookup_bins(b: np.ndarray, t: np.ndarray, lo: np.ndarray, hi: np.ndarray, top: np.ndarray) -> np.ndarray:
-        k = np.searchsorted(edges_of(lo, hi), b, side="right")
-        return t[np.minimum(k, nbins)] * top[()]
-
-    return _blockwise_with(lookup_bins, x, np.dtype(np.float64), table, lo_a, hi_a, top_a)
+    return lookup_bins
 
 
 #: The most bins of the exact one-bin-per-integer equalization (128 MiB of counts).
@@ -293,7 +308,7 @@ register(
     Operation(
         name="equalize",
         summary="Histogram equalization: each value replaced by its CDF times out_max (cdf[im] * max).",
-        doc=equalize_apply.__doc__ or "",
+        doc=(equalize_passes.__doc__ or "") + "\n\n" + (equalize_finish.__doc__ or ""),
         params=(
             Param("bins", c.optional(c.integer(1)), None, "number of bins (default: one per integer value; 256 for floats)"),
             Param("min", c.optional(c.real()), None, "bottom of the range (default: dtype minimum for 8/16-bit, else data minimum)"),
@@ -301,7 +316,8 @@ register(
             Param("out_max", c.optional(c.real()), None, "value the CDF is multiplied by (default: the top of the range)"),
         ),
         kind="global",
-        apply=equalize_apply,
+        passes=equalize_passes,
+        finish=equalize_finish,
         relate=_relate_equalize,
         dtype=lambda dtype, params: np.dtype(np.float64),
         compiled_global=True,

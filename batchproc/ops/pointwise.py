@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import dask.array as da
 import numpy as np
 
 from batchproc.ops import _checks as c
-from batchproc.ops._registry import Operation, Param, register
+from batchproc.ops._registry import Operation, Param, Pass, register
+from batchproc.ops.measure import block_range
 from batchproc.ops.expr import compile_expression, result_dtype
 
 
@@ -136,18 +136,24 @@ def rescale_block(x: np.ndarray, lo: Any, hi: Any, *, dtype: np.dtype) -> np.nda
     return y.astype(dtype)
 
 
-def astype_apply(x: da.Array, dtype: np.dtype, rescale: bool, in_range: Any) -> da.Array:
+def astype_passes(dtype: np.dtype, params: Mapping[str, Any]) -> tuple[Pass, ...]:
+    """With ``rescale`` and no ``in_range``: a pass for the data's min and max."""
+    return (Pass(block_range, (2,), "range"),) if params["rescale"] and params["in_range"] is None else ()
+
+
+def astype_finish(dtype: np.dtype, params: Mapping[str, Any]) -> Callable[..., np.ndarray]:
     """``x.astype(dtype)``; with ``rescale``, [in_range] (default: the data's min and
-    max, a lazy global pass) is mapped linearly onto the target range."""
-    if not rescale:
-        return x.astype(dtype)
-    lo, hi = (x.min(), x.max()) if in_range is None else (da.asarray(in_range[0]), da.asarray(in_range[1]))
-    ind = tuple(range(x.ndim))
+    max, a global pass) is mapped linearly onto the target range."""
+    target = np.dtype(params["dtype"])
+    if not params["rescale"]:
+        return lambda b: b.astype(target)
+    given = params["in_range"]
 
-    def block(b: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-        return rescale_block(b, low, high, dtype=dtype)
+    def block(b: np.ndarray, *results: np.ndarray) -> np.ndarray:
+        lo, hi = given if given is not None else results[0]
+        return rescale_block(b, lo, hi, dtype=target)
 
-    return da.blockwise(block, ind, x, ind, lo, (), hi, (), dtype=dtype, meta=np.empty((0,) * x.ndim, dtype))
+    return block
 
 
 def _check_range(name: str, value: Any, ctx: c.Context) -> Any:
@@ -172,14 +178,15 @@ register(
     Operation(
         name="astype",
         summary="Convert to another dtype, optionally rescaling the intensity range onto the new dtype's range.",
-        doc=astype_apply.__doc__ or "",
+        doc=astype_finish.__doc__ or "",
         params=(
             Param("dtype", c.dtype_(allow_none=False), help="target dtype, e.g. uint8 or float32"),
             Param("rescale", c.boolean(), False, "map the intensity range onto the dtype's range ([0, 1] for floats)"),
             Param("in_range", _check_range, None, "input range [low, high] to map (default: the data's min and max)"),
         ),
         kind="global",
-        apply=astype_apply,
+        passes=astype_passes,
+        finish=astype_finish,
         dtype=lambda dtype, params: np.dtype(params["dtype"]),
         relate=_relate_astype,
     )

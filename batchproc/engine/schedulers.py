@@ -1,26 +1,23 @@
-"""Where a computation runs (``--scheduler``) and how its progress is shown.
+"""Setting up where a computation runs (``--scheduler``).
 
-Dask is the engine everywhere: the local schedulers through ``dask.config``,
-everything beyond one process through a ``distributed.Client`` (a LocalCluster, an
-existing ``dask scheduler``, or a job-queue cluster from dask-jobqueue). batchproc
-adds no scheduler of its own.
+The local schedulers are named in ``dask.config``; everything beyond one process
+goes through a ``distributed.Client`` (a LocalCluster, an existing ``dask
+scheduler``, or a job-queue cluster from dask-jobqueue). batchproc adds no
+scheduler of its own: :mod:`batchproc.engine.runner` runs its tasks on whichever
+is set here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import socket
-import sys
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dask
-from dask.callbacks import Callback
 
 from batchproc.errors import BatchprocError
 
@@ -254,188 +251,3 @@ def job_script(kind: str, config_path: str | Path | None) -> str:
         return str(cluster.job_script())
     finally:
         cluster.close()
-
-
-_THREAD = threading.local()
-
-
-@contextlib.contextmanager
-def in_this_thread() -> Iterator[None]:
-    """Run this thread's :func:`compute` calls one task at a time, whatever the
-    global scheduler: for work that is itself one of many running in parallel
-    (``dask.config.set`` is process-wide, so it cannot say this per thread)."""
-    _THREAD.synchronous = True
-    try:
-        yield
-    finally:
-        _THREAD.synchronous = False
-
-
-_FROZEN = {"depth": 0, "ours": False}
-_FROZEN_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def collector_frozen() -> Iterator[None]:
-    """Keep Python's cyclic garbage collector off the objects that exist before a
-    local computation (``gc.freeze``) until the last one running ends.
-
-    The collector holds the GIL while it walks every tracked object, and after
-    numba, scipy and dask are imported there are about 150,000: each full pass took
-    60-85 ms, in which no task can start or hand back its block. Objects made
-    during the computation are still collected as usual. Fresh 256 MB float32
-    pipeline, medians of 12 alternating runs: 1.71 s without, 1.62 s with.
-    """
-    with _FROZEN_LOCK:
-        if _FROZEN["depth"] == 0:
-            # A program that froze objects itself (before forking, say) keeps
-            # them frozen: unfreeze would thaw its objects with ours.
-            _FROZEN["ours"] = gc.isenabled() and gc.get_freeze_count() == 0
-            if _FROZEN["ours"]:
-                gc.freeze()
-        _FROZEN["depth"] += 1
-    try:
-        yield
-    finally:
-        with _FROZEN_LOCK:
-            _FROZEN["depth"] -= 1
-            if _FROZEN["depth"] == 0 and _FROZEN["ours"]:
-                gc.unfreeze()
-
-
-def compute(tasks: Sequence[Any]) -> list[Any]:
-    """Compute ``tasks`` on the current scheduler. On a distributed client they run
-    as futures, counted by a progress bar inside :func:`progress`."""
-    local = local_schedule()
-    if local is not None:
-        with collector_frozen():
-            return list(dask.compute(*tasks, scheduler=local))
-    client = _current_client()
-    if client is None:
-        return list(dask.compute(*tasks))
-    from distributed import as_completed
-
-    futures = client.compute(list(tasks))
-    if not _BAR["description"]:
-        return client.gather(futures)
-    from rich.progress import Progress
-
-    with Progress(*_columns(), transient=False) as bar:
-        task = bar.add_task(_BAR["description"], total=len(futures))
-        for _ in as_completed(futures):
-            bar.advance(task)
-    return client.gather(futures)
-
-
-def local_schedule() -> Callable[..., Any] | None:
-    """The local scheduler function the enclosed work runs on (``dask.threaded.get``,
-    ``dask.local.get_sync``, ``dask.multiprocessing.get``), or None for a client.
-
-    Same choice as dask's ``get_scheduler``, made without importing ``distributed``:
-    dask imports it, half a second and 10 MB, only to look for a client, and no client
-    can exist in a process that never imported it.
-    """
-    import dask.local
-    import dask.threaded
-    from dask.base import named_schedulers
-
-    if getattr(_THREAD, "synchronous", False):
-        return dask.local.get_sync
-    chosen = dask.config.get("scheduler", None)
-    if isinstance(chosen, str) and chosen.lower() in named_schedulers:
-        return named_schedulers[chosen.lower()]
-    if chosen is None and "distributed" not in sys.modules:
-        return dask.threaded.get  # dask arrays' own default
-    return None
-
-
-def compute_blocks(array: Any, blocks: Sequence[tuple[int, ...]]) -> None:
-    """Compute the listed blocks of ``array`` for their side effects (writes).
-
-    On the local ``threads`` and ``synchronous`` schedulers input reads are held
-    back behind the writes (:mod:`batchproc.layers`), so memory stays bounded
-    whatever the volume's size; elsewhere the blocks run as one computation."""
-    import dask.local
-    import dask.threaded
-    from dask.base import get_scheduler
-
-    schedule = local_schedule() or get_scheduler(collections=[array])
-    if schedule not in (dask.threaded.get, dask.local.get_sync):
-        compute([array.blocks[index] for index in blocks])
-        return
-    from batchproc.layers import compute_gated
-
-    with collector_frozen():
-        if not _BAR["description"]:
-            compute_gated(array, blocks, schedule)
-            return
-        # Large volumes run as several computations (slabs): one bar counts the
-        # blocks written, where the task-count bar would start afresh on each slab.
-        from rich.progress import Progress
-
-        others = [cb for cb in Callback.active if not any(isinstance(getattr(f, "__self__", None), RichProgress) for f in cb)]
-        with Progress(*_columns(), transient=False) as bar:
-            task = bar.add_task(_BAR["description"], total=len(blocks))
-            compute_gated(array, blocks, schedule, callbacks=others, on_block=lambda: bar.advance(task))
-
-
-def _current_client() -> Any:
-    chosen = dask.config.get("scheduler", None)
-    if "distributed" not in sys.modules:
-        return None
-    try:
-        from distributed import Client
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        return None
-    return chosen if isinstance(chosen, Client) else None
-
-
-def _columns() -> tuple[Any, ...]:
-    from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-
-
-_BAR = {"description": ""}
-
-
-class RichProgress(Callback):
-    """A rich progress bar over the tasks of one dask computation (local schedulers)."""
-
-    def __init__(self, description: str) -> None:
-        super().__init__()
-        self.description = description
-        self.progress: Any = None
-        self.task: Any = None
-
-    def _start_state(self, dsk: Any, state: dict[str, Any]) -> None:
-        from rich.progress import Progress
-
-        total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
-        self.progress = Progress(*_columns(), transient=False)
-        self.progress.start()
-        self.task = self.progress.add_task(self.description, total=total)
-
-    def _posttask(self, key: Any, result: Any, dsk: Any, state: dict[str, Any], worker_id: Any) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, completed=len(state["finished"]))
-
-    def _finish(self, dsk: Any, state: dict[str, Any], errored: bool) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, completed=len(state["finished"]))
-            self.progress.stop()
-
-
-@contextlib.contextmanager
-def progress(description: str, enabled: bool = True) -> Iterator[None]:
-    """Show a progress bar for the enclosed computations unless disabled: a task
-    count on the local schedulers, a block count on a distributed cluster."""
-    if not enabled:
-        yield
-        return
-    _BAR["description"] = description
-    try:
-        with RichProgress(description):
-            yield
-    finally:
-        _BAR["description"] = ""

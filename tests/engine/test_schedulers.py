@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from batchproc.cli import app
 from batchproc.errors import BatchprocError
-from batchproc.execute import job_script, scheduler
+from batchproc.engine import job_script, scheduler
 
 runner = CliRunner()
 STEPS = ["--step", "gaussian_filter:sigma=2", "--step", "sobel_magnitude", "--step", "threshold:above=40"]
@@ -201,7 +201,7 @@ def test_local_computations_run_with_the_collector_frozen_and_release_it(tmp_pat
     import dask.array as da
 
     import batchproc
-    from batchproc.execute import collector_frozen
+    from batchproc.engine import collector_frozen
 
     seen: list[int] = []
 

@@ -1,11 +1,16 @@
-"""The OME-Zarr (NGFF 0.5, zarr v3) writer: chunk-aligned, resumable, and honest
-about completion.
+"""Output stores: OME-Zarr (NGFF 0.5, zarr v3), created, locked, resumed and
+committed honestly. Nothing here computes: the engine writes the chunks.
 
 A store is marked complete (``attrs["batchproc"]["complete"] = True``) only after
 its last chunk is written; an interrupted store keeps ``complete: false`` and the
-layout it was started with, so ``resume`` can finish it by writing only the chunks
+layout it was started with, so a resume finishes it by writing only the chunks
 missing on disk (pyramid levels, made from level 0, are written again whole), and
 refuses to mix in a different job.
+
+:func:`open_output` takes the output for this run alone (a lock file beside it),
+decides what the run does (a new store, a resume, a replacement beside the old
+store) and hands back an :class:`Output`: where the chunks go, which are missing,
+and :meth:`Output.commit` once they are all written.
 """
 
 from __future__ import annotations
@@ -23,14 +28,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import dask.array as da
 import numpy as np
 
 from batchproc._version import __version__
 from batchproc.errors import BatchprocError
-from batchproc.execute import compute_blocks
 from batchproc.io.chunkfiles import DATA_TYPES, ChunkFiles, chunk_files, open_chunk_files, read_metadata
-from batchproc.io.readers import Image, auto_chunks, default_axes
+from batchproc.io.readers import default_axes
 
 #: Blosc LZ4 with bit-shuffle: on this machine ~440 MB/s writing uint16 against
 #: ~130 MB/s for zarr's default Zstd (DESIGN §3), and a better ratio on images.
@@ -262,113 +265,139 @@ def _mend_replacement(parent: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _missing_blocks(files: ChunkFiles, chunks: tuple[tuple[int, ...], ...]) -> list[tuple[int, ...]]:
-    """Block indices whose chunk file is not on disk."""
-    return [index for index in np.ndindex(*(len(c) for c in chunks)) if not files.chunk_path(index).exists()]
+class Output:
+    """A store this run writes: the level-0 chunks go to ``files`` (one
+    :meth:`~batchproc.io.chunkfiles.ChunkFiles.write_chunk` per chunk, any
+    subset, in any order, from any process); :meth:`commit` marks it complete."""
+
+    def __init__(self, target: Path, store: Path, files: ChunkFiles, *, resuming: bool, done: bool, axes: str, spacing: tuple[float, ...], codec: str, started: float) -> None:
+        self.target, self.store, self.files = target, store, files
+        self.resuming, self.done = resuming, done
+        self.axes, self.spacing, self.codec, self.started = axes, spacing, codec, started
+
+    @property
+    def replacing(self) -> bool:
+        """Is the store computed beside an output it replaces at the end?"""
+        return self.store != self.target
+
+    def missing(self, chunks: Iterator[tuple[int, ...]] | list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        """Of ``chunks``, those to write: all of them for a new store, those not on
+        disk when resuming."""
+        if not self.resuming:
+            return list(chunks)
+        return [index for index in chunks if not self.files.chunk_path(index).exists()]
+
+    def explain(self, error: Exception) -> str:
+        """``error`` with what a failed run leaves on disk, and how to go on."""
+        if self.replacing:
+            left = f"{str(self.target)!r} is unchanged; its unfinished replacement stays in {str(self.store)!r}"
+            again = "; --overwrite starts again and removes it"
+        else:
+            left, again = f"{str(self.target)!r} is left incomplete", ""
+        return f"{error} {left}: --resume finishes it if the input and the steps stay the same{again}."
+
+    def create_level(self, level: int, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype) -> tuple[Any, Any]:
+        """A pyramid level's array, created empty (a level a killed run left half
+        written is written again whole): the zarr array, and where its chunks go."""
+        import zarr
+
+        group = zarr.open_group(str(self.store), mode="r+")
+        array = group.create_array(
+            str(level), shape=shape, chunks=chunks, dtype=dtype, compressors=compressors(self.codec, dtype), fill_value=0,
+            dimension_names=list(self.axes), overwrite=True,
+        )
+        return array, chunk_files(array) or array
+
+    def level_done(self, level: int) -> None:
+        """List levels 0 to ``level`` in the OME metadata."""
+        _edit_attributes(self.store, lambda attrs: attrs.update(ome=_ngff(self.axes, self.spacing, level)))
+
+    def prepare_levels(self, levels: int) -> None:
+        """Before the pyramid is written: a resumed store loses the levels above
+        ``levels`` an interrupted run (asked for more) left, and lists level 0 only
+        until its levels are written again."""
+        if self.resuming:
+            _drop_levels(self.store, above=levels, axes=self.axes, spacing=self.spacing)
+
+    def commit(self, chunks_written: int) -> str:
+        """Mark the store complete (every chunk written) and put it in place."""
+        _set_info(
+            self.store,
+            complete=True,
+            chunks_written=chunks_written,
+            seconds=round(time.time() - self.started, 3),
+            finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+        if self.replacing:
+            _replace(self.target, self.store)
+        return str(self.target)
+
+def store_chunks(shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[int, ...]:
+    """``chunks`` as the store keeps them: at most the array, at least 1."""
+    return tuple(min(int(c), s) if s else 1 for c, s in zip(chunks, shape, strict=True))
 
 
-def write(
-    data: da.Array | Image | np.ndarray,
+@contextlib.contextmanager
+def open_output(
     path: str | Path,
     *,
-    spacing: tuple[float, ...] | None = None,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    chunks: tuple[int, ...],
     axes: str | None = None,
-    chunks: tuple[int, ...] | None = None,
+    spacing: tuple[float, ...] | None = None,
     codec: str = "default",
-    levels: int = 0,
     overwrite: bool = False,
     resume: bool = False,
     provenance: dict[str, Any] | None = None,
     layout_key: str | None = None,
-    compute: bool = True,
-) -> str:
-    """Write ``data`` as an OME-Zarr image at ``path`` (full resolution at ``0``).
+) -> Iterator[Output]:
+    """The output store at ``path``, for this run alone while the context lasts.
 
-    Parameters
-    ----------
-    data : dask array, Image or numpy array
-        What to write; an :class:`Image` carries its axes and spacing.
-    spacing, axes : optional
-        Voxel size and axis names (default: the Image's, else 1.0 and ``zyx``-like).
-    chunks : tuple of int, optional
-        Chunks on disk (default: the data's blocks; blocks under 1 MiB are merged
-        into ~32 MiB chunks). Writes are aligned to them.
-    codec : {"default", "blosc-lz4", "zstd", "none"}
-    levels : int
-        Extra pyramid levels, each half the size along the spatial axes (mean for
-        numbers, nearest for booleans), for viewers.
-    overwrite : bool
-        Replace an existing store (only one batchproc wrote, or an empty folder).
-        The new store is computed beside it and takes its place once complete: a
-        run that fails leaves the old store as it was, and an interrupted one can
-        be finished with ``resume``.
-    resume : bool
-        Finish an interrupted store: write only the level-0 chunks missing on disk
-        (then the pyramid levels, whole). Refused when shape, chunks, dtype or
-        ``layout_key`` (the job: pipeline and input) differ.
-    provenance : dict, optional
-        Recorded under ``attrs["batchproc"]["provenance"]``.
-    compute : bool
-        With False, create the store (marked incomplete) and return without
-        writing pixels; the same call with ``resume=True`` writes them later.
-
-    Returns
-    -------
-    str
-        The store's path.
+    Everything is checked before anything is written: the dtype, codec and axes,
+    that the folder exists and takes the name, that an existing output may be
+    replaced (``overwrite``: only one batchproc wrote, or an empty folder) or
+    resumed (``resume``: same shape, chunks, dtype and ``layout_key``). A new
+    output is created marked incomplete and renamed into place at once (so that a
+    resume finds it); a replacement is made beside the old output, which stays as
+    it was until :meth:`Output.commit`.
     """
-    if isinstance(data, Image):
-        axes = axes or data.axes
-        spacing = spacing or data.spacing
-        data = data.data
-    if not isinstance(data, da.Array):
-        data = da.asarray(np.asarray(data))
-    ndim = data.ndim
+    ndim = len(shape)
     axes = axes or default_axes(ndim)
     spacing = tuple(float(s) for s in (spacing or (1.0,) * ndim))
     if len(axes) != ndim or len(spacing) != ndim:
         raise BatchprocError(f"write: axes {axes!r} and spacing {spacing} must have one entry per dimension ({ndim}).")
-    if np.dtype(data.dtype).name not in DATA_TYPES:
-        raise BatchprocError(f"write: data of dtype {data.dtype} cannot be written; OME-Zarr output holds {', '.join(sorted(DATA_TYPES))}.")
-    codec_metadata(codec, data.dtype)  # checked before anything is written
-    # By default a store chunk is one of the data's blocks (or, for blocks under
-    # 1 MiB, a whole number of them): cutting blocks across several store chunks
-    # keeps them alive longer (measured on a 4 GB volume: 2.0 GB peak with 32 MiB
-    # store chunks across the blocks, 1.6 GB with merged blocks, 1.4 GB block = chunk).
-    if chunks is None:
-        one_block = int(np.prod(data.chunksize)) * data.dtype.itemsize
-        chunks = data.chunksize if one_block >= 2**20 else auto_chunks(data.shape, data.dtype, data.chunksize)
-    store_chunks = tuple(int(c) for c in chunks)
-    store_chunks = tuple(min(c, s) if s else 1 for c, s in zip(store_chunks, data.shape, strict=True))
-    layout = layout_hash(data.shape, store_chunks, data.dtype, layout_key)
+    if np.dtype(dtype).name not in DATA_TYPES:
+        raise BatchprocError(f"write: data of dtype {dtype} cannot be written; OME-Zarr output holds {', '.join(sorted(DATA_TYPES))}.")
+    codec_metadata(codec, dtype)  # checked before anything is written
+    chunks = store_chunks(shape, chunks)
+    layout = layout_hash(shape, chunks, dtype, layout_key)
     target = Path(path)
-
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.exists():
         raise BatchprocError(f"output: the folder {str(parent)!r} does not exist.")
     extra = _ADDED_NEW if not target.exists() else (_ADDED_OVERWRITE if overwrite else _ADDED_RESUME)
     _check_name_length(parent, target.name, extra)
     with _output_lock(parent, target):
-        return _write_store(
-            data, target, parent, layout, store_chunks, axes=axes, spacing=spacing, codec=codec, levels=levels,
-            overwrite=overwrite, resume=resume, provenance=provenance, compute=compute,
-        )
+        yield _prepare(target, parent, layout, shape, np.dtype(dtype), chunks, axes=axes, spacing=spacing, codec=codec,
+                       overwrite=overwrite, resume=resume, provenance=provenance)
 
 
-def _write_store(
-    data: da.Array, target: Path, parent: Path, layout: str, store_chunks: tuple[int, ...], *, axes: str, spacing: tuple[float, ...],
-    codec: str, levels: int, overwrite: bool, resume: bool, provenance: dict[str, Any] | None, compute: bool,
-) -> str:
-    """:func:`write`'s work on the store, once its arguments are checked and the
-    output is this run's alone."""
+def _prepare(
+    target: Path, parent: Path, layout: str, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], *, axes: str,
+    spacing: tuple[float, ...], codec: str, overwrite: bool, resume: bool, provenance: dict[str, Any] | None,
+) -> Output:
+    """:func:`open_output`'s decisions on the store, once its arguments are
+    checked and the output is this run's alone."""
     _mend_replacement(parent, target)
     existing = read_store_info(target) if target.exists() else None
     # What an interrupted --overwrite left: its staging store, next to the output
     # it was to replace. Resuming the same job finishes it and then replaces.
     pending = _pending_replacement(parent, target.name, layout) if resume and existing is not None else None
+    started = time.time()
     if pending is not None and (read_store_info(pending) or {}).get("complete"):
         _replace(target, pending)  # killed after finishing, before the swap
-        return str(target)
+        return Output(target, target, _files(target), resuming=True, done=True, axes=axes, spacing=spacing, codec=codec, started=started)
     if target.exists() and resume and pending is None:
         if existing is None:
             raise BatchprocError(f"output: {str(target)!r} exists but is not a batchproc store; nothing to resume.")
@@ -378,7 +407,7 @@ def _write_store(
                 "differ); resume refuses to mix them. Use --overwrite to start again."
             )
         if existing.get("complete"):
-            return str(target)
+            return Output(target, target, _files(target), resuming=True, done=True, axes=axes, spacing=spacing, codec=codec, started=started)
     elif target.exists() and pending is None:
         if not overwrite:
             if existing is None:
@@ -392,11 +421,10 @@ def _write_store(
             raise BatchprocError(f"output: {str(target)!r} exists and is not a batchproc store; refusing to delete it.")
         if existing is None:  # an empty folder: nothing to keep, so the store goes in now, resumable
             target.rmdir()
-    # (write checked that the parent exists: the lock is in it.)
+    # (open_output checked that the parent exists: the lock is in it.)
     if not (target.exists() and resume) and not os.access(parent, os.W_OK):
         raise BatchprocError(f"output: the folder {str(parent)!r} is not writable.")
 
-    started = time.time()
     store = target if pending is None else pending
     if pending is None and not (resume and existing):
         # The store is made whole (metadata, attributes, "complete: false") in a
@@ -409,16 +437,16 @@ def _write_store(
             shutil.rmtree(stale, ignore_errors=True)
         store = parent / f".{target.name}{_STAGING}{uuid.uuid4().hex[:_STAGING_ID]}"
         # The metadata documents are written here, as zarr writes them (tests
-        # compare): importing zarr to write them cost each run 0.15 s.
+        # compare), without importing zarr.
         (store / "0").mkdir(parents=True)
-        _write_json(store / "0" / "zarr.json", _array_metadata(data.shape, data.dtype, store_chunks, codec, axes))
+        _write_json(store / "0" / "zarr.json", _array_metadata(shape, dtype, chunks, codec, axes))
         info = {
             "version": __version__,
             "complete": False,
             "layout": layout,
-            "shape": list(data.shape),
-            "dtype": str(data.dtype),
-            "chunks": list(store_chunks),
+            "shape": list(shape),
+            "dtype": str(dtype),
+            "chunks": list(chunks),
             "provenance": provenance or {},
         }
         _write_json(store / "zarr.json", {"attributes": {"ome": _ngff(axes, spacing, 0), "batchproc": info}, "zarr_format": 3, "node_type": "group"})
@@ -426,61 +454,19 @@ def _write_store(
             os.rename(store, target)
             store = target
     resuming = pending is not None or (resume and existing is not None)
+    files = _files(store)
+    if resuming:
+        _remove_partial_writes(store / "0")
+    return Output(target, store, files, resuming=resuming, done=False, axes=axes, spacing=spacing, codec=codec, started=started)
+
+
+def _files(store: Path) -> ChunkFiles:
     # Every chunk gets a file, even one equal to the fill value, so that a chunk
     # on disk means "done" and resume recomputes only what was really missing.
     files = open_chunk_files(store / "0")
     if files is None:
         raise BatchprocError(f"output: {str(store / '0')!r} is not an array this version of batchproc writes; nothing to resume.")
-    if resuming:
-        _remove_partial_writes(store / "0")
-    source = data.rechunk(store_chunks)
-    blocks = _missing_blocks(files, source.chunks) if resuming else list(np.ndindex(*source.numblocks))
-    if not compute:
-        return str(target)
-    try:
-        compute_blocks(_block_writes(source, files), blocks)
-    except BatchprocError as error:  # say what is left on disk, and how to go on
-        if store != target:
-            left = f"{str(target)!r} is unchanged; its unfinished replacement stays in {str(store)!r}"
-            again = "; --overwrite starts again and removes it"
-        else:
-            left, again = f"{str(target)!r} is left incomplete", ""
-        raise BatchprocError(f"{error} {left}: --resume finishes it if the input and the steps stay the same{again}.") from None
-    if resuming:
-        _drop_levels(store, above=levels, axes=axes, spacing=spacing)
-    for level in range(1, levels + 1):
-        _write_level(store, level, axes, spacing, codec)
-    _set_info(
-        store,
-        complete=True,
-        chunks_written=len(blocks),
-        seconds=round(time.time() - started, 3),
-        finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    )
-    if store != target:
-        _replace(target, store)
-    return str(target)
-
-
-def _block_writes(source: da.Array, array: Any) -> da.Array:
-    """One write task per block of ``source`` (chunked exactly like ``array``, a
-    :class:`ChunkFiles` or a zarr array): no two tasks touch one chunk, so no locks
-    are needed and any subset can be redone.
-
-    The tasks are the blocks of one ``map_blocks`` array, computed together so
-    that they share the graph (wrapping each block in its own ``delayed`` made dask
-    re-read the neighbours' halos per block: 5.4 s against 2.9 s for a 256 MB
-    gaussian)."""
-    return source.map_blocks(_write_block, array=array, dtype=np.int64, chunks=tuple((1,) * n for n in source.numblocks))
-
-
-def _write_block(block: np.ndarray, array: Any, block_info: Any = None) -> np.ndarray:
-    if isinstance(array, ChunkFiles):  # each block is one chunk: encoded and written here
-        array.write_chunk(tuple(block_info[0]["chunk-location"]), block)
-    else:
-        region = tuple(slice(start, stop) for start, stop in block_info[0]["array-location"])
-        array[region] = block
-    return np.full((1,) * block.ndim, block.nbytes, dtype=np.int64)
+    return files
 
 
 def _ngff(axes: str, spacing: tuple[float, ...], levels: int) -> dict[str, Any]:
@@ -508,26 +494,3 @@ def _drop_levels(store: Path, *, above: int, axes: str, spacing: tuple[float, ..
         if path.name.isdigit() and int(path.name) > above and (path / "zarr.json").is_file():
             shutil.rmtree(path)
     _edit_attributes(store, lambda attrs: attrs.update(ome=_ngff(axes, spacing, 0)))
-
-
-def _write_level(target: Path, level: int, axes: str, spacing: tuple[float, ...], codec: str) -> None:
-    import zarr
-
-    group = zarr.open_group(str(target), mode="r+")
-    prev = da.from_zarr(group[str(level - 1)])
-    factors = {i: (2 if a not in _AXIS_TYPES and prev.shape[i] >= 2 else 1) for i, a in enumerate(axes)}
-    if prev.dtype == bool:
-        down = prev[tuple(slice(None, None, factors[i]) for i in range(prev.ndim))]
-    else:
-        down = da.coarsen(np.mean, prev, factors, trim_excess=True)
-        down = (da.rint(down) if prev.dtype.kind in "iu" else down).astype(prev.dtype)
-    chunks = tuple(min(c, s) for c, s in zip(group[str(level - 1)].chunks, down.shape, strict=True))
-    # A level a killed run left half written is written again whole (it comes
-    # from the level before it; its chunks on disk may be from before the kill).
-    array = group.create_array(
-        str(level), shape=down.shape, chunks=chunks, dtype=down.dtype, compressors=compressors(codec, down.dtype), fill_value=0,
-        dimension_names=list(axes), overwrite=True,
-    )
-    source = down.rechunk(chunks)
-    compute_blocks(_block_writes(source, chunk_files(array) or array), list(np.ndindex(*source.numblocks)))
-    group.attrs["ome"] = _ngff(axes, spacing, level)

@@ -17,9 +17,9 @@ from dask.callbacks import Callback
 
 import batchproc
 from batchproc.ops.filters import sobel_magnitude_block
-from batchproc.execute import progress, scheduler
-from batchproc import layers
-from batchproc.layers import gated_graph, layer_axis, slabs
+from batchproc.engine import progress, scheduler
+from batchproc.engine import layers
+from batchproc.engine.layers import gated_graph, layer_axis, slabs
 from batchproc.pipeline import Pipeline
 
 SHAPE, BLOCK = (120, 24, 20), (8, 12, 10)  # 15 layers of 2 x 2 blocks

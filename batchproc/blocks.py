@@ -1,0 +1,81 @@
+"""One block through a run of steps: the per-block half of every computation.
+
+A block arrives with part of its halo (``have``: per axis, the voxels present on
+either side of the part to compute); each step's result is exact as far in as the
+steps after it still need, so the block is cut to that before the next step. The
+same function serves the engine (blocks read with their halo straight from the
+input) and :func:`batchproc.overlap.map_stage` (blocks joined with their halo by
+dask), so the two agree by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Halo = list[tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Link:
+    """One step ready to run on blocks: its kernel, the parameters it is called
+    with, the names of the aligned arrays it takes (Python API only) and its reach
+    per axis."""
+
+    kernel: Callable[..., np.ndarray]
+    params: Mapping[str, Any]
+    present: tuple[str, ...]
+    reach: tuple[int, ...]
+
+
+def still_needed(links: Sequence[Link], ndim: int) -> list[tuple[int, ...]]:
+    """Per step, the halo the steps after it still need around the block."""
+    return [tuple(sum(link.reach[axis] for link in links[k + 1 :]) for axis in range(ndim)) for k in range(len(links))]
+
+
+def run_links(
+    block: np.ndarray,
+    links: Sequence[Link],
+    have: Halo,
+    aligned_blocks: Sequence[np.ndarray] = (),
+    own: bool = False,
+) -> np.ndarray:
+    """``block`` (with ``have`` halo on each side of each axis) through ``links``,
+    cut at each step to what the steps after it need; the result holds no halo
+    beyond what ``have`` exceeded the links' total reach by (none when ``have``
+    is the reach or less, or at the array's edges).
+
+    ``own``: the block belongs to this call (no one else holds it), so a step that
+    can (``overwrites``) writes its result over it instead of new memory."""
+    ndim = block.ndim
+    needed = still_needed(links, ndim)
+    region = tuple(slice(None) for _ in range(ndim))  # of the block as given, what ``block`` is now
+    position = 0
+    foreign = [*([] if own else [block]), *aligned_blocks]
+    for link, after in zip(links, needed, strict=True):
+        extra = [a[region] for a in aligned_blocks[position : position + len(link.present)]]
+        position += len(link.present)
+        # Local kernels keep the block's shape: the cut is known before the step,
+        # and a kernel that can (``crops``) computes only that part.
+        cut = tuple(
+            slice(left - min(left, n), block.shape[axis] - (right - min(right, n)))
+            for axis, ((left, right), n) in enumerate(zip(have, after, strict=True))
+        )
+        mine = {"overwrite_input": True} if own and getattr(link.kernel, "overwrites", False) else {}
+        if getattr(link.kernel, "crops", False):
+            block = link.kernel(block, *extra, keep=cut, **mine, **link.params)
+        else:
+            block = link.kernel(block, *extra, **mine, **link.params)[cut]
+        own = not any(np.may_share_memory(block, other) for other in foreign)
+        region = tuple(_compose(r, c) for r, c in zip(region, cut, strict=True))
+        have = [(min(left, n), min(right, n)) for (left, right), n in zip(have, after, strict=True)]
+    return block
+
+
+def _compose(outer: slice, inner: slice) -> slice:
+    """``outer`` then ``inner`` as one slice (both with step 1, non-negative bounds)."""
+    start = (outer.start or 0) + (inner.start or 0)
+    return slice(start, start + (inner.stop - (inner.start or 0)))

@@ -1,0 +1,211 @@
+"""Jobs: a plan, or any dask array, computed into an output store.
+
+The store's life (lock, create, resume, replace, commit) is :mod:`batchproc.io.store`'s;
+the computing is :mod:`batchproc.engine.runner`'s. Here the two meet: which
+chunks a run still has to write, what a failed run says, and the pyramid levels.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from batchproc._version import __version__
+from batchproc.engine.runner import compute_blocks, ordered_blocks, run_plan
+from batchproc.errors import BatchprocError, SchedulerLost
+from batchproc.io.chunkfiles import ChunkFiles
+from batchproc.io.readers import Image, auto_chunks, input_stamp, open_image
+from batchproc.io.store import Output, open_output, store_chunks
+from batchproc.plan import Plan, make_plan
+
+
+def plan_run(pipeline: Any, input: Any, chunks: tuple[int, ...] | None = None) -> Plan:
+    """The plan of running ``pipeline`` on ``input`` (opened here, lazily: only
+    metadata is read), writing chunks of ``chunks`` (default: about 32 MiB)."""
+    return make_plan(pipeline, open_image(input), chunks)
+
+
+def run_pipeline(
+    pipeline: Any,
+    input: Any,
+    output: str | Path,
+    *,
+    chunks: tuple[int, ...] | None = None,
+    plan: Plan | None = None,
+    codec: str = "default",
+    levels: int = 0,
+    overwrite: bool = False,
+    resume: bool = False,
+    compute: bool = True,
+) -> str:
+    """Open ``input``, plan ``pipeline`` on it and write the result as OME-Zarr at
+    ``output`` (see :meth:`batchproc.Pipeline.run`)."""
+    plan = plan if plan is not None else plan_run(pipeline, input, chunks)
+    src = plan.source
+    provenance = {
+        "batchproc": __version__,
+        "pipeline": pipeline.to_dict(),
+        "input": src.name,
+        "input_shape": list(src.shape),
+        "input_dtype": str(src.dtype),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    stamp = input_stamp(str(input)) if isinstance(input, (str, Path)) else {}
+    # The job: pipeline, input (where, and its size and mtime), shape and dtype.
+    key = f"{pipeline.fingerprint()}:{src.name}:{sorted(stamp.items())}:{src.shape}:{src.dtype}"
+    with open_output(
+        output, shape=plan.shape, dtype=plan.dtype, chunks=plan.chunks, axes=src.axes, spacing=src.spacing, codec=codec,
+        overwrite=overwrite, resume=resume, provenance=provenance, layout_key=key,
+    ) as out:
+        if out.done or not compute:
+            return str(out.target)
+        todo = []
+        for index in ordered_blocks(plan):
+            missing = out.missing(list(plan.chunks_of(index)))
+            if missing:
+                todo.append((index, missing))
+        _computing(out, lambda: run_plan(plan, out.files, todo))
+        _write_levels(out, levels)
+        return out.commit(chunks_written=sum(len(chunks) for _, chunks in todo))
+
+
+def write(
+    data: Any,
+    path: str | Path,
+    *,
+    spacing: tuple[float, ...] | None = None,
+    axes: str | None = None,
+    chunks: tuple[int, ...] | None = None,
+    codec: str = "default",
+    levels: int = 0,
+    overwrite: bool = False,
+    resume: bool = False,
+    provenance: dict[str, Any] | None = None,
+    layout_key: str | None = None,
+    compute: bool = True,
+) -> str:
+    """Write ``data`` as an OME-Zarr image at ``path`` (full resolution at ``0``).
+
+    Parameters
+    ----------
+    data : dask array, Image or numpy array
+        What to write; an :class:`Image` carries its axes and spacing.
+    spacing, axes : optional
+        Voxel size and axis names (default: the Image's, else 1.0 and ``zyx``-like).
+    chunks : tuple of int, optional
+        Chunks on disk (default: the data's blocks; blocks under 1 MiB are merged
+        into ~32 MiB chunks). Writes are aligned to them.
+    codec : {"default", "blosc-lz4", "zstd", "none"}
+    levels : int
+        Extra pyramid levels, each half the size along the spatial axes (mean for
+        numbers, nearest for booleans), for viewers.
+    overwrite : bool
+        Replace an existing store (only one batchproc wrote, or an empty folder).
+        The new store is computed beside it and takes its place once complete: a
+        run that fails leaves the old store as it was, and an interrupted one can
+        be finished with ``resume``.
+    resume : bool
+        Finish an interrupted store: write only the level-0 chunks missing on disk
+        (then the pyramid levels, whole). Refused when shape, chunks, dtype or
+        ``layout_key`` (the job: pipeline and input) differ.
+    provenance : dict, optional
+        Recorded under ``attrs["batchproc"]["provenance"]``.
+    compute : bool
+        With False, create the store (marked incomplete) and return without
+        writing pixels; the same call with ``resume=True`` writes them later.
+
+    Returns
+    -------
+    str
+        The store's path.
+
+    Examples
+    --------
+    >>> import numpy as np, batchproc, tempfile, os
+    >>> out = os.path.join(tempfile.mkdtemp(), "ones.zarr")
+    >>> batchproc.write(np.ones((4, 8, 8), np.uint8), out)  # doctest: +ELLIPSIS
+    '...ones.zarr'
+    """
+    import dask.array as da
+
+    if isinstance(data, Image):
+        axes = axes or data.axes
+        spacing = spacing or data.spacing
+        data = data.data
+    if not isinstance(data, da.Array):
+        data = da.asarray(np.asarray(data))
+    # By default a store chunk is one of the data's blocks (or, for blocks under
+    # 1 MiB, a whole number of them): cutting blocks across several store chunks
+    # keeps them alive longer.
+    if chunks is None:
+        one_block = int(np.prod(data.chunksize)) * data.dtype.itemsize
+        chunks = data.chunksize if one_block >= 2**20 else auto_chunks(data.shape, data.dtype, data.chunksize)
+    with open_output(
+        path, shape=data.shape, dtype=data.dtype, chunks=tuple(chunks), axes=axes, spacing=spacing, codec=codec,
+        overwrite=overwrite, resume=resume, provenance=provenance, layout_key=layout_key,
+    ) as out:
+        if out.done or not compute:
+            return str(out.target)
+        source = data.rechunk(out.files.chunks)
+        blocks = out.missing(list(np.ndindex(*source.numblocks)))
+        _computing(out, lambda: compute_blocks(block_writes(source, out.files), blocks))
+        _write_levels(out, levels)
+        return out.commit(chunks_written=len(blocks))
+
+
+def _computing(out: Output, work: Any) -> None:
+    """Run ``work``; an error says what is left on disk, and how to go on."""
+    try:
+        work()
+    except BatchprocError as error:
+        raise BatchprocError(out.explain(error)) from None
+    except SchedulerLost as error:
+        raise SchedulerLost(out.explain(error)) from None
+
+
+def block_writes(source: Any, array: Any) -> Any:
+    """One write task per block of ``source`` (chunked exactly like ``array``, a
+    :class:`ChunkFiles` or a zarr array): no two tasks touch one chunk, so no locks
+    are needed and any subset can be redone.
+
+    The tasks are the blocks of one ``map_blocks`` array, computed together so
+    that they share the graph (a ``delayed`` per block made dask read the
+    neighbours' halos again for every block)."""
+    return source.map_blocks(_write_block, array=array, dtype=np.int64, chunks=tuple((1,) * n for n in source.numblocks))
+
+
+def _write_block(block: np.ndarray, array: Any, block_info: Any = None) -> np.ndarray:
+    if isinstance(array, ChunkFiles):  # each block is one chunk: encoded and written here
+        array.write_chunk(tuple(block_info[0]["chunk-location"]), block)
+    else:
+        region = tuple(slice(start, stop) for start, stop in block_info[0]["array-location"])
+        array[region] = block
+    return np.full((1,) * block.ndim, block.nbytes, dtype=np.int64)
+
+
+def _write_levels(out: Output, levels: int) -> None:
+    """The pyramid: each level half the size of the one before along the spatial
+    axes (mean for numbers, rounded for integers; nearest for booleans)."""
+    import dask.array as da
+
+    out.prepare_levels(levels)
+    if not levels:
+        return
+    prev = da.from_array(out.files, chunks=out.files.chunks)
+    spatial = [a not in ("t", "c") for a in out.axes]
+    for level in range(1, levels + 1):
+        factors = {i: (2 if spatial[i] and prev.shape[i] >= 2 else 1) for i in range(prev.ndim)}
+        if prev.dtype == bool:
+            down = prev[tuple(slice(None, None, factors[i]) for i in range(prev.ndim))]
+        else:
+            down = da.coarsen(np.mean, prev, factors, trim_excess=True)
+            down = (da.rint(down) if prev.dtype.kind in "iu" else down).astype(prev.dtype)
+        chunks = store_chunks(down.shape, tuple(prev.chunksize))
+        array, writer = out.create_level(level, down.shape, chunks, down.dtype)
+        source = down.rechunk(chunks)
+        compute_blocks(block_writes(source, writer), list(np.ndindex(*source.numblocks)))
+        out.level_done(level)
+        prev = da.from_array(writer, chunks=chunks) if isinstance(writer, ChunkFiles) else da.from_zarr(array)

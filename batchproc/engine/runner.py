@@ -1,0 +1,545 @@
+"""The one runner: computes a plan into an output, on every scheduler.
+
+A run is a series of *block tasks*, each a plain function call: read the block's
+region (its voxels and halo) straight from the input, take it through every step
+(:func:`batchproc.blocks.run_links`), and either reduce it to a small array (a
+global step's pass) or write its output chunks. A task needs only the plan (sent
+once to each process) and the block's index, so nothing grows with the volume:
+no task graph, no scheduler state beyond the blocks in flight.
+
+Blocks go out in a window of about two per thread, in order along the axis with
+most blocks, and each one that finishes lets the next in: memory stays bounded
+by the window whatever the volume's size, and blocks that share halo chunks run
+close together (:mod:`batchproc.io.regions` keeps those chunks while they are
+needed). Where the work runs is chosen once, in :func:`pool`: a thread pool
+(``threads``, the default), the calling thread (``synchronous``), a process
+pool (``processes``), or a ``distributed`` client (LocalCluster, ``tcp://``,
+job queues), whose workers read their own input and write their own chunks.
+
+Dask arrays that do not come from a plan (``batchproc.write`` of any dask array,
+pyramid levels) are computed by dask itself: :func:`compute_blocks`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import gc
+import os
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dask
+import numpy as np
+
+from batchproc.blocks import Link, run_links
+from batchproc.engine.progress import block_bar, is_bar, shown
+from batchproc.errors import BatchprocError, SchedulerLost
+from batchproc.ops._registry import combine
+from batchproc.plan import Plan
+
+_THREAD = threading.local()
+
+
+@contextlib.contextmanager
+def in_this_thread() -> Iterator[None]:
+    """Run this thread's computations one task at a time in this thread, whatever
+    the global scheduler: for work that is itself one of many running in parallel
+    (``dask.config.set`` is process-wide, so it cannot say this per thread)."""
+    _THREAD.synchronous = True
+    try:
+        yield
+    finally:
+        _THREAD.synchronous = False
+
+
+_FROZEN = {"depth": 0, "ours": False}
+_FROZEN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def collector_frozen() -> Iterator[None]:
+    """Keep Python's cyclic garbage collector off the objects that exist before a
+    local computation (``gc.freeze``) until the last one running ends.
+
+    The collector holds the GIL while it walks every tracked object (about
+    150,000 once numba, scipy and dask are imported), in which no task can start
+    or hand back its block. Objects made during the computation are still
+    collected as usual (see docs/design.md, "Memory and the collector")."""
+    with _FROZEN_LOCK:
+        if _FROZEN["depth"] == 0:
+            # A program that froze objects itself (before forking, say) keeps
+            # them frozen: unfreeze would thaw its objects with ours.
+            _FROZEN["ours"] = gc.isenabled() and gc.get_freeze_count() == 0
+            if _FROZEN["ours"]:
+                gc.freeze()
+        _FROZEN["depth"] += 1
+    try:
+        yield
+    finally:
+        with _FROZEN_LOCK:
+            _FROZEN["depth"] -= 1
+            if _FROZEN["depth"] == 0 and _FROZEN["ours"]:
+                gc.unfreeze()
+
+
+# ---------------------------------------------------------------- where tasks run
+
+
+def local_schedule() -> Callable[..., Any] | None:
+    """The local dask scheduler the enclosed work runs on (``dask.threaded.get``,
+    ``dask.local.get_sync``, ``dask.multiprocessing.get``), or None for a client.
+
+    Same choice as dask's ``get_scheduler``, made without importing ``distributed``:
+    dask imports it only to look for a client, and no client can exist in a
+    process that never imported it."""
+    import dask.local
+    import dask.threaded
+    from dask.base import named_schedulers
+
+    if getattr(_THREAD, "synchronous", False):
+        return dask.local.get_sync
+    chosen = dask.config.get("scheduler", None)
+    if isinstance(chosen, str) and chosen.lower() in named_schedulers:
+        return named_schedulers[chosen.lower()]
+    if chosen is None and "distributed" not in sys.modules:
+        return dask.threaded.get  # dask arrays' own default
+    return None
+
+
+def current_client() -> Any:
+    """The ``distributed.Client`` the enclosed work runs on, or None."""
+    if "distributed" not in sys.modules:
+        return None
+    chosen = dask.config.get("scheduler", None)
+    try:
+        from distributed import Client, default_client
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        return None
+    if isinstance(chosen, Client):
+        return chosen
+    if chosen is None:
+        with contextlib.suppress(ValueError):
+            return default_client()
+    return None
+
+
+class Pool:
+    """Where block tasks run: ``submit`` a function, ``wait`` for one of the
+    pending to finish, ``share`` a value every task reads (sent once)."""
+
+    threads = 1
+
+    def share(self, value: Any) -> Any:
+        return value
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        raise NotImplementedError
+
+    def wait(self, pending: set[Any]) -> tuple[set[Any], set[Any]]:
+        done, rest = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+        return set(done), set(rest)
+
+    def result(self, future: Any) -> Any:
+        return future.result()
+
+    def cancel(self, pending: Iterable[Any]) -> None:
+        for future in pending:
+            future.cancel()
+
+    def release(self) -> None:
+        """Free what the run kept in this process (the input chunks kept for halos)."""
+        _release()
+
+
+def _release() -> None:
+    from batchproc.io.regions import CACHE
+
+    CACHE.clear()
+
+
+class InlinePool(Pool):
+    """The calling thread: each task runs as it is submitted."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as error:
+            future.set_exception(error)
+        return future
+
+
+class ExecutorPool(Pool):
+    """A ``concurrent.futures`` executor: threads of this process, or processes
+    (whose caches end with them)."""
+
+    def __init__(self, executor: concurrent.futures.Executor, threads: int) -> None:
+        self.executor, self.threads = executor, threads
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self.executor.submit(fn, *args)
+
+
+class ClientPool(Pool):
+    """The workers of a ``distributed`` cluster. Waits are bounded: a scheduler
+    that stops answering ends the run with :class:`SchedulerLost`."""
+
+    #: Seconds without a connected scheduler before a run gives up.
+    LOST_AFTER = 20.0
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.threads = max(1, sum(client.nthreads().values()))
+
+    def share(self, value: Any) -> Any:
+        try:
+            return self.client.scatter(value, broadcast=True, hash=False)
+        except Exception as error:
+            raise self._lost(error) from None
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self.client.submit(fn, *args, pure=False)
+
+    def wait(self, pending: set[Any]) -> tuple[set[Any], set[Any]]:
+        from distributed import wait
+
+        unreachable_since = None
+        while True:
+            try:
+                done, rest = wait(list(pending), timeout=2.0, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done, rest = set(), pending
+            except Exception as error:
+                raise self._lost(error) from None
+            if self.client.status != "running":
+                unreachable_since = unreachable_since or time.monotonic()
+                if time.monotonic() - unreachable_since > self.LOST_AFTER:
+                    raise self._lost(None)
+            else:
+                unreachable_since = None
+            if done:
+                return set(done), set(rest)
+
+    def result(self, future: Any) -> Any:
+        try:
+            return future.result()
+        except BatchprocError:
+            raise
+        except Exception as error:
+            if future.status == "cancelled" or self.client.status != "running":
+                raise self._lost(error) from None
+            raise
+
+    def cancel(self, pending: Iterable[Any]) -> None:
+        with contextlib.suppress(Exception):
+            self.client.cancel(list(pending))
+
+    def release(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.run(_release)
+
+    def _lost(self, error: BaseException | None) -> SchedulerLost:
+        why = f" ({type(error).__name__}: {error})" if error is not None and str(error) else ""
+        return SchedulerLost(f"the dask scheduler stopped answering{why}")
+
+
+@contextlib.contextmanager
+def pool() -> Iterator[Pool]:
+    """The pool of the scheduler in force (see :func:`batchproc.engine.scheduler`):
+    the one place that tells schedulers apart."""
+    import dask.local
+    import dask.multiprocessing
+    import dask.threaded
+
+    schedule = local_schedule()
+    client = current_client() if schedule is None else None
+    if schedule is None and client is None:
+        schedule = dask.threaded.get  # no client after all: dask's own default
+    if schedule is dask.local.get_sync:
+        yield InlinePool()
+    elif schedule is dask.threaded.get:
+        threads = int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+        with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="batchproc") as executor, collector_frozen():
+            yield ExecutorPool(executor, threads)
+    elif schedule is dask.multiprocessing.get:
+        import multiprocessing
+
+        threads = int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+        context = multiprocessing.get_context(dask.config.get("multiprocessing.context", "spawn"))
+        with concurrent.futures.ProcessPoolExecutor(threads, mp_context=context) as executor:
+            yield ExecutorPool(executor, threads)
+    elif client is not None:
+        yield ClientPool(client)
+    else:
+        raise BatchprocError(f"no scheduler: dask's scheduler is set to {dask.config.get('scheduler', None)!r}, which batchproc cannot run tasks on.")
+
+
+def windowed(pool: Pool, tasks: Iterable[tuple[Any, ...]], window: int, on_done: Callable[[Any], None]) -> None:
+    """Run ``tasks`` (``(fn, *args)``) with at most ``window`` in flight, refilling
+    as each finishes; ``on_done`` gets each result, in the order they finish. The
+    first task that fails ends the run: the others are cancelled, its error raised."""
+    todo = iter(tasks)
+    pending: set[Any] = set()
+    try:
+        while True:
+            while len(pending) < window:
+                task = next(todo, None)
+                if task is None:
+                    break
+                pending.add(pool.submit(*task))
+            if not pending:
+                return
+            done, pending = pool.wait(pending)
+            for future in done:
+                on_done(pool.result(future))
+    except BaseException:
+        pool.cancel(pending)
+        raise
+
+
+# ---------------------------------------------------------------- block tasks
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every block task of one pass (or of the writing) reads: the plan, the
+    results of the passes done, and where the blocks' chunks go."""
+
+    plan: Plan
+    results: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    target: Any = None  # a ChunkFiles, or any array-like taking chunk writes
+    cache_bytes: int = 0
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.plan.token, len(self.results))
+
+
+#: Each process's links of the jobs it ran lately: kernels are chosen once per
+#: job and process, not per block.
+_LINKS: OrderedDict[tuple[Any, ...], list[Link]] = OrderedDict()
+_LINKS_LOCK = threading.Lock()
+
+
+def links(job: Job, upto: int) -> list[Link]:
+    """The first ``upto`` steps of ``job``'s plan, ready to run on blocks."""
+    key = (*job.key, upto)
+    with _LINKS_LOCK:
+        found = _LINKS.get(key)
+    if found is not None:
+        return found
+    plan = job.plan
+    chain = []
+    for k, step in enumerate(plan.steps[:upto]):
+        op = step.op
+        if step.is_global:
+            finish = op.finish(step.dtype, step.params)
+            count = len(op.passes(step.dtype, step.params)) if op.passes else 0
+            results = tuple(job.results[(k, j)] for j in range(count))
+            chain.append(Link(_Finished(finish, results), {}, (), step.reach))
+        else:
+            chain.append(Link(op.kernel(step.dtype, step.params, plan.kernels), step.params, (), step.reach))
+    with _LINKS_LOCK:
+        _LINKS[key] = chain
+        while len(_LINKS) > 8:
+            _LINKS.popitem(last=False)
+    return chain
+
+
+class _Finished:
+    """A global step once its passes are done: voxel by voxel with their results."""
+
+    def __init__(self, finish: Callable[..., np.ndarray], results: tuple[np.ndarray, ...]) -> None:
+        self.finish, self.results = finish, results
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        return self.finish(block, *self.results)
+
+
+def compute_block(job: Job, index: tuple[int, ...], upto: int | None = None) -> np.ndarray:
+    """Block ``index`` through the first ``upto`` steps (default all): read with
+    their halo from the input, exactly the block's voxels out."""
+    from batchproc.io.regions import CACHE, read_region
+
+    plan = job.plan
+    upto = len(plan.steps) if upto is None else upto
+    if job.cache_bytes:
+        CACHE.reserve(job.cache_bytes)
+    lo, hi, have = plan.region(index, upto)
+    reach = plan.reach()
+    exclusive = [(start + r, stop - r) for (start, stop), r in zip(plan.box(index), reach, strict=True)]
+    src = plan.source
+    block = read_region(src.reader, src.shape, src.dtype, src.native, lo, hi, exclusive, src.token)
+    return run_links(block, links(job, upto), have, own=True)
+
+
+def pass_task(job: Job, index: tuple[int, ...], step: int, number: int) -> np.ndarray:
+    """Block ``index``'s partial result for pass ``number`` of global step ``step``."""
+    plan = job.plan
+    bound = plan.steps[step]
+    one = bound.op.passes(bound.dtype, bound.params)[number]
+    block = compute_block(job, index, upto=step)
+    earlier = [job.results[(step, j)] for j in range(number)]
+    return np.asarray(one.partial(block, *earlier))
+
+
+def write_task(job: Job, index: tuple[int, ...], chunks: Sequence[tuple[int, ...]]) -> int:
+    """Compute block ``index`` and write its output ``chunks`` (all of its chunks,
+    or those a resumed run still misses); the bytes written, uncompressed."""
+    plan = job.plan
+    block = compute_block(job, index)
+    box = plan.box(index)
+    written = 0
+    for chunk in chunks:
+        where = tuple(
+            slice(c * size - start, min((c + 1) * size, stop) - start)
+            for c, size, (start, stop) in zip(chunk, plan.chunks, box, strict=True)
+        )
+        part = block[where]
+        job.target.write_chunk(tuple(chunk), part)
+        written += part.nbytes
+    return written
+
+
+def run_plan(plan: Plan, target: Any, todo: Sequence[tuple[tuple[int, ...], Sequence[tuple[int, ...]]]] | None = None) -> int:
+    """Compute ``plan`` into ``target`` (an array-like with ``write_chunk``) on the
+    scheduler in force: the passes of its global steps over every block, then the
+    blocks of ``todo`` (``(block, chunks to write)``; default every block, all its
+    chunks). Returns the bytes written, uncompressed."""
+    if todo is None:
+        todo = [(index, list(plan.chunks_of(index))) for index in ordered_blocks(plan)]
+    with pool() as workers:
+        window = max(2, 2 * workers.threads)
+        cache = plan.cache_bytes(window)
+        try:
+            results = _passes(plan, workers, window, cache)
+            shared = workers.share(Job(plan, results, target, cache))
+            written = [0]
+            with block_bar(len(todo)) as advance:
+
+                def done(nbytes: int) -> None:
+                    written[0] += nbytes
+                    advance()
+
+                windowed(workers, ((write_task, shared, index, chunks) for index, chunks in todo), window, done)
+        finally:
+            workers.release()
+    return written[0]
+
+
+def _passes(plan: Plan, workers: Pool, window: int, cache: int) -> dict[tuple[int, int], np.ndarray]:
+    """The results of every pass of the plan's global steps, in order (each pass
+    reads the results of those before it)."""
+    results: dict[tuple[int, int], np.ndarray] = {}
+    passes = plan.passes()
+    for number, (step, j) in enumerate(passes):
+        bound = plan.steps[step]
+        kind = bound.op.passes(bound.dtype, bound.params)[j].combine
+        shared = workers.share(Job(plan, dict(results), None, cache))
+        total: list[np.ndarray] = []
+        with block_bar(plan.block_count, f"pass {number + 1} of {len(passes)}: {bound.name}") as advance:
+
+            def add(part: np.ndarray, total: list[np.ndarray] = total, kind: Any = kind, advance: Callable[[], None] = advance) -> None:
+                total[:] = [combine(kind, [total[0], part]) if total else part]
+                advance()
+
+            windowed(workers, ((pass_task, shared, index, step, j) for index in ordered_blocks(plan)), window, add)
+        results[(step, j)] = total[0]
+    return results
+
+
+def ordered_blocks(plan: Plan) -> list[tuple[int, ...]]:
+    """Every block, in the order they go out: C order with the axis of most blocks
+    outermost, so that the blocks around a halo chunk run close together."""
+    from batchproc.engine.layers import layer_axis
+
+    grid = plan.grid
+    axis = layer_axis(grid)
+    order = [axis, *(a for a in range(len(grid)) if a != axis)]
+    inverse = np.argsort(order)
+    return [tuple(int(i) for i in np.asarray(index)[inverse]) for index in np.ndindex(*(grid[a] for a in order))]
+
+
+# ---------------------------------------------------------------- dask collections
+
+
+def compute(tasks: Sequence[Any]) -> list[Any]:
+    """Compute dask collections ``tasks`` on the scheduler in force (a bar counts
+    them on a cluster, inside :func:`~batchproc.engine.progress.progress`)."""
+    local = local_schedule()
+    if local is not None:
+        with collector_frozen():
+            return list(dask.compute(*tasks, scheduler=local))
+    client = current_client()
+    if client is None:
+        return list(dask.compute(*tasks))
+    from distributed import as_completed
+
+    futures = client.compute(list(tasks))
+    with block_bar(len(futures) if shown() else 0) as advance:
+        for _ in as_completed(futures):
+            advance()
+    return client.gather(futures)
+
+
+def compute_blocks(array: Any, blocks: Sequence[tuple[int, ...]]) -> None:
+    """Compute the listed blocks of the dask array ``array`` for their side effects
+    (writes), for dask arrays that do not come from a plan.
+
+    On the local ``threads`` and ``synchronous`` schedulers input reads are held
+    back behind the writes (:mod:`batchproc.engine.layers`); on a cluster the
+    blocks go in slabs of whole layers, a few in flight, so that neither the
+    scheduler nor the workers ever hold the whole volume's graph."""
+    import dask.local
+    import dask.threaded
+    from dask.base import get_scheduler
+    from dask.callbacks import Callback
+
+    from batchproc.engine.layers import compute_gated, layer_axis, slabs
+
+    if not blocks:
+        return
+    schedule = local_schedule() or get_scheduler(collections=[array])
+    if schedule in (dask.threaded.get, dask.local.get_sync):
+        with collector_frozen(), block_bar(len(blocks)) as advance:
+            others = [cb for cb in Callback.active if not is_bar(cb)] if shown() else None
+            compute_gated(array, blocks, schedule, callbacks=others, on_block=advance if shown() else None)
+        return
+    client = current_client()
+    if client is None:
+        compute([array.blocks[index] for index in blocks])
+        return
+    axis = layer_axis(array.numblocks)
+    threads = max(1, sum(client.nthreads().values()))
+    wanted = {tuple(b) for b in blocks}
+    groups = []
+    for lo, hi in slabs(array.numblocks, axis, max(4 * threads, 16)):
+        inside = [b for b in wanted if lo <= b[axis] < hi]
+        if inside:
+            groups.append(inside)
+    workers = ClientPool(client)
+
+    def slab(inside: list[tuple[int, ...]]) -> Any:
+        return client.compute([array.blocks[b] for b in inside])
+
+    pending: set[Any] = set()
+    with block_bar(len(blocks)) as advance:
+        for inside in groups:
+            futures = slab(inside)
+            pending |= set(futures)
+            while len(pending) > 2 * max(4 * threads, 16):
+                done, pending = workers.wait(pending)
+                for future in done:
+                    workers.result(future)
+                    advance()
+        while pending:
+            done, pending = workers.wait(pending)
+            for future in done:
+                workers.result(future)
+                advance()

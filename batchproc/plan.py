@@ -1,0 +1,360 @@
+"""A plan: a pipeline bound once to its input, and everything a run needs to know
+before it reads a voxel.
+
+:func:`bind` validates each step against the input's ndim and dtype (the only
+validation that needs the input; the rest happened when the pipeline was built).
+:func:`make_plan` then fixes the run: each step's reach and how it reads beyond
+the array's edges, the passes that global steps need, the output's dtype and
+chunks, the compute blocks, and the memory one block takes. The engine, the
+writer and ``--dry-run`` read the plan; nothing validates again.
+
+Compute blocks are not output chunks: a block is a whole number of output chunks,
+grown towards :data:`~batchproc.io.readers.TARGET_BLOCK_BYTES` at the widest dtype
+it passes through, and writes each of its chunks. So ``--chunks 16,64,64`` makes
+small files, not small tasks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from batchproc.errors import BatchprocError
+from batchproc.ops import REGISTRY, Context, Operation
+from batchproc.ops._registry import Edge
+
+#: Bytes of one compute block at the widest dtype it passes through.
+TARGET_BLOCK_BYTES = 32 * 2**20
+#: The most input a process keeps for halos: beyond it, a chunk some blocks share
+#: is read again (slower, never more memory).
+CACHE_LIMIT = 512 * 2**20
+
+
+@dataclass(frozen=True)
+class BoundStep:
+    """One step validated against the input it will receive."""
+
+    name: str
+    params: Mapping[str, Any]
+    dtype: np.dtype  # what reaches the step
+    out: np.dtype  # what it gives
+    reach: tuple[int, ...]
+    edges: tuple[Edge, ...]
+
+    @property
+    def op(self) -> Operation:
+        return REGISTRY[self.name]
+
+    @property
+    def is_global(self) -> bool:
+        return self.op.kind == "global"
+
+
+def bind(steps: Sequence[Any], ndim: int, dtype: np.dtype) -> tuple[BoundStep, ...]:
+    """Each step (a pipeline's ``Step``: ``op``, ``given``, ``number``) validated
+    against the ``ndim``-dimensional ``dtype`` input it will receive, in order."""
+    bound = []
+    dtype = np.dtype(dtype)
+    for step in steps:
+        op: Operation = step.op
+        params = op.validate(step.given, Context(op.name, ndim, dtype, step=step.number))
+        out = np.dtype(op.dtype(dtype, params))
+        reach = tuple(op.halo(params, ndim)) if op.kind != "global" else (0,) * ndim
+        bound.append(BoundStep(op.name, params, dtype, out, reach, tuple(op.edges(params, ndim))))
+        dtype = out
+    return tuple(bound)
+
+
+def combined_edges(steps: Sequence[BoundStep], shape: tuple[int, ...]) -> tuple[Edge, ...]:
+    """Per axis, how a block of the whole run reads beyond the array's edges:
+    ``none`` (each step's own mode at the array's edge), ``periodic`` (every step
+    that reaches along the axis wraps), or ``whole`` (the axis is one block, with no
+    halo: a step asks for it, steps disagree on wrapping, or the reach spans the axis)."""
+    edges: list[Edge] = []
+    for axis, n in enumerate(shape):
+        seen = {step.edges[axis] for step in steps if step.reach[axis] > 0}
+        reach = sum(step.reach[axis] for step in steps)
+        if "whole" in seen or len(seen) > 1 or (reach and reach >= n):
+            edges.append("whole")
+        else:
+            edges.append(seen.pop() if seen else "none")
+    return tuple(edges)
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a plan reads: an array-like that reads any box of voxels (a reader's;
+    it pickles), with what is known of it."""
+
+    reader: Any
+    shape: tuple[int, ...]
+    dtype: np.dtype  # as read, native byte order
+    native: tuple[int, ...] | None  # the reader's own chunks
+    name: str
+    axes: str
+    spacing: tuple[float, ...]
+    format: str = "?"
+    token: str = ""
+
+    @classmethod
+    def of(cls, image: Any) -> Source:
+        """The source of an opened :class:`~batchproc.io.Image`."""
+        if image.reader is None:
+            raise BatchprocError(f"input: {image.source!r} has no reader to plan a run on; write its dask array with batchproc.write.")
+        native = tuple(int(c) for c in image.native) if image.native else None
+        # Unique to this opening: the chunk cache must never serve a file read
+        # before it changed (an input rewritten in place between two runs).
+        token = _token([image.source, image.shape, uuid.uuid4().hex])
+        return cls(image.reader, tuple(image.shape), np.dtype(image.dtype).newbyteorder("="), native, image.source, image.axes, tuple(image.spacing),
+                   str(image.meta.get("format", "?")), token)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A pipeline bound to its input: the whole run, fixed before it starts.
+
+    ``chunks`` are the output's chunks (its files); ``blocks`` the compute blocks,
+    each a whole number of chunks. ``halo`` is the total reach of the steps per
+    axis and ``edges`` how it is taken at the array's edges (see
+    :func:`combined_edges`)."""
+
+    source: Source
+    steps: tuple[BoundStep, ...]
+    chunks: tuple[int, ...]
+    blocks: tuple[int, ...]
+    halo: tuple[int, ...]
+    edges: tuple[Edge, ...]
+    kernels: str
+    token: str = field(default="", compare=False)
+
+    # ------------------------------------------------------------ shapes
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.source.shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.steps[-1].out if self.steps else self.source.dtype
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        """Blocks per axis."""
+        return tuple(-(-n // b) for n, b in zip(self.shape, self.blocks, strict=True))
+
+    @property
+    def chunk_grid(self) -> tuple[int, ...]:
+        """Output chunks per axis."""
+        return tuple(-(-n // c) for n, c in zip(self.shape, self.chunks, strict=True))
+
+    @property
+    def block_count(self) -> int:
+        return math.prod(self.grid)
+
+    @property
+    def chunk_count(self) -> int:
+        return math.prod(self.chunk_grid)
+
+    @property
+    def itemsize(self) -> int:
+        """The widest item a block holds on its way through the steps."""
+        return max([self.source.dtype.itemsize, *(s.out.itemsize for s in self.steps)])
+
+    def blocks_in_order(self) -> Iterator[tuple[int, ...]]:
+        return np.ndindex(*self.grid)
+
+    def box(self, index: Sequence[int]) -> tuple[tuple[int, int], ...]:
+        """The block's voxels, per axis ``(start, stop)``."""
+        return tuple((i * b, min(n, (i + 1) * b)) for i, b, n in zip(index, self.blocks, self.shape, strict=True))
+
+    def chunks_of(self, index: Sequence[int]) -> Iterator[tuple[int, ...]]:
+        """The output chunks inside block ``index``."""
+        ranges = [range(start // c, -(-stop // c)) for (start, stop), c in zip(self.box(index), self.chunks, strict=True)]
+        return itertools.product(*ranges)
+
+    def block_of(self, chunk: Sequence[int]) -> tuple[int, ...]:
+        """The block that writes output chunk ``chunk``."""
+        return tuple(c * k // b for c, b, k in zip(chunk, self.blocks, self.chunks, strict=True))
+
+    # ------------------------------------------------------------ halos and passes
+
+    def reach(self, upto: int | None = None) -> tuple[int, ...]:
+        """The total reach of the first ``upto`` steps (default all), per axis;
+        none along ``whole`` axes, where a block holds the whole axis."""
+        steps = self.steps if upto is None else self.steps[:upto]
+        return tuple(0 if edge == "whole" else sum(s.reach[axis] for s in steps) for axis, edge in enumerate(self.edges))
+
+    def region(self, index: Sequence[int], upto: int | None = None) -> tuple[tuple[int, ...], tuple[int, ...], list[tuple[int, int]]]:
+        """What block ``index`` reads to run the first ``upto`` steps: per axis the
+        first and last+1 voxel (beyond the array along periodic axes, where the far
+        side is read), and the halo that gives on either side of the block."""
+        lo, hi, have = [], [], []
+        for (start, stop), reach, edge, n in zip(self.box(index), self.reach(upto), self.edges, self.shape, strict=True):
+            if edge == "periodic":
+                a, b = start - reach, stop + reach
+            else:
+                a, b = max(0, start - reach), min(n, stop + reach)
+            lo.append(a)
+            hi.append(b)
+            have.append((start - a, b - stop))
+        return tuple(lo), tuple(hi), have
+
+    def passes(self) -> list[tuple[int, int]]:
+        """The passes to run before the blocks are written, in order: ``(step,
+        pass)`` for each pass of each global step."""
+        out = []
+        for k, step in enumerate(self.steps):
+            if step.is_global and step.op.passes is not None:
+                out += [(k, j) for j in range(len(step.op.passes(step.dtype, step.params)))]
+        return out
+
+    # ------------------------------------------------------------ memory and files
+
+    def block_bytes(self) -> int:
+        """An estimate of the memory one block takes while it runs: its region as
+        read, two arrays of the widest dtype (a step's input and result) and the
+        block's output."""
+        block = math.prod(min(b, n) for b, n in zip(self.blocks, self.shape, strict=True))
+        region = math.prod(min(b, n) + 2 * h for b, n, h in zip(self.blocks, self.shape, self.reach(), strict=True))
+        return region * (self.source.dtype.itemsize + 2 * self.itemsize) + block * self.dtype.itemsize
+
+    def cache_bytes(self, window: int) -> int:
+        """How much of the input a process keeps for halos (see
+        :mod:`batchproc.io.regions`): the input of the blocks in flight and of two
+        layers of blocks around them (the blocks a halo chunk serves go out within
+        about two layers of each other), at most :data:`CACHE_LIMIT`. None when
+        no step reaches beyond its voxel or the input has no chunks of its own."""
+        if not any(self.reach()) or self.source.native is None:
+            return 0
+        grid = sorted(self.grid)
+        layer = math.prod(grid[:-1]) if len(grid) > 1 else 1
+        region = math.prod(min(b, n) + 2 * h for b, n, h in zip(self.blocks, self.shape, self.reach(), strict=True))
+        native = math.prod(self.source.native) * self.source.dtype.itemsize
+        return min(CACHE_LIMIT, (2 * layer + window) * max(region * self.source.dtype.itemsize, native))
+
+    def output_bytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+    # ------------------------------------------------------------ for people
+
+    def stages(self) -> list[str]:
+        """The run in words: runs of local steps (one read of the input per block)
+        and the global steps between them."""
+        lines, run = [], []
+        for step in [*self.steps, None]:
+            if step is None or step.is_global:
+                if run:
+                    halo = tuple(sum(s.reach[a] for s in run) for a in range(self.ndim))
+                    lines.append(f"local: {' -> '.join(s.name for s in run)} (reach {_shape(halo)})")
+                    run = []
+                if step is not None:
+                    count = len(step.op.passes(step.dtype, step.params)) if step.op.passes else 0
+                    lines.append(f"global: {step.name} ({count} pass{'es' if count != 1 else ''} over the whole input first, then voxel by voxel)")
+            else:
+                run.append(step)
+        return lines or ["copy (no steps)"]
+
+    def describe(self, output: str | None = None, threads: int | None = None) -> list[tuple[str, str]]:
+        """The plan as (label, text) rows, for ``--dry-run``."""
+        src = self.source
+        rows = [
+            ("input", f"{src.name} ({src.format}) {_shape(src.shape)} {src.dtype}, {_mib(math.prod(src.shape) * src.dtype.itemsize)}"
+                      + (f", chunks {_shape(src.native)}" if src.native else "")),
+        ]
+        for k, step in enumerate(self.steps, start=1):
+            shown = ", ".join(f"{name}={_brief(value)}" for name, value in step.params.items() if value is not None and value is not False)
+            rows.append(("step" if k == 1 else "", f"{k}. {step.name}({shown}) {step.dtype} -> {step.out}, reach {_shape(step.reach)}"))
+        for k, line in enumerate(self.stages()):
+            rows.append(("stages" if k == 0 else "", line))
+        edges = ", ".join(f"{a}: {e}" for a, e in zip(src.axes, self.edges, strict=True) if e != "none") or "none periodic or whole"
+        rows += [
+            ("halo", f"{_shape(self.reach())} voxels per side ({edges})"),
+            ("blocks", f"{_shape(self.blocks)}, {self.block_count:,} in all ({_shape(self.grid)}), kernels {self.kernels}"),
+            ("output", (f"{output} " if output else "") + f"{_shape(self.shape)} {self.dtype}, {_mib(self.output_bytes())} before compression"),
+            ("files", f"{self.chunk_count:,} chunks of {_shape(self.chunks)} ({_mib(math.prod(self.chunks) * self.dtype.itemsize)} each before compression)"),
+        ]
+        memory = f"about {_mib(self.block_bytes())} per block, per worker thread"
+        if threads:
+            memory += f"; {threads} thread(s): about {_mib(self.block_bytes() * threads)}"
+        rows.append(("memory", memory))
+        return rows
+
+
+def make_plan(pipeline: Any, image: Any, chunks: Sequence[int] | None = None, kernels: str | None = None) -> Plan:
+    """``pipeline`` bound to the opened ``image``: the plan of a run.
+
+    ``chunks``: the output's chunks (default: blocks of about
+    :data:`TARGET_BLOCK_BYTES` at the widest dtype, whole multiples of the input's
+    own chunks)."""
+    from batchproc import kernels as kernel_sets
+    from batchproc.io.readers import auto_chunks
+
+    source = Source.of(image)
+    steps = bind(pipeline.steps, len(source.shape), source.dtype)
+    for step in steps:
+        arrays = [name for name in step.op.aligned if hasattr(step.params.get(name), "shape")]
+        if arrays:
+            raise BatchprocError(f"{step.name}: parameter {arrays[0]!r} as an array works with Pipeline.apply, not with a run.")
+    ndim = len(source.shape)
+    itemsize = max([source.dtype.itemsize, *(s.out.itemsize for s in steps)])
+    if chunks is None:
+        chunks = auto_chunks(source.shape, source.dtype, source.native, itemsize)
+    elif len(chunks) != ndim:
+        raise BatchprocError(f"--chunks: give one size per axis ({ndim} for {_shape(source.shape)}); got {','.join(map(str, chunks))}.")
+    chunks = tuple(max(1, min(int(c), n)) if n else 1 for c, n in zip(chunks, source.shape, strict=True))
+    edges = combined_edges(steps, source.shape)
+    halo = tuple(0 if e == "whole" else sum(s.reach[a] for s in steps) for a, e in enumerate(edges))
+    blocks = choose_blocks(source.shape, chunks, itemsize, halo, edges)
+    chosen = kernels or kernel_sets.active()
+    token = _token([source.token, [(s.name, repr(dict(s.params))) for s in steps], chunks, blocks, chosen])
+    return Plan(source, steps, chunks, blocks, halo, edges, chosen, token)
+
+
+def choose_blocks(shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int, halo: tuple[int, ...], edges: Sequence[Edge]) -> tuple[int, ...]:
+    """Compute blocks: whole numbers of ``chunks`` (or whole axes), at least the
+    halo deep (a block mostly of halo computes little), grown along the last axes
+    first (contiguous in memory) up to :data:`TARGET_BLOCK_BYTES` at ``itemsize``."""
+    block = [n if edge == "whole" else c for c, n, edge in zip(chunks, shape, edges, strict=True)]
+    for axis, (c, n) in enumerate(zip(chunks, shape, strict=True)):
+        if block[axis] < halo[axis]:
+            block[axis] = min(n, -(-halo[axis] // c) * c)
+    for axis in reversed(range(len(shape))):
+        while block[axis] < shape[axis] and math.prod(block) * itemsize * 2 <= TARGET_BLOCK_BYTES:
+            block[axis] = min(shape[axis], block[axis] * 2)
+    # A block ends on a chunk's edge (or the array's): no chunk is written by two blocks.
+    return tuple(b if b >= n or b % c == 0 else -(-b // c) * c for b, c, n in zip(block, chunks, shape, strict=True))
+
+
+def _token(parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _shape(values: Sequence[int]) -> str:
+    return "(" + ", ".join(str(v) for v in values) + ")"
+
+
+def _mib(n: float) -> str:
+    if n >= 2**30:
+        return f"{n / 2**30:.1f} GiB"
+    return f"{n / 2**20:.1f} MiB"
+
+
+def _brief(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"array{_shape(value.shape)}"
+    if isinstance(value, np.dtype):
+        return str(value)
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

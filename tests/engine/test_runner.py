@@ -1,0 +1,147 @@
+"""The engine's exactness contract: for every operation a pipeline can hold, a run
+of block tasks (each block read with its halo straight from the input, through
+the chunk cache) equals scipy.ndimage on the whole array, over random shapes,
+input chunks, output chunks and compute blocks (each a whole number of output
+chunks: size-1 chunks, blocks smaller than the halo, blocks spanning the array),
+dtypes, modes, origins and kernel sets; and global steps between local ones."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any
+
+import dask
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from ops_strategies import CASES, arrays, reference
+from test_contract import assert_same
+
+from batchproc.engine.runner import run_plan
+from batchproc.errors import BatchprocError
+from batchproc.io.readers import Image
+from batchproc.io.regions import CACHE
+from batchproc.ops import REGISTRY
+from batchproc.pipeline import Pipeline
+from batchproc.plan import make_plan
+
+
+class Chunked:
+    """A reader over a numpy array that counts its reads (an input in memory)."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array, self.shape, self.dtype, self.reads = array, array.shape, array.dtype, 0
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        self.reads += 1
+        return self.array[key]
+
+
+class Target:
+    """Where a run's chunks go, in memory; each chunk written once."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...]) -> None:
+        self.array = np.zeros(shape, dtype)
+        self.chunks, self.written = chunks, set()
+
+    def write_chunk(self, index: tuple[int, ...], block: np.ndarray) -> None:
+        assert index not in self.written, f"chunk {index} written twice"
+        self.written.add(index)
+        self.array[tuple(slice(i * c, i * c + n) for i, c, n in zip(index, self.chunks, block.shape, strict=True))] = block
+
+
+def run(array: np.ndarray, steps: list[dict[str, Any]], native: tuple[int, ...], chunks: tuple[int, ...], per_block: tuple[int, ...], kernels: str) -> np.ndarray:
+    """``steps`` on ``array`` through the engine, on the calling thread."""
+    image = Image(None, "tczyx"[-array.ndim :] if array.ndim <= 5 else "abcdef"[: array.ndim], (1.0,) * array.ndim, "memory", {}, Chunked(array), native)
+    plan = make_plan(Pipeline(steps), image, chunks, kernels=kernels)
+    # Blocks of ``per_block`` chunks each (whole axes where the plan needs them).
+    blocks = tuple(b if b >= n else min(n, c * k) for b, c, k, n in zip(plan.blocks, plan.chunks, per_block, array.shape, strict=True))
+    plan = dataclasses.replace(plan, blocks=tuple(n if e == "whole" else b for b, n, e in zip(blocks, array.shape, plan.edges, strict=True)))
+    target = Target(plan.shape, plan.dtype, plan.chunks)
+    CACHE.clear()
+    with dask.config.set(scheduler="synchronous"):
+        run_plan(plan, target)
+    assert len(target.written) == plan.chunk_count
+    return target.array
+
+
+PIPELINE_CASES = sorted(name for name, op in REGISTRY.items() if op.in_pipeline)
+
+
+@st.composite
+def layouts(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Input chunks, output chunks and blocks (in output chunks) for ``shape``."""
+    native = tuple(draw(st.integers(1, n)) for n in shape)
+    chunks = tuple(draw(st.sampled_from([1, 2, max(1, n // 2), n])) for n in shape)
+    per_block = tuple(draw(st.integers(1, 3)) for _ in shape)
+    return native, chunks, per_block
+
+
+@pytest.mark.parametrize(("name", "kernels"), [(n, "scipy") for n in PIPELINE_CASES] + [(n, "compiled") for n in PIPELINE_CASES if REGISTRY[n].has_compiled])
+def test_engine_result_equals_scipy_on_whole_array(name: str, kernels: str) -> None:
+    op = REGISTRY[name]
+    dtypes, params_for = CASES[name]
+
+    @settings(max_examples=max(10, settings().max_examples // 2))
+    @given(st.data())
+    def check(data: st.DataObject) -> None:
+        a, _ = data.draw(arrays(dtypes), label="array")
+        params = params_for(data.draw, a)
+        assume(not any(hasattr(params.get(p), "shape") for p in op.aligned))  # arrays: Python API only
+        native, chunks, per_block = data.draw(layouts(a.shape), label="layout")
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            try:
+                want = reference(name, a, params)
+            except Exception:
+                with pytest.raises(BatchprocError):
+                    run(a, [{"op": name, **params}], native, chunks, per_block, kernels)
+                return
+            got = run(a, [{"op": name, **params}], native, chunks, per_block, kernels)
+        assert_same(name, got, want, a)
+
+    check()
+
+
+@settings(max_examples=30)
+@given(st.data())
+def test_global_steps_between_local_ones(data: st.DataObject) -> None:
+    """gaussian -> equalize -> median -> astype(rescale): the passes run on the
+    prefix before each global step, and the steps after read its result with
+    their halo."""
+    import scipy.ndimage as ndi
+
+    a, _ = data.draw(arrays(("uint8", "uint16", "float32")), label="array")
+    mode = data.draw(st.sampled_from(["reflect", "wrap", "nearest"]))
+    steps = [
+        {"op": "gaussian_filter", "sigma": 1.0, "mode": mode},
+        {"op": "equalize", **({} if a.dtype.kind == "u" else {"bins": 64})},
+        {"op": "median_filter", "size": 3, "mode": mode},
+        {"op": "astype", "dtype": "uint8", "rescale": True},
+    ]
+    native, chunks, per_block = data.draw(layouts(a.shape), label="layout")
+    g = ndi.gaussian_filter(a, 1.0, mode=mode)
+    e = reference("equalize", g, {} if a.dtype.kind == "u" else {"bins": 64})
+    m = ndi.median_filter(e, 3, mode=mode)
+    want = reference("astype", m, {"dtype": "uint8", "rescale": True})
+    got = run(a, steps, native, chunks, per_block, "compiled")
+    assert_same("astype", got, want, a)
+
+
+def test_halo_chunks_are_read_once_with_the_cache() -> None:
+    a = np.arange(40 * 30, dtype=np.uint16).reshape(40, 30)
+    image = Image(None, "yx", (1.0, 1.0), "memory", {}, Chunked(a), (5, 30))
+    plan = make_plan(Pipeline([{"op": "uniform_filter", "size": 5}]), image, (5, 30))
+    plan = dataclasses.replace(plan, blocks=(5, 30))
+    target = Target(a.shape, np.dtype(np.uint16), (5, 30))
+    CACHE.clear()
+    with dask.config.set(scheduler="synchronous"):
+        run_plan(plan, target)
+    import scipy.ndimage as ndi
+
+    assert np.array_equal(target.array, ndi.uniform_filter(a, 5))
+    # 8 blocks of one chunk each, every block reading its neighbours' edges: each
+    # of the 8 chunks read once.
+    assert image.reader.reads == 8
