@@ -48,7 +48,9 @@ def global_apply(x: da.Array, op: Operation, params: dict[str, Any]) -> da.Array
     dtype = np.dtype(x.dtype)
     results: list[da.Array] = []
     blocks = tuple(range(x.ndim))
-    for one in op.passes(dtype, params):
+    from batchproc import kernels
+
+    for one in op.passes(dtype, params, kernels.active()):
         parts = lazy_partials(x, one.partial, one.shape, scalars=tuple(results))
         if one.combine == "sum":
             results.append(parts.sum(axis=blocks))

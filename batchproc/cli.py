@@ -101,18 +101,27 @@ def parse_chunks(text: str | None) -> Any:
     return values
 
 
-def _on_cluster(scheduler: str | None, workers: int | None = None, threads_per_worker: int | None = None, memory_limit: str | None = None, cluster_config: Path | None = None) -> Any:
+@contextlib.contextmanager
+def _on_cluster(scheduler: str | None, workers: int | None = None, threads_per_worker: int | None = None, memory_limit: str | None = None, cluster_config: Path | None = None) -> Iterator[Any]:
     """The ``--scheduler`` context, printing the dashboard address when there is one."""
     from batchproc.engine import scheduler as use_scheduler
 
-    return use_scheduler(
+    with use_scheduler(
         scheduler,
         workers=workers,
         threads_per_worker=threads_per_worker,
         memory_limit=memory_limit,
         cluster_config=cluster_config,
         on_dashboard=lambda link: err.print(f"dashboard: {link}", highlight=False),
-    )
+    ) as session:
+        if session.client is not None and not STATE["debug"]:
+            # distributed logs its client's connection errors with tracebacks (set
+            # up when it is imported); the CLI says what happened in its own words.
+            import logging
+
+            for name in [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "distributed"]:
+                logging.getLogger(name).setLevel(logging.CRITICAL)
+        yield session
 
 
 def _compute(array: Any, description: str, quiet: bool) -> Any:

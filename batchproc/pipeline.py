@@ -15,13 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dask.array as da
+from typing import TYPE_CHECKING
+
 import numpy as np
 import yaml
 
 from batchproc.errors import BatchprocError
 from batchproc.ops import REGISTRY, Context, Operation, get
-from batchproc.overlap import map_stage, stage_edges, stage_halo
+
+if TYPE_CHECKING:
+    import dask.array as da
 
 VERSION = 1
 TOP_LEVEL_KEYS = ("version", "steps")
@@ -127,6 +130,7 @@ class Pipeline:
         """The steps bound to an ``ndim``-dimensional ``dtype`` input, as dask runs
         them (:meth:`apply`): runs of local steps that share one ``map_overlap``,
         and the global steps between them."""
+        from batchproc.overlap import stage_edges, stage_halo
         from batchproc.plan import bind
 
         stages: list[Stage] = []
@@ -153,6 +157,7 @@ class Pipeline:
     def apply(self, x: Any) -> da.Array:
         """The pipeline applied to ``x``, lazily, as a dask array."""
         from batchproc.apply import as_array, global_apply
+        from batchproc.overlap import map_stage
 
         array = as_array(x, "pipeline")
         for stage in self.stages(array.ndim, np.dtype(array.dtype)):

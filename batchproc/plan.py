@@ -31,7 +31,8 @@ from batchproc.errors import BatchprocError
 from batchproc.ops import REGISTRY, Context, Operation
 from batchproc.ops._registry import Edge
 
-#: Bytes of one compute block at the widest dtype it passes through.
+#: Bytes of one compute block at the widest dtype it passes through (dask config
+#: ``batchproc.block-bytes``, or DASK_BATCHPROC__BLOCK_BYTES, to change it).
 TARGET_BLOCK_BYTES = 32 * 2**20
 #: The most input a process keeps for halos: beyond it, a chunk some blocks share
 #: is read again (slower, never more memory).
@@ -172,8 +173,15 @@ class Plan:
         """The widest item a block holds on its way through the steps."""
         return max([self.source.dtype.itemsize, *(s.out.itemsize for s in self.steps)])
 
-    def blocks_in_order(self) -> Iterator[tuple[int, ...]]:
-        return np.ndindex(*self.grid)
+    def ordered_blocks(self) -> list[tuple[int, ...]]:
+        """Every block, in the order they go out: C order with the axis of most
+        blocks outermost (:func:`layer_axis`), so that the blocks around a halo
+        chunk run close together."""
+        grid = self.grid
+        axis = layer_axis(grid)
+        order = [axis, *(a for a in range(len(grid)) if a != axis)]
+        inverse = np.argsort(order)
+        return [tuple(int(i) for i in np.asarray(index)[inverse]) for index in np.ndindex(*(grid[a] for a in order))]
 
     def box(self, index: Sequence[int]) -> tuple[tuple[int, int], ...]:
         """The block's voxels, per axis ``(start, stop)``."""
@@ -211,13 +219,24 @@ class Plan:
             have.append((start - a, b - stop))
         return tuple(lo), tuple(hi), have
 
+    def chunk_readers(self, index: Sequence[int], reach: Sequence[int]) -> int:
+        """How many blocks read the input's own chunk ``index`` when each reads
+        ``reach`` around it: per axis, the blocks whose region meets the chunk."""
+        assert self.source.native is not None
+        count = 1
+        for i, c, b, r, n, edge in zip(index, self.source.native, self.blocks, reach, self.shape, self.edges, strict=True):
+            first, last = (i * c - r) // b, (min(n, (i + 1) * c) - 1 + r) // b
+            blocks = -(-n // b)
+            count *= min(blocks, last - first + 1) if edge == "periodic" else min(blocks - 1, last) - max(0, first) + 1
+        return count
+
     def passes(self) -> list[tuple[int, int]]:
         """The passes to run before the blocks are written, in order: ``(step,
         pass)`` for each pass of each global step."""
         out = []
         for k, step in enumerate(self.steps):
             if step.is_global and step.op.passes is not None:
-                out += [(k, j) for j in range(len(step.op.passes(step.dtype, step.params)))]
+                out += [(k, j) for j in range(len(step.op.passes(step.dtype, step.params, self.kernels)))]
         return out
 
     # ------------------------------------------------------------ memory and files
@@ -260,7 +279,7 @@ class Plan:
                     lines.append(f"local: {' -> '.join(s.name for s in run)} (reach {_shape(halo)})")
                     run = []
                 if step is not None:
-                    count = len(step.op.passes(step.dtype, step.params)) if step.op.passes else 0
+                    count = len(step.op.passes(step.dtype, step.params, self.kernels)) if step.op.passes else 0
                     lines.append(f"global: {step.name} ({count} pass{'es' if count != 1 else ''} over the whole input first, then voxel by voxel)")
             else:
                 run.append(step)
@@ -292,6 +311,12 @@ class Plan:
         return rows
 
 
+def layer_axis(numblocks: Sequence[int]) -> int:
+    """The axis with most blocks (the first of equals): blocks go out in layers
+    across it, each layer a small cross-section of the volume."""
+    return max(range(len(numblocks)), key=lambda axis: (numblocks[axis], -axis))
+
+
 def make_plan(pipeline: Any, image: Any, chunks: Sequence[int] | None = None, kernels: str | None = None) -> Plan:
     """``pipeline`` bound to the opened ``image``: the plan of a run.
 
@@ -316,22 +341,52 @@ def make_plan(pipeline: Any, image: Any, chunks: Sequence[int] | None = None, ke
     chunks = tuple(max(1, min(int(c), n)) if n else 1 for c, n in zip(chunks, source.shape, strict=True))
     edges = combined_edges(steps, source.shape)
     halo = tuple(0 if e == "whole" else sum(s.reach[a] for s in steps) for a, e in enumerate(edges))
-    blocks = choose_blocks(source.shape, chunks, itemsize, halo, edges)
-    chosen = kernels or kernel_sets.active()
+    blocks = choose_blocks(source.shape, chunks, itemsize, halo, edges, block_bytes())
+    chosen = kernels or kernel_sets.asked() or _kernels_for(source, steps)
     token = _token([source.token, [(s.name, repr(dict(s.params))) for s in steps], chunks, blocks, chosen])
     return Plan(source, steps, chunks, blocks, halo, edges, chosen, token)
 
 
-def choose_blocks(shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int, halo: tuple[int, ...], edges: Sequence[Edge]) -> tuple[int, ...]:
+#: Below this many voxels a run takes scipy's kernels unless told otherwise:
+#: loading the compiled ones costs a process about half a second, more than they
+#: save on so little (docs/design.md, "Kernels").
+SMALL_INPUT = 2**22
+#: The same for a run with a rank filter, where scipy is slowest.
+SMALL_INPUT_RANK = 2**18
+
+
+def _kernels_for(source: Source, steps: Sequence[BoundStep]) -> str:
+    ranks = any(step.name in ("median_filter", "percentile_filter", "rank_filter") for step in steps)
+    return "scipy" if math.prod(source.shape) <= (SMALL_INPUT_RANK if ranks else SMALL_INPUT) else "compiled"
+
+
+def block_bytes() -> int:
+    """The size of a compute block: :data:`TARGET_BLOCK_BYTES` unless dask's
+    config says ``batchproc.block-bytes``."""
+    import dask
+
+    value = dask.config.get("batchproc.block-bytes", None)
+    if value is None:
+        return TARGET_BLOCK_BYTES
+    try:
+        size = int(dask.utils.parse_bytes(value) if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise BatchprocError(f"batchproc.block-bytes (dask config) must be a size such as 32MiB; got {value!r}.") from None
+    if size < 1:
+        raise BatchprocError(f"batchproc.block-bytes (dask config) must be positive; got {value!r}.")
+    return size
+
+
+def choose_blocks(shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int, halo: tuple[int, ...], edges: Sequence[Edge], target: int = TARGET_BLOCK_BYTES) -> tuple[int, ...]:
     """Compute blocks: whole numbers of ``chunks`` (or whole axes), at least the
     halo deep (a block mostly of halo computes little), grown along the last axes
-    first (contiguous in memory) up to :data:`TARGET_BLOCK_BYTES` at ``itemsize``."""
+    first (contiguous in memory) up to ``target`` bytes at ``itemsize``."""
     block = [n if edge == "whole" else c for c, n, edge in zip(chunks, shape, edges, strict=True)]
     for axis, (c, n) in enumerate(zip(chunks, shape, strict=True)):
         if block[axis] < halo[axis]:
             block[axis] = min(n, -(-halo[axis] // c) * c)
     for axis in reversed(range(len(shape))):
-        while block[axis] < shape[axis] and math.prod(block) * itemsize * 2 <= TARGET_BLOCK_BYTES:
+        while block[axis] < shape[axis] and math.prod(block) * itemsize * 2 <= target:
             block[axis] = min(shape[axis], block[axis] * 2)
     # A block ends on a chunk's edge (or the array's): no chunk is written by two blocks.
     return tuple(b if b >= n or b % c == 0 else -(-b // c) * c for b, c, n in zip(block, chunks, shape, strict=True))

@@ -6,6 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def die_with_parent() -> None:
+    """In a child before it runs: end it (SIGTERM) when the process that started
+    it ends, even killed (a test run stopped by its timeout leaves no servers)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     import socket
 
@@ -29,6 +38,7 @@ class DaskCluster:
             [*dask_cli, "--host", "127.0.0.1", "--port", str(self.port), "--dashboard-address", f"127.0.0.1:{free_port()}"],
             stdout=subprocess.DEVNULL,
             stderr=(tmp / "scheduler.log").open("w"),
+            preexec_fn=die_with_parent,
         )
         self.workers = [
             subprocess.Popen(
@@ -37,6 +47,7 @@ class DaskCluster:
                  "--local-directory", str(tmp / f"w{i}")],
                 stdout=subprocess.DEVNULL,
                 stderr=(tmp / f"worker{i}.log").open("w"),
+                preexec_fn=die_with_parent,
             )
             for i in range(workers)
         ]

@@ -114,6 +114,10 @@ ERRORS = [
     (["run", "{vol}", "{tmp}/nodir/o.zarr", "--step", "threshold:above=1"], "does not exist"),
     (["run", "{vol}", "{tmp}/" + "n" * 240 + ".zarr", "--step", "threshold:above=1"], "too long"),
     (["run", "{vol}", "{tmp}/o.zarr", "--step", "maximum_filter:size=3,cval=lots"], "parameter 'cval'"),
+    # Found when the pipeline meets the input (a 3-D volume): still before any store exists.
+    (["run", "{vol}", "{tmp}/o.zarr", "--step", "gaussian_filter:sigma=[1,2]"], "parameter 'sigma'"),
+    (["run", "{vol}", "{tmp}/o.zarr", "--step", "threshold:above=1", "--chunks", "4,16"], "one size per axis"),
+    (["run", "{vol}", "{tmp}/o.zarr", "--step", "threshold:above=1", "--dry-run", "--chunks", "0,1,1"], "--chunks must be positive"),
     (["info", "{tmp}/missing.tif"], "does not exist"),
     (["histogram", "{vol}", "--bins", "0"], "'bins'"),
     (["preview", "{vol}", "--slice", "0-3", "-o", "{tmp}/p.png"], "--slice"),
@@ -131,6 +135,33 @@ def test_user_errors_exit_2_with_a_clear_message(tmp_path: Path, volume_file, ar
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+    assert not (tmp_path / "o.zarr").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".o.zarr")]
+
+
+def test_dry_run_prints_the_plan_reads_no_chunk_and_writes_nothing(tmp_path: Path, volume_file) -> None:
+    """The plan comes from metadata alone: a store whose chunk files are all gone
+    still plans, and nothing is written where the output would go."""
+    import shutil
+
+    path, data = volume_file
+    source = tmp_path / "in.zarr"
+    assert invoke("run", path, source, "--step", "astype:dtype=uint16", "--chunks", "5,30,25", "-q").exit_code == 0
+    shutil.rmtree(source / "0" / "c")
+    pipeline = _pipeline_file(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = invoke("run", source, tmp_path / "out.zarr", "--pipeline", pipeline, "--chunks", "2,16,16", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no output, no lock, no staging folder
+    text = result.output
+    assert "local: gaussian_filter -> sobel_magnitude -> threshold (reach (9, 9, 9))" in text
+    assert "(9, 9, 9) voxels per side" in text
+    assert "80 chunks of (2, 16, 16)" in text  # (10, 60, 50) in chunks of (2, 16, 16): 5 x 4 x 4
+    assert "per block, per worker thread" in text
+
+
+def _pipeline_file(folder: Path) -> Path:
+    (folder / "p.yaml").write_text(PIPELINE)
+    return folder / "p.yaml"
 
 
 def test_existing_output_is_untouched_without_overwrite(tmp_path: Path, volume_file) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from batchproc._version import __version__
-from batchproc.engine.runner import compute_blocks, ordered_blocks, run_plan
+from batchproc.engine.runner import compute_blocks, run_plan
 from batchproc.errors import BatchprocError, SchedulerLost
 from batchproc.io.chunkfiles import ChunkFiles
 from batchproc.io.readers import Image, auto_chunks, input_stamp, open_image
@@ -63,7 +63,7 @@ def run_pipeline(
         if out.done or not compute:
             return str(out.target)
         todo = []
-        for index in ordered_blocks(plan):
+        for index in plan.ordered_blocks():
             missing = out.missing(list(plan.chunks_of(index)))
             if missing:
                 todo.append((index, missing))
@@ -189,11 +189,11 @@ def _write_block(block: np.ndarray, array: Any, block_info: Any = None) -> np.nd
 def _write_levels(out: Output, levels: int) -> None:
     """The pyramid: each level half the size of the one before along the spatial
     axes (mean for numbers, rounded for integers; nearest for booleans)."""
-    import dask.array as da
-
     out.prepare_levels(levels)
     if not levels:
         return
+    import dask.array as da
+
     prev = da.from_array(out.files, chunks=out.files.chunks)
     spatial = [a not in ("t", "c") for a in out.axes]
     for level in range(1, levels + 1):

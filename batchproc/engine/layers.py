@@ -26,12 +26,9 @@ import numpy as np
 from dask._task_spec import DataNode, GraphNode, Task, TaskRef, convert_legacy_graph
 from dask.base import collections_to_expr
 
+from batchproc.plan import layer_axis
+
 Key = Hashable
-
-
-def layer_axis(numblocks: Sequence[int]) -> int:
-    """The axis with most blocks (the first of equals): the layers are across it."""
-    return max(range(len(numblocks)), key=lambda axis: (numblocks[axis], -axis))
 
 
 def gated_graph(

@@ -241,12 +241,13 @@ class ClientPool(Pool):
             self.client.cancel(list(pending))
 
     def release(self) -> None:
-        with contextlib.suppress(Exception):
-            self.client.run(_release)
+        if self.client.status == "running":
+            with contextlib.suppress(Exception):
+                self.client.run(_release)
 
     def _lost(self, error: BaseException | None) -> SchedulerLost:
-        why = f" ({type(error).__name__}: {error})" if error is not None and str(error) else ""
-        return SchedulerLost(f"the dask scheduler stopped answering{why}")
+        address = getattr(getattr(self.client, "scheduler", None), "address", None) or "of this run"
+        return SchedulerLost(f"lost the connection to the dask scheduler {address}; every chunk written before stays on disk.")
 
 
 @contextlib.contextmanager
@@ -340,7 +341,7 @@ def links(job: Job, upto: int) -> list[Link]:
         op = step.op
         if step.is_global:
             finish = op.finish(step.dtype, step.params)
-            count = len(op.passes(step.dtype, step.params)) if op.passes else 0
+            count = len(op.passes(step.dtype, step.params, plan.kernels)) if op.passes else 0
             results = tuple(job.results[(k, j)] for j in range(count))
             chain.append(Link(_Finished(finish, results), {}, (), step.reach))
         else:
@@ -372,10 +373,11 @@ def compute_block(job: Job, index: tuple[int, ...], upto: int | None = None) -> 
     if job.cache_bytes:
         CACHE.reserve(job.cache_bytes)
     lo, hi, have = plan.region(index, upto)
-    reach = plan.reach()
+    reach = plan.reach(upto)
     exclusive = [(start + r, stop - r) for (start, stop), r in zip(plan.box(index), reach, strict=True)]
     src = plan.source
-    block = read_region(src.reader, src.shape, src.dtype, src.native, lo, hi, exclusive, src.token)
+    readers = (lambda chunk: plan.chunk_readers(chunk, reach)) if src.native is not None else None
+    block = read_region(src.reader, src.shape, src.dtype, src.native, lo, hi, exclusive, (src.token, upto), readers)
     return run_links(block, links(job, upto), have, own=True)
 
 
@@ -383,7 +385,7 @@ def pass_task(job: Job, index: tuple[int, ...], step: int, number: int) -> np.nd
     """Block ``index``'s partial result for pass ``number`` of global step ``step``."""
     plan = job.plan
     bound = plan.steps[step]
-    one = bound.op.passes(bound.dtype, bound.params)[number]
+    one = bound.op.passes(bound.dtype, bound.params, plan.kernels)[number]
     block = compute_block(job, index, upto=step)
     earlier = [job.results[(step, j)] for j in range(number)]
     return np.asarray(one.partial(block, *earlier))
@@ -413,8 +415,12 @@ def run_plan(plan: Plan, target: Any, todo: Sequence[tuple[tuple[int, ...], Sequ
     blocks of ``todo`` (``(block, chunks to write)``; default every block, all its
     chunks). Returns the bytes written, uncompressed."""
     if todo is None:
-        todo = [(index, list(plan.chunks_of(index))) for index in ordered_blocks(plan)]
+        todo = [(index, list(plan.chunks_of(index))) for index in plan.ordered_blocks()]
     with pool() as workers:
+        if plan.kernels == "compiled" and not isinstance(workers, ClientPool):
+            from batchproc.kernels import warm_up
+
+            warm_up()  # numba's set-up, in the background while the first blocks are read
         window = max(2, 2 * workers.threads)
         cache = plan.cache_bytes(window)
         try:
@@ -440,7 +446,7 @@ def _passes(plan: Plan, workers: Pool, window: int, cache: int) -> dict[tuple[in
     passes = plan.passes()
     for number, (step, j) in enumerate(passes):
         bound = plan.steps[step]
-        kind = bound.op.passes(bound.dtype, bound.params)[j].combine
+        kind = bound.op.passes(bound.dtype, bound.params, plan.kernels)[j].combine
         shared = workers.share(Job(plan, dict(results), None, cache))
         total: list[np.ndarray] = []
         with block_bar(plan.block_count, f"pass {number + 1} of {len(passes)}: {bound.name}") as advance:
@@ -449,21 +455,9 @@ def _passes(plan: Plan, workers: Pool, window: int, cache: int) -> dict[tuple[in
                 total[:] = [combine(kind, [total[0], part]) if total else part]
                 advance()
 
-            windowed(workers, ((pass_task, shared, index, step, j) for index in ordered_blocks(plan)), window, add)
+            windowed(workers, ((pass_task, shared, index, step, j) for index in plan.ordered_blocks()), window, add)
         results[(step, j)] = total[0]
     return results
-
-
-def ordered_blocks(plan: Plan) -> list[tuple[int, ...]]:
-    """Every block, in the order they go out: C order with the axis of most blocks
-    outermost, so that the blocks around a halo chunk run close together."""
-    from batchproc.engine.layers import layer_axis
-
-    grid = plan.grid
-    axis = layer_axis(grid)
-    order = [axis, *(a for a in range(len(grid)) if a != axis)]
-    inverse = np.argsort(order)
-    return [tuple(int(i) for i in np.asarray(index)[inverse]) for index in np.ndindex(*(grid[a] for a in order))]
 
 
 # ---------------------------------------------------------------- dask collections
@@ -501,7 +495,8 @@ def compute_blocks(array: Any, blocks: Sequence[tuple[int, ...]]) -> None:
     from dask.base import get_scheduler
     from dask.callbacks import Callback
 
-    from batchproc.engine.layers import compute_gated, layer_axis, slabs
+    from batchproc.engine.layers import compute_gated, slabs
+    from batchproc.plan import layer_axis
 
     if not blocks:
         return

@@ -13,10 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import dask.array as da
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from batchproc.errors import BatchprocError
+
+if TYPE_CHECKING:
+    import dask.array as da
 
 #: Default in-memory size of one block: big enough to amortize task overhead,
 #: small enough that (blocks in flight x halo) stays well inside memory.
@@ -203,6 +207,8 @@ def open(path: Any, chunks: Any = None, **options: Any) -> da.Array:  # noqa: A0
 
 
 def _chunked(array: Any, shape: tuple[int, ...], dtype: np.dtype, chunks: Any, native: tuple[int, ...] | None, **kw: Any) -> da.Array:
+    import dask.array as da
+
     chosen = chunks if chunks is not None else auto_chunks(shape, dtype, native)
     return da.from_array(array, chunks=chosen, meta=np.empty((0,) * len(shape), dtype), **kw)
 

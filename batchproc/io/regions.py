@@ -20,14 +20,18 @@ import numpy as np
 
 
 class ChunkCache:
-    """Decoded input chunks that more than one block reads, per process, kept
-    while they fit in ``budget`` bytes (the least recently used go first). Two
+    """Decoded input chunks that more than one block reads, per process.
+
+    A chunk is kept until the last of the blocks that read it (``readers``, when
+    the caller knows them) has taken its part, and never beyond ``budget`` bytes
+    (then the least recently used go first, and are read again if asked for). Two
     threads asking for one chunk read it once: the second waits for the first."""
 
     def __init__(self) -> None:
         self.budget = 0
         self.held = 0
         self._entries: OrderedDict[Hashable, np.ndarray] = OrderedDict()
+        self._left: dict[Hashable, int] = {}  # readers still to come, by key
         self._loading: dict[Hashable, threading.Event] = {}
         self._lock = threading.Lock()
         self.reads = 0  # chunks read (not found in the cache)
@@ -40,15 +44,30 @@ class ChunkCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._left.clear()
             self.held = 0
             self.budget = 0
 
-    def get(self, key: Hashable, load: Callable[[], np.ndarray]) -> np.ndarray:
+    def _taken(self, key: Hashable) -> np.ndarray | None:
+        """The chunk at ``key`` for one more reader, or None (call with the lock)."""
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        self._left[key] -= 1
+        if self._left[key] <= 0:  # that was its last reader
+            del self._entries[key], self._left[key]
+            self.held -= found.nbytes
+        else:
+            self._entries.move_to_end(key)
+        return found
+
+    def get(self, key: Hashable, load: Callable[[], np.ndarray], readers: int = 2**62) -> np.ndarray:
+        """The chunk at ``key``, read with ``load`` unless kept; ``readers``: how
+        many reads of it are coming in all (this one included)."""
         while True:
             with self._lock:
-                found = self._entries.get(key)
+                found = self._taken(key)
                 if found is not None:
-                    self._entries.move_to_end(key)
                     return found
                 waiting = self._loading.get(key)
                 if waiting is None:
@@ -56,7 +75,7 @@ class ChunkCache:
                     break
             waiting.wait()
             with self._lock:
-                found = self._entries.get(key)
+                found = self._taken(key)
             if found is not None:
                 return found
             # Not kept (over budget) or its read failed: read it here.
@@ -72,11 +91,13 @@ class ChunkCache:
             raise
         with self._lock:
             self.reads += 1
-            if value.nbytes <= self.budget:
+            if readers > 1 and value.nbytes <= self.budget:
                 self._entries[key] = value
+                self._left[key] = readers - 1
                 self.held += value.nbytes
                 while self.held > self.budget and self._entries:
-                    _, old = self._entries.popitem(last=False)
+                    old_key, old = self._entries.popitem(last=False)
+                    del self._left[old_key]
                     self.held -= old.nbytes
             self._loading.pop(key).set()
         return value
@@ -108,6 +129,7 @@ def read_region(
     hi: Sequence[int],
     exclusive: Sequence[tuple[int, int]],
     key: Hashable,
+    readers: Callable[[tuple[int, ...]], int] | None = None,
     cache: ChunkCache = CACHE,
 ) -> np.ndarray:
     """The voxels ``lo`` to ``hi`` (per axis; beyond the array on periodic axes) of
@@ -115,7 +137,8 @@ def read_region(
 
     ``exclusive``: per axis, the part ``[a, b)`` of the region that only this
     block reads; a native chunk not wholly inside it is read by neighbouring
-    blocks too and goes through ``cache`` under ``(key, chunk index)``."""
+    blocks too and goes through ``cache`` under ``(key, chunk index)``;
+    ``readers(chunk index)`` says how many blocks read it in all."""
     out = np.empty([b - a for a, b in zip(lo, hi, strict=True)], dtype=dtype)
     pieces = [segments(a, b, n) for a, b, n in zip(lo, hi, shape, strict=True)]
     for parts in itertools.product(*pieces):
@@ -124,13 +147,13 @@ def read_region(
         # Only a piece at the region's true place (not a periodic copy) may skip the cache.
         mine = [(max(a, s), min(b, t)) if offset + lo[axis] == s else (0, 0)
                 for axis, ((a, b), (s, t, offset)) in enumerate(zip(exclusive, parts, strict=True))]
-        _read_box(reader, dtype, native, box, out[into], mine, key, cache)
+        _read_box(reader, dtype, native, box, out[into], mine, key, readers, cache)
     return out
 
 
 def _read_box(
     reader: Any, dtype: np.dtype, native: Sequence[int] | None, box: list[tuple[int, int]], out: np.ndarray,
-    mine: list[tuple[int, int]], key: Hashable, cache: ChunkCache,
+    mine: list[tuple[int, int]], key: Hashable, readers: Callable[[tuple[int, ...]], int] | None, cache: ChunkCache,
 ) -> None:
     """``box`` of ``reader`` into ``out``: the native chunks wholly inside ``mine``
     in one read, the others each through the cache."""
@@ -153,7 +176,8 @@ def _read_box(
         if inside and all(f <= i < l_ for i, (f, l_) in zip(index, inner, strict=True)):
             continue
         chunk_box = [(i * c, min(i * c + c, n_end)) for i, c, n_end in zip(index, native, ends, strict=True)]
-        chunk = cache.get((key, index), lambda chunk_box=chunk_box: _read(reader, chunk_box, dtype))
+        count = readers(index) if readers is not None else 2**62
+        chunk = cache.get((key, index), lambda chunk_box=chunk_box: _read(reader, chunk_box, dtype), count)
         inside_chunk = tuple(slice(max(a, x) - x, min(b, y) - x) for (a, b), (x, y) in zip(box, chunk_box, strict=True))
         into = tuple(slice(max(a, x) - a, min(b, y) - a) for (a, b), (x, y) in zip(box, chunk_box, strict=True))
         out[into] = chunk[inside_chunk]

@@ -36,7 +36,7 @@ from batchproc.io.chunkfiles import DATA_TYPES, ChunkFiles, chunk_files, open_ch
 from batchproc.io.readers import default_axes
 
 #: Blosc LZ4 with bit-shuffle: on this machine ~440 MB/s writing uint16 against
-#: ~130 MB/s for zarr's default Zstd (DESIGN §3), and a better ratio on images.
+#: ~130 MB/s for zarr's default Zstd (docs/design.md, "Output format").
 DEFAULT_CODEC = "blosc-lz4"
 CODECS = ("blosc-lz4", "zstd", "none")
 

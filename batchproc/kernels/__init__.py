@@ -30,10 +30,22 @@ def checked(value: str, name: str = "kernels") -> str:
     return value
 
 
+def asked() -> str | None:
+    """The kernel set asked for: dask config ``batchproc.kernels``, else the
+    ``BATCHPROC_KERNELS`` environment variable; None when neither says."""
+    value = dask.config.get("batchproc.kernels", default=None) or os.environ.get("BATCHPROC_KERNELS")
+    return checked(value) if value else None
+
+
+def chosen() -> str:
+    """The kernel set in force: :func:`asked`, else ``compiled``."""
+    return asked() or "compiled"
+
+
 def active() -> str:
-    """The kernel set in force: dask config ``batchproc.kernels``, else the
-    ``BATCHPROC_KERNELS`` environment variable, else ``compiled``."""
-    value = checked(dask.config.get("batchproc.kernels", default=None) or os.environ.get("BATCHPROC_KERNELS") or "compiled")
+    """:func:`chosen`, for kernels about to run in this process: numba's set-up
+    starts in the background."""
+    value = chosen()
     if value == "compiled":
         warm_up()
     return value

@@ -19,8 +19,7 @@ from scipy.ndimage._filters import _gaussian_kernel1d
 
 from batchproc.kernels import sobel
 from batchproc.kernels.lines import MODE_CODES, as_lines, correlate1d, correlate_last_two, minmax1d_3d, uniform1d_3d
-from batchproc.ops._checks import expand
-from batchproc.ops._registry import axes_tuple
+from batchproc.kernels.params import axes_tuple, expand
 
 Block = Callable[..., np.ndarray]
 
@@ -155,16 +154,17 @@ def fast_edges(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | Non
 
 def fast_sobel_magnitude(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
     """The fused plane-by-plane kernel for 2-D and 3-D blocks over all axes in order,
-    with a float32 or float64 result (an integer ``output`` is a C cast: scipy's)."""
-    from batchproc.ops.filters import sobel_magnitude_block, sobel_magnitude_dtype
+    with a float32 or float64 result (an integer ``output`` is a C cast: scipy's).
 
-    out = sobel_magnitude_dtype(dtype, params)
+    ``params`` also carry the result's dtype (``_out``) and the operation's own
+    block function for other blocks (``_whole``): the kernels know no operation."""
+    out, whole_block = params["_out"], params["_whole"]
     if np.dtype(dtype).kind not in "iuf" or out not in (np.float32, np.float64):
         return None
 
     def block(x: np.ndarray, keep: tuple[slice, ...] | None = None, overwrite_input: bool = False, **p: Any) -> np.ndarray:
         if x.ndim not in (2, 3) or axes_tuple(p["axes"], x.ndim) != tuple(range(x.ndim)):
-            whole = sobel_magnitude_block(x, **p)
+            whole = whole_block(x, **p)
             return whole if keep is None else whole[keep]
         return sobel.sobel_magnitude(x, expand(p["mode"], x.ndim), p["cval"], out, keep, overwrite_input)
 

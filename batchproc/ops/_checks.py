@@ -235,13 +235,6 @@ def anything() -> Check:
     return check
 
 
-def expand(value: Any, n: int) -> tuple:
-    """A per-axis parameter as a tuple of length ``n`` (scipy's _normalize_sequence)."""
-    if isinstance(value, tuple):
-        return value
-    return (value,) * n
-
-
 def check_length(name: str, value: Any, n: int, ctx: Context, what: str = "axes") -> None:
     if isinstance(value, tuple) and len(value) != n:
         raise ctx.fail(name, f"a single value or a list of {n} (one per {what[:-1] if what.endswith('s') else what})", list(value))

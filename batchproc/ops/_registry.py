@@ -14,7 +14,8 @@ from typing import Any, Literal
 import numpy as np
 
 from batchproc.errors import BatchprocError
-from batchproc.ops._checks import WRAP_MODES, Check, Context, expand
+from batchproc.kernels.params import axes_tuple, expand
+from batchproc.ops._checks import WRAP_MODES, Check, Context
 
 REQUIRED: Any = inspect.Parameter.empty
 
@@ -126,8 +127,9 @@ class Operation:
                ``block`` for that input, or None where it does not apply.
     halo:      per-axis reach of one output voxel into the input, from the parameters.
     dtype:     the output dtype from the input dtype and the parameters.
-    passes:    for global ops in pipelines, ``passes(dtype, params)`` -> the
-               :class:`Pass` es to run first, in order.
+    passes:    for global ops in pipelines, ``passes(dtype, params, kernels)`` -> the
+               :class:`Pass` es to run first, in order (``kernels``: the kernel
+               set their partials may use).
     finish:    for global ops in pipelines, ``finish(dtype, params)`` -> a voxel-wise
                ``fn(block, *results)`` given every pass's result.
     apply:     for global ops outside pipelines (histogram), ``apply(x, **params)``
@@ -145,7 +147,7 @@ class Operation:
     halo: HaloFn = no_halo
     dtype: DtypeFn = same_dtype
     apply: Callable[..., Any] | None = None
-    passes: Callable[[np.dtype, Mapping[str, Any]], tuple[Pass, ...]] | None = None
+    passes: Callable[[np.dtype, Mapping[str, Any], str], tuple[Pass, ...]] | None = None
     finish: Callable[[np.dtype, Mapping[str, Any]], BlockFn] | None = None
     relate: RelateFn | None = None
     scipy: bool = False
@@ -252,15 +254,6 @@ class Operation:
             raise
         except Exception as err:  # scipy's ValueError, RuntimeError, IndexError, ...
             raise BatchprocError(f"{ctx.where}: scipy.ndimage refuses these parameters: {err}") from None
-
-
-def axes_tuple(axes: Any, ndim: int) -> tuple[int, ...]:
-    """scipy's ``axes`` argument as a tuple of non-negative axis numbers."""
-    if axes is None:
-        return tuple(range(ndim))
-    if isinstance(axes, int):
-        axes = (axes,)
-    return tuple(a % ndim for a in axes)
 
 
 REGISTRY: dict[str, Operation] = {}

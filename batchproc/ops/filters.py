@@ -15,9 +15,9 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from batchproc.errors import BatchprocError
-from batchproc.kernels import filters as compiled
+from batchproc.kernels.params import axes_tuple, expand
 from batchproc.ops import _checks as c
-from batchproc.ops._registry import Operation, Param, axes_tuple, mode_edges, register
+from batchproc.ops._registry import Operation, Param, mode_edges, register
 
 # ---------------------------------------------------------------- shared parameters
 
@@ -49,6 +49,24 @@ FOOTPRINT = Param(
 HUGE = sys.maxsize // 4  # "the whole axis": map_stage makes such an axis one chunk
 
 
+# ---------------------------------------------------------------- compiled kernels
+
+
+def compiled(name: str, *args: Any) -> Callable[[np.dtype, Mapping[str, Any]], Callable[..., np.ndarray] | None]:
+    """An operation's ``fast``: the compiled kernel ``name`` of
+    :mod:`batchproc.kernels.filters` (``name(*args)`` for a family), imported on
+    first use, so that numba loads only where kernels run (not to plan, not in a
+    cluster's client)."""
+
+    def fast(dtype: np.dtype, params: Mapping[str, Any]) -> Callable[..., np.ndarray] | None:
+        from batchproc.kernels import filters
+
+        factory = getattr(filters, name)
+        return (factory(*args) if args else factory)(dtype, params)
+
+    return fast
+
+
 # ---------------------------------------------------------------- halo helpers
 
 
@@ -68,7 +86,7 @@ def expanded_window(
     gets the largest size and origin: a halo that covers every pairing.
     """
     given = axes_tuple(params.get("axes"), ndim)
-    origins = c.expand(origin, len(given))
+    origins = expand(origin, len(given))
     if list(given) == sorted(given):
         return list(zip(given, shape, origins, strict=True))
     s_max, o_max = max(shape), max(abs(o) for o in origins)
@@ -93,7 +111,7 @@ def reach_from_shape(
 def sizes_halo(params: Mapping[str, Any], ndim: int) -> tuple[int, ...]:
     """Reach of a ``size`` window (sizes and origins are both per filtered axis)."""
     given = axes_tuple(params.get("axes"), ndim)
-    sizes = c.expand(params["size"], len(given))
+    sizes = expand(params["size"], len(given))
     return reach_from_shape(sizes, params.get("origin", 0), params, ndim)
 
 
@@ -130,8 +148,8 @@ def gaussian_derivative_halo(params: Mapping[str, Any], ndim: int) -> tuple[int,
 
 def _gaussian_radii(params: Mapping[str, Any], active: tuple[int, ...], ndim: int) -> tuple[int, ...]:
     n = len(active)
-    sigmas = c.expand(params["sigma"], n)
-    radii = c.expand(params.get("radius"), n)
+    sigmas = expand(params["sigma"], n)
+    radii = expand(params.get("radius"), n)
     halo = [0] * ndim
     for axis, sigma, radius in zip(active, sigmas, radii, strict=True):
         if sigma > 1e-15:
@@ -197,9 +215,9 @@ def relate_window(params: dict[str, Any], ctx: c.Context) -> None:
         count = int(np.count_nonzero(fp))
     else:
         given = axes_tuple(params.get("axes"), ctx.ndim)
-        sizes = c.expand(params["size"], len(given))
+        sizes = expand(params["size"], len(given))
         if _sorted_axes(params, ctx.ndim):
-            check_origins(params, ctx, list(zip(given, sizes, c.expand(params.get("origin", 0), len(given)), strict=True)))
+            check_origins(params, ctx, list(zip(given, sizes, expand(params.get("origin", 0), len(given)), strict=True)))
         count = int(np.prod(sizes))
     if isinstance(params.get("mode"), tuple) and fp is not None:
         raise ctx.fail("mode", "a single mode when a footprint is given", list(params["mode"]))
@@ -212,7 +230,7 @@ def per_derivative_edges(params: Mapping[str, Any], ndim: int) -> tuple[str, ...
     axis of the i-th derivative, so a list mixing wrap and other modes reads each
     smoothed axis's edges both ways."""
     active = axes_tuple(params.get("axes"), ndim)
-    wraps = {m in c.WRAP_MODES for m in c.expand(params["mode"], len(active))}
+    wraps = {m in c.WRAP_MODES for m in expand(params["mode"], len(active))}
     edge = "whole" if len(wraps) == 2 else ("periodic" if wraps == {True} else "none")
     return (edge,) * ndim
 
@@ -305,7 +323,7 @@ for _name in ("correlate", "convolve"):
         (WEIGHTS, OUTPUT, mode(False), CVAL, ORIGIN, AXES),
         halo=weights_halo,
         relate=relate_weights,
-        fast=compiled.fast_dense(_name == "convolve"),
+        fast=compiled("fast_dense", _name == "convolve"),
     )
 
 SIGMA = Param("sigma", c.per_axis(c.real(0), "a number >= 0"), help="standard deviation, per axis")
@@ -331,7 +349,7 @@ declare(
     ),
     halo=gaussian_halo,
     relate=relate_gaussian,
-    fast=compiled.fast_gaussian,
+    fast=compiled("fast_gaussian"),
 )
 for _name in ("gaussian_gradient_magnitude", "gaussian_laplace"):
     declare(
@@ -356,7 +374,7 @@ for _name in ("sobel", "prewitt"):
         (Param("axis", c.integer(), -1, "axis of the derivative"), OUTPUT, mode(True), CVAL),
         halo=active_halo(1),
         relate=relate_full_rank_modes,
-        fast=compiled.fast_edges(_name),
+        fast=compiled("fast_edges", _name),
     )
 declare("laplace", (OUTPUT, mode(True), CVAL, AXES), halo=active_halo(1), relate=relate_axes_modes)
 
@@ -365,12 +383,12 @@ declare(
     (Param("size", c.per_axis(c.integer(1), "an integer >= 1"), 3, "window size, per axis"), OUTPUT, mode(True), CVAL, ORIGIN, AXES),
     halo=window_halo,
     relate=relate_window,
-    fast=compiled.fast_uniform,
+    fast=compiled("fast_uniform"),
 )
 _FAST_WINDOW = {
-    "minimum_filter": compiled.fast_minmax(True),
-    "maximum_filter": compiled.fast_minmax(False),
-    "median_filter": compiled.fast_rank("median"),
+    "minimum_filter": compiled("fast_minmax", True),
+    "maximum_filter": compiled("fast_minmax", False),
+    "median_filter": compiled("fast_rank", "median"),
 }
 _WINDOW_EDGES = {"median_filter": rank_edges}
 for _name, per_axis_mode in (("minimum_filter", True), ("maximum_filter", True), ("median_filter", False)):
@@ -388,7 +406,7 @@ declare(
      SIZE, FOOTPRINT, OUTPUT, mode(False), CVAL, ORIGIN, AXES),
     halo=window_halo,
     relate=relate_window,
-    fast=compiled.fast_rank("percentile"),
+    fast=compiled("fast_rank", "percentile"),
     edge_rule=rank_edges,
 )
 declare(
@@ -397,7 +415,7 @@ declare(
      SIZE, FOOTPRINT, OUTPUT, mode(False), CVAL, ORIGIN, AXES),
     halo=window_halo,
     relate=relate_window,
-    fast=compiled.fast_rank("rank"),
+    fast=compiled("fast_rank", "rank"),
     edge_rule=rank_edges,
 )
 
@@ -440,7 +458,7 @@ def relate_structure(params: dict[str, Any], ctx: c.Context) -> None:
         # structure's dimensions go onto the sorted axes anyway, so with zero
         # origins sorting the axes changes nothing but the crash; origins would be
         # paired in the given order, so those are refused rather than guessed.
-        if any(c.expand(params["origin"], 1)):
+        if any(expand(params["origin"], 1)):
             raise ctx.fail("origin", "0 when 'axes' is not in increasing order (give the axes sorted)", params["origin"])
         params["axes"] = tuple(sorted(axes_tuple(params["axes"], ctx.ndim)))
     check_window(params, ctx, "structure", _structure_shape(params, ctx.ndim))
@@ -463,7 +481,7 @@ def _center_is_true(params: Mapping[str, Any]) -> bool:
     structure = params.get("structure")
     if structure is None:
         return True
-    origin = c.expand(params["origin"], structure.ndim)
+    origin = expand(params["origin"], structure.ndim)
     return bool(structure[tuple(s // 2 + o for s, o in zip(structure.shape, origin, strict=True))])
 
 
@@ -588,7 +606,7 @@ mode, cval
         halo=lambda params, ndim: (1,) * ndim,
         dtype=sobel_magnitude_dtype,
         edge_rule=full_rank_edges,
-        fast=compiled.fast_sobel_magnitude,
+        fast=lambda dtype, params: compiled("fast_sobel_magnitude")(dtype, {**params, "_out": sobel_magnitude_dtype(dtype, params), "_whole": sobel_magnitude_block}),
         relate=relate_full_rank_modes,
     )
 )

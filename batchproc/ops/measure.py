@@ -10,12 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import dask.array as da
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from batchproc.errors import BatchprocError
 from batchproc.ops import _checks as c
 from batchproc.ops._registry import Operation, Param, Pass, register
+
+if TYPE_CHECKING:
+    import dask.array as da
 
 CountFn = Callable[..., np.ndarray]
 
@@ -27,6 +31,7 @@ def lazy_partials(
     lazily: an array of the blocks' partials, indexed by block then ``shape``.
     ``aligned`` arrays are chunked like ``x``; ``scalars`` (small arrays) are passed
     whole to every block."""
+    import dask.array as da
     ndim = x.ndim
     ind = tuple(range(ndim))
     new = tuple(range(ndim, ndim + len(shape)))
@@ -104,6 +109,8 @@ def histogram_apply(
 ) -> tuple[da.Array, Callable[[np.ndarray], Any]]:
     """scipy.ndimage.histogram on a dask array: the counts, lazily, and the function
     that turns them into scipy's result once computed."""
+    import dask.array as da
+
     edges = _histogram_edges(min, max, bins)
     if labels is None:
         if index is not None:
@@ -192,12 +199,10 @@ def _integer_range(dtype: np.dtype, lo: Any, hi: Any) -> tuple[int, int] | None:
     return None
 
 
-def _value_counter(dtype: np.dtype, lo: int, hi: int) -> CountFn:
+def _value_counter(dtype: np.dtype, lo: int, hi: int, kernels: str) -> CountFn:
     """Per-block counts of each integer value lo..hi (values outside are ignored)."""
-    from batchproc import kernels
-
     n = hi - lo + 1
-    if dtype.kind in "iu" and dtype.itemsize <= 2 and kernels.active() == "compiled":
+    if dtype.kind in "iu" and dtype.itemsize <= 2 and kernels == "compiled":
         info = np.iinfo(dtype)
         if info.min <= lo and hi <= info.max:
             from batchproc.kernels.lines import count_values
@@ -234,14 +239,14 @@ def _equalize_range(params: Mapping[str, Any]) -> Callable[..., tuple[float, flo
     return bounds
 
 
-def equalize_passes(dtype: np.dtype, params: Mapping[str, Any]) -> tuple[Pass, ...]:
+def equalize_passes(dtype: np.dtype, params: Mapping[str, Any], kernels: str = "scipy") -> tuple[Pass, ...]:
     """Integer images with a known range (8/16-bit, or ``min``/``max`` given) and no
     ``bins``: one pass counting each integer value (exact). Otherwise ``bins`` equal
     bins (256 by default) over [min, max], after a pass for the data's range when
     either is not given."""
     exact = _integer_range(dtype, params["min"], params["max"]) if (dtype.kind in "biu" and params["bins"] is None) else None
     if exact is not None:
-        return (Pass(_value_counter(dtype, *exact), (exact[1] - exact[0] + 1,)),)
+        return (Pass(_value_counter(dtype, *exact, kernels), (exact[1] - exact[0] + 1,)),)
     nbins = 256 if params["bins"] is None else params["bins"]
     bounds = _equalize_range(params)
 

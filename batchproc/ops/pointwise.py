@@ -136,7 +136,7 @@ def rescale_block(x: np.ndarray, lo: Any, hi: Any, *, dtype: np.dtype) -> np.nda
     return y.astype(dtype)
 
 
-def astype_passes(dtype: np.dtype, params: Mapping[str, Any]) -> tuple[Pass, ...]:
+def astype_passes(dtype: np.dtype, params: Mapping[str, Any], kernels: str = "scipy") -> tuple[Pass, ...]:
     """With ``rescale`` and no ``in_range``: a pass for the data's min and max."""
     return (Pass(block_range, (2,), "range"),) if params["rescale"] and params["in_range"] is None else ()
 

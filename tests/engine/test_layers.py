@@ -19,7 +19,8 @@ import batchproc
 from batchproc.ops.filters import sobel_magnitude_block
 from batchproc.engine import progress, scheduler
 from batchproc.engine import layers
-from batchproc.engine.layers import gated_graph, layer_axis, slabs
+from batchproc.engine.layers import gated_graph, slabs
+from batchproc.plan import layer_axis
 from batchproc.pipeline import Pipeline
 
 SHAPE, BLOCK = (120, 24, 20), (8, 12, 10)  # 15 layers of 2 x 2 blocks

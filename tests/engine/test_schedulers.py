@@ -244,3 +244,118 @@ def test_local_computations_run_with_the_collector_frozen_and_release_it(tmp_pat
         assert gc.get_freeze_count() > frozen // 2  # some may have died meanwhile; thawed, it would be 0
     finally:
         gc.unfreeze()
+
+
+def _chunk_bytes(store: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(store)): p.read_bytes() for p in sorted((store / "0" / "c").rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_outputs_are_byte_identical_on_every_scheduler(tmp_path: Path, dask_cluster: DaskCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads, the calling thread, processes, a LocalCluster and a tcp cluster:
+    the same chunk files, byte for byte, for a pipeline with a global step between
+    local ones, in small blocks (many tasks, many halos)."""
+    import scipy.ndimage as ndi
+
+    data = np.random.default_rng(21).integers(0, 4000, size=(20, 72, 64)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "v.tif", data)
+    steps = ["--step", "gaussian_filter:sigma=1", "--step", "equalize", "--step", "median_filter:size=3", "--step", "threshold:above=2000"]
+    monkeypatch.setenv("DASK_BATCHPROC__BLOCK_BYTES", "64KiB")  # many blocks: ~20 in flight windows, each with a halo
+    stores = {}
+    for name, extra in {
+        "threads": [],
+        "synchronous": ["--scheduler", "synchronous"],
+        "processes": ["--scheduler", "processes"],
+        "local": ["--scheduler", "local", "--workers", "2"],
+        "tcp": ["--scheduler", dask_cluster.address],
+    }.items():
+        stores[name] = tmp_path / f"{name}.zarr"
+        done = subprocess.run(
+            [sys.executable, "-m", "batchproc.cli", "run", str(tmp_path / "v.tif"), str(stores[name]), *steps, "--chunks", "4,16,16", "-q", *extra],
+            capture_output=True, text=True, timeout=300,
+        )
+        assert done.returncode == 0, (name, done.stderr)
+    reference = _chunk_bytes(stores["threads"])
+    assert len(reference) == 5 * 5 * 4
+    for name, store in stores.items():
+        assert _chunk_bytes(store) == reference, name
+    smooth = ndi.gaussian_filter(data, 1)
+    hist = ndi.histogram(smooth, 0, 65535, 65536)
+    equalized = (hist.cumsum() / hist.sum())[smooth] * 65535
+    assert np.array_equal(pixels(stores["tcp"]), ndi.median_filter(equalized, 3) > 2000)
+
+
+@pytest.mark.slow
+def test_the_scheduler_never_holds_more_than_a_window_of_blocks(tmp_path: Path, dask_cluster: DaskCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a cluster, blocks go out a window at a time (about two per worker
+    thread): the scheduler's task count stays near it however many blocks there are."""
+    import threading
+
+    from distributed import Client
+
+    data = np.random.default_rng(4).integers(0, 255, size=(64, 96, 96)).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "v.tif", data)
+    monkeypatch.setenv("DASK_BATCHPROC__BLOCK_BYTES", "16KiB")
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        with Client(dask_cluster.address, timeout="30s") as client:
+            while not stop.is_set():
+                seen.append(client.run_on_scheduler(lambda dask_scheduler: sum(1 for k in dask_scheduler.tasks if "task" in str(k))))
+                time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "batchproc.cli", "run", str(tmp_path / "v.tif"), str(tmp_path / "o.zarr"), "--step", "uniform_filter:size=3",
+             "--chunks", "8,16,16", "-q", "--scheduler", dask_cluster.address],
+            capture_output=True, text=True, timeout=300,
+        )
+    finally:
+        stop.set()
+        watcher.join(30)
+    assert done.returncode == 0, done.stderr
+    import scipy.ndimage as ndi
+
+    assert np.array_equal(pixels(tmp_path / "o.zarr"), ndi.uniform_filter(data, 3))
+    blocks = 8 * 6 * 6
+    assert max(seen) > 0, "no block task was seen on the scheduler"
+    assert max(seen) <= 2 * 2 + 2, f"{max(seen)} block tasks at once on the scheduler, for {blocks} blocks"
+
+
+@pytest.mark.slow
+def test_scheduler_lost_mid_run_ends_with_exit_1_and_resume_finishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILL the scheduler while a job writes: the CLI ends within a bounded time
+    with exit 1 and says that --resume finishes the output, and it does (here on
+    threads), to the bytes an uninterrupted run writes."""
+    data = np.random.default_rng(9).integers(0, 255, size=(64, 128, 128)).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "v.tif", data)
+    monkeypatch.setenv("DASK_BATCHPROC__BLOCK_BYTES", "32KiB")
+    run = [sys.executable, "-m", "batchproc.cli", "run", str(tmp_path / "v.tif"), str(tmp_path / "o.zarr"), "--step", "median_filter:size=5", "--chunks", "4,32,32", "-q"]
+    cluster = DaskCluster(2, tmp_path)
+    try:
+        cluster.wait(2)
+        job = subprocess.Popen([*run, "--scheduler", cluster.address], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        chunks = tmp_path / "o.zarr" / "0" / "c"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and job.poll() is None:
+            if chunks.exists() and sum(1 for p in chunks.rglob("*") if p.is_file()) >= 8:
+                break
+            time.sleep(0.02)
+        assert job.poll() is None, "the job ended before its scheduler could be killed"
+        cluster.scheduler.kill()
+        killed = time.monotonic()
+        _, stderr = job.communicate(timeout=120)
+        waited = time.monotonic() - killed
+    finally:
+        cluster.close()
+    assert job.returncode == 1, stderr
+    assert "scheduler" in stderr and "--resume" in stderr and "Traceback" not in stderr
+    assert waited < 90, f"the CLI took {waited:.0f} s to give up"
+    resumed = subprocess.run([*run, "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    whole = subprocess.run([*run[:5], str(tmp_path / "whole.zarr"), *run[6:]], capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    assert _chunk_bytes(tmp_path / "o.zarr") == _chunk_bytes(tmp_path / "whole.zarr")

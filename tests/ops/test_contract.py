@@ -3,7 +3,7 @@ length-1 axes), chunkings (size-1 and size-2 chunks, chunks smaller than the hal
 uneven chunks), dtypes, modes with cval, origins (extremes included), even-sized
 windows, kernels larger than the array, per-axis parameters and mode lists, the
 computed result equals scipy.ndimage on the whole array: same dtype, same shape,
-np.array_equal. The one exception (DESIGN §1.1) is uniform_filter's running sum
+np.array_equal. The one exception (docs/design.md, "The promises") is uniform_filter's running sum
 in float output, allowed to differ in the last bits.
 """
 
@@ -43,7 +43,7 @@ def assert_same(name: str, got: Any, want: Any, a: np.ndarray) -> None:
     assert got.dtype == want.dtype, f"dtype {got.dtype} != scipy's {want.dtype}"
     assert got.shape == want.shape, f"shape {got.shape} != scipy's {want.shape}"
     if name == "uniform_filter" and want.dtype.kind == "f":
-        # DESIGN §1.1: scipy's running sum rounds differently from each line start;
+        # docs/design.md, "The promises": scipy's running sum rounds differently from each line start;
         # and an infinity or NaN that enters it (an infinite cval) stays to the end
         # of scipy's line, where each chunk's line starts afresh: scipy's finite
         # values are the ones to match.
