@@ -391,6 +391,34 @@ def ops(
             out.print(f"  {p.name:14s} {default:22s} {p.help}{note}", highlight=False)
 
 
+@app.command()
+def warm(
+    dtypes: Annotated[str, typer.Option(help="comma-separated dtypes to compile for")] = "uint8,uint16,int16,float32,float64",
+    only: Annotated[str | None, typer.Option("--only", help="comma-separated operations (default: every one with a compiled kernel)")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Compile the kernels into numba's cache (NUMBA_CACHE_DIR) now, so that no run waits for numba later."""
+    import os
+
+    from batchproc.engine.warm import WARM_STEPS, warm as warm_kernels
+
+    with guarded():
+        names = [n.strip() for n in only.split(",")] if only else None
+        unknown = sorted(set(names or ()) - set(WARM_STEPS))
+        if unknown:
+            raise BatchprocError(f"--only: unknown {', '.join(map(repr, unknown))}; valid: {', '.join(WARM_STEPS)}.")
+        kinds = [d.strip() for d in dtypes.split(",") if d.strip()]
+        try:
+            if not kinds or any(np.dtype(d).kind not in "iuf" for d in kinds):
+                raise TypeError
+        except TypeError:
+            raise BatchprocError(f"--dtypes: expected integer or float dtypes such as uint16,float32; got {dtypes!r}.") from None
+        where = os.environ.get("NUMBA_CACHE_DIR") or "numba's default cache (beside the installed package)"
+        runs = warm_kernels(kinds, names, on_done=None if quiet else lambda name, dtype: err.print(f"compiled {name} for {dtype}", highlight=False))
+        if not quiet:
+            out.print(f"{runs} kernel runs; cache: {where}", highlight=False)
+
+
 def main() -> None:
     """Entry point: typer's own usage errors exit 2 already; ours are mapped in guarded()."""
     app()

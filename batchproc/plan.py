@@ -9,7 +9,8 @@ chunks, the compute blocks, and the memory one block takes. The engine, the
 writer and ``--dry-run`` read the plan; nothing validates again.
 
 Compute blocks are not output chunks: a block is a whole number of output chunks,
-grown towards :data:`~batchproc.io.readers.TARGET_BLOCK_BYTES` at the widest dtype
+grown towards :data:`~batchproc.io.readers.TARGET_BLOCK_BYTES` (dask config
+``batchproc.block-bytes``, or ``DASK_BATCHPROC__BLOCK_BYTES``) at the widest dtype
 it passes through, and writes each of its chunks. So ``--chunks 16,64,64`` makes
 small files, not small tasks.
 """
@@ -28,12 +29,10 @@ from typing import Any
 import numpy as np
 
 from batchproc.errors import BatchprocError
+from batchproc.io.readers import TARGET_BLOCK_BYTES, auto_chunks
 from batchproc.ops import REGISTRY, Context, Operation
 from batchproc.ops._registry import Edge
 
-#: Bytes of one compute block at the widest dtype it passes through (dask config
-#: ``batchproc.block-bytes``, or DASK_BATCHPROC__BLOCK_BYTES, to change it).
-TARGET_BLOCK_BYTES = 32 * 2**20
 #: The most input a process keeps for halos: beyond it, a chunk some blocks share
 #: is read again (slower, never more memory).
 CACHE_LIMIT = 512 * 2**20
@@ -324,7 +323,6 @@ def make_plan(pipeline: Any, image: Any, chunks: Sequence[int] | None = None, ke
     :data:`TARGET_BLOCK_BYTES` at the widest dtype, whole multiples of the input's
     own chunks)."""
     from batchproc import kernels as kernel_sets
-    from batchproc.io.readers import auto_chunks
 
     source = Source.of(image)
     steps = bind(pipeline.steps, len(source.shape), source.dtype)
@@ -334,14 +332,15 @@ def make_plan(pipeline: Any, image: Any, chunks: Sequence[int] | None = None, ke
             raise BatchprocError(f"{step.name}: parameter {arrays[0]!r} as an array works with Pipeline.apply, not with a run.")
     ndim = len(source.shape)
     itemsize = max([source.dtype.itemsize, *(s.out.itemsize for s in steps)])
+    target = block_bytes()
     if chunks is None:
-        chunks = auto_chunks(source.shape, source.dtype, source.native, itemsize)
+        chunks = auto_chunks(source.shape, source.dtype, source.native, itemsize, target)
     elif len(chunks) != ndim:
         raise BatchprocError(f"--chunks: give one size per axis ({ndim} for {_shape(source.shape)}); got {','.join(map(str, chunks))}.")
     chunks = tuple(max(1, min(int(c), n)) if n else 1 for c, n in zip(chunks, source.shape, strict=True))
     edges = combined_edges(steps, source.shape)
     halo = tuple(0 if e == "whole" else sum(s.reach[a] for s in steps) for a, e in enumerate(edges))
-    blocks = choose_blocks(source.shape, chunks, itemsize, halo, edges, block_bytes())
+    blocks = choose_blocks(source.shape, chunks, itemsize, halo, edges, target)
     chosen = kernels or kernel_sets.asked() or _kernels_for(source, steps)
     token = _token([source.token, [(s.name, repr(dict(s.params))) for s in steps], chunks, blocks, chosen])
     return Plan(source, steps, chunks, blocks, halo, edges, chosen, token)

@@ -32,6 +32,9 @@ def test_dockerfile_is_slim_non_root_with_the_batchproc_entry_point() -> None:
     assert users and users[-1] not in ("root", "0")
     assert 'ENTRYPOINT ["batchproc"]' in lines
     assert any('pip install ".[cluster]"' in line for line in lines)
+    # Built with its kernels compiled, into a cache every container of it shares.
+    assert any(line.startswith("NUMBA_CACHE_DIR=/opt/batchproc/numba-cache") for line in lines)
+    assert any("batchproc warm" in line for line in lines)
 
 
 def test_compose_has_a_scheduler_two_workers_and_a_job_on_one_image() -> None:

@@ -363,9 +363,58 @@ class _Finished:
         return self.finish(block, *self.results)
 
 
+#: Jobs (and pass) whose first block this process has run: its kernels are loaded.
+_STARTED: OrderedDict[tuple[Any, ...], None] = OrderedDict()
+_STARTED_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def first_of_machine() -> Iterator[None]:
+    """Held while a process runs its first block of a job with compiled kernels:
+    one process of a machine at a time, so that numba compiles a kernel once per
+    machine (the others wait, then load it from numba's cache, see docs/design.md,
+    "Kernels"). The lock is a file beside numba's cache, or in the temporary folder."""
+    import fcntl
+    import tempfile
+    from pathlib import Path
+
+    from batchproc import kernels
+
+    folders = [os.environ.get("NUMBA_CACHE_DIR"), str(Path(kernels.__file__).parent / "__pycache__"), tempfile.gettempdir()]
+    fd = None
+    for folder in filter(None, folders):
+        with contextlib.suppress(OSError):
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(os.path.join(folder, ".batchproc-compile.lock"), os.O_CREAT | os.O_RDWR, 0o666)
+            break
+    if fd is None:  # nowhere to put a lock: compile unguarded
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def compute_block(job: Job, index: tuple[int, ...], upto: int | None = None) -> np.ndarray:
     """Block ``index`` through the first ``upto`` steps (default all): read with
     their halo from the input, exactly the block's voxels out."""
+    key = (*job.key, upto)
+    if job.plan.kernels == "compiled" and key not in _STARTED:
+        with _STARTED_LOCK:
+            if key not in _STARTED:
+                with first_of_machine():
+                    block = _compute_block(job, index, upto)
+                _STARTED[key] = None
+                while len(_STARTED) > 256:
+                    _STARTED.popitem(last=False)
+                return block
+    return _compute_block(job, index, upto)
+
+
+def _compute_block(job: Job, index: tuple[int, ...], upto: int | None) -> np.ndarray:
     from batchproc.io.regions import CACHE, read_region
 
     plan = job.plan
@@ -409,14 +458,16 @@ def write_task(job: Job, index: tuple[int, ...], chunks: Sequence[tuple[int, ...
     return written
 
 
-def run_plan(plan: Plan, target: Any, todo: Sequence[tuple[tuple[int, ...], Sequence[tuple[int, ...]]]] | None = None) -> int:
+def run_plan(
+    plan: Plan, target: Any, todo: Sequence[tuple[tuple[int, ...], Sequence[tuple[int, ...]]]] | None = None, *, on: Pool | None = None
+) -> int:
     """Compute ``plan`` into ``target`` (an array-like with ``write_chunk``) on the
-    scheduler in force: the passes of its global steps over every block, then the
-    blocks of ``todo`` (``(block, chunks to write)``; default every block, all its
-    chunks). Returns the bytes written, uncompressed."""
+    scheduler in force (or the pool ``on``): the passes of its global steps over
+    every block, then the blocks of ``todo`` (``(block, chunks to write)``; default
+    every block, all its chunks). Returns the bytes written, uncompressed."""
     if todo is None:
         todo = [(index, list(plan.chunks_of(index))) for index in plan.ordered_blocks()]
-    with pool() as workers:
+    with contextlib.nullcontext(on) if on is not None else pool() as workers:
         if plan.kernels == "compiled" and not isinstance(workers, ClientPool):
             from batchproc.kernels import warm_up
 

@@ -91,7 +91,9 @@ def default_axes(ndim: int) -> str:
     return "tczyx"[-ndim:] if ndim <= 5 else "".join(f"d{i}" for i in range(ndim))
 
 
-def auto_chunks(shape: tuple[int, ...], dtype: np.dtype, native: tuple[int, ...] | None = None, working_itemsize: int | None = None) -> tuple[int, ...]:
+def auto_chunks(
+    shape: tuple[int, ...], dtype: np.dtype, native: tuple[int, ...] | None = None, working_itemsize: int | None = None, target: int = TARGET_BLOCK_BYTES
+) -> tuple[int, ...]:
     """Blocks of about :data:`TARGET_BLOCK_BYTES`, whole multiples of the file's own
     chunks (``native``) so that no native chunk is read by two tasks, except where
     one native chunk alone is larger than the target: then it is split.
@@ -104,13 +106,13 @@ def auto_chunks(shape: tuple[int, ...], dtype: np.dtype, native: tuple[int, ...]
     itemsize = max(np.dtype(dtype).itemsize, working_itemsize or 0)
     # Grow the last axes first (contiguous in memory), doubling in native units.
     for axis in reversed(range(len(shape))):
-        while chunks[axis] < shape[axis] and np.prod(chunks) * itemsize * 2 <= TARGET_BLOCK_BYTES:
+        while chunks[axis] < shape[axis] and np.prod(chunks) * itemsize * 2 <= target:
             chunks[axis] = min(shape[axis], chunks[axis] * 2)
     # A native chunk larger than the target is split (longest leading axis first, the
     # last axis stays whole): measured on a 4 GB uint16 volume through a float64
     # pipeline, 8 MiB blocks of 16 MiB native chunks peaked at 1.4 GB against 2.0 GB
     # for whole native chunks, at the same speed (72 s against 70 s).
-    while np.prod(chunks) * itemsize > TARGET_BLOCK_BYTES and max(chunks) > 1:
+    while np.prod(chunks) * itemsize > target and max(chunks) > 1:
         leading = [a for a in range(len(chunks) - 1) if chunks[a] > 1]
         axis = max(leading, key=lambda a: chunks[a]) if leading else len(chunks) - 1
         chunks[axis] = (chunks[axis] + 1) // 2

@@ -359,3 +359,53 @@ def test_scheduler_lost_mid_run_ends_with_exit_1_and_resume_finishes(tmp_path: P
     whole = subprocess.run([*run[:5], str(tmp_path / "whole.zarr"), *run[6:]], capture_output=True, text=True, timeout=300)
     assert whole.returncode == 0, whole.stderr
     assert _chunk_bytes(tmp_path / "o.zarr") == _chunk_bytes(tmp_path / "whole.zarr")
+
+
+#: Run on a worker (as text: the test module does not travel): count numba's
+#: compilations from now on.
+COUNT_COMPILES = """
+import builtins
+from numba.core import event
+
+class Count(event.Listener):
+    n = 0
+    def on_start(self, _):
+        self.n += 1
+    def on_end(self, _):
+        pass
+
+builtins._batchproc_compiles = Count()
+event.register("numba:compile", builtins._batchproc_compiles)
+"""
+
+
+@pytest.mark.slow
+def test_a_kernel_compiles_once_per_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers of one machine with an empty numba cache: one compiles the
+    kernels while the other waits for it, then loads them from the cache."""
+    from distributed import Client
+
+    data = np.random.default_rng(9).integers(0, 255, size=(32, 128, 128)).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "v.tif", data)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba-cache"))  # the workers start with it
+    monkeypatch.setenv("DASK_BATCHPROC__BLOCK_BYTES", "64KiB")
+    cluster = DaskCluster(2, tmp_path)
+    try:
+        cluster.wait(2)
+        with Client(cluster.address, timeout="30s") as client:
+            client.run(exec, COUNT_COMPILES)
+            done = subprocess.run(
+                [sys.executable, "-m", "batchproc.cli", "--kernels", "compiled", "run", str(tmp_path / "v.tif"), str(tmp_path / "o.zarr"),
+                 "--step", "uniform_filter:size=5", "--chunks", "4,128,128", "-q", "--scheduler", cluster.address],
+                capture_output=True, text=True, timeout=300,
+            )
+            assert done.returncode == 0, done.stderr
+            counts = sorted(client.run(eval, "__import__('builtins')._batchproc_compiles.n").values())
+            ran = client.run(eval, "len(__import__('batchproc.engine.runner', fromlist=['_STARTED'])._STARTED)")
+    finally:
+        cluster.close()
+    import scipy.ndimage as ndi
+
+    assert np.array_equal(pixels(tmp_path / "o.zarr"), ndi.uniform_filter(data, 5))
+    assert sorted(ran.values()) == [1, 1], "both workers should have run blocks"
+    assert counts[0] == 0 and counts[1] > 0, counts
