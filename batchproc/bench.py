@@ -170,12 +170,13 @@ def run_one(engine: str, steps_json: str, source: str, target: str) -> dict[str,
     from batchproc.pipeline import Pipeline
 
     name = "local" if engine == "batchproc-local" else "threads"
-    x = batchproc.open(source, chunks=chunks)  # batchproc's reader, in the store's chunks as dask-image's
     with scheduler(name, workers=2, threads_per_worker=1):
         if steps[-1]["op"] == "histogram":
+            x = batchproc.open(source, chunks=chunks)  # batchproc's reader, in the store's chunks as dask-image's
             _save(target, batchproc.ndimage.histogram(Pipeline(steps[:-1]).apply(x) if steps[:-1] else x, **_params(steps[-1])), chunks)
         else:
-            batchproc.write(Pipeline(steps).apply(x), target, chunks=chunks, overwrite=True)
+            # As `batchproc run` runs it: planned on the input, written in the store's chunks.
+            Pipeline(steps).run(source, target, chunks=chunks, overwrite=True)
     return {"seconds": time.perf_counter() - start}
 
 
