@@ -138,7 +138,12 @@ class Pool:
     def share(self, value: Any) -> Any:
         return value
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def lanes(self, tasks: Sequence[tuple[Any, ...]]) -> Iterator[tuple[tuple[Any, ...], Any]]:
+        """``tasks`` in the order they go out, each with where it should run (None:
+        anywhere)."""
+        return ((task, None) for task in tasks)
+
+    def submit(self, fn: Callable[..., Any], *args: Any, where: Any = None) -> Any:
         raise NotImplementedError
 
     def wait(self, pending: set[Any]) -> tuple[set[Any], set[Any]]:
@@ -157,6 +162,10 @@ class Pool:
         _release()
 
 
+def _shared(value: Any) -> Any:
+    return value
+
+
 def _release() -> None:
     from batchproc.io.regions import CACHE
 
@@ -166,7 +175,7 @@ def _release() -> None:
 class InlinePool(Pool):
     """The calling thread: each task runs as it is submitted."""
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def submit(self, fn: Callable[..., Any], *args: Any, where: Any = None) -> Any:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         try:
             future.set_result(fn(*args))
@@ -182,7 +191,7 @@ class ExecutorPool(Pool):
     def __init__(self, executor: concurrent.futures.Executor, threads: int) -> None:
         self.executor, self.threads = executor, threads
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def submit(self, fn: Callable[..., Any], *args: Any, where: Any = None) -> Any:
         return self.executor.submit(fn, *args)
 
 
@@ -198,13 +207,35 @@ class ClientPool(Pool):
         self.threads = max(1, sum(client.nthreads().values()))
 
     def share(self, value: Any) -> Any:
+        # A task that returns the value, not scattered data: a worker lost with
+        # the only copy (distributed keeps one replica of data nobody else needs)
+        # makes the scheduler compute it again, where scattered data would be
+        # gone, and every block task waiting for it with it.
+        return self.client.submit(_shared, value, pure=False)
+
+    def lanes(self, tasks: Sequence[tuple[Any, ...]]) -> Iterator[tuple[tuple[Any, ...], Any]]:
+        """Each worker its own lane: a contiguous run of the tasks (so that the
+        blocks sharing a halo chunk run in one process, which reads it once), the
+        lanes taking turns. A lane is a preference: a busy or lost worker's blocks
+        may run elsewhere."""
         try:
-            return self.client.scatter(value, broadcast=True, hash=False)
+            workers = sorted(self.client.scheduler_info()["workers"])
         except Exception as error:
             raise self._lost(error) from None
+        if len(workers) < 2:
+            yield from ((task, None) for task in tasks)
+            return
+        bounds = np.linspace(0, len(tasks), len(workers) + 1).round().astype(int)
+        parts = [tasks[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        for i in range(max(len(part) for part in parts)):
+            for worker, part in zip(workers, parts, strict=True):
+                if i < len(part):
+                    yield part[i], worker
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return self.client.submit(fn, *args, pure=False)
+    def submit(self, fn: Callable[..., Any], *args: Any, where: Any = None) -> Any:
+        if where is None:
+            return self.client.submit(fn, *args, pure=False)
+        return self.client.submit(fn, *args, pure=False, workers=[where], allow_other_workers=True)
 
     def wait(self, pending: set[Any]) -> tuple[set[Any], set[Any]]:
         from distributed import wait
@@ -281,19 +312,20 @@ def pool() -> Iterator[Pool]:
         raise BatchprocError(f"no scheduler: dask's scheduler is set to {dask.config.get('scheduler', None)!r}, which batchproc cannot run tasks on.")
 
 
-def windowed(pool: Pool, tasks: Iterable[tuple[Any, ...]], window: int, on_done: Callable[[Any], None]) -> None:
+def windowed(pool: Pool, tasks: Sequence[tuple[Any, ...]], window: int, on_done: Callable[[Any], None]) -> None:
     """Run ``tasks`` (``(fn, *args)``) with at most ``window`` in flight, refilling
-    as each finishes; ``on_done`` gets each result, in the order they finish. The
-    first task that fails ends the run: the others are cancelled, its error raised."""
-    todo = iter(tasks)
+    as each finishes, in the pool's lanes; ``on_done`` gets each result, in the
+    order they finish. The first task that fails ends the run: the others are
+    cancelled, its error raised."""
+    todo = pool.lanes(tasks)
     pending: set[Any] = set()
     try:
         while True:
             while len(pending) < window:
-                task = next(todo, None)
+                task, where = next(todo, (None, None))
                 if task is None:
                     break
-                pending.add(pool.submit(*task))
+                pending.add(pool.submit(*task, where=where))
             if not pending:
                 return
             done, pending = pool.wait(pending)
@@ -484,7 +516,7 @@ def run_plan(
                     written[0] += nbytes
                     advance()
 
-                windowed(workers, ((write_task, shared, index, chunks) for index, chunks in todo), window, done)
+                windowed(workers, [(write_task, shared, index, chunks) for index, chunks in todo], window, done)
         finally:
             workers.release()
     return written[0]
@@ -506,7 +538,7 @@ def _passes(plan: Plan, workers: Pool, window: int, cache: int) -> dict[tuple[in
                 total[:] = [combine(kind, [total[0], part]) if total else part]
                 advance()
 
-            windowed(workers, ((pass_task, shared, index, step, j) for index in plan.ordered_blocks()), window, add)
+            windowed(workers, [(pass_task, shared, index, step, j) for index in plan.ordered_blocks()], window, add)
         results[(step, j)] = total[0]
     return results
 
