@@ -1,8 +1,11 @@
-"""The one place that calls ``dask.array.map_overlap`` and owns the boundary rules.
+"""The one place that calls ``dask.array.map_overlap``: the lazy dask form of local
+operations (``batchproc.ndimage``, ``Pipeline.apply``). A run (``batchproc run``,
+``Pipeline.run``) reads its blocks' halos itself (:mod:`batchproc.engine.runner`);
+both take each block through :func:`batchproc.blocks.run_links`.
 
 Every local operation, alone (``batchproc.ndimage.gaussian_filter``) or fused with its
 neighbours in a pipeline stage, runs through :func:`map_stage`. The rules that make
-chunk seams invisible live here and nowhere else:
+chunk seams invisible in a dask graph:
 
 * Each block is extended by the stage's halo: the sum of its steps' reaches, per axis.
   Inside the array the halo is real neighbouring data, so scipy's result on the

@@ -229,6 +229,29 @@ class Plan:
             count *= min(blocks, last - first + 1) if edge == "periodic" else min(blocks - 1, last) - max(0, first) + 1
         return count
 
+    def chunk_faces(self, index: Sequence[int], reach: Sequence[int]) -> list[list[tuple[int, int]]] | None:
+        """The parts of the input's own chunk ``index`` that blocks other than its
+        own read when each reads ``reach`` around it: per axis, the slabs within
+        reach of its block's faces (in the chunk's coordinates); None when the
+        chunk is not inside one block (then any part of it may be read), or when
+        the slabs hold as much as the chunk."""
+        assert self.source.native is not None
+        chunk = [(i * c, min(n, (i + 1) * c)) for i, c, n in zip(index, self.source.native, self.shape, strict=True)]
+        block = [(a // b * b, min(n, a // b * b + b)) for (a, _), b, n in zip(chunk, self.blocks, self.shape, strict=True)]
+        if any(hi > top for (_, hi), (_, top) in zip(chunk, block, strict=True)):
+            return None
+        boxes = []
+        for axis, ((lo, hi), (start, stop), r) in enumerate(zip(chunk, block, reach, strict=True)):
+            for a, b in ((start, start + r), (stop - r, stop)) if r else ():
+                a, b = max(a, lo), min(b, hi)
+                if a < b:
+                    box = [(0, h - l_) for l_, h in chunk]
+                    box[axis] = (a - lo, b - lo)
+                    boxes.append(box)
+        if sum(math.prod(b - a for a, b in box) for box in boxes) >= math.prod(hi - lo for lo, hi in chunk):
+            return None
+        return boxes
+
     def passes(self) -> list[tuple[int, int]]:
         """The passes to run before the blocks are written, in order: ``(step,
         pass)`` for each pass of each global step."""
@@ -333,13 +356,13 @@ def make_plan(pipeline: Any, image: Any, chunks: Sequence[int] | None = None, ke
     ndim = len(source.shape)
     itemsize = max([source.dtype.itemsize, *(s.out.itemsize for s in steps)])
     target = block_bytes()
+    edges = combined_edges(steps, source.shape)
+    halo = tuple(0 if e == "whole" else sum(s.reach[a] for s in steps) for a, e in enumerate(edges))
     if chunks is None:
-        chunks = auto_chunks(source.shape, source.dtype, source.native, itemsize, target)
+        chunks = auto_chunks(source.shape, source.dtype, source.native, itemsize, target, halo)
     elif len(chunks) != ndim:
         raise BatchprocError(f"--chunks: give one size per axis ({ndim} for {_shape(source.shape)}); got {','.join(map(str, chunks))}.")
     chunks = tuple(max(1, min(int(c), n)) if n else 1 for c, n in zip(chunks, source.shape, strict=True))
-    edges = combined_edges(steps, source.shape)
-    halo = tuple(0 if e == "whole" else sum(s.reach[a] for s in steps) for a, e in enumerate(edges))
     blocks = choose_blocks(source.shape, chunks, itemsize, halo, edges, target)
     chosen = kernels or kernel_sets.asked() or _kernels_for(source, steps)
     token = _token([source.token, [(s.name, repr(dict(s.params))) for s in steps], chunks, blocks, chosen])

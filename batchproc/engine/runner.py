@@ -157,19 +157,19 @@ class Pool:
         for future in pending:
             future.cancel()
 
-    def release(self) -> None:
-        """Free what the run kept in this process (the input chunks kept for halos)."""
-        _release()
+    def release(self, run: str) -> None:
+        """Free what ``run`` kept in this process (the input chunks kept for halos)."""
+        _release(run)
 
 
 def _shared(value: Any) -> Any:
     return value
 
 
-def _release() -> None:
+def _release(run: str) -> None:
     from batchproc.io.regions import CACHE
 
-    CACHE.clear()
+    CACHE.forget(run)
 
 
 class InlinePool(Pool):
@@ -263,7 +263,11 @@ class ClientPool(Pool):
         except BatchprocError:
             raise
         except Exception as error:
-            if future.status == "cancelled" or self.client.status != "running":
+            from distributed.comm.core import CommClosedError
+
+            # A task's own error comes back as itself; these say the connection went.
+            lost = isinstance(error, CommClosedError | concurrent.futures.CancelledError)
+            if lost or future.status == "cancelled" or self.client.status != "running":
                 raise self._lost(error) from None
             raise
 
@@ -271,10 +275,10 @@ class ClientPool(Pool):
         with contextlib.suppress(Exception):
             self.client.cancel(list(pending))
 
-    def release(self) -> None:
+    def release(self, run: str) -> None:
         if self.client.status == "running":
             with contextlib.suppress(Exception):
-                self.client.run(_release)
+                self.client.run(_release, run)
 
     def _lost(self, error: BaseException | None) -> SchedulerLost:
         address = getattr(getattr(self.client, "scheduler", None), "address", None) or "of this run"
@@ -452,13 +456,14 @@ def _compute_block(job: Job, index: tuple[int, ...], upto: int | None) -> np.nda
     plan = job.plan
     upto = len(plan.steps) if upto is None else upto
     if job.cache_bytes:
-        CACHE.reserve(job.cache_bytes)
+        CACHE.reserve(plan.source.token, job.cache_bytes)
     lo, hi, have = plan.region(index, upto)
     reach = plan.reach(upto)
     exclusive = [(start + r, stop - r) for (start, stop), r in zip(plan.box(index), reach, strict=True)]
     src = plan.source
     readers = (lambda chunk: plan.chunk_readers(chunk, reach)) if src.native is not None else None
-    block = read_region(src.reader, src.shape, src.dtype, src.native, lo, hi, exclusive, (src.token, upto), readers)
+    faces = (lambda chunk: plan.chunk_faces(chunk, reach)) if src.native is not None else None
+    block = read_region(src.reader, src.shape, src.dtype, src.native, lo, hi, exclusive, (src.token, upto), readers, faces=faces)
     return run_links(block, links(job, upto), have, own=True)
 
 
@@ -518,7 +523,7 @@ def run_plan(
 
                 windowed(workers, [(write_task, shared, index, chunks) for index, chunks in todo], window, done)
         finally:
-            workers.release()
+            workers.release(plan.source.token)
     return written[0]
 
 

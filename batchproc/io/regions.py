@@ -23,32 +23,47 @@ class ChunkCache:
     """Decoded input chunks that more than one block reads, per process.
 
     A chunk is kept until the last of the blocks that read it (``readers``, when
-    the caller knows them) has taken its part, and never beyond ``budget`` bytes
-    (then the least recently used go first, and are read again if asked for). Two
-    threads asking for one chunk read it once: the second waits for the first."""
+    the caller knows them) has taken its part, and never beyond ``budget`` bytes:
+    the sum of what the runs using the cache reserved (then the least recently
+    used go first, and are read again if asked for). Two threads asking for one
+    chunk read it once: the second waits for the first. Keys are ``((run, ...),
+    chunk index)``: a run's chunks go when it ends (:meth:`forget`)."""
 
     def __init__(self) -> None:
-        self.budget = 0
         self.held = 0
+        self._budgets: dict[Hashable, int] = {}
         self._entries: OrderedDict[Hashable, np.ndarray] = OrderedDict()
         self._left: dict[Hashable, int] = {}  # readers still to come, by key
         self._loading: dict[Hashable, threading.Event] = {}
         self._lock = threading.Lock()
         self.reads = 0  # chunks read (not found in the cache)
 
-    def reserve(self, budget: int) -> None:
-        """Keep at most ``budget`` bytes from now on (at least what is asked)."""
+    @property
+    def budget(self) -> int:
+        return sum(self._budgets.values())
+
+    def reserve(self, run: Hashable, budget: int) -> None:
+        """Room for ``budget`` more bytes while ``run`` lasts."""
+        if run not in self._budgets:
+            with self._lock:
+                self._budgets[run] = int(budget)
+
+    def forget(self, run: Hashable) -> None:
+        """Drop the chunks of ``run`` and its room."""
         with self._lock:
-            self.budget = max(self.budget, int(budget))
+            self._budgets.pop(run, None)
+            for key in [k for k in self._entries if k[0][0] == run]:
+                self.held -= self._entries.pop(key).nbytes
+                del self._left[key]
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
             self._left.clear()
+            self._budgets.clear()
             self.held = 0
-            self.budget = 0
 
-    def _taken(self, key: Hashable) -> np.ndarray | None:
+    def _taken(self, key: Hashable) -> Any:
         """The chunk at ``key`` for one more reader, or None (call with the lock)."""
         found = self._entries.get(key)
         if found is None:
@@ -61,9 +76,11 @@ class ChunkCache:
             self._entries.move_to_end(key)
         return found
 
-    def get(self, key: Hashable, load: Callable[[], np.ndarray], readers: int = 2**62) -> np.ndarray:
+    def get(self, key: Hashable, load: Callable[[], np.ndarray], readers: int = 2**62, keep: Callable[[np.ndarray], Any] | None = None) -> Any:
         """The chunk at ``key``, read with ``load`` unless kept; ``readers``: how
-        many reads of it are coming in all (this one included)."""
+        many reads of it are coming in all (this one included). ``keep``: what of
+        a chunk read here to keep for the others (default: all of it); the reader
+        that read it gets all of it."""
         while True:
             with self._lock:
                 found = self._taken(key)
@@ -91,10 +108,11 @@ class ChunkCache:
             raise
         with self._lock:
             self.reads += 1
-            if readers > 1 and value.nbytes <= self.budget:
-                self._entries[key] = value
+            kept = keep(value) if keep is not None and readers > 1 else value
+            if readers > 1 and kept.nbytes <= self.budget:
+                self._entries[key] = kept
                 self._left[key] = readers - 1
-                self.held += value.nbytes
+                self.held += kept.nbytes
                 while self.held > self.budget and self._entries:
                     old_key, old = self._entries.popitem(last=False)
                     del self._left[old_key]
@@ -105,6 +123,23 @@ class ChunkCache:
 
 #: The one cache of this process, shared by its threads.
 CACHE = ChunkCache()
+
+
+class Faces:
+    """The parts of a chunk other blocks read: boxes (per axis ``(start, stop)``,
+    in the chunk's own coordinates) and their voxels, copied out of the chunk so
+    that the rest of it can go."""
+
+    def __init__(self, chunk: np.ndarray, boxes: Sequence[Sequence[tuple[int, int]]]) -> None:
+        self.parts = [(tuple(box), np.array(chunk[tuple(slice(a, b) for a, b in box)])) for box in boxes]
+        self.nbytes = sum(part.nbytes for _, part in self.parts)
+
+    def take(self, where: tuple[slice, ...]) -> np.ndarray | None:
+        """``chunk[where]`` if one of the kept boxes holds it, else None."""
+        for box, part in self.parts:
+            if all(a <= s.start and s.stop <= b for (a, b), s in zip(box, where, strict=True)):
+                return part[tuple(slice(s.start - a, s.stop - a) for (a, _), s in zip(box, where, strict=True))]
+        return None
 
 
 def segments(lo: int, hi: int, n: int) -> list[tuple[int, int, int]]:
@@ -131,6 +166,7 @@ def read_region(
     key: Hashable,
     readers: Callable[[tuple[int, ...]], int] | None = None,
     cache: ChunkCache = CACHE,
+    faces: Callable[[tuple[int, ...]], list[list[tuple[int, int]]] | None] | None = None,
 ) -> np.ndarray:
     """The voxels ``lo`` to ``hi`` (per axis; beyond the array on periodic axes) of
     ``reader``, in a new array of native ``dtype``.
@@ -138,7 +174,8 @@ def read_region(
     ``exclusive``: per axis, the part ``[a, b)`` of the region that only this
     block reads; a native chunk not wholly inside it is read by neighbouring
     blocks too and goes through ``cache`` under ``(key, chunk index)``;
-    ``readers(chunk index)`` says how many blocks read it in all."""
+    ``readers(chunk index)`` says how many blocks read it in all, and
+    ``faces(chunk index)`` which parts of it the others read (None: any part)."""
     out = np.empty([b - a for a, b in zip(lo, hi, strict=True)], dtype=dtype)
     pieces = [segments(a, b, n) for a, b, n in zip(lo, hi, shape, strict=True)]
     for parts in itertools.product(*pieces):
@@ -147,13 +184,14 @@ def read_region(
         # Only a piece at the region's true place (not a periodic copy) may skip the cache.
         mine = [(max(a, s), min(b, t)) if offset + lo[axis] == s else (0, 0)
                 for axis, ((a, b), (s, t, offset)) in enumerate(zip(exclusive, parts, strict=True))]
-        _read_box(reader, dtype, native, box, out[into], mine, key, readers, cache)
+        _read_box(reader, dtype, native, box, out[into], mine, key, readers, cache, faces)
     return out
 
 
 def _read_box(
     reader: Any, dtype: np.dtype, native: Sequence[int] | None, box: list[tuple[int, int]], out: np.ndarray,
     mine: list[tuple[int, int]], key: Hashable, readers: Callable[[tuple[int, ...]], int] | None, cache: ChunkCache,
+    faces: Callable[[tuple[int, ...]], list[list[tuple[int, int]]] | None] | None = None,
 ) -> None:
     """``box`` of ``reader`` into ``out``: the native chunks wholly inside ``mine``
     in one read, the others each through the cache."""
@@ -177,10 +215,16 @@ def _read_box(
             continue
         chunk_box = [(i * c, min(i * c + c, n_end)) for i, c, n_end in zip(index, native, ends, strict=True)]
         count = readers(index) if readers is not None else 2**62
-        chunk = cache.get((key, index), lambda chunk_box=chunk_box: _read(reader, chunk_box, dtype), count)
         inside_chunk = tuple(slice(max(a, x) - x, min(b, y) - x) for (a, b), (x, y) in zip(box, chunk_box, strict=True))
+        # Only the faces other blocks read are kept: the block the chunk lies in,
+        # if it comes after a neighbour, reads the chunk again (docs/design.md,
+        # "Reading halos: the chunk cache").
+        boxes = faces(index) if faces is not None else None
+        keep = (lambda chunk, boxes=boxes: Faces(chunk, boxes)) if boxes is not None else None
+        chunk = cache.get((key, index), lambda chunk_box=chunk_box: _read(reader, chunk_box, dtype), count, keep)
         into = tuple(slice(max(a, x) - a, min(b, y) - a) for (a, b), (x, y) in zip(box, chunk_box, strict=True))
-        out[into] = chunk[inside_chunk]
+        part = chunk.take(inside_chunk) if isinstance(chunk, Faces) else chunk[inside_chunk]
+        out[into] = part if part is not None else _read(reader, [(s.start + x, s.stop + x) for s, (x, _) in zip(inside_chunk, chunk_box, strict=True)], dtype)
 
 
 def _read(reader: Any, box: Sequence[tuple[int, int]], dtype: np.dtype) -> np.ndarray:
