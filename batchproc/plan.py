@@ -329,6 +329,9 @@ class Plan:
         memory = f"about {_mib(self.block_bytes())} per block, per worker thread"
         if threads:
             memory += f"; {threads} thread(s): about {_mib(self.block_bytes() * threads)}"
+        cache = self.cache_bytes(2 * (threads or 1))
+        if cache:
+            memory += f"; input kept for halos: at most {_mib(cache)} per process"
         rows.append(("memory", memory))
         return rows
 
@@ -363,7 +366,7 @@ def make_plan(pipeline: Any, image: Any, chunks: Sequence[int] | None = None, ke
     elif len(chunks) != ndim:
         raise BatchprocError(f"--chunks: give one size per axis ({ndim} for {_shape(source.shape)}); got {','.join(map(str, chunks))}.")
     chunks = tuple(max(1, min(int(c), n)) if n else 1 for c, n in zip(chunks, source.shape, strict=True))
-    blocks = choose_blocks(source.shape, chunks, itemsize, halo, edges, target)
+    blocks = choose_blocks(source.shape, chunks, itemsize, halo, edges, target, source.native)
     chosen = kernels or kernel_sets.asked() or _kernels_for(source, steps)
     token = _token([source.token, [(s.name, repr(dict(s.params))) for s in steps], chunks, blocks, chosen])
     return Plan(source, steps, chunks, blocks, halo, edges, chosen, token)
@@ -399,17 +402,36 @@ def block_bytes() -> int:
     return size
 
 
-def choose_blocks(shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int, halo: tuple[int, ...], edges: Sequence[Edge], target: int = TARGET_BLOCK_BYTES) -> tuple[int, ...]:
+def choose_blocks(
+    shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int, halo: tuple[int, ...], edges: Sequence[Edge],
+    target: int = TARGET_BLOCK_BYTES, native: Sequence[int] | None = None,
+) -> tuple[int, ...]:
     """Compute blocks: whole numbers of ``chunks`` (or whole axes), at least the
-    halo deep (a block mostly of halo computes little), grown along the last axes
-    first (contiguous in memory) up to ``target`` bytes at ``itemsize``."""
-    block = [n if edge == "whole" else c for c, n, edge in zip(chunks, shape, edges, strict=True)]
-    for axis, (c, n) in enumerate(zip(chunks, shape, strict=True)):
+    halo deep (a block mostly of halo computes little), grown up to ``target``
+    bytes at ``itemsize`` along the axis where the halo adds least (of equals the
+    last, contiguous in memory). Where a whole number of the input's own chunks
+    (``native``) fits the target, blocks are whole numbers of those too: no input
+    chunk is then read by two blocks, but for the halo."""
+    unit = list(chunks)
+    if native is not None:
+        common = [math.lcm(c, k) for c, k in zip(chunks, native, strict=True)]
+        if math.prod(min(u, n) for u, n in zip(common, shape, strict=True)) * itemsize <= target:
+            unit = common
+    block = [n if edge == "whole" else min(u, n) for u, n, edge in zip(unit, shape, edges, strict=True)]
+    for axis, (u, n) in enumerate(zip(unit, shape, strict=True)):
         if block[axis] < halo[axis]:
-            block[axis] = min(n, -(-halo[axis] // c) * c)
-    for axis in reversed(range(len(shape))):
-        while block[axis] < shape[axis] and math.prod(block) * itemsize * 2 <= target:
-            block[axis] = min(shape[axis], block[axis] * 2)
+            block[axis] = min(n, -(-halo[axis] // u) * u)
+
+    def overhead(axis: int) -> float:
+        trial = [min(shape[a], b * 2) if a == axis else b for a, b in enumerate(block)]
+        return math.prod(min(n, b + 2 * h) for b, n, h in zip(trial, shape, halo, strict=True)) / math.prod(trial)
+
+    while math.prod(block) * itemsize * 2 <= target:
+        room = [a for a in range(len(shape)) if block[a] < shape[a]]
+        if not room:
+            break
+        axis = min(room, key=lambda a: (overhead(a), -a))
+        block[axis] = min(shape[axis], block[axis] * 2)
     # A block ends on a chunk's edge (or the array's): no chunk is written by two blocks.
     return tuple(b if b >= n or b % c == 0 else -(-b // c) * c for b, c, n in zip(block, chunks, shape, strict=True))
 

@@ -128,6 +128,12 @@ def measure(command: list[str], also: list[int] = (), workers: list[int] = ()) -
     return {"seconds": seconds, "peak_mb": peak / 1e6, "worker_peaks_mb": [p / 1e6 for p in per_worker]}
 
 
+def _remove_output(command: list[str]) -> None:
+    if "run" in command:
+        target = Path(command[command.index("run") + 2])
+        shutil.rmtree(target, ignore_errors=True)
+
+
 def make_volume(path: Path, shape: tuple[int, ...], dtype: str, chunks: tuple[int, ...]) -> None:
     from batchproc.bench import make_volume as synthetic
 
@@ -135,7 +141,7 @@ def make_volume(path: Path, shape: tuple[int, ...], dtype: str, chunks: tuple[in
 
 
 def run_command(source: Path, target: Path, steps: list[str], *extra: str) -> list[str]:
-    return [*CLI, "run", str(source), str(target), *steps, "-q", "--overwrite", *extra]
+    return [*CLI, "run", str(source), str(target), *steps, "-q", *extra]
 
 
 def timed_runs(commands: dict[str, tuple[list[str], list[int], list[int]]], repeat: int) -> dict[str, dict[str, Any]]:
@@ -144,6 +150,7 @@ def timed_runs(commands: dict[str, tuple[list[str], list[int], list[int]]], repe
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in commands}
     for _ in range(repeat):
         for name, (command, also, workers) in commands.items():
+            _remove_output(command)  # each run writes a new output; deleting the last one is not its work
             runs[name].append(measure(command, also, workers))
     out = {}
     for name, results in runs.items():

@@ -134,6 +134,8 @@ class Pool:
     pending to finish, ``share`` a value every task reads (sent once)."""
 
     threads = 1
+    #: Do its tasks run in processes other than this one?
+    processes = False
 
     def share(self, value: Any) -> Any:
         return value
@@ -188,8 +190,8 @@ class ExecutorPool(Pool):
     """A ``concurrent.futures`` executor: threads of this process, or processes
     (whose caches end with them)."""
 
-    def __init__(self, executor: concurrent.futures.Executor, threads: int) -> None:
-        self.executor, self.threads = executor, threads
+    def __init__(self, executor: concurrent.futures.Executor, threads: int, processes: bool = False) -> None:
+        self.executor, self.threads, self.processes = executor, threads, processes
 
     def submit(self, fn: Callable[..., Any], *args: Any, where: Any = None) -> Any:
         return self.executor.submit(fn, *args)
@@ -201,6 +203,7 @@ class ClientPool(Pool):
 
     #: Seconds without a connected scheduler before a run gives up.
     LOST_AFTER = 20.0
+    processes = True
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -309,7 +312,7 @@ def pool() -> Iterator[Pool]:
         threads = int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
         context = multiprocessing.get_context(dask.config.get("multiprocessing.context", "spawn"))
         with concurrent.futures.ProcessPoolExecutor(threads, mp_context=context) as executor:
-            yield ExecutorPool(executor, threads)
+            yield ExecutorPool(executor, threads, processes=True)
     elif client is not None:
         yield ClientPool(client)
     else:
@@ -352,6 +355,9 @@ class Job:
     results: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     target: Any = None  # a ChunkFiles, or any array-like taking chunk writes
     cache_bytes: int = 0
+    #: Several processes of a machine may run its blocks: their first compiles
+    #: take turns (numba's own lock already covers the threads of one process).
+    processes: bool = False
 
     @property
     def key(self) -> tuple[str, int]:
@@ -399,17 +405,17 @@ class _Finished:
         return self.finish(block, *self.results)
 
 
-#: Jobs (and pass) whose first block this process has run: its kernels are loaded.
+#: Jobs (and passes) whose kernels this process has loaded.
 _STARTED: OrderedDict[tuple[Any, ...], None] = OrderedDict()
 _STARTED_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
 def first_of_machine() -> Iterator[None]:
-    """Held while a process runs its first block of a job with compiled kernels:
-    one process of a machine at a time, so that numba compiles a kernel once per
-    machine (the others wait, then load it from numba's cache, see docs/design.md,
-    "Kernels"). The lock is a file beside numba's cache, or in the temporary folder."""
+    """Held while a process loads the compiled kernels of a job: one process of a
+    machine at a time, so that numba compiles a kernel once per machine (the
+    others wait, then load it from numba's cache, see docs/design.md, "Kernels").
+    The lock is a file beside numba's cache, or in the temporary folder."""
     import fcntl
     import tempfile
     from pathlib import Path
@@ -438,16 +444,31 @@ def compute_block(job: Job, index: tuple[int, ...], upto: int | None = None) -> 
     """Block ``index`` through the first ``upto`` steps (default all): read with
     their halo from the input, exactly the block's voxels out."""
     key = (*job.key, upto)
-    if job.plan.kernels == "compiled" and key not in _STARTED:
+    if job.processes and job.plan.kernels == "compiled" and key not in _STARTED:
         with _STARTED_LOCK:
             if key not in _STARTED:
                 with first_of_machine():
-                    block = _compute_block(job, index, upto)
+                    _load_kernels(job, upto)
                 _STARTED[key] = None
                 while len(_STARTED) > 256:
                     _STARTED.popitem(last=False)
-                return block
     return _compute_block(job, index, upto)
+
+
+def _load_kernels(job: Job, upto: int | None) -> None:
+    """Run the steps on small blocks of the input's dtype, with a halo all round
+    (an inner block), on one side only and on none (blocks at the array's edges:
+    their cuts give the kernels arrays of other layouts): numba compiles, or loads
+    from its cache, what the blocks will call."""
+    plan = job.plan
+    upto = len(plan.steps) if upto is None else upto
+    reach = plan.reach(upto)
+    chain = links(job, upto)
+    with np.errstate(all="ignore"):
+        for left, right in ((True, True), (False, True), (True, False), (False, False)):
+            shape = [min(n, r * (left + right) + min(b, 4)) for n, r, b in zip(plan.shape, reach, plan.blocks, strict=True)]
+            have = [(r * left, r * right) if n > r * (left + right) else (0, 0) for r, n in zip(reach, shape, strict=True)]
+            run_links(np.zeros(shape, plan.source.dtype), chain, have, own=True)
 
 
 def _compute_block(job: Job, index: tuple[int, ...], upto: int | None) -> np.ndarray:
@@ -513,7 +534,7 @@ def run_plan(
         cache = plan.cache_bytes(window)
         try:
             results = _passes(plan, workers, window, cache)
-            shared = workers.share(Job(plan, results, target, cache))
+            shared = workers.share(Job(plan, results, target, cache, workers.processes))
             written = [0]
             with block_bar(len(todo)) as advance:
 
@@ -535,7 +556,7 @@ def _passes(plan: Plan, workers: Pool, window: int, cache: int) -> dict[tuple[in
     for number, (step, j) in enumerate(passes):
         bound = plan.steps[step]
         kind = bound.op.passes(bound.dtype, bound.params, plan.kernels)[j].combine
-        shared = workers.share(Job(plan, dict(results), None, cache))
+        shared = workers.share(Job(plan, dict(results), None, cache, workers.processes))
         total: list[np.ndarray] = []
         with block_bar(plan.block_count, f"pass {number + 1} of {len(passes)}: {bound.name}") as advance:
 
