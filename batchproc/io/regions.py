@@ -23,17 +23,21 @@ class ChunkCache:
     """Decoded input chunks that more than one block reads, per process.
 
     A chunk is kept until the last of the blocks that read it (``readers``, when
-    the caller knows them) has taken its part, and never beyond ``budget`` bytes:
-    the sum of what the runs using the cache reserved (then the least recently
-    used go first, and are read again if asked for). Two threads asking for one
-    chunk read it once: the second waits for the first. Keys are ``((run, ...),
-    chunk index)``: a run's chunks go when it ends (:meth:`forget`)."""
+    the caller knows them) has taken its part. Of a chunk whose *faces* are known
+    (the parts other blocks read), all of it is kept until the block it lies in
+    (its owner) has read it, then its faces only. It never holds more than
+    ``budget`` bytes, the sum of what the runs using it reserved: past that, the
+    least recently used whole chunks are cut to their faces first, then the least
+    recently used entries go (and are read again if asked for). Two threads asking
+    for one chunk read it once: the second waits for the first. Keys are ``((run,
+    ...), chunk index)``: a run's chunks go when it ends (:meth:`forget`)."""
 
     def __init__(self) -> None:
         self.held = 0
         self._budgets: dict[Hashable, int] = {}
-        self._entries: OrderedDict[Hashable, np.ndarray] = OrderedDict()
+        self._entries: OrderedDict[Hashable, Any] = OrderedDict()
         self._left: dict[Hashable, int] = {}  # readers still to come, by key
+        self._faces: dict[Hashable, Callable[[np.ndarray], Any]] = {}  # whole chunks, and how to cut them
         self._loading: dict[Hashable, threading.Event] = {}
         self._lock = threading.Lock()
         self.reads = 0  # chunks read (not found in the cache)
@@ -53,37 +57,58 @@ class ChunkCache:
         with self._lock:
             self._budgets.pop(run, None)
             for key in [k for k in self._entries if k[0][0] == run]:
-                self.held -= self._entries.pop(key).nbytes
-                del self._left[key]
+                self._drop(key)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
             self._left.clear()
+            self._faces.clear()
             self._budgets.clear()
             self.held = 0
 
-    def _taken(self, key: Hashable) -> Any:
+    def _drop(self, key: Hashable) -> None:
+        self.held -= self._entries.pop(key).nbytes
+        del self._left[key]
+        self._faces.pop(key, None)
+
+    def _cut(self, key: Hashable) -> None:
+        """Keep only the faces of the whole chunk at ``key``."""
+        whole = self._entries[key]
+        faces = self._faces.pop(key)(whole)
+        self._entries[key] = faces
+        self.held += faces.nbytes - whole.nbytes
+
+    def _taken(self, key: Hashable, owner: bool) -> Any:
         """The chunk at ``key`` for one more reader, or None (call with the lock)."""
         found = self._entries.get(key)
         if found is None:
             return None
         self._left[key] -= 1
         if self._left[key] <= 0:  # that was its last reader
-            del self._entries[key], self._left[key]
-            self.held -= found.nbytes
+            self._drop(key)
+        elif owner and key in self._faces:  # the others need its faces only
+            self._cut(key)
         else:
             self._entries.move_to_end(key)
         return found
 
-    def get(self, key: Hashable, load: Callable[[], np.ndarray], readers: int = 2**62, keep: Callable[[np.ndarray], Any] | None = None) -> Any:
+    def _make_room(self) -> None:
+        while self.held > self.budget and self._faces:
+            self._cut(next(k for k in self._entries if k in self._faces))
+        while self.held > self.budget and self._entries:
+            self._drop(next(iter(self._entries)))
+
+    def get(
+        self, key: Hashable, load: Callable[[], np.ndarray], readers: int = 2**62, faces: Callable[[np.ndarray], Any] | None = None, owner: bool = False
+    ) -> Any:
         """The chunk at ``key``, read with ``load`` unless kept; ``readers``: how
-        many reads of it are coming in all (this one included). ``keep``: what of
-        a chunk read here to keep for the others (default: all of it); the reader
-        that read it gets all of it."""
+        many reads of it are coming in all (this one included); ``faces``: how to
+        cut a chunk to what the blocks other than its owner read; ``owner``: this
+        read is the owner's. The reader that reads the chunk gets all of it."""
         while True:
             with self._lock:
-                found = self._taken(key)
+                found = self._taken(key, owner)
                 if found is not None:
                     return found
                 waiting = self._loading.get(key)
@@ -92,7 +117,7 @@ class ChunkCache:
                     break
             waiting.wait()
             with self._lock:
-                found = self._taken(key)
+                found = self._taken(key, owner)
             if found is not None:
                 return found
             # Not kept (over budget) or its read failed: read it here.
@@ -108,15 +133,15 @@ class ChunkCache:
             raise
         with self._lock:
             self.reads += 1
-            kept = keep(value) if keep is not None and readers > 1 else value
+            whole = faces is None or (not owner and value.nbytes <= self.budget)
+            kept = value if whole or readers <= 1 else faces(value)
             if readers > 1 and kept.nbytes <= self.budget:
                 self._entries[key] = kept
                 self._left[key] = readers - 1
+                if whole and faces is not None:
+                    self._faces[key] = faces
                 self.held += kept.nbytes
-                while self.held > self.budget and self._entries:
-                    old_key, old = self._entries.popitem(last=False)
-                    del self._left[old_key]
-                    self.held -= old.nbytes
+                self._make_room()
             self._loading.pop(key).set()
         return value
 
@@ -216,12 +241,11 @@ def _read_box(
         chunk_box = [(i * c, min(i * c + c, n_end)) for i, c, n_end in zip(index, native, ends, strict=True)]
         count = readers(index) if readers is not None else 2**62
         inside_chunk = tuple(slice(max(a, x) - x, min(b, y) - x) for (a, b), (x, y) in zip(box, chunk_box, strict=True))
-        # Only the faces other blocks read are kept: the block the chunk lies in,
-        # if it comes after a neighbour, reads the chunk again (docs/design.md,
-        # "Reading halos: the chunk cache").
         boxes = faces(index) if faces is not None else None
-        keep = (lambda chunk, boxes=boxes: Faces(chunk, boxes)) if boxes is not None else None
-        chunk = cache.get((key, index), lambda chunk_box=chunk_box: _read(reader, chunk_box, dtype), count, keep)
+        cut = (lambda chunk, boxes=boxes: Faces(chunk, boxes)) if boxes is not None else None
+        # The chunk's owner reads more of it than any face holds.
+        owner = boxes is not None and not any(all(a <= s.start and s.stop <= b for (a, b), s in zip(face, inside_chunk, strict=True)) for face in boxes)
+        chunk = cache.get((key, index), lambda chunk_box=chunk_box: _read(reader, chunk_box, dtype), count, cut, owner)
         into = tuple(slice(max(a, x) - a, min(b, y) - a) for (a, b), (x, y) in zip(box, chunk_box, strict=True))
         part = chunk.take(inside_chunk) if isinstance(chunk, Faces) else chunk[inside_chunk]
         out[into] = part if part is not None else _read(reader, [(s.start + x, s.stop + x) for s, (x, _) in zip(inside_chunk, chunk_box, strict=True)], dtype)

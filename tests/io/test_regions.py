@@ -90,9 +90,10 @@ def test_the_cache_stays_within_its_budget_and_reads_a_chunk_once_for_two_thread
     assert loads == [1]
 
 
-def test_only_the_faces_other_blocks_read_are_kept() -> None:
-    """A chunk read for a neighbour's halo keeps only its faces (the rows the
-    blocks around it read); the block it lies in reads it again whole."""
+def test_a_chunk_is_kept_whole_until_its_block_has_read_it_then_its_faces() -> None:
+    """A chunk read first for a neighbour's halo stays whole until the block it
+    lies in has read it (once, from the cache), then only its faces stay; past the
+    budget, whole chunks are cut to their faces before anything is dropped."""
     a = np.arange(10 * 12, dtype=np.float64).reshape(10, 12)
     reader = Counting(a)
     cache = ChunkCache()
@@ -104,8 +105,13 @@ def test_only_the_faces_other_blocks_read_are_kept() -> None:
         return read_region(reader, a.shape, a.dtype, (10, 12), lo, hi, exclusive, key, lambda index: 3, cache, lambda index: faces)
 
     assert np.array_equal(read((8, 0), (10, 12), ((20, 20), (20, 20))), a[8:10])  # the neighbour above
-    assert cache.held == 4 * 12 * 8 and len(reader.boxes) == 1  # its faces only
+    assert cache.held == a.nbytes  # whole, for its block
     assert np.array_equal(read((0, 0), (10, 12), ((2, 8), (0, 12))), a)  # the chunk's own block
-    assert len(reader.boxes) == 2
-    assert np.array_equal(read((0, 0), (2, 12), ((20, 20), (20, 20))), a[0:2])  # the neighbour below: from the faces
-    assert len(reader.boxes) == 2 and cache.held == 0
+    assert cache.held == 4 * 12 * 8 and len(reader.boxes) == 1  # its faces only
+    assert np.array_equal(read((0, 0), (2, 12), ((20, 20), (20, 20))), a[0:2])  # the neighbour below
+    assert len(reader.boxes) == 1 and cache.held == 0
+    # A budget with room for the faces only: the whole chunk is cut at once.
+    tight = ChunkCache()
+    tight.reserve("run", 4 * 12 * 8)
+    whole = tight.get((key, (0,)), lambda: a.copy(), 3, lambda chunk: __import__("batchproc.io.regions", fromlist=["Faces"]).Faces(chunk, faces))
+    assert np.array_equal(whole, a) and tight.held == 4 * 12 * 8
