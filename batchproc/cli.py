@@ -158,8 +158,9 @@ def run(
         pipeline = _pipeline(pipeline, step, "run")
         plan = plan_run(pipeline, input, parse_chunks(chunks))
         if dry_run:
-            threads = workers * (threads_per_worker or 1) if workers else (os.cpu_count() or 1)
-            for label, text in plan.describe(str(output), threads if (scheduler or "threads") in ("threads", "local", "processes") else None):
+            chosen = scheduler or os.environ.get("BATCHPROC_SCHEDULER") or "threads"
+            threads = {"threads": os.cpu_count() or 1, "synchronous": 1, "processes": 1, "local": threads_per_worker or 1}.get(chosen)
+            for label, text in plan.describe(str(output), threads, processes=chosen not in ("threads", "synchronous")):
                 out.print(f"{label:8s} {text}", highlight=False)
             return
         with _on_cluster(scheduler, workers, threads_per_worker, memory_limit, cluster_config), progress(f"writing {output}", enabled=not quiet):

@@ -122,15 +122,14 @@ class Plan:
     """A pipeline bound to its input: the whole run, fixed before it starts.
 
     ``chunks`` are the output's chunks (its files); ``blocks`` the compute blocks,
-    each a whole number of chunks. ``halo`` is the total reach of the steps per
-    axis and ``edges`` how it is taken at the array's edges (see
+    each a whole number of chunks. ``edges`` says per axis how a block's halo (the
+    steps' total reach, :meth:`reach`) is taken at the array's edges (see
     :func:`combined_edges`)."""
 
     source: Source
     steps: tuple[BoundStep, ...]
     chunks: tuple[int, ...]
     blocks: tuple[int, ...]
-    halo: tuple[int, ...]
     edges: tuple[Edge, ...]
     kernels: str
     token: str = field(default="", compare=False)
@@ -190,10 +189,6 @@ class Plan:
         """The output chunks inside block ``index``."""
         ranges = [range(start // c, -(-stop // c)) for (start, stop), c in zip(self.box(index), self.chunks, strict=True)]
         return itertools.product(*ranges)
-
-    def block_of(self, chunk: Sequence[int]) -> tuple[int, ...]:
-        """The block that writes output chunk ``chunk``."""
-        return tuple(c * k // b for c, b, k in zip(chunk, self.blocks, self.chunks, strict=True))
 
     # ------------------------------------------------------------ halos and passes
 
@@ -271,19 +266,26 @@ class Plan:
         region = math.prod(min(b, n) + 2 * h for b, n, h in zip(self.blocks, self.shape, self.reach(), strict=True))
         return region * (self.source.dtype.itemsize + 2 * self.itemsize) + block * self.dtype.itemsize
 
-    def cache_bytes(self, window: int) -> int:
+    def cache_bytes(self, window: int, processes: bool = False) -> int:
         """How much of the input a process keeps for halos (see
-        :mod:`batchproc.io.regions`): the input of the blocks in flight and of two
-        layers of blocks around them (the blocks a halo chunk serves go out within
-        about two layers of each other), at most :data:`CACHE_LIMIT`. None when
-        no step reaches beyond its voxel or the input has no chunks of its own."""
-        if not any(self.reach()) or self.source.native is None:
+        :mod:`batchproc.io.regions`): of the input of the blocks in flight and of
+        two layers of blocks around them (the blocks a halo chunk serves go out
+        within about two layers of each other), twice the part other blocks read (a
+        block's shell, its halo deep): room for the faces, and for whole chunks
+        until the blocks they lie in come. Where several ``processes`` each keep
+        their own (cluster workers), the faces only: a block that comes after its
+        chunk was cut reads it again. At most :data:`CACHE_LIMIT`; none when no
+        step reaches beyond its voxel or the input has no chunks of its own."""
+        reach = self.reach()
+        if not any(reach) or self.source.native is None:
             return 0
         grid = sorted(self.grid)
         layer = math.prod(grid[:-1]) if len(grid) > 1 else 1
-        region = math.prod(min(b, n) + 2 * h for b, n, h in zip(self.blocks, self.shape, self.reach(), strict=True))
+        sizes = [min(b, n) for b, n in zip(self.blocks, self.shape, strict=True)]
+        shell = 1 - math.prod(max(0, s - 2 * r) for s, r in zip(sizes, reach, strict=True)) / math.prod(sizes)
+        region = math.prod(s + 2 * r for s, r in zip(sizes, reach, strict=True)) * self.source.dtype.itemsize
         native = math.prod(self.source.native) * self.source.dtype.itemsize
-        return min(CACHE_LIMIT, (2 * layer + window) * max(region * self.source.dtype.itemsize, native))
+        return min(CACHE_LIMIT, int((2 * layer + window) * max(region, native) * min(1.0, (1 if processes else 2) * shell)))
 
     def output_bytes(self) -> int:
         return math.prod(self.shape) * self.dtype.itemsize
@@ -307,8 +309,9 @@ class Plan:
                 run.append(step)
         return lines or ["copy (no steps)"]
 
-    def describe(self, output: str | None = None, threads: int | None = None) -> list[tuple[str, str]]:
-        """The plan as (label, text) rows, for ``--dry-run``."""
+    def describe(self, output: str | None = None, threads: int | None = None, processes: bool = False) -> list[tuple[str, str]]:
+        """The plan as (label, text) rows, for ``--dry-run`` (``threads``: per
+        process; ``processes``: the blocks run in processes of their own)."""
         src = self.source
         rows = [
             ("input", f"{src.name} ({src.format}) {_shape(src.shape)} {src.dtype}, {_mib(math.prod(src.shape) * src.dtype.itemsize)}"
@@ -329,7 +332,7 @@ class Plan:
         memory = f"about {_mib(self.block_bytes())} per block, per worker thread"
         if threads:
             memory += f"; {threads} thread(s): about {_mib(self.block_bytes() * threads)}"
-        cache = self.cache_bytes(2 * (threads or 1))
+        cache = self.cache_bytes(2 * (threads or 1), processes)
         if cache:
             memory += f"; input kept for halos: at most {_mib(cache)} per process"
         rows.append(("memory", memory))
@@ -369,7 +372,7 @@ def make_plan(pipeline: Any, image: Any, chunks: Sequence[int] | None = None, ke
     blocks = choose_blocks(source.shape, chunks, itemsize, halo, edges, target, source.native)
     chosen = kernels or kernel_sets.asked() or _kernels_for(source, steps)
     token = _token([source.token, [(s.name, repr(dict(s.params))) for s in steps], chunks, blocks, chosen])
-    return Plan(source, steps, chunks, blocks, halo, edges, chosen, token)
+    return Plan(source, steps, chunks, blocks, edges, chosen, token)
 
 
 #: Below this many voxels a run takes scipy's kernels unless told otherwise:

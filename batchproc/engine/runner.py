@@ -531,7 +531,7 @@ def run_plan(
 
             warm_up()  # numba's set-up, in the background while the first blocks are read
         window = max(2, 2 * workers.threads)
-        cache = plan.cache_bytes(window)
+        cache = plan.cache_bytes(window, workers.processes)
         try:
             results = _passes(plan, workers, window, cache)
             shared = workers.share(Job(plan, results, target, cache, workers.processes))

@@ -79,19 +79,30 @@ class ChunkCache:
         self._entries[key] = faces
         self.held += faces.nbytes - whole.nbytes
 
-    def _taken(self, key: Hashable, owner: bool) -> Any:
-        """The chunk at ``key`` for one more reader, or None (call with the lock)."""
+    def _taken(self, key: Hashable, owner: bool) -> tuple[Any, Callable[[np.ndarray], Any] | None]:
+        """The chunk at ``key`` for one more reader (or None), and how to cut it
+        to its faces when this was the owner's read (call with the lock; cut
+        without it, :meth:`_put_faces`)."""
         found = self._entries.get(key)
         if found is None:
-            return None
+            return None, None
         self._left[key] -= 1
         if self._left[key] <= 0:  # that was its last reader
             self._drop(key)
         elif owner and key in self._faces:  # the others need its faces only
-            self._cut(key)
+            return found, self._faces.pop(key)
         else:
             self._entries.move_to_end(key)
-        return found
+        return found, None
+
+    def _put_faces(self, key: Hashable, whole: np.ndarray, cut: Callable[[np.ndarray], Any]) -> None:
+        """Replace the whole chunk at ``key`` by its faces (cut here, outside the lock:
+        the copy must not hold up the other threads)."""
+        faces = cut(whole)
+        with self._lock:
+            if self._entries.get(key) is whole:
+                self._entries[key] = faces
+                self.held += faces.nbytes - whole.nbytes
 
     def _make_room(self) -> None:
         while self.held > self.budget and self._faces:
@@ -108,17 +119,19 @@ class ChunkCache:
         read is the owner's. The reader that reads the chunk gets all of it."""
         while True:
             with self._lock:
-                found = self._taken(key, owner)
-                if found is not None:
-                    return found
-                waiting = self._loading.get(key)
-                if waiting is None:
-                    self._loading[key] = threading.Event()
-                    break
-            waiting.wait()
-            with self._lock:
-                found = self._taken(key, owner)
+                found, cut = self._taken(key, owner)
+                if found is None:
+                    waiting = self._loading.get(key)
+                    if waiting is None:
+                        self._loading[key] = threading.Event()
+                        break
+            if found is None:
+                waiting.wait()
+                with self._lock:
+                    found, cut = self._taken(key, owner)
             if found is not None:
+                if cut is not None:
+                    self._put_faces(key, found, cut)
                 return found
             # Not kept (over budget) or its read failed: read it here.
             with self._lock:
@@ -131,10 +144,10 @@ class ChunkCache:
             with self._lock:
                 self._loading.pop(key).set()
             raise
+        whole = faces is None or (not owner and value.nbytes <= self.budget)
+        kept = value if whole or readers <= 1 else faces(value)
         with self._lock:
             self.reads += 1
-            whole = faces is None or (not owner and value.nbytes <= self.budget)
-            kept = value if whole or readers <= 1 else faces(value)
             if readers > 1 and kept.nbytes <= self.budget:
                 self._entries[key] = kept
                 self._left[key] = readers - 1

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
+from compiles import COMPILES_SO_FAR, COUNT_COMPILES
 from daskcluster import DaskCluster
 from typer.testing import CliRunner
 
@@ -39,6 +40,16 @@ def volume(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def pixels(store: Path) -> np.ndarray:
     return zarr.open_array(str(store / "0"), mode="r")[:]
+
+
+def wait_for_chunks(job: subprocess.Popen, store: Path, count: int, timeout: float = 120) -> None:
+    """Until ``count`` chunk files of ``store`` exist while ``job`` runs (bounded)."""
+    chunks = store / "0" / "c"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and job.poll() is None:
+        if chunks.exists() and sum(1 for p in chunks.rglob("*") if p.is_file()) >= count:
+            return
+        time.sleep(0.02)
 
 
 def test_tcp_cluster_result_equals_threads(tmp_path: Path, volume: Path, dask_cluster: DaskCluster) -> None:
@@ -124,9 +135,10 @@ def test_jobqueue_config_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_worker_killed_mid_run_job_completes_identically(tmp_path: Path) -> None:
+def test_worker_killed_mid_run_job_completes_identically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGKILL one of two workers while the job writes: the scheduler reschedules its
     tasks on the other and the output equals the threaded run."""
+    monkeypatch.setenv("DASK_BATCHPROC__BLOCK_BYTES", "64KiB")  # many blocks: both workers busy
     data = np.random.default_rng(8).integers(0, 255, size=(48, 192, 192)).astype(np.uint8)
     tifffile.imwrite(tmp_path / "v.tif", data)
     args = ["run", str(tmp_path / "v.tif"), "--step", "median_filter:size=5", "--chunks", "8,48,48", "-q"]
@@ -139,12 +151,7 @@ def test_worker_killed_mid_run_job_completes_identically(tmp_path: Path) -> None
             stderr=subprocess.PIPE,
             text=True,
         )
-        chunk_dir = tmp_path / "cluster.zarr" / "0" / "c"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and job.poll() is None:
-            if chunk_dir.exists() and sum(1 for _ in chunk_dir.rglob("*") if _.is_file()) >= 4:
-                break
-            time.sleep(0.02)
+        wait_for_chunks(job, tmp_path / "cluster.zarr", 4)
         assert job.poll() is None, "the job ended before a worker could be killed"
         os.kill(cluster.workers[0].pid, signal.SIGKILL)
         stdout, stderr = job.communicate(timeout=300)
@@ -346,12 +353,7 @@ def test_scheduler_lost_mid_run_ends_with_exit_1_and_resume_finishes(tmp_path: P
     try:
         cluster.wait(2)
         job = subprocess.Popen([*run, "--scheduler", cluster.address], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        chunks = tmp_path / "o.zarr" / "0" / "c"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and job.poll() is None:
-            if chunks.exists() and sum(1 for p in chunks.rglob("*") if p.is_file()) >= 8:
-                break
-            time.sleep(0.02)
+        wait_for_chunks(job, tmp_path / "o.zarr", 8)
         assert job.poll() is None, "the job ended before its scheduler could be killed"
         cluster.scheduler.kill()
         killed = time.monotonic()
@@ -369,24 +371,6 @@ def test_scheduler_lost_mid_run_ends_with_exit_1_and_resume_finishes(tmp_path: P
     assert _chunk_bytes(tmp_path / "o.zarr") == _chunk_bytes(tmp_path / "whole.zarr")
 
 
-#: Run on a worker (as text: the test module does not travel): count numba's
-#: compilations from now on.
-COUNT_COMPILES = """
-import builtins
-from numba.core import event
-
-class Count(event.Listener):
-    n = 0
-    def on_start(self, _):
-        self.n += 1
-    def on_end(self, _):
-        pass
-
-builtins._batchproc_compiles = Count()
-event.register("numba:compile", builtins._batchproc_compiles)
-"""
-
-
 @pytest.mark.slow
 def test_a_kernel_compiles_once_per_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two workers of one machine with an empty numba cache, the course pipeline
@@ -402,14 +386,14 @@ def test_a_kernel_compiles_once_per_machine(tmp_path: Path, monkeypatch: pytest.
     try:
         cluster.wait(2)
         with Client(cluster.address, timeout="30s") as client:
-            client.run(exec, COUNT_COMPILES)
+            client.run(exec, COUNT_COMPILES)  # as source: this module does not travel
             done = subprocess.run(
                 [sys.executable, "-m", "batchproc.cli", "--kernels", "compiled", "run", str(tmp_path / "v.tif"), str(tmp_path / "o.zarr"),
                  *STEPS, "--chunks", "4,128,128", "-q", "--scheduler", cluster.address],
                 capture_output=True, text=True, timeout=300,
             )
             assert done.returncode == 0, done.stderr
-            counts = sorted(client.run(eval, "__import__('builtins')._batchproc_compiles.n").values())
+            counts = sorted(client.run(eval, COMPILES_SO_FAR).values())
             ran = client.run(eval, "len(__import__('batchproc.engine.runner', fromlist=['_STARTED'])._STARTED)")
     finally:
         cluster.close()

@@ -11,27 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from compiles import COMPILES_SO_FAR, COUNT_COMPILES
 
-#: A run in this process of the CLI, counting numba's compilations.
-RUN_COUNTING = """
+#: A run of the CLI in a new process, counting numba's compilations.
+RUN_COUNTING = COUNT_COMPILES + """
 import sys
-from numba.core import event
-
-class Count(event.Listener):
-    n = 0
-    def on_start(self, _):
-        self.n += 1
-    def on_end(self, _):
-        pass
-
-count = Count()
-event.register("numba:compile", count)
 from batchproc.cli import app
 try:
     app(["--kernels", "compiled", "run", sys.argv[1], sys.argv[2], "--step", "gaussian_filter:sigma=1.5,mode=nearest", "--chunks", "8,32,32", "-q"])
 except SystemExit as exit:
     assert exit.code in (0, None), exit.code
-print(count.n)
+print(""" + COMPILES_SO_FAR + """)
 """
 
 
