@@ -41,7 +41,7 @@ from dask.layers import ArrayOverlapLayer
 from batchproc import kernels
 from batchproc.blocks import Link, run_links
 from batchproc.errors import BatchprocError
-from batchproc.ops._registry import Edge, Operation
+from batchproc.ops._registry import Edge, Operation, reaching_edges
 
 Step = tuple[Operation, Mapping[str, Any]]
 
@@ -60,17 +60,10 @@ def stage_edges(steps: Sequence[Step], ndim: int) -> tuple[Edge, ...] | None:
     :meth:`Operation.edges`); ``None`` when two steps read one axis's edges
     differently (one wraps, the other does not), in which case they cannot share
     one ``map_overlap`` and must be separate stages."""
-    edges: list[Edge | None] = [None] * ndim
-    for op, params in steps:
-        halo = op.halo(params, ndim)
-        for axis, edge in enumerate(op.edges(params, ndim)):
-            if halo[axis] == 0:
-                continue
-            if edges[axis] is None:
-                edges[axis] = edge
-            elif edges[axis] != edge:
-                return None
-    return tuple(e or "none" for e in edges)
+    seen = reaching_edges([(op.halo(params, ndim), op.edges(params, ndim)) for op, params in steps], ndim)
+    if any(len(edges) > 1 for edges in seen):
+        return None
+    return tuple(next(iter(edges)) if edges else "none" for edges in seen)
 
 
 def _as_aligned(value: Any, x: da.Array, name: str, where: str) -> da.Array:

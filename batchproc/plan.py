@@ -31,7 +31,7 @@ import numpy as np
 from batchproc.errors import BatchprocError
 from batchproc.io.readers import TARGET_BLOCK_BYTES, auto_chunks
 from batchproc.ops import REGISTRY, Context, Operation
-from batchproc.ops._registry import Edge
+from batchproc.ops._registry import Edge, reaching_edges
 
 #: The most input a process keeps for halos: beyond it, a chunk some blocks share
 #: is read again (slower, never more memory).
@@ -79,8 +79,7 @@ def combined_edges(steps: Sequence[BoundStep], shape: tuple[int, ...]) -> tuple[
     that reaches along the axis wraps), or ``whole`` (the axis is one block, with no
     halo: a step asks for it, steps disagree on wrapping, or the reach spans the axis)."""
     edges: list[Edge] = []
-    for axis, n in enumerate(shape):
-        seen = {step.edges[axis] for step in steps if step.reach[axis] > 0}
+    for axis, (n, seen) in enumerate(zip(shape, reaching_edges([(s.reach, s.edges) for s in steps], len(shape)), strict=True)):
         reach = sum(step.reach[axis] for step in steps)
         if "whole" in seen or len(seen) > 1 or (reach and reach >= n):
             edges.append("whole")

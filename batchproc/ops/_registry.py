@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -112,6 +112,12 @@ def mode_edges(params: Mapping[str, Any], ndim: int) -> tuple[Edge, ...]:
     for axis, m in zip(active, expand(mode, len(active)), strict=True):
         edges[axis] = "periodic" if m in WRAP_MODES else "none"
     return tuple(edges)
+
+
+def reaching_edges(steps: Sequence[tuple[Sequence[int], Sequence[Edge]]], ndim: int) -> list[set[Edge]]:
+    """Per axis, the edge rules of the steps (``(reach, edges)`` each) that reach
+    along it: how the halo of a run of them must be taken there."""
+    return [{edges[axis] for reach, edges in steps if reach[axis] > 0} for axis in range(ndim)]
 
 
 @dataclass(frozen=True)
