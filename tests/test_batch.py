@@ -217,3 +217,24 @@ def test_batch_killed_with_sigkill_is_finished_by_the_same_command(tmp_path: Pat
         got = zarr.open_array(str(tmp_path / "out" / f"s{i}.ome.zarr" / "0"))[:]
         assert np.array_equal(got, ndi.median_filter(image, 9))
     assert json.loads(manifest.read_text().splitlines()[-1])["status"] == "done"
+
+
+def test_an_input_damaged_inside_its_pixels_fails_alone(tmp_path: Path) -> None:
+    # Its header reads, so the damage shows only when a block reads the pixels.
+    import tifffile
+
+    folder = tmp_path / "tiffs"
+    folder.mkdir()
+    rng = np.random.default_rng(18)
+    images = {f"t{i}": (rng.random((40, 48)) * 255).astype(np.uint8) for i in range(3)}
+    for name, image in images.items():
+        tifffile.imwrite(folder / f"{name}.tif", image)
+    data = (folder / "t1.tif").read_bytes()
+    (folder / "t1.tif").write_bytes(data[: len(data) // 2])
+    result = invoke("batch", folder, "--out", tmp_path / "out", *STEPS)
+    assert result.exit_code == 3, result.output
+    state = manifest_state(tmp_path / "out")
+    failed = {Path(k).name: v["error"] for k, v in state.items() if v["status"] == "failed"}
+    assert list(failed) == ["t1.tif"] and "t1.tif" in failed["t1.tif"] and "Traceback" not in failed["t1.tif"]
+    for name in ("t0", "t2"):
+        assert np.array_equal(zarr.open_array(str(tmp_path / "out" / f"{name}.ome.zarr" / "0"), mode="r")[:], expected(images[name]))

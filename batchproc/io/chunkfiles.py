@@ -44,6 +44,8 @@ class ChunkFiles:
         self.ndim = len(shape)
         self.fill_value, self.codec, self.codec_config = fill_value, codec, codec_config or {}
         self.key_prefix, self.separator = key_prefix, separator
+        #: Every chunk was written (a store batchproc completed): one missing is damage, not the fill value.
+        self.complete = False
 
     def write_chunk(self, index: tuple[int, ...], block: np.ndarray) -> None:
         """Write ``block`` as the chunk at ``index`` (a block cut by the array's
@@ -111,6 +113,8 @@ class ChunkFiles:
                     file.seek(0)
                 raw = _read_into(file, _read_buffer(size))
         except FileNotFoundError:  # never written: the fill value
+            if self.complete:
+                raise BatchprocError(f"input: chunk file {str(path)!r} is missing from a store batchproc wrote and marked complete; the store is damaged.") from None
             into[...] = self.fill_value
             return
         try:

@@ -5,11 +5,13 @@ nothing but headers until a block is computed. Inputs are opened read-only.
 from __future__ import annotations
 
 import collections
+import contextlib
 import glob as globlib
+import logging
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +243,30 @@ def _first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+@contextlib.contextmanager
+def reading(name: Any) -> Iterator[None]:
+    """A failure to read the file ``name`` (truncated, corrupt, gone) as a
+    :class:`BatchprocError` that names it: bad input, not a bug of ours."""
+    try:
+        yield
+    except (BatchprocError, MemoryError):
+        raise
+    except Exception as error:
+        raise BatchprocError(f"input: cannot read {str(name)!r}: {_first_line(error)} ({type(error).__name__}).") from None
+
+
+class Named:
+    """An array-like whose reads name ``name`` when they fail (see :func:`reading`)."""
+
+    def __init__(self, array: Any, name: str) -> None:
+        self.array, self.name = array, name
+        self.shape, self.dtype, self.ndim = tuple(array.shape), np.dtype(array.dtype), len(array.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        with reading(self.name):
+            return np.asarray(self.array[key])
+
+
 def _read_slice(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     import imageio.v3 as iio
 
@@ -351,11 +377,12 @@ class Reopening:
         return self._remember(self.opener(*self.args))
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        if not self.lock:
-            return np.asarray(self._array()[key])
-        # (h5py is not thread-safe: one read at a time per file.)
-        with Reopening._locks[self._key()]:
-            return np.asarray(self._array()[key])
+        with reading(self.args[0]):
+            if not self.lock:
+                return np.asarray(self._array()[key])
+            # (h5py is not thread-safe: one read at a time per file.)
+            with Reopening._locks[self._key()]:
+                return np.asarray(self._array()[key])
 
     def __dask_tokenize__(self) -> tuple[Any, ...]:
         return (self._key()[:-1], self.shape, str(self.dtype))
@@ -374,11 +401,36 @@ def _hdf5_dataset(path: Path, dataset: str) -> Any:
     return h5py.File(path, "r")[dataset]
 
 
+#: What tifffile logs, and reads past, when a file's structure is broken: a
+#: truncated file then opens with fewer pages or another shape than it holds.
+_TIFF_DAMAGE = ("invalid page offset", "failed to reshape", "corrupt", "truncat", "invalid tag", "beyond end of file")
+
+
+class _Complaints(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(record.getMessage())
+
+
 def _open_tiff(path: Path, chunks: Any) -> Image:
+    log = logging.getLogger("tifffile")
+    complaints, propagate = _Complaints(), log.propagate
+    log.addHandler(complaints)
+    log.propagate = False  # said below, in one line, if it matters
     try:
         z = _tiff_array(path)
     except Exception as err:
-        raise BatchprocError(f"input: cannot read {str(path)!r} as a TIFF: {err}") from None
+        raise BatchprocError(f"input: cannot read {str(path)!r} as a TIFF: {_first_line(err)}") from None
+    finally:
+        log.removeHandler(complaints)
+        log.propagate = propagate
+    damage = [text for text in complaints.seen if any(word in text.lower() for word in _TIFF_DAMAGE)]
+    if damage:
+        said = re.sub(r"^<[^>]*>\s*", "", damage[0])
+        raise BatchprocError(f"input: {str(path)!r} is truncated or corrupt: {said}.")
     if not hasattr(z, "shape"):
         raise BatchprocError(f"input: {str(path)!r} holds no image array.")
     reader = Reopening(_tiff_array, path, opened=z)
@@ -431,6 +483,8 @@ def _open_zarr(path: Path, chunks: Any, level: Any) -> Image:
         dataset, axes, spacing = _multiscale(attrs.get("ome", attrs), path, level)
         array_path = path / dataset
         files = open_chunk_files(array_path) if (array_path / "zarr.json").is_file() else None
+        if files is not None:
+            files.complete = (attrs.get("batchproc") or {}).get("complete") is True
     else:
         axes, spacing = None, None
         files = open_chunk_files(path, meta) if meta is not None else None
@@ -448,7 +502,7 @@ def _open_zarr(path: Path, chunks: Any, level: Any) -> Image:
             dataset, axes, spacing = _multiscale(attrs.get("ome", attrs), path, level)
             node = node[dataset]
         # (A zarr v3 array on disk that chunk files could read was taken above.)
-        native, reader, ndim, dtype = node.chunks, node, len(node.shape), node.dtype
+        native, reader, ndim, dtype = node.chunks, Named(node, str(path)), len(node.shape), node.dtype
     return Image(
         None,
         axes if axes and len(axes) == ndim else default_axes(ndim),
@@ -515,7 +569,7 @@ def _open_nifti(path: Path, chunks: Any) -> Image:
     slope, inter = getattr(proxy, "slope", 1.0), getattr(proxy, "inter", 0.0)
     scaled = not (slope in (1.0, None) and inter in (0.0, None))
     dtype = np.dtype(np.float64) if scaled else np.dtype(header_dtype).newbyteorder("=")
-    reader = _NativeOrder(proxy, dtype, shape)
+    reader = _NativeOrder(proxy, dtype, shape, str(path))
     zooms = tuple(float(z) for z in img.header.get_zooms())
     return Image(None, "xyzt"[: len(shape)] if len(shape) <= 4 else default_axes(len(shape)), zooms, str(path), {"format": "nifti"}, reader, None, chunks)
 
@@ -524,11 +578,12 @@ class _NativeOrder:
     """An array proxy whose slices come back in native byte order (dask and scipy
     want native arrays; ``anatomical.nii`` is big-endian)."""
 
-    def __init__(self, proxy: Any, dtype: np.dtype, shape: tuple[int, ...]) -> None:
-        self.proxy, self.dtype, self.shape, self.ndim = proxy, dtype, shape, len(shape)
+    def __init__(self, proxy: Any, dtype: np.dtype, shape: tuple[int, ...], name: str = "") -> None:
+        self.proxy, self.dtype, self.shape, self.ndim, self.name = proxy, dtype, shape, len(shape), name
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        return np.asarray(self.proxy[key]).astype(self.dtype, copy=False)
+        with reading(self.name):
+            return np.asarray(self.proxy[key]).astype(self.dtype, copy=False)
 
 
 # ---------------------------------------------------------------- DICOM

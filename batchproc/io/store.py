@@ -294,7 +294,8 @@ class Output:
             again = "; --overwrite starts again and removes it"
         else:
             left, again = f"{str(self.target)!r} is left incomplete", ""
-        return f"{error} {left}: --resume finishes it if the input and the steps stay the same{again}."
+        said = str(error).rstrip()
+        return f"{said}{'' if said.endswith(('.', '!', '?')) else '.'} {left}: --resume finishes it if the input and the steps stay the same{again}."
 
     def create_level(self, level: int, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype) -> tuple[Any, Any]:
         """A pyramid level's array, created empty (a level a killed run left half

@@ -179,3 +179,69 @@ def test_ome_and_imagej_tiff_keep_axes_and_spacing(tmp_path: Path) -> None:
     image = batchproc.open_image(tmp_path / "v.tif")
     assert image.axes == "zyx" and np.allclose(image.spacing, (1.5, 0.4, 0.2))
     assert np.array_equal(image.data.compute(), volume)
+
+
+# ------------------------------------------------------------ damaged inputs
+
+
+def _cut(path: Path, keep: float = 0.5) -> Path:
+    """``path`` truncated to ``keep`` of its bytes, as a copy beside it."""
+    data = path.read_bytes()
+    cut = path.with_name("cut-" + path.name)
+    cut.write_bytes(data[: int(len(data) * keep)])
+    return cut
+
+
+def _damaged(tmp_path: Path, kind: str) -> tuple[Path, str]:
+    """A damaged input of ``kind`` and the name its error must give."""
+    import imageio.v3 as iio
+    import nibabel
+    import tifffile
+
+    rng = np.random.default_rng(18)
+    volume = (rng.random((8, 64, 64)) * 1000).astype(np.uint16)
+    if kind in ("strips", "tiles", "one page"):
+        options = {"tile": (32, 32)} if kind == "tiles" else {}
+        tifffile.imwrite(tmp_path / "v.tif", volume[0] if kind == "one page" else volume, **options)
+        path = _cut(tmp_path / "v.tif")
+        return path, path.name
+    if kind in ("nii", "nii.gz"):
+        nibabel.save(nibabel.Nifti1Image(volume.astype(np.int16), np.eye(4)), tmp_path / f"v.{kind}")
+        path = _cut(tmp_path / f"v.{kind}")
+        return path, path.name
+    if kind == "png in a stack":  # the header reads, the pixels do not: found during the run
+        for i, plane in enumerate(volume):
+            iio.imwrite(tmp_path / f"s{i}.png", plane)
+        data = (tmp_path / "s5.png").read_bytes()
+        (tmp_path / "s5.png").write_bytes(data[: len(data) // 2])
+        return tmp_path, "s5.png"
+    # a chunk gone from a store batchproc wrote and marked complete
+    store = batchproc.write(volume, tmp_path / "in.ome.zarr", chunks=(4, 32, 32))
+    (Path(store) / "0" / "c" / "1" / "0" / "1").unlink()
+    return Path(store), "c/1/0/1"
+
+
+@pytest.mark.parametrize("kind", ["strips", "tiles", "one page", "nii", "nii.gz", "png in a stack", "missing chunk"])
+def test_a_damaged_input_ends_the_run_with_exit_2_naming_it(tmp_path: Path, kind: str) -> None:
+    # tifffile reads past a truncated file's broken page list (fewer pages, or a
+    # series of another shape): that must not pass as a smaller image.
+    from typer.testing import CliRunner
+
+    from batchproc.cli import app
+
+    path, name = _damaged(tmp_path, kind)
+    result = CliRunner().invoke(app, ["run", str(path), str(tmp_path / "out.zarr"), "--step", "gaussian_filter:sigma=1", "-q"])
+    assert result.exit_code == 2, result.output
+    assert name in result.output and "Traceback" not in result.output and "unexpected" not in result.output
+    assert any(word in result.output for word in ("truncated", "corrupt", "cannot read", "missing", "Expected")), result.output
+
+
+def test_a_chunk_never_written_in_a_foreign_store_is_its_fill_value(tmp_path: Path) -> None:
+    # zarr's own rule: only a store batchproc marked complete promises every chunk.
+    import zarr
+
+    array = zarr.create_array(str(tmp_path / "in.zarr"), shape=(8, 8), chunks=(4, 4), dtype="uint8", fill_value=7)
+    array[:4, :4] = 1
+    expected = np.full((8, 8), 7, np.uint8)
+    expected[:4, :4] = 1
+    assert np.array_equal(batchproc.open(tmp_path / "in.zarr").compute(), expected)
