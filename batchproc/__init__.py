@@ -38,6 +38,8 @@ def __getattr__(name: str) -> Any:
         from batchproc.ops import REGISTRY
 
         value = make_function(REGISTRY[name], __name__)
+    elif name in ("io", "engine", "ops", "kernels", "plan", "pipeline", "batch"):  # subpackages, as a plain import would give them
+        value = importlib.import_module(f"{__name__}.{name}")
     else:
         raise AttributeError(f"module 'batchproc' has no attribute {name!r}")
     globals()[name] = value

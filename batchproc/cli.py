@@ -43,6 +43,7 @@ ClusterConfig = Annotated[Path | None, typer.Option("--cluster-config", help="sl
 Chunks = Annotated[str | None, typer.Option("--chunks", help="chunk shape, e.g. 64,256,256 (default: about 32 MiB); run and batch: the output's chunks, computed in blocks of several")]
 PipelineFile = Annotated[Path | None, typer.Option("--pipeline", "-p", help="pipeline file (YAML or JSON)")]
 Steps = Annotated[list[str] | None, typer.Option("--step", "-s", help="OP[:name=value,...], repeatable")]
+Shards = Annotated[str | None, typer.Option("--shards", help="shard shape in voxels, whole multiples of --chunks (zarr's shards=), or none; default: shards the size of a compute block when the output would have more than 10,000 chunk files")]
 Codec = Annotated[str, typer.Option(help="blosc-lz4 (default), zstd or none")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
 
@@ -89,16 +90,21 @@ def guarded() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def parse_chunks(text: str | None) -> Any:
+def parse_chunks(text: str | None, option: str = "--chunks") -> Any:
     if text is None or text == "auto":
         return None
     try:
         values = tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise BatchprocError(f"--chunks must be integers separated by commas, such as 64,256,256; got {text!r}.") from None
+        raise BatchprocError(f"{option} must be integers separated by commas, such as 64,256,256; got {text!r}.") from None
     if any(v < 1 for v in values):
-        raise BatchprocError(f"--chunks must be positive; got {text!r}.")
+        raise BatchprocError(f"{option} must be positive; got {text!r}.")
     return values
+
+
+def parse_shards(text: str | None) -> Any:
+    """``--shards``: None (the default rule), False (``none``) or a shape."""
+    return False if text is not None and text.strip().lower() == "none" else parse_chunks(text, "--shards")
 
 
 @contextlib.contextmanager
@@ -143,6 +149,7 @@ def run(
     memory_limit: MemoryLimit = None,
     cluster_config: ClusterConfig = None,
     chunks: Chunks = None,
+    shards: Shards = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing output store")] = False,
     resume: Annotated[bool, typer.Option(help="finish an interrupted store: write only missing chunks")] = False,
     codec: Codec = "default",
@@ -156,7 +163,7 @@ def run(
 
     with guarded():
         pipeline = _pipeline(pipeline, step, "run")
-        plan = plan_run(pipeline, input, parse_chunks(chunks))
+        plan = plan_run(pipeline, input, parse_chunks(chunks), parse_shards(shards))
         if dry_run:
             chosen = scheduler or os.environ.get("BATCHPROC_SCHEDULER") or "threads"
             threads = {"threads": os.cpu_count() or 1, "synchronous": 1, "processes": 1, "local": threads_per_worker or 1}.get(chosen)
@@ -190,6 +197,7 @@ def batch(
     memory_limit: MemoryLimit = None,
     cluster_config: ClusterConfig = None,
     chunks: Chunks = None,
+    shards: Shards = None,
     overwrite: Annotated[bool, typer.Option(help="start unfinished items again instead of resuming their stores")] = False,
     codec: Codec = "default",
     quiet: Quiet = False,
@@ -207,7 +215,7 @@ def batch(
     with guarded():
         plan = _pipeline(pipeline, step, "batch")
         items = collect_inputs(inputs or [], list_file, exclude=out_dir)
-        parsed_chunks = parse_chunks(chunks)
+        parsed_chunks, parsed_shards = parse_chunks(chunks), parse_shards(shards)
         with _on_cluster(scheduler, workers, threads_per_worker, memory_limit, cluster_config), Progress(*columns(), disable=quiet, console=err) as bar:
             task = bar.add_task("items", total=len(items))
 
@@ -221,7 +229,7 @@ def batch(
                 if record["status"] != "done":
                     bar.console.print(f"[red]failed[/] {record['input']}: {record['error']}", highlight=False)
 
-            summary = run_batch(plan, items, out_dir, chunks=parsed_chunks, overwrite=overwrite, workers=workers, on_item=finished, on_start=started, codec=codec)
+            summary = run_batch(plan, items, out_dir, chunks=parsed_chunks, overwrite=overwrite, workers=workers, on_item=finished, on_start=started, codec=codec, shards=parsed_shards)
         rate = f", {summary.items_per_second:.2f} items/s" if summary.done else ""
         out_line = f"{len(summary.done)} done, {len(summary.skipped)} skipped (already done), {len(summary.failed)} failed in {summary.seconds:.1f} s{rate}; manifest {summary.manifest}"
         if summary.failed:

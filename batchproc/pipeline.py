@@ -168,25 +168,30 @@ class Pipeline:
                 array = global_apply(array, op, params)
         return array
 
-    def plan(self, input: Any, chunks: Sequence[int] | None = None) -> Any:
+    def plan(self, input: Any, chunks: Sequence[int] | None = None, shards: Sequence[int] | bool | None = None) -> Any:
         """The plan of running this pipeline on ``input`` (a path or URL): stages,
-        halo, blocks, output chunks and memory, made without reading a voxel
-        (``batchproc run --dry-run`` prints it)."""
+        halo, blocks, output chunks and shards, and memory, made without reading a
+        voxel (``batchproc run --dry-run`` prints it)."""
         from batchproc.engine.jobs import plan_run
 
-        return plan_run(self, input, None if chunks is None else tuple(chunks))
+        return plan_run(self, input, None if chunks is None else tuple(chunks), shards)
 
-    def run(self, input: Any, output: str | Path, *, chunks: Sequence[int] | None = None, **write_options: Any) -> str:
+    def run(
+        self, input: Any, output: str | Path, *, chunks: Sequence[int] | None = None, shards: Sequence[int] | bool | None = None, **write_options: Any
+    ) -> str:
         """Open ``input``, apply the pipeline, write OME-Zarr to ``output``.
 
         ``chunks`` are the output's chunks (default: about 32 MiB at the widest
         dtype a block passes through, whole multiples of the input's own); the
         engine computes blocks of several chunks where chunks are small.
+        ``shards``: zarr shards holding the chunks, whole multiples of them, each
+        written whole by one block (default: shards the size of a block when the
+        output would have more than 10,000 chunk files; False: never).
         ``write_options``: ``codec``, ``levels``, ``overwrite``, ``resume``
         (see :func:`batchproc.write`)."""
         from batchproc.engine.jobs import run_pipeline
 
-        return run_pipeline(self, input, output, chunks=None if chunks is None else tuple(chunks), **write_options)
+        return run_pipeline(self, input, output, chunks=None if chunks is None else tuple(chunks), shards=shards, **write_options)
 
 
 def _plain(value: Any) -> Any:

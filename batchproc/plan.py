@@ -120,8 +120,9 @@ class Source:
 class Plan:
     """A pipeline bound to its input: the whole run, fixed before it starts.
 
-    ``chunks`` are the output's chunks (its files); ``blocks`` the compute blocks,
-    each a whole number of chunks. ``edges`` says per axis how a block's halo (the
+    ``chunks`` are the output's chunks; ``shards``, when it is sharded, the shards
+    that hold them, one file each; ``blocks`` the compute blocks, each a whole
+    number of files (:attr:`units`). ``edges`` says per axis how a block's halo (the
     steps' total reach, :meth:`reach`) is taken at the array's edges (see
     :func:`combined_edges`)."""
 
@@ -132,6 +133,7 @@ class Plan:
     edges: tuple[Edge, ...]
     kernels: str
     token: str = field(default="", compare=False)
+    shards: tuple[int, ...] | None = None
 
     # ------------------------------------------------------------ shapes
 
@@ -156,6 +158,20 @@ class Plan:
     def chunk_grid(self) -> tuple[int, ...]:
         """Output chunks per axis."""
         return tuple(-(-n // c) for n, c in zip(self.shape, self.chunks, strict=True))
+
+    @property
+    def units(self) -> tuple[int, ...]:
+        """The shape of one output file: a shard, or a chunk when not sharded."""
+        return self.shards or self.chunks
+
+    @property
+    def file_grid(self) -> tuple[int, ...]:
+        """Output files per axis."""
+        return tuple(-(-n // u) for n, u in zip(self.shape, self.units, strict=True))
+
+    @property
+    def file_count(self) -> int:
+        return math.prod(self.file_grid)
 
     @property
     def block_count(self) -> int:
@@ -184,9 +200,9 @@ class Plan:
         """The block's voxels, per axis ``(start, stop)``."""
         return tuple((i * b, min(n, (i + 1) * b)) for i, b, n in zip(index, self.blocks, self.shape, strict=True))
 
-    def chunks_of(self, index: Sequence[int]) -> Iterator[tuple[int, ...]]:
-        """The output chunks inside block ``index``."""
-        ranges = [range(start // c, -(-stop // c)) for (start, stop), c in zip(self.box(index), self.chunks, strict=True)]
+    def files_of(self, index: Sequence[int]) -> Iterator[tuple[int, ...]]:
+        """The output files (chunks, or shards) inside block ``index``."""
+        ranges = [range(start // u, -(-stop // u)) for (start, stop), u in zip(self.box(index), self.units, strict=True)]
         return itertools.product(*ranges)
 
     # ------------------------------------------------------------ halos and passes
@@ -326,7 +342,7 @@ class Plan:
             ("halo", f"{_shape(self.reach())} voxels per side ({edges})"),
             ("blocks", f"{_shape(self.blocks)}, {self.block_count:,} in all ({_shape(self.grid)}), kernels {self.kernels}"),
             ("output", (f"{output} " if output else "") + f"{_shape(self.shape)} {self.dtype}, {_mib(self.output_bytes())} before compression"),
-            ("files", f"{self.chunk_count:,} chunks of {_shape(self.chunks)} ({_mib(math.prod(self.chunks) * self.dtype.itemsize)} each before compression)"),
+            ("files", _files_text_of(self)),
         ]
         memory = f"about {_mib(self.block_bytes())} per block, per worker thread"
         if threads:
@@ -338,18 +354,30 @@ class Plan:
         return rows
 
 
+def _files_text_of(plan: Plan) -> str:
+    chunk = f"chunks of {_shape(plan.chunks)} ({_mib(math.prod(plan.chunks) * plan.dtype.itemsize)} each before compression)"
+    if plan.shards is None:
+        return f"{plan.chunk_count:,} {chunk}"
+    per = math.prod(s // c for s, c in zip(plan.shards, plan.chunks, strict=True))
+    return f"{plan.file_count:,} shards of {_shape(plan.shards)}, each up to {per:,} {chunk}; {plan.chunk_count:,} chunks in all"
+
+
 def layer_axis(numblocks: Sequence[int]) -> int:
     """The axis with most blocks (the first of equals): blocks go out in layers
     across it, each layer a small cross-section of the volume."""
     return max(range(len(numblocks)), key=lambda axis: (numblocks[axis], -axis))
 
 
-def make_plan(pipeline: Any, image: Any, chunks: Sequence[int] | None = None, kernels: str | None = None) -> Plan:
+def make_plan(
+    pipeline: Any, image: Any, chunks: Sequence[int] | None = None, kernels: str | None = None, shards: Sequence[int] | bool | None = None
+) -> Plan:
     """``pipeline`` bound to the opened ``image``: the plan of a run.
 
     ``chunks``: the output's chunks (default: blocks of about
     :data:`TARGET_BLOCK_BYTES` at the widest dtype, whole multiples of the input's
-    own chunks)."""
+    own chunks). ``shards``: the shards that hold them (whole multiples of the
+    chunks); None: the blocks', where the output would have more than
+    :data:`SHARD_ABOVE` chunk files (:func:`choose_shards`); False: none."""
     from batchproc import kernels as kernel_sets
 
     source = Source.of(image)
@@ -368,10 +396,55 @@ def make_plan(pipeline: Any, image: Any, chunks: Sequence[int] | None = None, ke
     elif len(chunks) != ndim:
         raise BatchprocError(f"--chunks: give one size per axis ({ndim} for {_shape(source.shape)}); got {','.join(map(str, chunks))}.")
     chunks = tuple(max(1, min(int(c), n)) if n else 1 for c, n in zip(chunks, source.shape, strict=True))
-    blocks = choose_blocks(source.shape, chunks, itemsize, halo, edges, target, source.native)
+    if shards is None:
+        shards = choose_shards(source.shape, chunks, itemsize, halo, edges, target, source.native)
+    elif shards is not False:
+        shards = _checked_shards(tuple(shards), chunks, source.shape)  # type: ignore[arg-type]
+    blocks = choose_blocks(source.shape, shards or chunks, itemsize, halo, edges, target, source.native)
     chosen = kernels or kernel_sets.asked() or _kernels_for(source, steps)
-    token = _token([source.token, [(s.name, repr(dict(s.params))) for s in steps], chunks, blocks, chosen])
-    return Plan(source, steps, chunks, blocks, edges, chosen, token)
+    token = _token([source.token, [(s.name, repr(dict(s.params))) for s in steps], chunks, shards, blocks, chosen])
+    return Plan(source, steps, chunks, blocks, edges, chosen, token, shards or None)
+
+
+#: An output of more chunks than this is sharded unless asked otherwise: file
+#: counts are what parallel filesystems limit first (inode quotas, slow listings).
+SHARD_ABOVE = 10_000
+
+
+def choose_shards(
+    shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int, halo: tuple[int, ...], edges: Sequence[Edge],
+    target: int = TARGET_BLOCK_BYTES, native: Sequence[int] | None = None,
+) -> tuple[int, ...] | None:
+    """The shards of an output of more than :data:`SHARD_ABOVE` ``chunks``, else
+    None: the compute blocks the chunks alone would make (so that each block writes
+    its own shards, whole), rounded up to whole chunks, and doubled along the axis
+    of most shards while there are still more than :data:`SHARD_ABOVE` (an output
+    of hundreds of GB, whose blocks then grow with its shards)."""
+    count = math.prod(-(-n // c) for n, c in zip(shape, chunks, strict=True))
+    if count <= SHARD_ABOVE:
+        return None
+    block = choose_blocks(shape, chunks, itemsize, halo, edges, target, native)
+    shards = [-(-b // c) * c for b, c in zip(block, chunks, strict=True)]
+    grid = [-(-n // s) for n, s in zip(shape, shards, strict=True)]
+    while math.prod(grid) > SHARD_ABOVE:
+        axis = max(range(len(grid)), key=lambda a: (grid[a], -a))
+        shards[axis] *= 2
+        grid[axis] = -(-shape[axis] // shards[axis])
+    return tuple(shards)
+
+
+def _checked_shards(shards: tuple[int, ...], chunks: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``shards`` as given, if each is a whole multiple of its chunk (as zarr
+    requires); at most the array, rounded up to whole chunks."""
+    if len(shards) != len(chunks):
+        raise BatchprocError(f"--shards: give one size per axis ({len(chunks)} for {_shape(shape)}); got {','.join(map(str, shards))}.")
+    for axis, (s, c) in enumerate(zip(shards, chunks, strict=True)):
+        if s < 1 or s % c:
+            raise BatchprocError(
+                f"--shards: each size must be a whole multiple of the chunks {_shape(chunks)} (zarr's rule); "
+                f"got {','.join(map(str, shards))} (axis {axis}: {s} is not a multiple of {c})."
+            )
+    return tuple(min(s, -(-n // c) * c) for s, c, n in zip(shards, chunks, shape, strict=True))
 
 
 #: Below this many voxels a run takes scipy's kernels unless told otherwise:
@@ -449,6 +522,8 @@ def _shape(values: Sequence[int]) -> str:
 def _mib(n: float) -> str:
     if n >= 2**30:
         return f"{n / 2**30:.1f} GiB"
+    if n < 2**20:
+        return f"{n / 2**10:.1f} KiB"
     return f"{n / 2**20:.1f} MiB"
 
 

@@ -4,7 +4,9 @@ and every user error exiting 2 with a one-paragraph message and no traceback."""
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -118,6 +120,9 @@ ERRORS = [
     (["run", "{vol}", "{tmp}/o.zarr", "--step", "gaussian_filter:sigma=[1,2]"], "parameter 'sigma'"),
     (["run", "{vol}", "{tmp}/o.zarr", "--step", "threshold:above=1", "--chunks", "4,16"], "one size per axis"),
     (["run", "{vol}", "{tmp}/o.zarr", "--step", "threshold:above=1", "--dry-run", "--chunks", "0,1,1"], "--chunks must be positive"),
+    (["run", "{vol}", "{tmp}/o.zarr", "--step", "threshold:above=1", "--chunks", "2,16,16", "--shards", "4,24,16"], "whole multiple of the chunks"),
+    (["run", "{vol}", "{tmp}/o.zarr", "--step", "threshold:above=1", "--shards", "4,x,16"], "--shards must be integers"),
+    (["run", "{vol}", "{tmp}/o.zarr", "--step", "threshold:above=1", "--chunks", "2,16,16", "--shards", "4,32"], "--shards: give one size per axis"),
     (["info", "{tmp}/missing.tif"], "does not exist"),
     (["histogram", "{vol}", "--bins", "0"], "'bins'"),
     (["preview", "{vol}", "--slice", "0-3", "-o", "{tmp}/p.png"], "--slice"),
@@ -157,6 +162,38 @@ def test_dry_run_prints_the_plan_reads_no_chunk_and_writes_nothing(tmp_path: Pat
     assert "(9, 9, 9) voxels per side" in text
     assert "80 chunks of (2, 16, 16)" in text  # (10, 60, 50) in chunks of (2, 16, 16): 5 x 4 x 4
     assert "per block, per worker thread" in text
+
+
+def test_outputs_of_many_chunks_are_sharded_by_default(tmp_path: Path) -> None:
+    # 10^6 chunks of 64^3 planned from metadata alone: one shard per compute block.
+    from batchproc.io.store import compressors
+
+    source = tmp_path / "million.zarr"
+    zarr.create_array(str(source), shape=(6400, 6400, 6400), chunks=(64, 64, 64), dtype="uint8", compressors=compressors("default", np.dtype("uint8")))
+    result = invoke("run", source, tmp_path / "never.zarr", "--step", "gaussian_filter:sigma=1", "--chunks", "64,64,64", "--dry-run")
+    assert result.exit_code == 0, result.output
+    files = re.search(r"files\s+([\d,]+) shards of \((\d+), (\d+), (\d+)\)", result.output)
+    assert files, result.output
+    assert int(files.group(1).replace(",", "")) <= 20_000 and "1,000,000 chunks in all" in result.output
+    blocks = re.search(r"blocks\s+\((\d+), (\d+), (\d+)\)", result.output)
+    assert [int(b) % int(f) for b, f in zip(blocks.groups(), files.groups()[1:], strict=True)] == [0, 0, 0]  # a block: whole shards
+    # --shards none keeps one file a chunk; under 10,000 chunks nothing is sharded.
+    result = invoke("run", source, tmp_path / "never.zarr", "--step", "gaussian_filter:sigma=1", "--chunks", "64,64,64", "--shards", "none", "--dry-run")
+    assert "1,000,000 chunks of (64, 64, 64)" in result.output and "shards" not in result.output
+    result = invoke("run", source, tmp_path / "never.zarr", "--step", "gaussian_filter:sigma=1", "--chunks", "640,640,640", "--dry-run")
+    assert "1,000 chunks of (640, 640, 640)" in result.output and "shards" not in result.output
+
+
+def test_a_sharded_run_writes_one_file_a_shard_and_equals_scipy(tmp_path: Path, volume_file) -> None:
+    path, data = volume_file
+    out = tmp_path / "o.zarr"
+    result = invoke("run", path, out, "--step", "gaussian_filter:sigma=1", "--chunks", "2,16,16", "--shards", "4,32,32", "-q")
+    assert result.exit_code == 0, result.output
+    array = zarr.open_array(str(out / "0"), mode="r")
+    assert array.chunks == (2, 16, 16) and array.shards == (4, 32, 32)
+    files = [p for p in (out / "0" / "c").rglob("*") if p.is_file()]
+    assert len(files) == math.prod(-(-n // s) for n, s in zip(data.shape, (4, 32, 32), strict=True))
+    assert np.array_equal(array[...], ndi.gaussian_filter(data, 1))
 
 
 def _pipeline_file(folder: Path) -> Path:

@@ -22,10 +22,11 @@ from batchproc.io.store import Output, open_output, store_chunks
 from batchproc.plan import Plan, make_plan
 
 
-def plan_run(pipeline: Any, input: Any, chunks: tuple[int, ...] | None = None) -> Plan:
+def plan_run(pipeline: Any, input: Any, chunks: tuple[int, ...] | None = None, shards: tuple[int, ...] | bool | None = None) -> Plan:
     """The plan of running ``pipeline`` on ``input`` (opened here, lazily: only
-    metadata is read), writing chunks of ``chunks`` (default: about 32 MiB)."""
-    return make_plan(pipeline, open_image(input), chunks)
+    metadata is read), writing chunks of ``chunks`` (default: about 32 MiB) in
+    ``shards`` (see :func:`~batchproc.plan.make_plan`)."""
+    return make_plan(pipeline, open_image(input), chunks, shards=shards)
 
 
 def run_pipeline(
@@ -34,6 +35,7 @@ def run_pipeline(
     output: str | Path,
     *,
     chunks: tuple[int, ...] | None = None,
+    shards: tuple[int, ...] | bool | None = None,
     plan: Plan | None = None,
     codec: str = "default",
     levels: int = 0,
@@ -43,7 +45,7 @@ def run_pipeline(
 ) -> str:
     """Open ``input``, plan ``pipeline`` on it and write the result as OME-Zarr at
     ``output`` (see :meth:`batchproc.Pipeline.run`)."""
-    plan = plan if plan is not None else plan_run(pipeline, input, chunks)
+    plan = plan if plan is not None else plan_run(pipeline, input, chunks, shards)
     src = plan.source
     provenance = {
         "batchproc": __version__,
@@ -57,19 +59,19 @@ def run_pipeline(
     # The job: pipeline, input (where, and its size and mtime), shape and dtype.
     key = f"{pipeline.fingerprint()}:{src.name}:{sorted(stamp.items())}:{src.shape}:{src.dtype}"
     with open_output(
-        output, shape=plan.shape, dtype=plan.dtype, chunks=plan.chunks, axes=src.axes, spacing=src.spacing, codec=codec,
+        output, shape=plan.shape, dtype=plan.dtype, chunks=plan.chunks, shards=plan.shards, axes=src.axes, spacing=src.spacing, codec=codec,
         overwrite=overwrite, resume=resume, provenance=provenance, layout_key=key,
     ) as out:
         if out.done or not compute:
             return str(out.target)
         todo = []
         for index in plan.ordered_blocks():
-            missing = out.missing(list(plan.chunks_of(index)))
+            missing = out.missing(list(plan.files_of(index)))
             if missing:
                 todo.append((index, missing))
         _computing(out, lambda: run_plan(plan, out.files, todo))
         _write_levels(out, levels)
-        return out.commit(chunks_written=sum(len(chunks) for _, chunks in todo))
+        return out.commit(files_written=sum(len(files) for _, files in todo))
 
 
 def write(
@@ -153,7 +155,7 @@ def write(
         blocks = out.missing(list(np.ndindex(*source.numblocks)))
         _computing(out, lambda: compute_blocks(block_writes(source, out.files), blocks))
         _write_levels(out, levels)
-        return out.commit(chunks_written=len(blocks))
+        return out.commit(files_written=len(blocks))
 
 
 def _computing(out: Output, work: Any) -> None:
@@ -179,7 +181,7 @@ def block_writes(source: Any, array: Any) -> Any:
 
 def _write_block(block: np.ndarray, array: Any, block_info: Any = None) -> np.ndarray:
     if isinstance(array, ChunkFiles):  # each block is one chunk: encoded and written here
-        array.write_chunk(tuple(block_info[0]["chunk-location"]), block)
+        array.write(tuple(block_info[0]["chunk-location"]), block)
     else:
         region = tuple(slice(start, stop) for start, stop in block_info[0]["array-location"])
         array[region] = block

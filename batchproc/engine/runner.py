@@ -498,20 +498,21 @@ def pass_task(job: Job, index: tuple[int, ...], step: int, number: int) -> np.nd
     return np.asarray(one.partial(block, *earlier))
 
 
-def write_task(job: Job, index: tuple[int, ...], chunks: Sequence[tuple[int, ...]]) -> int:
-    """Compute block ``index`` and write its output ``chunks`` (all of its chunks,
-    or those a resumed run still misses); the bytes written, uncompressed."""
+def write_task(job: Job, index: tuple[int, ...], files: Sequence[tuple[int, ...]]) -> int:
+    """Compute block ``index`` and write its output ``files`` (chunks, or whole
+    shards: all of the block's, or those a resumed run still misses); the bytes
+    written, uncompressed."""
     plan = job.plan
     block = compute_block(job, index)
     box = plan.box(index)
     written = 0
-    for chunk in chunks:
+    for unit in files:
         where = tuple(
-            slice(c * size - start, min((c + 1) * size, stop) - start)
-            for c, size, (start, stop) in zip(chunk, plan.chunks, box, strict=True)
+            slice(u * size - start, min((u + 1) * size, stop) - start)
+            for u, size, (start, stop) in zip(unit, plan.units, box, strict=True)
         )
         part = block[where]
-        job.target.write_chunk(tuple(chunk), part)
+        job.target.write(tuple(unit), part)
         written += part.nbytes
     return written
 
@@ -519,12 +520,12 @@ def write_task(job: Job, index: tuple[int, ...], chunks: Sequence[tuple[int, ...
 def run_plan(
     plan: Plan, target: Any, todo: Sequence[tuple[tuple[int, ...], Sequence[tuple[int, ...]]]] | None = None, *, on: Pool | None = None
 ) -> int:
-    """Compute ``plan`` into ``target`` (an array-like with ``write_chunk``) on the
+    """Compute ``plan`` into ``target`` (an array-like with ``write``) on the
     scheduler in force (or the pool ``on``): the passes of its global steps over
-    every block, then the blocks of ``todo`` (``(block, chunks to write)``; default
-    every block, all its chunks). Returns the bytes written, uncompressed."""
+    every block, then the blocks of ``todo`` (``(block, files to write)``; default
+    every block, all its files). Returns the bytes written, uncompressed."""
     if todo is None:
-        todo = [(index, list(plan.chunks_of(index))) for index in plan.ordered_blocks()]
+        todo = [(index, list(plan.files_of(index))) for index in plan.ordered_blocks()]
     with contextlib.nullcontext(on) if on is not None else pool() as workers:
         if plan.kernels == "compiled" and not isinstance(workers, ClientPool):
             from batchproc.kernels import warm_up

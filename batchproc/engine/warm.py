@@ -67,5 +67,5 @@ def _volume(dtype: np.dtype) -> np.ndarray:
 class _Discard:
     """A target that keeps nothing: warming needs the kernels run, not their output."""
 
-    def write_chunk(self, index: tuple[int, ...], block: np.ndarray) -> None:
+    def write(self, index: tuple[int, ...], block: np.ndarray) -> None:
         pass

@@ -1,20 +1,23 @@
 """Reading and writing a zarr v3 array on a local disk chunk file by chunk file.
 
-zarr-python reads and writes every chunk through its one event-loop thread: two
-dask threads reading 16 MB zstd chunks got 1.2x the speed of one (32 chunks: 0.39 s
-against 0.54 s), where decoding each file in the dask thread that asks for it,
-straight into the block, gets 2x (0.25 s); writing 32 uint16 chunks of 8 MB with
-blosc took 0.9-1.1 s through zarr and 0.23-0.27 s encoded and written in the dask
-threads. For the arrays that are simple enough (a regular grid, little- or
-big-endian bytes and at most one of zstd, gzip, blosc, no sharding, no storage
-transformers) :func:`open_chunk_files` returns such a reader and writer, from the
-array's ``zarr.json`` alone (zarr is not even imported); anything else goes through
-zarr.
+zarr-python reads and writes every chunk through its one event-loop thread, where
+decoding each file in the thread that asks for it, straight into the block, reads
+and writes in parallel (docs/design.md, "Output format", has the figures). For the
+arrays that are simple enough (a regular grid, little- or big-endian bytes and at
+most one of zstd, gzip, blosc, optionally inside zarr's ``sharding_indexed``
+codec, no storage transformers) :func:`open_chunk_files` returns such a reader
+and writer, from the array's ``zarr.json`` alone (zarr is not even imported);
+anything else goes through zarr.
+
+A sharded array keeps many chunks in one file (a shard) with an index of where
+each lies at its end: a shard is read chunk by chunk (its index once, then only
+the bytes of the chunks asked for) and written whole, by one writer.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import threading
 import uuid
@@ -32,38 +35,89 @@ _DECODERS = {"zstd": "Zstd", "gzip": "GZip", "blosc": "Blosc"}
 
 class ChunkFiles:
     """An array-like over the chunk files of a zarr v3 array (see the module), which
-    also writes them (:meth:`write_chunk`).
+    also writes them (:meth:`write`).
 
-    Only paths and numbers travel with it, so it pickles for the workers of a
-    cluster."""
+    ``chunks`` are the array's chunks, the unit it is read in; ``shards``, when it
+    is sharded, the shape of the shards that hold them; ``units`` the shape of a
+    file either way, the unit it is written in. Only paths and numbers travel
+    with it, so it pickles for the workers of a cluster."""
 
     def __init__(
-        self, root: Path, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], fill_value: Any, codec: str | None, key_prefix: str, separator: str, codec_config: dict[str, Any] | None = None
+        self, root: Path, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], fill_value: Any, codec: str | None, key_prefix: str, separator: str,
+        codec_config: dict[str, Any] | None = None, shards: tuple[int, ...] | None = None, index_checksum: bool = True,
     ) -> None:
-        self.root, self.shape, self.dtype, self.chunks = root, shape, dtype, chunks
+        self.root, self.shape, self.dtype, self.chunks, self.shards = root, shape, dtype, chunks, shards
         self.ndim = len(shape)
         self.fill_value, self.codec, self.codec_config = fill_value, codec, codec_config or {}
         self.key_prefix, self.separator = key_prefix, separator
+        self.index_checksum = index_checksum
         #: Every chunk was written (a store batchproc completed): one missing is damage, not the fill value.
         self.complete = False
+        self._indexes: dict[tuple[int, ...], np.ndarray | None] = {}
 
-    def write_chunk(self, index: tuple[int, ...], block: np.ndarray) -> None:
-        """Write ``block`` as the chunk at ``index`` (a block cut by the array's
-        edge is padded with the fill value, as zarr stores it), through a
-        ``.partial`` file renamed into place, as zarr does: a chunk on disk is whole."""
-        full = block
-        if block.shape != self.chunks:
-            full = np.full(self.chunks, self.fill_value, self.dtype)
-            full[tuple(slice(0, n) for n in block.shape)] = block
-        data = np.ascontiguousarray(full, dtype=self.dtype)
-        payload = _encoder(self.codec, self.codec_config).encode(data) if self.codec is not None else data.tobytes()
-        path = self.chunk_path(index)
+    @property
+    def units(self) -> tuple[int, ...]:
+        """The shape of one file: a shard, or a chunk when the array is not sharded."""
+        return self.shards or self.chunks
+
+    @property
+    def per_shard(self) -> tuple[int, ...]:
+        assert self.shards is not None
+        return tuple(s // c for s, c in zip(self.shards, self.chunks, strict=True))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_indexes": {}}  # shard indexes are read again where it goes
+
+    def write(self, index: tuple[int, ...], block: np.ndarray) -> None:
+        """Write ``block`` as the file at ``index`` (a chunk, or a whole shard), whole
+        or not at all: through a ``.partial`` file renamed into place, as zarr does.
+        A block cut by the array's edge is padded with the fill value, as zarr
+        stores it."""
+        payload = self._encode_shard(block) if self.shards is not None else self._encode(block)
+        path = self.file_path(index)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
-        partial.write_bytes(payload)
+        with open(partial, "wb") as file:
+            for part in payload if isinstance(payload, list) else [payload]:
+                file.write(part)
         os.replace(partial, path)
 
-    def chunk_path(self, index: tuple[int, ...]) -> Path:
+    def _encode(self, chunk: np.ndarray) -> Any:
+        """One chunk's bytes as stored (``chunk`` may be cut by the array's edge)."""
+        if chunk.shape != self.chunks:
+            full = np.full(self.chunks, self.fill_value, self.dtype)
+            full[tuple(slice(0, n) for n in chunk.shape)] = chunk
+            chunk = full
+        data = np.ascontiguousarray(chunk, dtype=self.dtype)
+        return _encoder(self.codec, self.codec_config).encode(data) if self.codec is not None else data.tobytes()
+
+    def _encode_shard(self, block: np.ndarray) -> list[Any]:
+        """A shard's bytes: its chunks one after the other in C order, then the
+        index (offset and size of each, little-endian uint64) and its CRC-32C.
+        Chunks wholly beyond the array's edge are left out (offset and size all
+        ones, as zarr marks an absent chunk)."""
+        import google_crc32c
+
+        per = self.per_shard
+        index = np.full((*per, 2), np.iinfo(np.uint64).max, "<u8")
+        parts, offset = [], 0
+        for local in np.ndindex(*per):
+            lo = [i * c for i, c in zip(local, self.chunks, strict=True)]
+            if any(a >= n for a, n in zip(lo, block.shape, strict=True)):
+                continue
+            data = self._encode(block[tuple(slice(a, a + c) for a, c in zip(lo, self.chunks, strict=True))])
+            size = memoryview(data).nbytes
+            index[local] = (offset, size)
+            parts.append(data)
+            offset += size
+        table = index.tobytes()
+        parts.append(table)
+        if self.index_checksum:
+            parts.append(np.uint32(google_crc32c.value(table)).astype("<u4").tobytes())
+        return parts
+
+    def file_path(self, index: tuple[int, ...]) -> Path:
+        """The file at ``index`` of the grid of :attr:`units`."""
         return self.root / (self.key_prefix + self.separator.join(map(str, index)))
 
     def __getitem__(self, key: Any) -> np.ndarray:
@@ -102,22 +156,36 @@ class ChunkFiles:
         return out
 
     def _read(self, index: tuple[int, ...], into: np.ndarray, inside: tuple[slice, ...], whole: bool) -> None:
-        path = self.chunk_path(index)
         direct = whole and into.flags.c_contiguous and self.dtype.isnative
+        if self.shards is None:
+            path, span = self.file_path(index), None
+        else:
+            shard = tuple(i // p for i, p in zip(index, self.per_shard, strict=True))
+            path, table = self.file_path(shard), self._shard_index(shard)
+            local = tuple(i % p for i, p in zip(index, self.per_shard, strict=True))
+            span = None if table is None else tuple(int(v) for v in table[local])
+            if span is not None and span[0] == np.iinfo(np.uint64).max:  # absent from its shard: the fill value
+                into[...] = self.fill_value
+                return
         try:
             with open(path, "rb", buffering=0) as file:
-                size = os.fstat(file.fileno()).st_size
+                size = os.fstat(file.fileno()).st_size if span is None else span[1]
+                if span is not None:
+                    file.seek(span[0])
                 if direct and self.codec is None and size == into.nbytes:
                     if len(_read_into(file, into.reshape(-1).view(np.uint8))) == size:  # straight into the block
                         return
-                    file.seek(0)
+                    file.seek(0 if span is None else span[0])
                 raw = _read_into(file, _read_buffer(size))
         except FileNotFoundError:  # never written: the fill value
             if self.complete:
                 raise BatchprocError(f"input: chunk file {str(path)!r} is missing from a store batchproc wrote and marked complete; the store is damaged.") from None
             into[...] = self.fill_value
             return
+        where = str(path) if span is None else f"{path}' (chunk {index}, bytes {span[0]}-{span[0] + span[1]})'"
         try:
+            if span is not None and len(raw) != span[1]:
+                raise ValueError(f"the shard ends after {len(raw)} of the chunk's {span[1]} bytes")
             if direct and self.codec is not None:
                 _decode_whole(self.codec, raw, into.reshape(-1).view(np.uint8))  # straight into the block
                 return
@@ -125,11 +193,47 @@ class ChunkFiles:
             chunk = np.frombuffer(data, self.dtype).reshape(self.chunks)
         except Exception as error:  # a damaged or foreign file: name it
             kind = f"{self.codec} data" if self.codec else f"{np.prod(self.chunks)} {self.dtype} values"
-            raise BatchprocError(f"input: chunk file {str(path)!r} is not {kind} of a {self.chunks} chunk ({error}).") from None
+            raise BatchprocError(f"input: chunk file {where!r} is not {kind} of a {self.chunks} chunk ({error}).") from None
         into[...] = chunk[inside]
 
+    def _shard_index(self, shard: tuple[int, ...]) -> np.ndarray | None:
+        """Where each chunk of ``shard`` lies in its file: ``(offset, size)`` per
+        chunk; None when the shard was never written. Kept: a block reads many
+        chunks of one shard."""
+        if shard in self._indexes:
+            return self._indexes[shard]
+        path = self.file_path(shard)
+        per = self.per_shard
+        size = math.prod(per) * 16 + (4 if self.index_checksum else 0)
+        try:
+            with open(path, "rb", buffering=0) as file:
+                end = os.fstat(file.fileno()).st_size
+                if end < size:
+                    raise BatchprocError(f"input: shard file {str(path)!r} is {end} bytes, too short for its index of {size} bytes; it is damaged.")
+                file.seek(end - size)
+                raw = bytes(_read_into(file, memoryview(bytearray(size))))
+        except FileNotFoundError:
+            if self.complete:
+                raise BatchprocError(f"input: shard file {str(path)!r} is missing from a store batchproc wrote and marked complete; the store is damaged.") from None
+            table = None
+        else:
+            table = np.frombuffer(raw[: math.prod(per) * 16], "<u8").reshape(*per, 2)
+            if self.index_checksum:
+                import google_crc32c
+
+                if google_crc32c.value(raw[:-4]) != int(np.frombuffer(raw[-4:], "<u4")[0]):
+                    raise BatchprocError(f"input: shard file {str(path)!r} has an index whose checksum does not match; it is damaged.")
+            spans = table.reshape(-1, 2)
+            present = spans[:, 0] != np.iinfo(np.uint64).max
+            if present.any() and int((spans[present, 0] + spans[present, 1]).max()) > end - size:
+                raise BatchprocError(f"input: shard file {str(path)!r} has an index that points past its end; it is damaged.")
+        if len(self._indexes) >= 256:
+            self._indexes.pop(next(iter(self._indexes)))
+        self._indexes[shard] = table
+        return table
+
     def __dask_tokenize__(self) -> tuple[Any, ...]:
-        return ("batchproc-chunk-files", str(self.root), self.shape, str(self.dtype), self.chunks)
+        return ("batchproc-chunk-files", str(self.root), self.shape, str(self.dtype), self.chunks, self.shards)
 
 
 #: Each thread's buffer for the chunk files it reads, kept: a new 15 MB buffer per
@@ -240,11 +344,22 @@ def open_chunk_files(root: Path, meta: dict[str, Any] | None = None) -> ChunkFil
         if grid.get("name") != "regular" or encoding.get("name") not in ("default", "v2") or meta["data_type"] not in DATA_TYPES:
             return None
         codecs = meta["codecs"]
+        shape = tuple(int(n) for n in meta["shape"])
+        chunks = tuple(int(n) for n in grid["configuration"]["chunk_shape"])
+        shards, checksum = None, True
+        if len(codecs) == 1 and codecs[0]["name"] == "sharding_indexed":
+            sharding = codecs[0]["configuration"]
+            index_names = [codec["name"] for codec in sharding.get("index_codecs", [])]
+            index_endian = ((sharding.get("index_codecs") or [{}])[0].get("configuration") or {}).get("endian", "little")
+            if sharding.get("index_location", "end") != "end" or index_names not in (["bytes"], ["bytes", "crc32c"]) or index_endian != "little":
+                return None
+            shards, chunks, checksum = chunks, tuple(int(n) for n in sharding["chunk_shape"]), index_names == ["bytes", "crc32c"]
+            if len(shards) != len(chunks) or any(c < 1 or s % c for s, c in zip(shards, chunks, strict=True)):
+                return None
+            codecs = sharding["codecs"]
         names = [codec["name"] for codec in codecs]
         if not names or names[0] != "bytes" or len(names) > 2 or (len(names) == 2 and names[1] not in _DECODERS):
             return None
-        shape = tuple(int(n) for n in meta["shape"])
-        chunks = tuple(int(n) for n in grid["configuration"]["chunk_shape"])
         dtype = np.dtype(meta["data_type"])
         if dtype.itemsize > 1:
             endian = (codecs[0].get("configuration") or {}).get("endian", "little")
@@ -259,7 +374,7 @@ def open_chunk_files(root: Path, meta: dict[str, Any] | None = None) -> ChunkFil
         return None
     prefix = "c" + separator if encoding["name"] == "default" else ""
     codec = codecs[1] if len(names) == 2 else {}
-    return ChunkFiles(root, shape, dtype, chunks, fill, codec.get("name"), prefix, separator, codec.get("configuration"))
+    return ChunkFiles(root, shape, dtype, chunks, fill, codec.get("name"), prefix, separator, codec.get("configuration"), shards, checksum)
 
 
 def _fill_value(value: Any, dtype: np.dtype) -> Any:

@@ -63,16 +63,23 @@ def compressors(codec: str, dtype: np.dtype) -> list[dict[str, Any]]:
     return codec_metadata(codec, dtype)[1:]
 
 
-def _array_metadata(shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], codec: str, axes: str) -> dict[str, Any]:
-    """The ``zarr.json`` of an array, as zarr writes it for these arguments."""
+def _array_metadata(shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], codec: str, axes: str, shards: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """The ``zarr.json`` of an array, as zarr writes it for these arguments
+    (``shards``: zarr's ``shards=``)."""
     dtype = np.dtype(dtype)
+    codecs = codec_metadata(codec, dtype)
+    if shards is not None:
+        codecs = [{"name": "sharding_indexed", "configuration": {
+            "chunk_shape": list(chunks), "codecs": codecs,
+            "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}], "index_location": "end",
+        }}]
     return {
         "shape": list(shape),
         "data_type": dtype.name,
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(chunks)}},
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(shards or chunks)}},
         "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
         "fill_value": False if dtype.kind == "b" else (0.0 if dtype.kind == "f" else 0),
-        "codecs": codec_metadata(codec, dtype),
+        "codecs": codecs,
         "attributes": {},
         "dimension_names": list(axes),
         "zarr_format": 3,
@@ -101,8 +108,8 @@ def _standard_json(value: Any) -> Any:
     return value
 
 
-def layout_hash(shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype, key: str | None) -> str:
-    text = json.dumps([list(shape), list(chunks), str(np.dtype(dtype)), key or ""])
+def layout_hash(shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype, key: str | None, shards: tuple[int, ...] | None = None) -> str:
+    text = json.dumps([list(shape), list(chunks), str(np.dtype(dtype)), key or ""] + ([list(shards)] if shards else []))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -266,9 +273,10 @@ def _mend_replacement(parent: Path, target: Path) -> None:
 
 
 class Output:
-    """A store this run writes: the level-0 chunks go to ``files`` (one
-    :meth:`~batchproc.io.chunkfiles.ChunkFiles.write_chunk` per chunk, any
-    subset, in any order, from any process); :meth:`commit` marks it complete."""
+    """A store this run writes: the level-0 files (chunks, or shards) go to
+    ``files`` (one :meth:`~batchproc.io.chunkfiles.ChunkFiles.write` per file,
+    any subset, in any order, from any process); :meth:`commit` marks it
+    complete."""
 
     def __init__(self, target: Path, store: Path, files: ChunkFiles, *, resuming: bool, done: bool, axes: str, spacing: tuple[float, ...], codec: str, started: float) -> None:
         self.target, self.store, self.files = target, store, files
@@ -280,12 +288,12 @@ class Output:
         """Is the store computed beside an output it replaces at the end?"""
         return self.store != self.target
 
-    def missing(self, chunks: Iterator[tuple[int, ...]] | list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-        """Of ``chunks``, those to write: all of them for a new store, those not on
-        disk when resuming."""
+    def missing(self, units: Iterator[tuple[int, ...]] | list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        """Of the files at ``units`` (chunks, or shards), those to write: all of
+        them for a new store, those not on disk when resuming."""
         if not self.resuming:
-            return list(chunks)
-        return [index for index in chunks if not self.files.chunk_path(index).exists()]
+            return list(units)
+        return [index for index in units if not self.files.file_path(index).exists()]
 
     def explain(self, error: Exception) -> str:
         """``error`` with what a failed run leaves on disk, and how to go on."""
@@ -320,12 +328,12 @@ class Output:
         if self.resuming:
             _drop_levels(self.store, above=levels, axes=self.axes, spacing=self.spacing)
 
-    def commit(self, chunks_written: int) -> str:
+    def commit(self, files_written: int) -> str:
         """Mark the store complete (every chunk written) and put it in place."""
         _set_info(
             self.store,
             complete=True,
-            chunks_written=chunks_written,
+            files_written=files_written,
             seconds=round(time.time() - self.started, 3),
             finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
@@ -345,6 +353,7 @@ def open_output(
     shape: tuple[int, ...],
     dtype: np.dtype,
     chunks: tuple[int, ...],
+    shards: tuple[int, ...] | None = None,
     axes: str | None = None,
     spacing: tuple[float, ...] | None = None,
     codec: str = "default",
@@ -372,7 +381,11 @@ def open_output(
         raise BatchprocError(f"write: data of dtype {dtype} cannot be written; OME-Zarr output holds {', '.join(sorted(DATA_TYPES))}.")
     codec_metadata(codec, dtype)  # checked before anything is written
     chunks = store_chunks(shape, chunks)
-    layout = layout_hash(shape, chunks, dtype, layout_key)
+    if shards is not None:
+        shards = tuple(int(s) for s in shards)
+        if len(shards) != ndim or any(s < c or s % c for s, c in zip(shards, chunks, strict=True)):
+            raise BatchprocError(f"write: shards {shards} must be whole multiples of the chunks {chunks}, one per dimension.")
+    layout = layout_hash(shape, chunks, dtype, layout_key, shards)
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.exists():
@@ -380,12 +393,12 @@ def open_output(
     extra = _ADDED_NEW if not target.exists() else (_ADDED_OVERWRITE if overwrite else _ADDED_RESUME)
     _check_name_length(parent, target.name, extra)
     with _output_lock(parent, target):
-        yield _prepare(target, parent, layout, shape, np.dtype(dtype), chunks, axes=axes, spacing=spacing, codec=codec,
+        yield _prepare(target, parent, layout, shape, np.dtype(dtype), chunks, shards, axes=axes, spacing=spacing, codec=codec,
                        overwrite=overwrite, resume=resume, provenance=provenance)
 
 
 def _prepare(
-    target: Path, parent: Path, layout: str, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], *, axes: str,
+    target: Path, parent: Path, layout: str, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], shards: tuple[int, ...] | None, *, axes: str,
     spacing: tuple[float, ...], codec: str, overwrite: bool, resume: bool, provenance: dict[str, Any] | None,
 ) -> Output:
     """:func:`open_output`'s decisions on the store, once its arguments are
@@ -440,7 +453,7 @@ def _prepare(
         # The metadata documents are written here, as zarr writes them (tests
         # compare), without importing zarr.
         (store / "0").mkdir(parents=True)
-        _write_json(store / "0" / "zarr.json", _array_metadata(shape, dtype, chunks, codec, axes))
+        _write_json(store / "0" / "zarr.json", _array_metadata(shape, dtype, chunks, codec, axes, shards))
         info = {
             "version": __version__,
             "complete": False,
@@ -448,6 +461,7 @@ def _prepare(
             "shape": list(shape),
             "dtype": str(dtype),
             "chunks": list(chunks),
+            **({"shards": list(shards)} if shards else {}),
             "provenance": provenance or {},
         }
         _write_json(store / "zarr.json", {"attributes": {"ome": _ngff(axes, spacing, 0), "batchproc": info}, "zarr_format": 3, "node_type": "group"})

@@ -46,24 +46,29 @@ class Target:
         self.array = np.zeros(shape, dtype)
         self.chunks, self.written = chunks, set()
 
-    def write_chunk(self, index: tuple[int, ...], block: np.ndarray) -> None:
+    def write(self, index: tuple[int, ...], block: np.ndarray) -> None:
         assert index not in self.written, f"chunk {index} written twice"
         self.written.add(index)
         self.array[tuple(slice(i * c, i * c + n) for i, c, n in zip(index, self.chunks, block.shape, strict=True))] = block
 
 
-def run(array: np.ndarray, steps: list[dict[str, Any]], native: tuple[int, ...], chunks: tuple[int, ...], per_block: tuple[int, ...], kernels: str) -> np.ndarray:
-    """``steps`` on ``array`` through the engine, on the calling thread."""
+def run(
+    array: np.ndarray, steps: list[dict[str, Any]], native: tuple[int, ...], chunks: tuple[int, ...], per_block: tuple[int, ...], kernels: str,
+    shards: tuple[int, ...] | None = None,
+) -> np.ndarray:
+    """``steps`` on ``array`` through the engine, on the calling thread
+    (``shards``: chunks per shard along each axis)."""
     image = Image(None, "tczyx"[-array.ndim :] if array.ndim <= 5 else "abcdef"[: array.ndim], (1.0,) * array.ndim, "memory", {}, Chunked(array), native)
-    plan = make_plan(Pipeline(steps), image, chunks, kernels=kernels)
-    # Blocks of ``per_block`` chunks each (whole axes where the plan needs them).
-    blocks = tuple(b if b >= n else min(n, c * k) for b, c, k, n in zip(plan.blocks, plan.chunks, per_block, array.shape, strict=True))
+    given = False if shards is None else tuple(c * k for c, k in zip(chunks, shards, strict=True))
+    plan = make_plan(Pipeline(steps), image, chunks, kernels=kernels, shards=given)
+    # Blocks of ``per_block`` files each (whole axes where the plan needs them).
+    blocks = tuple(b if b >= n else min(n, u * k) for b, u, k, n in zip(plan.blocks, plan.units, per_block, array.shape, strict=True))
     plan = dataclasses.replace(plan, blocks=tuple(n if e == "whole" else b for b, n, e in zip(blocks, array.shape, plan.edges, strict=True)))
-    target = Target(plan.shape, plan.dtype, plan.chunks)
+    target = Target(plan.shape, plan.dtype, plan.units)  # each file (chunk, or shard) written once, by one block
     CACHE.clear()
     with dask.config.set(scheduler="synchronous"):
         run_plan(plan, target)
-    assert len(target.written) == plan.chunk_count
+    assert len(target.written) == plan.file_count
     return target.array
 
 
@@ -71,12 +76,14 @@ PIPELINE_CASES = sorted(name for name, op in REGISTRY.items() if op.in_pipeline)
 
 
 @st.composite
-def layouts(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """Input chunks, output chunks and blocks (in output chunks) for ``shape``."""
+def layouts(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...] | None]:
+    """Input chunks, output chunks, blocks (in output files) and, sometimes,
+    shards (in chunks) for ``shape``."""
     native = tuple(draw(st.integers(1, n)) for n in shape)
     chunks = tuple(draw(st.sampled_from([1, 2, max(1, n // 2), n])) for n in shape)
     per_block = tuple(draw(st.integers(1, 3)) for _ in shape)
-    return native, chunks, per_block
+    shards = tuple(draw(st.integers(1, 3)) for _ in shape) if draw(st.booleans()) else None
+    return native, chunks, per_block, shards
 
 
 @pytest.mark.parametrize(("name", "kernels"), [(n, "scipy") for n in PIPELINE_CASES] + [(n, "compiled") for n in PIPELINE_CASES if REGISTRY[n].has_compiled])
@@ -90,16 +97,16 @@ def test_engine_result_equals_scipy_on_whole_array(name: str, kernels: str) -> N
         a, _ = data.draw(arrays(dtypes), label="array")
         params = params_for(data.draw, a)
         assume(not any(hasattr(params.get(p), "shape") for p in op.aligned))  # arrays: Python API only
-        native, chunks, per_block = data.draw(layouts(a.shape), label="layout")
+        native, chunks, per_block, shards = data.draw(layouts(a.shape), label="layout")
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             try:
                 want = reference(name, a, params)
             except Exception:
                 with pytest.raises(BatchprocError):
-                    run(a, [{"op": name, **params}], native, chunks, per_block, kernels)
+                    run(a, [{"op": name, **params}], native, chunks, per_block, kernels, shards)
                 return
-            got = run(a, [{"op": name, **params}], native, chunks, per_block, kernels)
+            got = run(a, [{"op": name, **params}], native, chunks, per_block, kernels, shards)
         assert_same(name, got, want, a)
 
     check()
@@ -121,12 +128,12 @@ def test_global_steps_between_local_ones(data: st.DataObject) -> None:
         {"op": "median_filter", "size": 3, "mode": mode},
         {"op": "astype", "dtype": "uint8", "rescale": True},
     ]
-    native, chunks, per_block = data.draw(layouts(a.shape), label="layout")
+    native, chunks, per_block, shards = data.draw(layouts(a.shape), label="layout")
     g = ndi.gaussian_filter(a, 1.0, mode=mode)
     e = reference("equalize", g, {} if a.dtype.kind == "u" else {"bins": 64})
     m = ndi.median_filter(e, 3, mode=mode)
     want = reference("astype", m, {"dtype": "uint8", "rescale": True})
-    got = run(a, steps, native, chunks, per_block, "compiled")
+    got = run(a, steps, native, chunks, per_block, "compiled", shards)
     assert_same("astype", got, want, a)
 
 

@@ -68,9 +68,9 @@ def test_ome_zarr_written_by_batchproc_reads_back(tmp_path: Path) -> None:
     "options",
     [
         {"compressors": (ZstdCodec(), Crc32cCodec())},
-        {"shards": (8, 32, 16)},
+        {"shards": {"shape": (8, 32, 16), "index_location": "start"}},
     ],
-    ids=["checksum codec", "sharded"],
+    ids=["checksum codec", "shard index first"],
 )
 def test_other_arrays_are_read_by_zarr(tmp_path: Path, options: dict) -> None:
     data = np.random.default_rng(3).random(SHAPE).astype(np.float32)
@@ -113,7 +113,7 @@ def test_chunks_written_here_read_back_by_zarr(tmp_path: Path, dtype: str, optio
     files = chunk_files(z)
     for index in np.ndindex(*(-(-s // c) for s, c in zip(SHAPE, CHUNKS, strict=True))):
         region = tuple(slice(i * c, min(s, (i + 1) * c)) for i, c, s in zip(index, CHUNKS, SHAPE, strict=True))
-        files.write_chunk(index, data[region])
+        files.write(index, data[region])
     assert np.array_equal(zarr.open_array(str(tmp_path / "a.zarr"), mode="r")[...], data)
     assert not list((tmp_path / "a.zarr").rglob("*.partial"))
 
@@ -179,7 +179,7 @@ def test_a_chunk_that_decodes_short_is_named(tmp_path: Path, codec: str) -> None
     files = chunk_files(z)
     encoder = {"zstd": numcodecs.Zstd(), "blosc": numcodecs.Blosc(cname="lz4"), "gzip": numcodecs.GZip()}[codec]
     half = np.ones(int(np.prod(files.chunks)) // 2, np.uint16)
-    files.chunk_path((0, 0, 0)).write_bytes(encoder.encode(half))
+    files.file_path((0, 0, 0)).write_bytes(encoder.encode(half))
     with pytest.raises(BatchprocError, match="fewer than"):
         files[0 : files.chunks[0], 0 : files.chunks[1], 0 : files.chunks[2]]
     # A chunk whose last bytes happen to be the first mark reads whole.
@@ -188,3 +188,64 @@ def test_a_chunk_that_decodes_short_is_named(tmp_path: Path, codec: str) -> None
     z = store(tmp_path / "b.zarr", data, compressors=compressors)
     box = tuple(slice(0, c) for c in files.chunks)
     assert np.array_equal(chunk_files(z)[box], data[box])
+
+
+# ------------------------------------------------------------ shards
+
+SHARDS = (8, 32, 16)  # 2 x 2 x 2 chunks; the array's edge cuts shards on every axis
+
+
+@pytest.mark.parametrize(
+    ("dtype", "options"),
+    [
+        ("uint16", {"compressors": BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")}),
+        ("float32", {"compressors": ZstdCodec(level=3, checksum=False)}),
+        ("int8", {"compressors": None}),
+        (">i4", {"serializer": BytesCodec(endian="big")}),
+        ("bool", {}),
+    ],
+)
+def test_shards_written_here_read_back_by_zarr_and_here(tmp_path: Path, dtype: str, options: dict) -> None:
+    data = (np.random.default_rng(7).random(SHAPE) * 100).astype(dtype)
+    z = zarr.create_array(str(tmp_path / "a.zarr"), shape=SHAPE, dtype=dtype, chunks=CHUNKS, shards=SHARDS, fill_value=0, **options)
+    files = chunk_files(z)
+    assert files is not None and files.shards == SHARDS and files.chunks == CHUNKS and files.units == SHARDS
+    for index in np.ndindex(*(-(-s // u) for s, u in zip(SHAPE, SHARDS, strict=True))):
+        region = tuple(slice(i * u, min(s, (i + 1) * u)) for i, u, s in zip(index, SHARDS, SHAPE, strict=True))
+        files.write(index, data[region])
+    assert len([p for p in (tmp_path / "a.zarr" / "c").rglob("*") if p.is_file()]) == 2 * 1 * 2  # one file a shard
+    assert np.array_equal(zarr.open_array(str(tmp_path / "a.zarr"), mode="r")[...], data)
+    reread = pickle.loads(pickle.dumps(files))
+    for key in (np.s_[0:13, 0:30, 0:22], np.s_[3:9, 10:31, 5:17], np.s_[12:13, 29:30, 21:22]):
+        assert np.array_equal(reread[key], data[key]), key
+
+
+def test_shards_zarr_wrote_read_here_with_chunks_left_out(tmp_path: Path) -> None:
+    # zarr leaves chunks equal to the fill value out of a shard (offset and size all ones).
+    data = (np.random.default_rng(8).random(SHAPE) * 100).astype(np.float32)
+    data[0:4, 0:16, 0:8] = -2.5
+    z = zarr.create_array(str(tmp_path / "a.zarr"), shape=SHAPE, dtype="float32", chunks=CHUNKS, shards=SHARDS, fill_value=-2.5)
+    z[...] = data
+    files = chunk_files(z)
+    assert files is not None and files.shards == SHARDS
+    table = files._shard_index((0, 0, 0))
+    assert int(table[0, 0, 0, 0]) == np.iinfo(np.uint64).max  # zarr did leave it out
+    assert np.array_equal(files[0:13, 0:30, 0:22], data)
+    assert np.array_equal(batchproc.open(tmp_path / "a.zarr", chunks=(5, 9, 22)).compute(), data)
+
+
+@pytest.mark.parametrize("damage", ["cut", "index", "chunk"])
+def test_a_damaged_shard_is_named(tmp_path: Path, damage: str) -> None:
+    data = np.arange(np.prod(SHAPE), dtype=np.uint16).reshape(SHAPE)
+    zarr.create_array(str(tmp_path / "a.zarr"), shape=SHAPE, dtype="uint16", chunks=CHUNKS, shards=SHARDS)[...] = data
+    shard = tmp_path / "a.zarr" / "c" / "0" / "0" / "0"
+    raw = bytearray(shard.read_bytes())
+    if damage == "cut":
+        raw = raw[:40]
+    elif damage == "index":
+        raw[-10] ^= 0xFF
+    else:
+        raw[5:25] = b"x" * 20
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(BatchprocError, match=r"c/0/0/0"):
+        batchproc.open(tmp_path / "a.zarr").compute()

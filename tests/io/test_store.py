@@ -251,7 +251,7 @@ def test_resume_writes_only_missing_chunks(tmp_path: Path, volume: np.ndarray) -
     untouched = {p: p.stat().st_mtime_ns for p in chunk_files[1::2]}
     batchproc.write(x, out, chunks=(1, 25, 35), layout_key="job-1", resume=True)
     info = batchproc.read_store_info(out)
-    assert info["complete"] and info["chunks_written"] == len(chunk_files[::2])
+    assert info["complete"] and info["files_written"] == len(chunk_files[::2])
     assert untouched == {p: p.stat().st_mtime_ns for p in untouched}
     assert np.array_equal(zarr.open_array(str(out / "0"))[:], volume)
 
@@ -273,7 +273,7 @@ def test_resume_after_a_kill_while_writing_a_pyramid_level(tmp_path: Path, volum
     level1[1].write_bytes(b"torn")  # a level's chunks are rewritten, not trusted
     batchproc.write(volume, out, chunks=(2, 16, 16), levels=2, layout_key="job-1", resume=True)
     info = batchproc.read_store_info(out)
-    assert info["complete"] and info["chunks_written"] == 0
+    assert info["complete"] and info["files_written"] == 0
     assert all(np.array_equal(zarr.open_array(str(out / str(level)))[:], w) for level, w in enumerate(want))
     assert len(zarr.open_group(str(out)).attrs["ome"]["multiscales"][0]["datasets"]) == 3
     # Resumed with fewer levels than the killed run asked for: its higher levels go.
@@ -306,9 +306,11 @@ def _chunk_bytes(store: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_run_killed_with_sigkill_resumes_to_identical_bytes(tmp_path: Path) -> None:
-    """SIGKILL the CLI when about half the chunks are on disk; ``--resume`` writes
-    only the missing ones, and every chunk file equals an uninterrupted run's."""
+@pytest.mark.parametrize("shards", [None, "16,96,96"], ids=["chunks", "shards"])
+def test_run_killed_with_sigkill_resumes_to_identical_bytes(tmp_path: Path, shards: str | None) -> None:
+    """SIGKILL the CLI when about half the files (chunks, or shards) are on disk;
+    ``--resume`` writes only the missing ones, and every file equals an
+    uninterrupted run's."""
     import os
     import signal
     import subprocess
@@ -321,7 +323,12 @@ def test_run_killed_with_sigkill_resumes_to_identical_bytes(tmp_path: Path) -> N
     base = [sys.executable, "-m", "batchproc.cli", "run", str(tmp_path / "v.tif")]
     steps = ["--step", "median_filter:size=5", "--step", "threshold:above=128", "--chunks", "8,48,48", "-q"]
     total = 8 * 4 * 4
-    job = subprocess.Popen([*base, str(tmp_path / "killed.zarr"), *steps], stderr=subprocess.PIPE)
+    env = dict(os.environ)
+    if shards is not None:
+        steps += ["--shards", shards]
+        total = 4 * 2 * 2
+        env["DASK_BATCHPROC__BLOCK_BYTES"] = str(16 * 96 * 96)  # a block a shard: they are written one by one
+    job = subprocess.Popen([*base, str(tmp_path / "killed.zarr"), *steps], stderr=subprocess.PIPE, env=env)
     chunks = tmp_path / "killed.zarr" / "0" / "c"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and job.poll() is None:
@@ -335,13 +342,13 @@ def test_run_killed_with_sigkill_resumes_to_identical_bytes(tmp_path: Path) -> N
     on_disk = len(_chunk_bytes(tmp_path / "killed.zarr"))
     assert total // 2 <= on_disk < total
 
-    again = subprocess.run([*base, str(tmp_path / "killed.zarr"), *steps], capture_output=True, text=True, timeout=60)
+    again = subprocess.run([*base, str(tmp_path / "killed.zarr"), *steps], capture_output=True, text=True, timeout=60, env=env)
     assert again.returncode == 2 and "--resume" in again.stderr  # an incomplete store is not silently replaced
-    resumed = subprocess.run([*base, str(tmp_path / "killed.zarr"), *steps, "--resume"], capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run([*base, str(tmp_path / "killed.zarr"), *steps, "--resume"], capture_output=True, text=True, timeout=300, env=env)
     assert resumed.returncode == 0, resumed.stderr
     info = batchproc.io.read_store_info(tmp_path / "killed.zarr")
     assert info["complete"] is True
-    assert info["chunks_written"] == total - on_disk
+    assert info["files_written"] == total - on_disk
     whole = subprocess.run([*base, str(tmp_path / "whole.zarr"), *steps], capture_output=True, text=True, timeout=300)
     assert whole.returncode == 0, whole.stderr
     assert _chunk_bytes(tmp_path / "killed.zarr") == _chunk_bytes(tmp_path / "whole.zarr")
