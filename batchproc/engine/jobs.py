@@ -19,7 +19,7 @@ from batchproc.errors import BatchprocError, SchedulerLost
 from batchproc.io.chunkfiles import ChunkFiles
 from batchproc.io.readers import Image, auto_chunks, input_stamp, open_image
 from batchproc.io.store import Output, open_output, store_chunks
-from batchproc.plan import Plan, make_plan
+from batchproc.plan import Plan, choose_shards, make_plan
 
 
 def plan_run(pipeline: Any, input: Any, chunks: tuple[int, ...] | None = None, shards: tuple[int, ...] | bool | None = None) -> Plan:
@@ -81,6 +81,7 @@ def write(
     spacing: tuple[float, ...] | None = None,
     axes: str | None = None,
     chunks: tuple[int, ...] | None = None,
+    shards: tuple[int, ...] | bool | None = None,
     codec: str = "default",
     levels: int = 0,
     overwrite: bool = False,
@@ -100,6 +101,10 @@ def write(
     chunks : tuple of int, optional
         Chunks on disk (default: the data's blocks; blocks under 1 MiB are merged
         into ~32 MiB chunks). Writes are aligned to them.
+    shards : tuple of int or bool, optional
+        zarr shards holding the chunks (whole multiples of them), each written
+        whole by one task. Default: shards of about 32 MiB when the store would
+        have more than 10,000 chunk files; False: never.
     codec : {"default", "blosc-lz4", "zstd", "none"}
     levels : int
         Extra pyramid levels, each half the size along the spatial axes (mean for
@@ -145,13 +150,16 @@ def write(
     if chunks is None:
         one_block = int(np.prod(data.chunksize)) * data.dtype.itemsize
         chunks = data.chunksize if one_block >= 2**20 else auto_chunks(data.shape, data.dtype, data.chunksize)
+    chunks = store_chunks(data.shape, tuple(chunks))
+    if shards is None:
+        shards = choose_shards(data.shape, chunks, data.dtype.itemsize, (0,) * data.ndim, ("none",) * data.ndim)
     with open_output(
-        path, shape=data.shape, dtype=data.dtype, chunks=tuple(chunks), axes=axes, spacing=spacing, codec=codec,
+        path, shape=data.shape, dtype=data.dtype, chunks=chunks, shards=shards or None, axes=axes, spacing=spacing, codec=codec,
         overwrite=overwrite, resume=resume, provenance=provenance, layout_key=layout_key,
     ) as out:
         if out.done or not compute:
             return str(out.target)
-        source = data.rechunk(out.files.chunks)
+        source = data.rechunk(out.files.units)
         blocks = out.missing(list(np.ndindex(*source.numblocks)))
         _computing(out, lambda: compute_blocks(block_writes(source, out.files), blocks))
         _write_levels(out, levels)
@@ -169,9 +177,9 @@ def _computing(out: Output, work: Any) -> None:
 
 
 def block_writes(source: Any, array: Any) -> Any:
-    """One write task per block of ``source`` (chunked exactly like ``array``, a
-    :class:`ChunkFiles` or a zarr array): no two tasks touch one chunk, so no locks
-    are needed and any subset can be redone.
+    """One write task per block of ``source`` (chunked exactly like ``array``'s
+    files, a :class:`ChunkFiles` or a zarr array): no two tasks touch one file
+    (chunk, or shard), so no locks are needed and any subset can be redone.
 
     The tasks are the blocks of one ``map_blocks`` array, computed together so
     that they share the graph (a ``delayed`` per block made dask read the
@@ -180,7 +188,7 @@ def block_writes(source: Any, array: Any) -> Any:
 
 
 def _write_block(block: np.ndarray, array: Any, block_info: Any = None) -> np.ndarray:
-    if isinstance(array, ChunkFiles):  # each block is one chunk: encoded and written here
+    if isinstance(array, ChunkFiles):  # each block is one file (chunk, or shard): encoded and written here
         array.write(tuple(block_info[0]["chunk-location"]), block)
     else:
         region = tuple(slice(start, stop) for start, stop in block_info[0]["array-location"])

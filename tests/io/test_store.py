@@ -387,3 +387,15 @@ def test_a_dtype_ome_zarr_cannot_hold_is_refused_before_writing(tmp_path: Path) 
     with pytest.raises(BatchprocError, match="complex64 cannot be written"):
         batchproc.write(np.zeros((3, 4), np.complex64), tmp_path / "c.zarr")
     assert not list(tmp_path.iterdir())
+
+
+def test_write_shards_on_request_and_where_chunks_are_many(tmp_path: Path) -> None:
+    data = np.random.default_rng(18).integers(0, 100, (32, 40, 48)).astype(np.uint8)
+    asked = batchproc.write(data, tmp_path / "asked.zarr", chunks=(2, 8, 8), shards=(4, 16, 16))
+    array = zarr.open_array(str(Path(asked) / "0"), mode="r")
+    assert (array.chunks, array.shards) == ((2, 8, 8), (4, 16, 16)) and np.array_equal(array[...], data)
+    many = batchproc.write(data, tmp_path / "many.zarr", chunks=(1, 2, 2))  # 15,360 chunks
+    array = zarr.open_array(str(Path(many) / "0"), mode="r")
+    files = sum(1 for p in (Path(many) / "0" / "c").rglob("*") if p.is_file())
+    assert array.shards is not None and files <= 10_000 and np.array_equal(array[...], data)
+    assert zarr.open_array(str(Path(batchproc.write(data, tmp_path / "never.zarr", chunks=(1, 2, 2), shards=False)) / "0"), mode="r").shards is None
