@@ -44,6 +44,7 @@ Chunks = Annotated[str | None, typer.Option("--chunks", help="chunk shape, e.g. 
 PipelineFile = Annotated[Path | None, typer.Option("--pipeline", "-p", help="pipeline file (YAML or JSON)")]
 Steps = Annotated[list[str] | None, typer.Option("--step", "-s", help="OP[:name=value,...], repeatable")]
 Shards = Annotated[str | None, typer.Option("--shards", help="shard shape in voxels, whole multiples of --chunks (zarr's shards=), or none; default: shards the size of a compute block when the output would have more than 10,000 chunk files")]
+OmeVersion = Annotated[str, typer.Option("--ome-version", help="OME-Zarr 0.5 on zarr v3 (default), or 0.4 on zarr v2 (no shards) for viewers that read only that")]
 Codec = Annotated[str, typer.Option(help="blosc-lz4 (default), zstd or none")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
 
@@ -102,6 +103,11 @@ def parse_chunks(text: str | None, option: str = "--chunks") -> Any:
     return values
 
 
+def _shards_for(shards: Any, ome_version: str) -> Any:
+    """zarr v2 (OME-Zarr 0.4) has no shards: none unless asked (then the writer says why not)."""
+    return False if ome_version == "0.4" and shards is None else shards
+
+
 def parse_shards(text: str | None) -> Any:
     """``--shards``: None (the default rule), False (``none``) or a shape."""
     return False if text is not None and text.strip().lower() == "none" else parse_chunks(text, "--shards")
@@ -150,6 +156,7 @@ def run(
     cluster_config: ClusterConfig = None,
     chunks: Chunks = None,
     shards: Shards = None,
+    ome_version: OmeVersion = "0.5",
     overwrite: Annotated[bool, typer.Option(help="replace an existing output store")] = False,
     resume: Annotated[bool, typer.Option(help="finish an interrupted store: write only missing chunks")] = False,
     codec: Codec = "default",
@@ -163,7 +170,7 @@ def run(
 
     with guarded():
         pipeline = _pipeline(pipeline, step, "run")
-        plan = plan_run(pipeline, input, parse_chunks(chunks), parse_shards(shards))
+        plan = plan_run(pipeline, input, parse_chunks(chunks), _shards_for(parse_shards(shards), ome_version))
         if dry_run:
             chosen = scheduler or os.environ.get("BATCHPROC_SCHEDULER") or "threads"
             threads = {"threads": os.cpu_count() or 1, "synchronous": 1, "processes": 1, "local": threads_per_worker or 1}.get(chosen)
@@ -171,7 +178,7 @@ def run(
                 out.print(f"{label:8s} {text}", highlight=False)
             return
         with _on_cluster(scheduler, workers, threads_per_worker, memory_limit, cluster_config), progress(f"writing {output}", enabled=not quiet):
-            path = run_pipeline(pipeline, input, output, plan=plan, overwrite=overwrite, resume=resume, codec=codec, levels=levels)
+            path = run_pipeline(pipeline, input, output, plan=plan, overwrite=overwrite, resume=resume, codec=codec, levels=levels, ome_version=ome_version)
         if not quiet:
             out.print(f"wrote {path}")
 
@@ -198,6 +205,7 @@ def batch(
     cluster_config: ClusterConfig = None,
     chunks: Chunks = None,
     shards: Shards = None,
+    ome_version: OmeVersion = "0.5",
     overwrite: Annotated[bool, typer.Option(help="start unfinished items again instead of resuming their stores")] = False,
     codec: Codec = "default",
     quiet: Quiet = False,
@@ -215,7 +223,7 @@ def batch(
     with guarded():
         plan = _pipeline(pipeline, step, "batch")
         items = collect_inputs(inputs or [], list_file, exclude=out_dir)
-        parsed_chunks, parsed_shards = parse_chunks(chunks), parse_shards(shards)
+        parsed_chunks, parsed_shards = parse_chunks(chunks), _shards_for(parse_shards(shards), ome_version)
         with _on_cluster(scheduler, workers, threads_per_worker, memory_limit, cluster_config), Progress(*columns(), disable=quiet, console=err) as bar:
             task = bar.add_task("items", total=len(items))
 
@@ -229,7 +237,7 @@ def batch(
                 if record["status"] != "done":
                     bar.console.print(f"[red]failed[/] {record['input']}: {record['error']}", highlight=False)
 
-            summary = run_batch(plan, items, out_dir, chunks=parsed_chunks, overwrite=overwrite, workers=workers, on_item=finished, on_start=started, codec=codec, shards=parsed_shards)
+            summary = run_batch(plan, items, out_dir, chunks=parsed_chunks, overwrite=overwrite, workers=workers, on_item=finished, on_start=started, codec=codec, shards=parsed_shards, ome_version=ome_version)
         rate = f", {summary.items_per_second:.2f} items/s" if summary.done else ""
         out_line = f"{len(summary.done)} done, {len(summary.skipped)} skipped (already done), {len(summary.failed)} failed in {summary.seconds:.1f} s{rate}; manifest {summary.manifest}"
         if summary.failed:

@@ -102,6 +102,7 @@ class Source:
     spacing: tuple[float, ...]
     format: str = "?"
     token: str = ""
+    units: tuple[str | None, ...] | None = None
 
     @classmethod
     def of(cls, image: Any) -> Source:
@@ -113,7 +114,7 @@ class Source:
         # before it changed (an input rewritten in place between two runs).
         token = _token([image.source, image.shape, uuid.uuid4().hex])
         return cls(image.reader, tuple(image.shape), np.dtype(image.dtype).newbyteorder("="), native, image.source, image.axes, tuple(image.spacing),
-                   str(image.meta.get("format", "?")), token)
+                   str(image.meta.get("format", "?")), token, tuple(image.units))
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class Plan:
 
     ``chunks`` are the output's chunks; ``shards``, when it is sharded, the shards
     that hold them, one file each; ``blocks`` the compute blocks, each a whole
-    number of files (:attr:`units`). ``edges`` says per axis how a block's halo (the
+    number of files (:attr:`file_shape`). ``edges`` says per axis how a block's halo (the
     steps' total reach, :meth:`reach`) is taken at the array's edges (see
     :func:`combined_edges`)."""
 
@@ -160,14 +161,14 @@ class Plan:
         return tuple(-(-n // c) for n, c in zip(self.shape, self.chunks, strict=True))
 
     @property
-    def units(self) -> tuple[int, ...]:
+    def file_shape(self) -> tuple[int, ...]:
         """The shape of one output file: a shard, or a chunk when not sharded."""
         return self.shards or self.chunks
 
     @property
     def file_grid(self) -> tuple[int, ...]:
         """Output files per axis."""
-        return tuple(-(-n // u) for n, u in zip(self.shape, self.units, strict=True))
+        return tuple(-(-n // u) for n, u in zip(self.shape, self.file_shape, strict=True))
 
     @property
     def file_count(self) -> int:
@@ -202,7 +203,7 @@ class Plan:
 
     def files_of(self, index: Sequence[int]) -> Iterator[tuple[int, ...]]:
         """The output files (chunks, or shards) inside block ``index``."""
-        ranges = [range(start // u, -(-stop // u)) for (start, stop), u in zip(self.box(index), self.units, strict=True)]
+        ranges = [range(start // u, -(-stop // u)) for (start, stop), u in zip(self.box(index), self.file_shape, strict=True)]
         return itertools.product(*ranges)
 
     # ------------------------------------------------------------ halos and passes

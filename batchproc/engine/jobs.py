@@ -37,6 +37,7 @@ def run_pipeline(
     chunks: tuple[int, ...] | None = None,
     shards: tuple[int, ...] | bool | None = None,
     plan: Plan | None = None,
+    ome_version: str = "0.5",
     codec: str = "default",
     levels: int = 0,
     overwrite: bool = False,
@@ -59,7 +60,8 @@ def run_pipeline(
     # The job: pipeline, input (where, and its size and mtime), shape and dtype.
     key = f"{pipeline.fingerprint()}:{src.name}:{sorted(stamp.items())}:{src.shape}:{src.dtype}"
     with open_output(
-        output, shape=plan.shape, dtype=plan.dtype, chunks=plan.chunks, shards=plan.shards, axes=src.axes, spacing=src.spacing, codec=codec,
+        output, shape=plan.shape, dtype=plan.dtype, chunks=plan.chunks, shards=plan.shards, axes=src.axes, spacing=src.spacing, units=src.units,
+        ome_version=ome_version, codec=codec,
         overwrite=overwrite, resume=resume, provenance=provenance, layout_key=key,
     ) as out:
         if out.done or not compute:
@@ -80,8 +82,10 @@ def write(
     *,
     spacing: tuple[float, ...] | None = None,
     axes: str | None = None,
+    units: tuple[str | None, ...] | None = None,
     chunks: tuple[int, ...] | None = None,
     shards: tuple[int, ...] | bool | None = None,
+    ome_version: str = "0.5",
     codec: str = "default",
     levels: int = 0,
     overwrite: bool = False,
@@ -96,8 +100,9 @@ def write(
     ----------
     data : dask array, Image or numpy array
         What to write; an :class:`Image` carries its axes and spacing.
-    spacing, axes : optional
-        Voxel size and axis names (default: the Image's, else 1.0 and ``zyx``-like).
+    spacing, axes, units : optional
+        Voxel size, axis names and units (NGFF names such as ``micrometer``; default:
+        the Image's, else 1.0, ``zyx``-like, and none).
     chunks : tuple of int, optional
         Chunks on disk (default: the data's blocks; blocks under 1 MiB are merged
         into ~32 MiB chunks). Writes are aligned to them.
@@ -105,6 +110,9 @@ def write(
         zarr shards holding the chunks (whole multiples of them), each written
         whole by one task. Default: shards of about 32 MiB when the store would
         have more than 10,000 chunk files; False: never.
+    ome_version : {"0.5", "0.4"}
+        OME-Zarr 0.5 on zarr v3, or 0.4 on zarr v2 (no shards) for viewers that
+        read only that.
     codec : {"default", "blosc-lz4", "zstd", "none"}
     levels : int
         Extra pyramid levels, each half the size along the spatial axes (mean for
@@ -141,6 +149,7 @@ def write(
     if isinstance(data, Image):
         axes = axes or data.axes
         spacing = spacing or data.spacing
+        units = units or (data.units if axes == data.axes else None)
         data = data.data
     if not isinstance(data, da.Array):
         data = da.asarray(np.asarray(data))
@@ -151,15 +160,16 @@ def write(
         one_block = int(np.prod(data.chunksize)) * data.dtype.itemsize
         chunks = data.chunksize if one_block >= 2**20 else auto_chunks(data.shape, data.dtype, data.chunksize)
     chunks = store_chunks(data.shape, tuple(chunks))
-    if shards is None:
+    if shards is None and ome_version != "0.4":
         shards = choose_shards(data.shape, chunks, data.dtype.itemsize, (0,) * data.ndim, ("none",) * data.ndim)
     with open_output(
-        path, shape=data.shape, dtype=data.dtype, chunks=chunks, shards=shards or None, axes=axes, spacing=spacing, codec=codec,
+        path, shape=data.shape, dtype=data.dtype, chunks=chunks, shards=shards or None, axes=axes, spacing=spacing, units=units,
+        ome_version=ome_version, codec=codec,
         overwrite=overwrite, resume=resume, provenance=provenance, layout_key=layout_key,
     ) as out:
         if out.done or not compute:
             return str(out.target)
-        source = data.rechunk(out.files.units)
+        source = data.rechunk(out.files.file_shape)
         blocks = out.missing(list(np.ndindex(*source.numblocks)))
         _computing(out, lambda: compute_blocks(block_writes(source, out.files), blocks))
         _write_levels(out, levels)
@@ -214,7 +224,7 @@ def _write_levels(out: Output, levels: int) -> None:
             down = da.coarsen(np.mean, prev, factors, trim_excess=True)
             down = (da.rint(down) if prev.dtype.kind in "iu" else down).astype(prev.dtype)
         chunks = store_chunks(down.shape, tuple(prev.chunksize))
-        array, writer = out.create_level(level, down.shape, chunks, down.dtype)
+        writer = out.create_level(level, down.shape, chunks, down.dtype)
         source = down.rechunk(chunks)
         compute_blocks(block_writes(source, writer), list(np.ndindex(*source.numblocks)))
         out.level_done(level)

@@ -509,7 +509,7 @@ def write_task(job: Job, index: tuple[int, ...], files: Sequence[tuple[int, ...]
     for unit in files:
         where = tuple(
             slice(u * size - start, min((u + 1) * size, stop) - start)
-            for u, size, (start, stop) in zip(unit, plan.units, box, strict=True)
+            for u, size, (start, stop) in zip(unit, plan.file_shape, box, strict=True)
         )
         part = block[where]
         job.target.write(tuple(unit), part)

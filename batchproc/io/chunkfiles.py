@@ -38,7 +38,7 @@ class ChunkFiles:
     also writes them (:meth:`write`).
 
     ``chunks`` are the array's chunks, the unit it is read in; ``shards``, when it
-    is sharded, the shape of the shards that hold them; ``units`` the shape of a
+    is sharded, the shape of the shards that hold them; ``file_shape`` the shape of a
     file either way, the unit it is written in. Only paths and numbers travel
     with it, so it pickles for the workers of a cluster."""
 
@@ -56,7 +56,7 @@ class ChunkFiles:
         self._indexes: dict[tuple[int, ...], np.ndarray | None] = {}
 
     @property
-    def units(self) -> tuple[int, ...]:
+    def file_shape(self) -> tuple[int, ...]:
         """The shape of one file: a shard, or a chunk when the array is not sharded."""
         return self.shards or self.chunks
 
@@ -117,7 +117,7 @@ class ChunkFiles:
         return parts
 
     def file_path(self, index: tuple[int, ...]) -> Path:
-        """The file at ``index`` of the grid of :attr:`units`."""
+        """The file at ``index`` of the grid of :attr:`file_shape`."""
         return self.root / (self.key_prefix + self.separator.join(map(str, index)))
 
     def __getitem__(self, key: Any) -> np.ndarray:
@@ -316,26 +316,81 @@ def chunk_files(array: Any) -> ChunkFiles | None:
     from zarr.storage import LocalStore
 
     meta = getattr(array, "metadata", None)
-    if getattr(meta, "zarr_format", None) != 3 or not isinstance(array.store, LocalStore):
+    if getattr(meta, "zarr_format", None) not in (2, 3) or not isinstance(array.store, LocalStore):
         return None
     return open_chunk_files(Path(array.store.root) / array.path if array.path else Path(array.store.root))
 
 
 def read_metadata(root: Path) -> dict[str, Any] | None:
-    """The zarr v3 metadata document at ``root`` (``zarr.json``), or None."""
+    """The zarr metadata at ``root`` as a zarr v3 document: its ``zarr.json``, or a
+    zarr v2 node's ``.zarray``/``.zgroup`` and ``.zattrs`` in v3 terms (with
+    ``"zarr_format": 2`` kept, so the writer knows where attributes go); None when
+    ``root`` holds neither."""
     import json
 
     try:
         meta = json.loads((root / "zarr.json").read_text())
     except (OSError, ValueError):
+        meta = None
+    if isinstance(meta, dict) and meta.get("zarr_format") == 3:
+        return meta
+    for name, node in ((".zarray", "array"), (".zgroup", "group")):
+        try:
+            v2 = json.loads((root / name).read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            attrs = json.loads((root / ".zattrs").read_text())
+        except (OSError, ValueError):
+            attrs = {}
+        if not isinstance(v2, dict) or v2.get("zarr_format") != 2:
+            return None
+        if node == "group":
+            return {"zarr_format": 2, "node_type": "group", "attributes": attrs if isinstance(attrs, dict) else {}}
+        return _v3_terms(v2, attrs if isinstance(attrs, dict) else {})
+    return None
+
+
+def _v3_terms(v2: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any] | None:
+    """A zarr v2 array's ``.zarray`` as the v3 document of the same array, where
+    this module can read it (C order, no filters, one of its compressors)."""
+    try:
+        dtype = np.dtype(v2["dtype"])
+        compressor = v2.get("compressor")
+        if v2.get("order", "C") != "C" or v2.get("filters") or dtype.name not in DATA_TYPES:
+            return None
+        codecs: list[dict[str, Any]] = [{"name": "bytes", "configuration": {"endian": "big" if dtype.byteorder == ">" else "little"}}]
+        if compressor is not None:
+            name = compressor.get("id")
+            if name == "blosc":
+                shuffle = {0: "noshuffle", 1: "shuffle", 2: "bitshuffle", -1: "shuffle"}[int(compressor.get("shuffle", 1))]
+                config = {"cname": compressor["cname"], "clevel": compressor["clevel"], "shuffle": shuffle, "typesize": dtype.itemsize, "blocksize": compressor.get("blocksize", 0)}
+            elif name == "zstd":
+                config = {"level": compressor.get("level", 0), "checksum": bool(compressor.get("checksum", False))}
+            elif name == "gzip":
+                config = {"level": compressor.get("level", 1)}
+            else:
+                return None
+            codecs.append({"name": name, "configuration": config})
+        return {
+            "zarr_format": 2,
+            "node_type": "array",
+            "shape": v2["shape"],
+            "data_type": dtype.name,
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": v2["chunks"]}},
+            "chunk_key_encoding": {"name": "v2", "configuration": {"separator": v2.get("dimension_separator", ".")}},
+            "fill_value": v2.get("fill_value"),
+            "codecs": codecs,
+            "attributes": attrs,
+        }
+    except (KeyError, TypeError, ValueError, AttributeError):
         return None
-    return meta if isinstance(meta, dict) and meta.get("zarr_format") == 3 else None
 
 
 def open_chunk_files(root: Path, meta: dict[str, Any] | None = None) -> ChunkFiles | None:
-    """A :class:`ChunkFiles` for the zarr v3 array at ``root`` (its ``zarr.json``
-    read here, without zarr, unless given), or None when it is not one this module
-    reads."""
+    """A :class:`ChunkFiles` for the zarr array at ``root`` (its metadata read
+    here, without zarr, unless given: :func:`read_metadata`), or None when it is
+    not one this module reads."""
     meta = read_metadata(root) if meta is None else meta
     try:
         if meta is None or meta.get("node_type") != "array" or meta.get("storage_transformers"):

@@ -39,6 +39,8 @@ class Image:
              image was opened from a file (until then, no dask graph exists).
     axes:    one letter per dimension (``"zyx"``, ``"yx"``, ``"xyzt"`` for NIfTI).
     spacing: physical size of a voxel per axis (1.0 where unknown).
+    units:   the unit of each axis's spacing, as NGFF names it (``millimeter``,
+             ``micrometer``, ``second``), or None where the input does not say.
     source:  where the data came from; ``meta`` holds format-specific facts.
     reader:  the array-like the pixels are read from (any box of voxels by slicing,
              in native byte order; it pickles, for the workers of a cluster), or None.
@@ -57,9 +59,11 @@ class Image:
         native: tuple[int, ...] | None = None,
         chunks: Any = None,
         dtype: Any = None,
+        units: Sequence[str | None] | None = None,
     ) -> None:
         if data is None and reader is None:
             raise TypeError("Image needs data or a reader")
+        self._units = tuple(units) if units is not None else None
         self._data, self.reader, self.native, self._chunks = data, reader, native, chunks
         self._dtype = np.dtype(dtype) if dtype is not None else None
         self.axes, self.spacing, self.source, self.meta = axes, tuple(spacing), source, dict(meta or {})
@@ -84,6 +88,10 @@ class Image:
     @property
     def ndim(self) -> int:
         return len(self.shape)
+
+    @property
+    def units(self) -> tuple[str | None, ...]:
+        return self._units if self._units is not None and len(self._units) == self.ndim else (None,) * self.ndim
 
     def __repr__(self) -> str:
         return f"Image({self.source!r}, shape={self.shape}, dtype={self.dtype}, axes={self.axes!r})"
@@ -434,20 +442,23 @@ def _open_tiff(path: Path, chunks: Any) -> Image:
     if not hasattr(z, "shape"):
         raise BatchprocError(f"input: {str(path)!r} holds no image array.")
     reader = Reopening(_tiff_array, path, opened=z)
-    axes, spacing = _tiff_axes_spacing(path, len(z.shape))
-    return Image(None, axes, spacing, str(path), {"format": "tiff", "native_chunks": z.chunks}, reader, tuple(z.chunks), chunks)
+    axes, spacing, units = _tiff_axes_spacing(path, len(z.shape))
+    return Image(None, axes, spacing, str(path), {"format": "tiff", "native_chunks": z.chunks}, reader, tuple(z.chunks), chunks, units=units)
 
 
-def _tiff_axes_spacing(path: Path, ndim: int) -> tuple[str, tuple[float, ...]]:
-    """Axes and voxel size from OME-XML (PhysicalSizeX/Y/Z) or ImageJ metadata
-    (spacing, XResolution/YResolution); 1.0 where the file says nothing."""
+def _tiff_axes_spacing(path: Path, ndim: int) -> tuple[str, tuple[float, ...], tuple[str | None, ...]]:
+    """Axes, voxel size and units from OME-XML (PhysicalSizeX/Y/Z and their
+    units, micrometer by OME's default) or ImageJ metadata (spacing,
+    XResolution/YResolution, unit); 1.0 and no unit where the file says nothing."""
     import tifffile
 
-    axes, size = default_axes(ndim), {}
+    from batchproc.io.store import ngff_unit
+
+    axes, size, unit = default_axes(ndim), {}, {}
     try:
         with tifffile.TiffFile(path) as tif:
             if not (tif.is_ome or tif.is_imagej):  # plain TIFF: say nothing, read no more headers
-                return axes, (1.0,) * ndim
+                return axes, (1.0,) * ndim, (None,) * ndim
             series_axes = tif.series[0].axes.lower() if tif.series else ""
             if tif.is_ome and tif.ome_metadata:
                 import xml.etree.ElementTree as ET
@@ -455,6 +466,7 @@ def _tiff_axes_spacing(path: Path, ndim: int) -> tuple[str, tuple[float, ...]]:
                 for element in ET.fromstring(tif.ome_metadata).iter():
                     if element.tag.endswith("Pixels"):
                         size = {a: float(element.get(f"PhysicalSize{a.upper()}")) for a in "zyx" if element.get(f"PhysicalSize{a.upper()}")}
+                        unit = {a: ngff_unit(element.get(f"PhysicalSize{a.upper()}Unit", "µm")) for a in size}
                         break
             elif tif.is_imagej:
                 page, meta = tif.pages[0], tif.imagej_metadata or {}
@@ -465,11 +477,12 @@ def _tiff_axes_spacing(path: Path, ndim: int) -> tuple[str, tuple[float, ...]]:
                             size[a] = den / num
                 if meta.get("spacing"):
                     size["z"] = float(meta["spacing"])
+                unit = {a: ngff_unit(str(meta.get("unit", ""))) for a in size}
     except Exception:  # metadata is a courtesy: the pixels opened already
-        return axes, (1.0,) * ndim
+        return axes, (1.0,) * ndim, (None,) * ndim
     if len(series_axes) == ndim and len(set(series_axes)) == ndim and set(series_axes) <= set("tczyxs"):
         axes = series_axes.replace("s", "c")
-    return axes, tuple(size.get(a, 1.0) for a in axes)
+    return axes, tuple(size.get(a, 1.0) for a in axes), tuple(unit.get(a) for a in axes)
 
 
 def _open_zarr(path: Path, chunks: Any, level: Any) -> Image:
@@ -478,11 +491,11 @@ def _open_zarr(path: Path, chunks: Any, level: Any) -> Image:
     # A zarr v3 store on disk is read from its metadata documents without zarr
     # (its import alone is 0.15 s); what they do not describe simply goes to zarr.
     meta = read_metadata(path)
+    units = None
     if meta is not None and meta.get("node_type") == "group":
         attrs = meta.get("attributes") or {}
-        dataset, axes, spacing = _multiscale(attrs.get("ome", attrs), path, level)
-        array_path = path / dataset
-        files = open_chunk_files(array_path) if (array_path / "zarr.json").is_file() else None
+        dataset, axes, spacing, units = _multiscale(attrs.get("ome", attrs), path, level)
+        files = open_chunk_files(path / dataset)
         if files is not None:
             files.complete = (attrs.get("batchproc") or {}).get("complete") is True
     else:
@@ -499,7 +512,7 @@ def _open_zarr(path: Path, chunks: Any, level: Any) -> Image:
             raise BatchprocError(f"input: cannot open {str(path)!r} as a zarr store: {err}") from None
         if not hasattr(node, "shape"):
             attrs = dict(node.attrs)
-            dataset, axes, spacing = _multiscale(attrs.get("ome", attrs), path, level)
+            dataset, axes, spacing, units = _multiscale(attrs.get("ome", attrs), path, level)
             node = node[dataset]
         # (A zarr v3 array on disk that chunk files could read was taken above.)
         native, reader, ndim, dtype = node.chunks, Named(node, str(path)), len(node.shape), node.dtype
@@ -513,11 +526,12 @@ def _open_zarr(path: Path, chunks: Any, level: Any) -> Image:
         tuple(native),
         chunks,
         dtype,
+        units=units if units and len(units) == ndim else None,
     )
 
 
-def _multiscale(ome: dict[str, Any], path: Path, level: Any) -> tuple[str, str | None, tuple[float, ...] | None]:
-    """The dataset path at ``level`` of a group's OME multiscales, its axes and spacing."""
+def _multiscale(ome: dict[str, Any], path: Path, level: Any) -> tuple[str, str | None, tuple[float, ...] | None, tuple[str | None, ...] | None]:
+    """The dataset path at ``level`` of a group's OME multiscales, its axes, spacing and units."""
     multiscales = ome.get("multiscales") if isinstance(ome, dict) else None
     if not multiscales:
         raise BatchprocError(f"input: {str(path)!r} is a zarr group without OME multiscales; name the array inside it.")
@@ -527,11 +541,12 @@ def _multiscale(ome: dict[str, Any], path: Path, level: Any) -> tuple[str, str |
         raise BatchprocError(f"input: level must be from 0 to {len(datasets) - 1} for {str(path)!r}; got {level!r}.")
     dataset = datasets[level]
     axes = "".join(a["name"] if isinstance(a, dict) else a for a in ms.get("axes", [])) or None
+    units = tuple(a.get("unit") if isinstance(a, dict) else None for a in ms.get("axes", [])) or None
     spacing = None
     for t in dataset.get("coordinateTransformations", []):
         if t.get("type") == "scale":
             spacing = tuple(float(s) for s in t["scale"])
-    return dataset["path"], axes, spacing
+    return dataset["path"], axes, spacing, units
 
 
 def _open_hdf5(path: Path, dataset: str | None, chunks: Any) -> Image:
@@ -570,8 +585,16 @@ def _open_nifti(path: Path, chunks: Any) -> Image:
     scaled = not (slope in (1.0, None) and inter in (0.0, None))
     dtype = np.dtype(np.float64) if scaled else np.dtype(header_dtype).newbyteorder("=")
     reader = _NativeOrder(proxy, dtype, shape, str(path))
+    from batchproc.io.store import ngff_unit
+
     zooms = tuple(float(z) for z in img.header.get_zooms())
-    return Image(None, "xyzt"[: len(shape)] if len(shape) <= 4 else default_axes(len(shape)), zooms, str(path), {"format": "nifti"}, reader, None, chunks)
+    try:
+        space, when = (ngff_unit(u) for u in img.header.get_xyzt_units())
+    except Exception:  # units are a courtesy
+        space = when = None
+    units = ((space,) * 3 + (when,))[: len(shape)] if len(shape) <= 4 else None
+    # NIfTI's own axis order, stated in the names: x, y, z (and t).
+    return Image(None, "xyzt"[: len(shape)] if len(shape) <= 4 else default_axes(len(shape)), zooms, str(path), {"format": "nifti"}, reader, None, chunks, units=units)
 
 
 class _NativeOrder:
@@ -637,7 +660,8 @@ def _open_dicom_series(files: Sequence[Path], chunks: Any, series: str | None, r
         else:
             spacing = tuple(pixel)
     meta = {"format": "dicom", "series": str(getattr(first, "SeriesInstanceUID", "")), "files": len(ordered), "modality": str(getattr(first, "Modality", ""))}
-    return Image(None, default_axes(len(reader.shape)), tuple(float(s) for s in spacing), source, meta, reader, reader.native, chunks)
+    ndim = len(reader.shape)  # DICOM's distances are in millimetres (PS3.3: PixelSpacing, SliceThickness)
+    return Image(None, default_axes(ndim), tuple(float(s) for s in spacing), source, meta, reader, reader.native, chunks, units=("millimeter",) * ndim)
 
 
 def _positions(headers: Sequence[tuple[Path, Any]]) -> list[tuple[Path, float | None]]:

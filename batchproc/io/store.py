@@ -32,7 +32,7 @@ import numpy as np
 
 from batchproc._version import __version__
 from batchproc.errors import BatchprocError
-from batchproc.io.chunkfiles import DATA_TYPES, ChunkFiles, chunk_files, open_chunk_files, read_metadata
+from batchproc.io.chunkfiles import DATA_TYPES, ChunkFiles, open_chunk_files, read_metadata
 from batchproc.io.readers import default_axes
 
 #: Blosc LZ4 with bit-shuffle: on this machine ~440 MB/s writing uint16 against
@@ -124,10 +124,15 @@ def read_store_info(path: str | Path) -> dict[str, Any] | None:
 
 def _edit_attributes(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
     """The group attributes of the store at ``path``, changed in place by ``edit``
-    and written back whole."""
-    meta = json.loads((Path(path) / "zarr.json").read_text())
-    edit(meta.setdefault("attributes", {}))
-    _write_json(Path(path) / "zarr.json", meta)
+    and written back whole (zarr v3: in its ``zarr.json``; v2: its ``.zattrs``)."""
+    if (Path(path) / "zarr.json").is_file():
+        meta = json.loads((Path(path) / "zarr.json").read_text())
+        edit(meta.setdefault("attributes", {}))
+        _write_json(Path(path) / "zarr.json", meta)
+    else:
+        attrs = json.loads((Path(path) / ".zattrs").read_text())
+        edit(attrs)
+        _write_json(Path(path) / ".zattrs", attrs)
 
 
 def _set_info(path: Path, **updates: Any) -> None:
@@ -278,10 +283,14 @@ class Output:
     any subset, in any order, from any process); :meth:`commit` marks it
     complete."""
 
-    def __init__(self, target: Path, store: Path, files: ChunkFiles, *, resuming: bool, done: bool, axes: str, spacing: tuple[float, ...], codec: str, started: float) -> None:
+    def __init__(self, target: Path, store: Path, files: ChunkFiles, *, resuming: bool, done: bool, ome: Ome, codec: str, started: float) -> None:
         self.target, self.store, self.files = target, store, files
         self.resuming, self.done = resuming, done
-        self.axes, self.spacing, self.codec, self.started = axes, spacing, codec, started
+        self.ome, self.codec, self.started = ome, codec, started
+
+    @property
+    def axes(self) -> str:
+        return self.ome.axes
 
     @property
     def replacing(self) -> bool:
@@ -305,28 +314,26 @@ class Output:
         said = str(error).rstrip()
         return f"{said}{'' if said.endswith(('.', '!', '?')) else '.'} {left}: --resume finishes it if the input and the steps stay the same{again}."
 
-    def create_level(self, level: int, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype) -> tuple[Any, Any]:
+    def create_level(self, level: int, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype) -> ChunkFiles:
         """A pyramid level's array, created empty (a level a killed run left half
-        written is written again whole): the zarr array, and where its chunks go."""
-        import zarr
-
-        group = zarr.open_group(str(self.store), mode="r+")
-        array = group.create_array(
-            str(level), shape=shape, chunks=chunks, dtype=dtype, compressors=compressors(self.codec, dtype), fill_value=0,
-            dimension_names=list(self.axes), overwrite=True,
-        )
-        return array, chunk_files(array) or array
+        written is written again whole): where its chunks go."""
+        path = self.store / str(level)
+        shutil.rmtree(path, ignore_errors=True)
+        self.ome.write_array(path, shape, dtype, chunks, self.codec)
+        files = open_chunk_files(path)
+        assert files is not None  # the metadata written just now
+        return files
 
     def level_done(self, level: int) -> None:
         """List levels 0 to ``level`` in the OME metadata."""
-        _edit_attributes(self.store, lambda attrs: attrs.update(ome=_ngff(self.axes, self.spacing, level)))
+        _edit_attributes(self.store, lambda attrs: attrs.update(self.ome.attributes(level)))
 
     def prepare_levels(self, levels: int) -> None:
         """Before the pyramid is written: a resumed store loses the levels above
         ``levels`` an interrupted run (asked for more) left, and lists level 0 only
         until its levels are written again."""
         if self.resuming:
-            _drop_levels(self.store, above=levels, axes=self.axes, spacing=self.spacing)
+            _drop_levels(self.store, above=levels, ome=self.ome)
 
     def commit(self, files_written: int) -> str:
         """Mark the store complete (every chunk written) and put it in place."""
@@ -356,6 +363,8 @@ def open_output(
     shards: tuple[int, ...] | None = None,
     axes: str | None = None,
     spacing: tuple[float, ...] | None = None,
+    units: tuple[str | None, ...] | None = None,
+    ome_version: str = "0.5",
     codec: str = "default",
     overwrite: bool = False,
     resume: bool = False,
@@ -375,8 +384,8 @@ def open_output(
     ndim = len(shape)
     axes = axes or default_axes(ndim)
     spacing = tuple(float(s) for s in (spacing or (1.0,) * ndim))
-    if len(axes) != ndim or len(spacing) != ndim:
-        raise BatchprocError(f"write: axes {axes!r} and spacing {spacing} must have one entry per dimension ({ndim}).")
+    if len(axes) != ndim or len(spacing) != ndim or (units is not None and len(units) != ndim):
+        raise BatchprocError(f"write: axes {axes!r}, spacing {spacing} and units must have one entry per dimension ({ndim}).")
     if np.dtype(dtype).name not in DATA_TYPES:
         raise BatchprocError(f"write: data of dtype {dtype} cannot be written; OME-Zarr output holds {', '.join(sorted(DATA_TYPES))}.")
     codec_metadata(codec, dtype)  # checked before anything is written
@@ -385,7 +394,9 @@ def open_output(
         shards = tuple(int(s) for s in shards)
         if len(shards) != ndim or any(s < c or s % c for s, c in zip(shards, chunks, strict=True)):
             raise BatchprocError(f"write: shards {shards} must be whole multiples of the chunks {chunks}, one per dimension.")
-    layout = layout_hash(shape, chunks, dtype, layout_key, shards)
+    ome = Ome(ome_version, axes, spacing, units)
+    ome.check(shards)
+    layout = layout_hash(shape, chunks, dtype, layout_key, shards) + ("" if ome.version == "0.5" else "-v2")
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.exists():
@@ -393,13 +404,13 @@ def open_output(
     extra = _ADDED_NEW if not target.exists() else (_ADDED_OVERWRITE if overwrite else _ADDED_RESUME)
     _check_name_length(parent, target.name, extra)
     with _output_lock(parent, target):
-        yield _prepare(target, parent, layout, shape, np.dtype(dtype), chunks, shards, axes=axes, spacing=spacing, codec=codec,
+        yield _prepare(target, parent, layout, shape, np.dtype(dtype), chunks, shards, ome=ome, codec=codec,
                        overwrite=overwrite, resume=resume, provenance=provenance)
 
 
 def _prepare(
-    target: Path, parent: Path, layout: str, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], shards: tuple[int, ...] | None, *, axes: str,
-    spacing: tuple[float, ...], codec: str, overwrite: bool, resume: bool, provenance: dict[str, Any] | None,
+    target: Path, parent: Path, layout: str, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], shards: tuple[int, ...] | None, *, ome: Ome,
+    codec: str, overwrite: bool, resume: bool, provenance: dict[str, Any] | None,
 ) -> Output:
     """:func:`open_output`'s decisions on the store, once its arguments are
     checked and the output is this run's alone."""
@@ -411,7 +422,7 @@ def _prepare(
     started = time.time()
     if pending is not None and (read_store_info(pending) or {}).get("complete"):
         _replace(target, pending)  # killed after finishing, before the swap
-        return Output(target, target, _files(target), resuming=True, done=True, axes=axes, spacing=spacing, codec=codec, started=started)
+        return Output(target, target, _files(target), resuming=True, done=True, ome=ome, codec=codec, started=started)
     if target.exists() and resume and pending is None:
         if existing is None:
             raise BatchprocError(f"output: {str(target)!r} exists but is not a batchproc store; nothing to resume.")
@@ -421,7 +432,7 @@ def _prepare(
                 "differ); resume refuses to mix them. Use --overwrite to start again."
             )
         if existing.get("complete"):
-            return Output(target, target, _files(target), resuming=True, done=True, axes=axes, spacing=spacing, codec=codec, started=started)
+            return Output(target, target, _files(target), resuming=True, done=True, ome=ome, codec=codec, started=started)
     elif target.exists() and pending is None:
         if not overwrite:
             if existing is None:
@@ -452,8 +463,7 @@ def _prepare(
         store = parent / f".{target.name}{_STAGING}{uuid.uuid4().hex[:_STAGING_ID]}"
         # The metadata documents are written here, as zarr writes them (tests
         # compare), without importing zarr.
-        (store / "0").mkdir(parents=True)
-        _write_json(store / "0" / "zarr.json", _array_metadata(shape, dtype, chunks, codec, axes, shards))
+        ome.write_array(store / "0", shape, dtype, chunks, codec, shards)
         info = {
             "version": __version__,
             "complete": False,
@@ -464,7 +474,7 @@ def _prepare(
             **({"shards": list(shards)} if shards else {}),
             "provenance": provenance or {},
         }
-        _write_json(store / "zarr.json", {"attributes": {"ome": _ngff(axes, spacing, 0), "batchproc": info}, "zarr_format": 3, "node_type": "group"})
+        ome.write_group(store, {**ome.attributes(0), "batchproc": info})
         if not target.exists():
             os.rename(store, target)
             store = target
@@ -472,7 +482,7 @@ def _prepare(
     files = _files(store)
     if resuming:
         _remove_partial_writes(store / "0")
-    return Output(target, store, files, resuming=resuming, done=False, axes=axes, spacing=spacing, codec=codec, started=started)
+    return Output(target, store, files, resuming=resuming, done=False, ome=ome, codec=codec, started=started)
 
 
 def _files(store: Path) -> ChunkFiles:
@@ -484,28 +494,95 @@ def _files(store: Path) -> ChunkFiles:
     return files
 
 
-def _ngff(axes: str, spacing: tuple[float, ...], levels: int) -> dict[str, Any]:
-    spatial = [a not in _AXIS_TYPES for a in axes]
-    datasets = []
-    for level in range(levels + 1):
-        scale = [s * (2**level if sp else 1) for s, sp in zip(spacing, spatial, strict=True)]
-        datasets.append({"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": scale}]})
-    return {
-        "version": "0.5",
-        "multiscales": [
-            {
-                "name": "batchproc",
-                "axes": [{"name": a, "type": _AXIS_TYPES.get(a, "space")} for a in axes],
-                "datasets": datasets,
-            }
-        ],
-    }
+#: The OME-Zarr versions written: 0.5 on zarr v3 (the default), 0.4 on zarr v2
+#: for the viewers that read only that.
+OME_VERSIONS = ("0.5", "0.4")
+#: The units NGFF names (a subset of UDUNITS-2), by the spellings inputs use.
+UNITS = {
+    "nm": "nanometer", "um": "micrometer", "µm": "micrometer", "micron": "micrometer", "microns": "micrometer", "mm": "millimeter",
+    "cm": "centimeter", "m": "meter", "meter": "meter", "s": "second", "sec": "second", "ms": "millisecond", "msec": "millisecond",
+    "us": "microsecond", "usec": "microsecond", **{u: u for u in ("angstrom", "nanometer", "micrometer", "millimeter", "centimeter", "second", "millisecond", "microsecond", "minute", "hour")},
+}
 
 
-def _drop_levels(store: Path, *, above: int, axes: str, spacing: tuple[float, ...]) -> None:
+def ngff_unit(text: str | None) -> str | None:
+    """The NGFF name of a unit as an input spells it (``mm``, ``micron``, ``µm``), or None."""
+    return UNITS.get(text.strip().lower() if text.strip() not in ("µm", "\u03bcm") else "um") if isinstance(text, str) and text.strip() else None
+
+
+class Ome:
+    """How an output is laid out as OME-Zarr: its ``version`` (NGFF 0.5 on zarr v3,
+    or 0.4 on zarr v2) and its axes (names, voxel sizes and, where known, units)."""
+
+    def __init__(self, version: str, axes: str, spacing: tuple[float, ...], units: tuple[str | None, ...] | None = None) -> None:
+        if version not in OME_VERSIONS:
+            raise BatchprocError(f"--ome-version must be one of {', '.join(OME_VERSIONS)}; got {version!r}.")
+        self.version, self.axes, self.spacing = version, axes, spacing
+        self.units = tuple(units) if units is not None else (None,) * len(axes)
+
+    @property
+    def zarr_format(self) -> int:
+        return 3 if self.version == "0.5" else 2
+
+    def check(self, shards: tuple[int, ...] | None) -> None:
+        """Refuse, before anything is written, what this version cannot hold."""
+        if self.zarr_format == 2 and shards is not None:
+            raise BatchprocError("--ome-version 0.4 writes zarr v2, which has no shards; use --shards none, or OME-Zarr 0.5.")
+        kinds = [_AXIS_TYPES.get(a, "space") for a in self.axes]
+        order = {"time": 0, "channel": 1, "space": 2}
+        if self.zarr_format == 2 and (not 2 <= len(self.axes) <= 5 or not 2 <= kinds.count("space") <= 3 or kinds != sorted(kinds, key=order.get)):
+            raise BatchprocError(
+                f"--ome-version 0.4 holds 2 to 5 axes, time first, then channel, then 2 or 3 spatial ones; "
+                f"this output's axes are {self.axes!r}."
+            )
+
+    def attributes(self, levels: int) -> dict[str, Any]:
+        """The OME metadata listing levels 0 to ``levels``, as it goes into the
+        group's attributes (0.5: under ``ome``; 0.4: at the top)."""
+        spatial = [a not in _AXIS_TYPES for a in self.axes]
+        datasets = []
+        for level in range(levels + 1):
+            scale = [s * (2**level if sp else 1) for s, sp in zip(self.spacing, spatial, strict=True)]
+            datasets.append({"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": scale}]})
+        axes = [{"name": a, "type": _AXIS_TYPES.get(a, "space"), **({"unit": u} if u else {})} for a, u in zip(self.axes, self.units, strict=True)]
+        if self.version == "0.4":
+            return {"multiscales": [{"version": "0.4", "name": "batchproc", "axes": axes, "datasets": datasets}]}
+        return {"ome": {"version": "0.5", "multiscales": [{"name": "batchproc", "axes": axes, "datasets": datasets}]}}
+
+    def write_group(self, path: Path, attributes: dict[str, Any]) -> None:
+        """The group's metadata documents, with ``attributes``."""
+        if self.zarr_format == 3:
+            _write_json(path / "zarr.json", {"attributes": attributes, "zarr_format": 3, "node_type": "group"})
+        else:
+            _write_json(path / ".zgroup", {"zarr_format": 2})
+            _write_json(path / ".zattrs", attributes)
+
+    def write_array(self, path: Path, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], codec: str, shards: tuple[int, ...] | None = None) -> None:
+        """An array's metadata documents, as zarr writes them for these arguments."""
+        path.mkdir(parents=True, exist_ok=True)
+        if self.zarr_format == 3:
+            _write_json(path / "zarr.json", _array_metadata(shape, dtype, chunks, codec, self.axes, shards))
+            return
+        dtype = np.dtype(dtype)
+        compressor = None
+        codecs = codec_metadata(codec, dtype)[1:]
+        if codecs and codecs[0]["name"] == "blosc":
+            c = codecs[0]["configuration"]
+            compressor = {"id": "blosc", "cname": c["cname"], "clevel": c["clevel"], "shuffle": {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[c["shuffle"]], "blocksize": c["blocksize"]}
+        elif codecs:
+            compressor = {"id": "zstd", "level": codecs[0]["configuration"]["level"]}
+        _write_json(path / ".zarray", {
+            "zarr_format": 2, "shape": list(shape), "chunks": list(chunks), "dtype": dtype.newbyteorder("<").str if dtype.itemsize > 1 else dtype.str,
+            "compressor": compressor, "fill_value": False if dtype.kind == "b" else (0.0 if dtype.kind == "f" else 0), "order": "C",
+            "filters": None, "dimension_separator": "/",
+        })
+        _write_json(path / ".zattrs", {"_ARRAY_DIMENSIONS": list(self.axes)})
+
+
+def _drop_levels(store: Path, *, above: int, ome: Ome) -> None:
     """Remove the pyramid levels above ``above`` that an interrupted run (asked for
     more levels) left, and list level 0 only until the levels are written again."""
     for path in store.iterdir():
-        if path.name.isdigit() and int(path.name) > above and (path / "zarr.json").is_file():
+        if path.name.isdigit() and int(path.name) > above and read_metadata(path) is not None:
             shutil.rmtree(path)
-    _edit_attributes(store, lambda attrs: attrs.update(ome=_ngff(axes, spacing, 0)))
+    _edit_attributes(store, lambda attrs: attrs.update(ome.attributes(0)))

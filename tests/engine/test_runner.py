@@ -62,9 +62,9 @@ def run(
     given = False if shards is None else tuple(c * k for c, k in zip(chunks, shards, strict=True))
     plan = make_plan(Pipeline(steps), image, chunks, kernels=kernels, shards=given)
     # Blocks of ``per_block`` files each (whole axes where the plan needs them).
-    blocks = tuple(b if b >= n else min(n, u * k) for b, u, k, n in zip(plan.blocks, plan.units, per_block, array.shape, strict=True))
+    blocks = tuple(b if b >= n else min(n, u * k) for b, u, k, n in zip(plan.blocks, plan.file_shape, per_block, array.shape, strict=True))
     plan = dataclasses.replace(plan, blocks=tuple(n if e == "whole" else b for b, n, e in zip(blocks, array.shape, plan.edges, strict=True)))
-    target = Target(plan.shape, plan.dtype, plan.units)  # each file (chunk, or shard) written once, by one block
+    target = Target(plan.shape, plan.dtype, plan.file_shape)  # each file (chunk, or shard) written once, by one block
     CACHE.clear()
     with dask.config.set(scheduler="synchronous"):
         run_plan(plan, target)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import numcodecs
 import numpy as np
 import pytest
 import zarr
@@ -79,13 +80,30 @@ def test_other_arrays_are_read_by_zarr(tmp_path: Path, options: dict) -> None:
     assert np.array_equal(batchproc.open(tmp_path / "a.zarr", chunks=(5, 9, 22)).compute(), data)
 
 
-def test_zarr_v2_is_read_by_zarr(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("dtype", "options"),
+    [
+        ("int16", {}),
+        ("uint16", {"compressors": numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.BITSHUFFLE)}),
+        (">f4", {"compressors": numcodecs.GZip(level=1), "chunk_key_encoding": {"name": "v2", "separator": "/"}}),
+        ("bool", {"compressors": None}),
+    ],
+)
+def test_zarr_v2_arrays_are_read_here_as_zarr_reads_them(tmp_path: Path, dtype: str, options: dict) -> None:
+    data = (np.arange(np.prod(SHAPE)) % 97).astype(dtype).reshape(SHAPE)
+    z = zarr.create_array(str(tmp_path / "a.zarr"), shape=SHAPE, dtype=data.dtype, chunks=CHUNKS, zarr_format=2, fill_value=0, **options)
+    z[...] = data
+    files = chunk_files(z)
+    assert files is not None
+    assert np.array_equal(files[0:13, 0:30, 0:22], z[...]) and np.array_equal(batchproc.open(tmp_path / "a.zarr").compute(), data)
+
+
+def test_zarr_v2_arrays_with_filters_are_read_by_zarr(tmp_path: Path) -> None:
     data = np.arange(np.prod(SHAPE), dtype=np.int16).reshape(SHAPE)
-    z = zarr.create_array(str(tmp_path / "a.zarr"), shape=SHAPE, dtype=data.dtype, chunks=CHUNKS, zarr_format=2)
+    z = zarr.create_array(str(tmp_path / "a.zarr"), shape=SHAPE, dtype=data.dtype, chunks=CHUNKS, zarr_format=2, filters=[numcodecs.Delta(dtype="i2")])
     z[...] = data
     assert chunk_files(z) is None
     assert np.array_equal(batchproc.open(tmp_path / "a.zarr").compute(), data)
-
 
 
 def test_any_numpy_index_as_dask_fuses_it_into_the_read(tmp_path: Path) -> None:
@@ -209,7 +227,7 @@ def test_shards_written_here_read_back_by_zarr_and_here(tmp_path: Path, dtype: s
     data = (np.random.default_rng(7).random(SHAPE) * 100).astype(dtype)
     z = zarr.create_array(str(tmp_path / "a.zarr"), shape=SHAPE, dtype=dtype, chunks=CHUNKS, shards=SHARDS, fill_value=0, **options)
     files = chunk_files(z)
-    assert files is not None and files.shards == SHARDS and files.chunks == CHUNKS and files.units == SHARDS
+    assert files is not None and files.shards == SHARDS and files.chunks == CHUNKS and files.file_shape == SHARDS
     for index in np.ndindex(*(-(-s // u) for s, u in zip(SHAPE, SHARDS, strict=True))):
         region = tuple(slice(i * u, min(s, (i + 1) * u)) for i, u, s in zip(index, SHARDS, SHAPE, strict=True))
         files.write(index, data[region])

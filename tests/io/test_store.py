@@ -373,6 +373,15 @@ def test_array_metadata_is_what_zarr_writes(tmp_path: Path, codec: str, dtype: s
     assert _array_metadata((5, 6, 7), np.dtype(dtype), (2, 3, 7), codec, "zyx") == want
     zarr.create_array(str(tmp_path / "w"), shape=(5, 6, 7), chunks=(2, 3, 7), dtype=dtype, compressors=compressors(codec, dtype), fill_value=0, dimension_names=list("zyx"))
     assert json.loads((tmp_path / "w" / "zarr.json").read_text()) == want
+    # zarr v2 (OME-Zarr 0.4): the same codec as numcodecs names it.
+    import numcodecs
+
+    from batchproc.io.store import Ome
+
+    meant_v2 = {"blosc-lz4": numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.BITSHUFFLE), "zstd": numcodecs.Zstd(level=3), "none": None}[codec]
+    zarr.create_array(str(tmp_path / "v2"), shape=(5, 6, 7), chunks=(2, 3, 7), dtype=dtype, compressors=meant_v2, fill_value=0, zarr_format=2, chunk_key_encoding={"name": "v2", "separator": "/"})
+    Ome("0.4", "zyx", (1.0,) * 3).write_array(tmp_path / "ours", (5, 6, 7), np.dtype(dtype), (2, 3, 7), codec)
+    assert json.loads((tmp_path / "ours" / ".zarray").read_text()) == json.loads((tmp_path / "v2" / ".zarray").read_text())
 
 
 def test_a_zarr_to_zarr_run_does_not_import_zarr(tmp_path: Path, volume: np.ndarray, imported_after_cli) -> None:
@@ -400,3 +409,83 @@ def test_write_shards_on_request_and_where_chunks_are_many(tmp_path: Path) -> No
     assert array.shards is not None and files <= 10_000 and np.array_equal(array[...], data)
     never = batchproc.write(data, tmp_path / "never.zarr", chunks=(1, 2, 2), shards=False, compute=False)  # the layout alone
     assert zarr.open_array(str(Path(never) / "0"), mode="r").shards is None
+
+
+# ------------------------------------------------------------ OME-Zarr 0.4 and 0.5
+
+
+def _cli(*args: object):
+    from typer.testing import CliRunner
+
+    from batchproc.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+def test_both_ome_versions_open_in_ome_zarr_and_napari(tmp_path: Path, ct_series_folder: Path, version: str) -> None:
+    """A real DICOM series through a run: axes z, y, x in millimetres at the
+    series' spacing, two levels, read by ome-zarr's reader and by napari's
+    OME-Zarr reader plugin (its reader function, no window)."""
+    from napari_ome_zarr._reader import napari_get_reader
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    image = batchproc.open_image(ct_series_folder)
+    want = ndi.gaussian_filter(image.data.compute(), 1)
+    out = tmp_path / "ct.ome.zarr"
+    result = _cli("run", ct_series_folder, out, "--step", "gaussian_filter:sigma=1", "--levels", "1", "--ome-version", version, "-q")
+    assert result.exit_code == 0, result.output
+    assert (out / ("zarr.json" if version == "0.5" else ".zgroup")).is_file() and (out / "0" / ("zarr.json" if version == "0.5" else ".zarray")).is_file()
+
+    node = list(Reader(parse_url(str(out)))())[0]
+    multiscales = node.metadata
+    assert [a["name"] for a in multiscales["axes"]] == ["z", "y", "x"]
+    assert [a.get("unit") for a in multiscales["axes"]] == ["millimeter"] * 3
+    assert np.array_equal(np.asarray(node.data[0]), want) and len(node.data) == 2
+    assert multiscales["coordinateTransformations"][0][0]["scale"] == list(image.spacing)  # per level, level 0
+
+    read = napari_get_reader(str(out))
+    assert read is not None
+    (data, meta, kind), *_ = read(str(out))
+    assert kind == "image" and len(data) == 2 and np.array_equal(np.asarray(data[0]), want)
+    assert list(meta["scale"]) == list(image.spacing)
+
+    back = batchproc.open_image(out)  # and batchproc reads its own 0.4 as it reads 0.5
+    assert back.axes == "zyx" and back.units == ("millimeter",) * 3 and back.spacing == image.spacing
+    assert np.array_equal(back.data.compute(), want)
+
+
+def test_an_ome_0_4_store_resumes_and_its_levels_are_zarr_v2(tmp_path: Path, volume: np.ndarray) -> None:
+    out = batchproc.write(volume, tmp_path / "v2.zarr", chunks=(2, 25, 35), ome_version="0.4", compute=False)
+    assert batchproc.read_store_info(out)["complete"] is False
+    batchproc.write(volume, out, chunks=(2, 25, 35), ome_version="0.4", resume=True, levels=1)
+    group = zarr.open_group(out, mode="r")
+    assert group.metadata.zarr_format == 2 and group["1"].metadata.zarr_format == 2
+    assert np.array_equal(group["0"][...], volume) and group.attrs["multiscales"][0]["version"] == "0.4"
+    assert batchproc.read_store_info(out)["complete"] is True
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--shards", "6,50,70"], "no shards"),
+        (["--ome-version", "0.3"], "--ome-version must be one of"),
+    ],
+)
+def test_what_ome_0_4_cannot_hold_is_refused_before_writing(tmp_path: Path, volume: np.ndarray, args: list[str], message: str) -> None:
+    source = batchproc.write(volume, tmp_path / "in.zarr")
+    version = [] if "--ome-version" in args else ["--ome-version", "0.4"]
+    result = _cli("run", source, tmp_path / "out.zarr", "--step", "gaussian_filter:sigma=1", *version, *args, "-q")
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "out.zarr").exists()
+
+
+def test_nifti_keeps_its_own_axis_order_named_and_its_units(tmp_path: Path, nibabel_data: Path) -> None:
+    # x, y, z as the file stores them; NGFF 0.4 has no place for time after space.
+    out = batchproc.write(batchproc.open_image(nibabel_data / "anatomical.nii"), tmp_path / "a.zarr", ome_version="0.4")
+    axes = zarr.open_group(out, mode="r").attrs["multiscales"][0]["axes"]
+    assert axes == [{"name": a, "type": "space", "unit": "millimeter"} for a in "xyz"]
+    with pytest.raises(BatchprocError, match="time first"):
+        batchproc.write(batchproc.open_image(nibabel_data / "example4d.nii.gz"), tmp_path / "b.zarr", ome_version="0.4")
+    assert not (tmp_path / "b.zarr").exists()
