@@ -146,7 +146,7 @@ def _compute(array: Any, description: str, quiet: bool) -> Any:
 @app.command()
 def run(
     input: Annotated[str, typer.Argument(help="image, volume, folder, glob or store")],
-    output: Annotated[Path, typer.Argument(help="OME-Zarr store to write")],
+    output: Annotated[str, typer.Argument(help="OME-Zarr store to write: a path, or an s3:// or gs:// URL")],
     pipeline: PipelineFile = None,
     step: Steps = None,
     scheduler: Scheduler = None,

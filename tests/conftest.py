@@ -85,3 +85,33 @@ def imported_after_cli():
     """Run CLI commands (argument lists) in a fresh process; which of the named
     modules it imported."""
     return _imported_after_cli
+
+
+# ------------------------------------------------------------ a real S3-compatible server
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory):
+    """moto's S3 server on 127.0.0.1 (a process of its own), shared by the session."""
+    from s3server import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3"))
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
+    """A fresh bucket on the S3 server, and its credentials and endpoint in the
+    environment, as a user's would be; the bucket's URL."""
+    import re as regex
+
+    from batchproc.io import remote
+
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(remote, "_CLIENTS", {})  # clients made with other settings go
+    bucket = regex.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-") + "-" + str(abs(hash(request.node.nodeid)) % 10**6)
+    return s3_server.bucket(bucket)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from batchproc.errors import BatchprocError
+from batchproc.io.remote import RemotePath
 
 #: zarr v3 bytes-to-bytes codecs read here, by name, and the numcodecs codec that
 #: decodes each (its stream describes itself: no configuration needed to decode).
@@ -43,7 +44,7 @@ class ChunkFiles:
     with it, so it pickles for the workers of a cluster."""
 
     def __init__(
-        self, root: Path, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], fill_value: Any, codec: str | None, key_prefix: str, separator: str,
+        self, root: Path | RemotePath, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], fill_value: Any, codec: str | None, key_prefix: str, separator: str,
         codec_config: dict[str, Any] | None = None, shards: tuple[int, ...] | None = None, index_checksum: bool = True,
     ) -> None:
         self.root, self.shape, self.dtype, self.chunks, self.shards = root, shape, dtype, chunks, shards
@@ -75,6 +76,9 @@ class ChunkFiles:
         stores it."""
         payload = self._encode_shard(block) if self.shards is not None else self._encode(block)
         path = self.file_path(index)
+        if isinstance(path, RemotePath):  # one put: an object appears whole or not at all
+            path.write_bytes(b"".join(payload) if isinstance(payload, list) else bytes(payload))
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
         with open(partial, "wb") as file:
@@ -168,15 +172,18 @@ class ChunkFiles:
                 into[...] = self.fill_value
                 return
         try:
-            with open(path, "rb", buffering=0) as file:
-                size = os.fstat(file.fileno()).st_size if span is None else span[1]
-                if span is not None:
-                    file.seek(span[0])
-                if direct and self.codec is None and size == into.nbytes:
-                    if len(_read_into(file, into.reshape(-1).view(np.uint8))) == size:  # straight into the block
-                        return
-                    file.seek(0 if span is None else span[0])
-                raw = _read_into(file, _read_buffer(size))
+            if isinstance(path, RemotePath):  # one request for the chunk
+                raw = memoryview(path.read_bytes() if span is None else path.read_range(span[0], span[1]))
+            else:
+                with open(path, "rb", buffering=0) as file:
+                    size = os.fstat(file.fileno()).st_size if span is None else span[1]
+                    if span is not None:
+                        file.seek(span[0])
+                    if direct and self.codec is None and size == into.nbytes:
+                        if len(_read_into(file, into.reshape(-1).view(np.uint8))) == size:  # straight into the block
+                            return
+                        file.seek(0 if span is None else span[0])
+                    raw = _read_into(file, _read_buffer(size))
         except FileNotFoundError:  # never written: the fill value
             if self.complete:
                 raise BatchprocError(f"input: chunk file {str(path)!r} is missing from a store batchproc wrote and marked complete; the store is damaged.") from None
@@ -206,12 +213,15 @@ class ChunkFiles:
         per = self.per_shard
         size = math.prod(per) * 16 + (4 if self.index_checksum else 0)
         try:
-            with open(path, "rb", buffering=0) as file:
-                end = os.fstat(file.fileno()).st_size
-                if end < size:
-                    raise BatchprocError(f"input: shard file {str(path)!r} is {end} bytes, too short for its index of {size} bytes; it is damaged.")
-                file.seek(end - size)
-                raw = bytes(_read_into(file, memoryview(bytearray(size))))
+            if isinstance(path, RemotePath):  # one request: the object's last bytes
+                raw, end = path.read_suffix(size)
+            else:
+                with open(path, "rb", buffering=0) as file:
+                    end = os.fstat(file.fileno()).st_size
+                    file.seek(max(0, end - size))
+                    raw = bytes(_read_into(file, memoryview(bytearray(min(size, end)))))
+            if end < size:
+                raise BatchprocError(f"input: shard file {str(path)!r} is {end} bytes, too short for its index of {size} bytes; it is damaged.")
         except FileNotFoundError:
             if self.complete:
                 raise BatchprocError(f"input: shard file {str(path)!r} is missing from a store batchproc wrote and marked complete; the store is damaged.") from None
@@ -321,7 +331,7 @@ def chunk_files(array: Any) -> ChunkFiles | None:
     return open_chunk_files(Path(array.store.root) / array.path if array.path else Path(array.store.root))
 
 
-def read_metadata(root: Path) -> dict[str, Any] | None:
+def read_metadata(root: Path | RemotePath) -> dict[str, Any] | None:
     """The zarr metadata at ``root`` as a zarr v3 document: its ``zarr.json``, or a
     zarr v2 node's ``.zarray``/``.zgroup`` and ``.zattrs`` in v3 terms (with
     ``"zarr_format": 2`` kept, so the writer knows where attributes go); None when
@@ -330,7 +340,7 @@ def read_metadata(root: Path) -> dict[str, Any] | None:
 
     try:
         meta = json.loads((root / "zarr.json").read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # (missing: FileNotFoundError, locally and on object stores)
         meta = None
     if isinstance(meta, dict) and meta.get("zarr_format") == 3:
         return meta
@@ -387,7 +397,7 @@ def _v3_terms(v2: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any] | Non
         return None
 
 
-def open_chunk_files(root: Path, meta: dict[str, Any] | None = None) -> ChunkFiles | None:
+def open_chunk_files(root: Path | RemotePath, meta: dict[str, Any] | None = None) -> ChunkFiles | None:
     """A :class:`ChunkFiles` for the zarr array at ``root`` (its metadata read
     here, without zarr, unless given: :func:`read_metadata`), or None when it is
     not one this module reads."""

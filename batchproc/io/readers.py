@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from batchproc.errors import BatchprocError
+from batchproc.io.remote import RemotePath, is_url, local_or_remote
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -148,7 +149,15 @@ def auto_chunks(
 
 def input_stamp(text: str) -> dict[str, Any]:
     """Size and modification time of an input (a folder: over its files), so a
-    re-run notices an input that changed since it was processed."""
+    re-run notices an input that changed since it was processed (on an object
+    store: the size of a single object; a store's prefix is not listed for it)."""
+    if is_url(text) and not text.lower().startswith("file://"):
+        remote = local_or_remote(text)
+        try:
+            return {"bytes": remote.size()} if remote.suffix.lower() in IMAGE_SUFFIXES else {}
+        except (OSError, BatchprocError):
+            return {}
+    text = str(local_or_remote(text)) if is_url(text) else text
     path = Path(text.split(":/", 1)[0]) if ":/" in text else Path(text)
     try:
         if path.is_dir():
@@ -191,7 +200,12 @@ def open_image(path: Any, chunks: Any = None, **options: Any) -> Image:
         Missing path, empty folder, unreadable or mismatched files, naming the file.
     """
     if isinstance(path, list | tuple):
-        return _open_stack([Path(p) for p in path], chunks, source=f"{len(path)} files")
+        return _open_stack([local_or_remote(str(p)) for p in path], chunks, source=f"{len(path)} files")
+    if is_url(str(path)):
+        where = local_or_remote(str(path))
+        if isinstance(where, RemotePath):
+            return _open_remote(where, chunks, options)
+        path = where
     text = str(path)
     h5 = re.match(r"^(.*\.(?:h5|hdf5|hdf))(?::(/.*))?$", text, re.IGNORECASE)
     if h5:
@@ -228,6 +242,36 @@ def open_image(path: Any, chunks: Any = None, **options: Any) -> Image:
         f"input: cannot tell the format of {text!r}; expected a TIFF, NIfTI, DICOM, PNG/JPEG, "
         "zarr store, HDF5 (file.h5:/dataset) or a folder of images."
     )
+
+
+def _open_remote(path: RemotePath, chunks: Any, options: dict[str, Any]) -> Image:
+    """Open an object, a prefix or a pattern on an object store (see :func:`open_image`)."""
+    import fnmatch
+
+    text = str(path)
+    if any(ch in path.key for ch in "*?["):
+        base = path.key[: min(path.key.index(ch) for ch in "*?[" if ch in path.key)]
+        folder = RemotePath(f"{path.scheme}://{path.root}/{base.rsplit('/', 1)[0] if '/' in base else ''}")
+        prefix = folder.key + "/" if folder.key else ""
+        files = sorted((folder / key for key in folder.rglob_keys() if fnmatch.fnmatchcase(prefix + key, path.key)), key=natural_key)
+        if not files:
+            raise BatchprocError(f"input: no object matches the pattern {text!r}.")
+        return _open_stack(files, chunks, source=text)
+    name = path.name.lower()
+    if name.endswith((".tif", ".tiff")):
+        return _open_tiff(path, chunks)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return _open_stack([path], chunks, source=text, squeeze=True)
+    if name.endswith((".nii", ".nii.gz", ".dcm", ".h5", ".hdf5")):
+        raise BatchprocError(f"input: {text!r}: NIfTI, DICOM and HDF5 are read from local files only; copy it to a local path first.")
+    from batchproc.io.chunkfiles import read_metadata
+
+    if read_metadata(path) is not None:
+        return _open_zarr(path, chunks, options.get("level", 0))
+    entries = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key) if path.writable else []
+    if entries:
+        return _open_stack(entries, chunks, source=text)
+    raise BatchprocError(f"input: {text!r} does not exist, or holds neither a zarr store nor images.")
 
 
 def open(path: Any, chunks: Any = None, **options: Any) -> da.Array:  # noqa: A001 - the public name
@@ -275,11 +319,16 @@ class Named:
             return np.asarray(self.array[key])
 
 
-def _read_slice(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+def _image_source(path: Path | RemotePath) -> Any:
+    """What imageio reads: a local path, or an object's bytes."""
+    return path.read_bytes() if isinstance(path, RemotePath) else path
+
+
+def _read_slice(path: Path | RemotePath, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     import imageio.v3 as iio
 
     try:
-        image = iio.imread(path)
+        image = iio.imread(_image_source(path), extension=path.suffix.lower() or None)
     except Exception as err:
         raise BatchprocError(f"input: cannot read {str(path)!r} as an image: {_first_line(err)}") from None
     if image.shape != shape or image.dtype != dtype:
@@ -295,18 +344,21 @@ def _image_props(path: Path) -> tuple[tuple[int, ...], np.dtype]:
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise BatchprocError(f"input: {str(path)!r} is not an image file (expected {', '.join(sorted(IMAGE_SUFFIXES))}).")
     try:
-        props = iio.improps(path)
+        props = iio.improps(_image_source(path), extension=path.suffix.lower() or None)
     except Exception as err:
         raise BatchprocError(f"input: cannot read {str(path)!r} as an image: {_first_line(err)}") from None
     return tuple(props.shape), np.dtype(props.dtype)
 
 
-def _open_stack(files: Sequence[Path], chunks: Any, source: str, squeeze: bool = False) -> Image:
-    for f in files:
+def _open_stack(files: Sequence[Any], chunks: Any, source: str, squeeze: bool = False) -> Image:
+    remote = bool(files) and isinstance(files[0], RemotePath)
+    for f in files if not remote else ():  # (listed on the object store: they exist)
         if not f.exists():
             raise BatchprocError(f"input: {str(f)!r} does not exist.")
     shape, dtype = _image_props(files[0])
-    for f in files[1:]:
+    # On an object store a file's header costs a request of its own: the others
+    # are checked as each is read (_read_slice).
+    for f in files[1:] if not remote else ():
         other = _image_props(f)
         if other != (shape, dtype):
             raise BatchprocError(
@@ -396,11 +448,12 @@ class Reopening:
         return (self._key()[:-1], self.shape, str(self.dtype))
 
 
-def _tiff_array(path: Path) -> Any:
+def _tiff_array(path: Path | RemotePath) -> Any:
     import tifffile
     import zarr
 
-    return zarr.open(tifffile.imread(path, aszarr=True, level=0), mode="r")
+    source = path.open_reader() if isinstance(path, RemotePath) else path  # only the tiles read are fetched
+    return zarr.open(tifffile.imread(source, aszarr=True, level=0), mode="r")
 
 
 def _hdf5_dataset(path: Path, dataset: str) -> Any:
@@ -423,7 +476,7 @@ class _Complaints(logging.Handler):
         self.seen.append(record.getMessage())
 
 
-def _open_tiff(path: Path, chunks: Any) -> Image:
+def _open_tiff(path: Path | RemotePath, chunks: Any) -> Image:
     log = logging.getLogger("tifffile")
     complaints, propagate = _Complaints(), log.propagate
     log.addHandler(complaints)
@@ -456,7 +509,7 @@ def _tiff_axes_spacing(path: Path, ndim: int) -> tuple[str, tuple[float, ...], t
 
     axes, size, unit = default_axes(ndim), {}, {}
     try:
-        with tifffile.TiffFile(path) as tif:
+        with tifffile.TiffFile(path.open_reader() if isinstance(path, RemotePath) else path) as tif:
             if not (tif.is_ome or tif.is_imagej):  # plain TIFF: say nothing, read no more headers
                 return axes, (1.0,) * ndim, (None,) * ndim
             series_axes = tif.series[0].axes.lower() if tif.series else ""
@@ -485,7 +538,7 @@ def _tiff_axes_spacing(path: Path, ndim: int) -> tuple[str, tuple[float, ...], t
     return axes, tuple(size.get(a, 1.0) for a in axes), tuple(unit.get(a) for a in axes)
 
 
-def _open_zarr(path: Path, chunks: Any, level: Any) -> Image:
+def _open_zarr(path: Path | RemotePath, chunks: Any, level: Any) -> Image:
     from batchproc.io.chunkfiles import open_chunk_files, read_metadata
 
     # A zarr v3 store on disk is read from its metadata documents without zarr
@@ -507,7 +560,7 @@ def _open_zarr(path: Path, chunks: Any, level: Any) -> Image:
         import zarr
 
         try:
-            node = zarr.open(str(path), mode="r")
+            node = zarr.open(_zarr_store(path), mode="r")
         except Exception as err:
             raise BatchprocError(f"input: cannot open {str(path)!r} as a zarr store: {err}") from None
         if not hasattr(node, "shape"):
@@ -528,6 +581,16 @@ def _open_zarr(path: Path, chunks: Any, level: Any) -> Image:
         dtype,
         units=units if units and len(units) == ndim else None,
     )
+
+
+def _zarr_store(path: Path | RemotePath) -> Any:
+    """What zarr opens: a local path, or zarr's store over obstore's client."""
+    if not isinstance(path, RemotePath):
+        return str(path)
+    from obstore.store import from_url
+    from zarr.storage import ObjectStore
+
+    return ObjectStore(from_url(str(path)), read_only=True)
 
 
 def _multiscale(ome: dict[str, Any], path: Path, level: Any) -> tuple[str, str | None, tuple[float, ...] | None, tuple[str | None, ...] | None]:

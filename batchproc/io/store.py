@@ -34,6 +34,7 @@ from batchproc._version import __version__
 from batchproc.errors import BatchprocError
 from batchproc.io.chunkfiles import DATA_TYPES, ChunkFiles, open_chunk_files, read_metadata
 from batchproc.io.readers import default_axes
+from batchproc.io.remote import RemotePath, local_or_remote
 
 #: Blosc LZ4 with bit-shuffle: on this machine ~440 MB/s writing uint16 against
 #: ~130 MB/s for zarr's default Zstd (docs/design.md, "Output format").
@@ -93,8 +94,12 @@ def _write_json(path: Path, document: dict[str, Any]) -> None:
     renamed), as standard JSON: an infinite or NaN number (a provenance's
     ``cval=-inf``) is written as zarr v3 writes one, "Infinity", "-Infinity" or
     "NaN" (Python's own -Infinity token stops strict readers, such as a browser's)."""
+    text = json.dumps(_standard_json(document), indent=2, allow_nan=False)
+    if isinstance(path, RemotePath):  # a put is whole or nothing
+        path.write_text(text)
+        return
     partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
-    partial.write_text(json.dumps(_standard_json(document), indent=2, allow_nan=False))
+    partial.write_text(text)
     os.replace(partial, path)
 
 
@@ -113,29 +118,30 @@ def layout_hash(shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def read_store_info(path: str | Path) -> dict[str, Any] | None:
+def read_store_info(path: str | Path | RemotePath) -> dict[str, Any] | None:
     """What batchproc recorded in a store: ``complete``, ``layout``, ``shape``,
     ``dtype``, ``chunks``; ``None`` when ``path`` is not a store batchproc wrote."""
-    meta = read_metadata(Path(path))
+    meta = read_metadata(local_or_remote(path) if isinstance(path, str) else path)
     attrs = meta.get("attributes") if meta is not None else None
     info = attrs.get("batchproc") if isinstance(attrs, dict) else None
     return dict(info) if isinstance(info, dict) else None
 
 
-def _edit_attributes(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+def _edit_attributes(path: Path | RemotePath, edit: Callable[[dict[str, Any]], None]) -> None:
     """The group attributes of the store at ``path``, changed in place by ``edit``
     and written back whole (zarr v3: in its ``zarr.json``; v2: its ``.zattrs``)."""
-    if (Path(path) / "zarr.json").is_file():
-        meta = json.loads((Path(path) / "zarr.json").read_text())
-        edit(meta.setdefault("attributes", {}))
-        _write_json(Path(path) / "zarr.json", meta)
-    else:
-        attrs = json.loads((Path(path) / ".zattrs").read_text())
+    try:
+        meta = json.loads((path / "zarr.json").read_text())
+    except FileNotFoundError:
+        attrs = json.loads((path / ".zattrs").read_text())
         edit(attrs)
-        _write_json(Path(path) / ".zattrs", attrs)
+        _write_json(path / ".zattrs", attrs)
+    else:
+        edit(meta.setdefault("attributes", {}))
+        _write_json(path / "zarr.json", meta)
 
 
-def _set_info(path: Path, **updates: Any) -> None:
+def _set_info(path: Path | RemotePath, **updates: Any) -> None:
     _edit_attributes(path, lambda attrs: attrs.update(batchproc={**attrs.get("batchproc", {}), **updates}))
 
 
@@ -302,6 +308,12 @@ class Output:
         them for a new store, those not on disk when resuming."""
         if not self.resuming:
             return list(units)
+        if isinstance(self.store, RemotePath):  # one listing, not a request per file
+            from batchproc.io.remote_store import existing_files
+
+            have = existing_files(self.store / "0")
+            prefix = str(self.store / "0") + "/"
+            return [index for index in units if str(self.files.file_path(index))[len(prefix) :] not in have]
         return [index for index in units if not self.files.file_path(index).exists()]
 
     def explain(self, error: Exception) -> str:
@@ -318,7 +330,10 @@ class Output:
         """A pyramid level's array, created empty (a level a killed run left half
         written is written again whole): where its chunks go."""
         path = self.store / str(level)
-        shutil.rmtree(path, ignore_errors=True)
+        if isinstance(path, RemotePath):
+            path.remove_tree()
+        else:
+            shutil.rmtree(path, ignore_errors=True)
         self.ome.write_array(path, shape, dtype, chunks, self.codec)
         files = open_chunk_files(path)
         assert files is not None  # the metadata written just now
@@ -344,7 +359,11 @@ class Output:
             seconds=round(time.time() - self.started, 3),
             finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
-        if self.replacing:
+        if self.replacing and isinstance(self.target, RemotePath):
+            from batchproc.io.remote_store import replace
+
+            replace(self.target, self.store)
+        elif self.replacing:
             _replace(self.target, self.store)
         return str(self.target)
 
@@ -397,7 +416,16 @@ def open_output(
     ome = Ome(ome_version, axes, spacing, units)
     ome.check(shards)
     layout = layout_hash(shape, chunks, dtype, layout_key, shards) + ("" if ome.version == "0.5" else "-v2")
-    target = Path(path)
+    where = local_or_remote(str(path)) if not isinstance(path, RemotePath) else path
+    if isinstance(where, RemotePath):
+        from batchproc.io.remote_store import check_writable, remote_lock
+
+        check_writable(where)
+        with remote_lock(where):
+            yield _prepare_remote(where, layout, shape, np.dtype(dtype), chunks, shards, ome=ome, codec=codec,
+                                  overwrite=overwrite, resume=resume, provenance=provenance)
+        return
+    target = where
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.exists():
         raise BatchprocError(f"output: the folder {str(parent)!r} does not exist.")
@@ -463,18 +491,7 @@ def _prepare(
         store = parent / f".{target.name}{_STAGING}{uuid.uuid4().hex[:_STAGING_ID]}"
         # The metadata documents are written here, as zarr writes them (tests
         # compare), without importing zarr.
-        ome.write_array(store / "0", shape, dtype, chunks, codec, shards)
-        info = {
-            "version": __version__,
-            "complete": False,
-            "layout": layout,
-            "shape": list(shape),
-            "dtype": str(dtype),
-            "chunks": list(chunks),
-            **({"shards": list(shards)} if shards else {}),
-            "provenance": provenance or {},
-        }
-        ome.write_group(store, {**ome.attributes(0), "batchproc": info})
+        _create_store(store, layout, shape, dtype, chunks, shards, ome=ome, codec=codec, provenance=provenance)
         if not target.exists():
             os.rename(store, target)
             store = target
@@ -485,7 +502,65 @@ def _prepare(
     return Output(target, store, files, resuming=resuming, done=False, ome=ome, codec=codec, started=started)
 
 
-def _files(store: Path) -> ChunkFiles:
+def _prepare_remote(
+    target: RemotePath, layout: str, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], shards: tuple[int, ...] | None, *, ome: Ome,
+    codec: str, overwrite: bool, resume: bool, provenance: dict[str, Any] | None,
+) -> Output:
+    """:func:`_prepare` on an object store (see :mod:`batchproc.io.remote_store`)."""
+    from batchproc.io import remote_store
+
+    remote_store.mend(target)
+    existing = read_store_info(target)
+    present = existing is not None or target.is_dir()
+    started = time.time()
+    if present and resume:
+        if existing is None:
+            raise BatchprocError(f"output: {str(target)!r} exists but is not a batchproc store; nothing to resume.")
+        pending = [s for s in remote_store.staged(target) if (read_store_info(s) or {}).get("layout") == layout]
+        if pending:  # an interrupted --overwrite: finish its replacement, then put it in place
+            store = pending[0]
+            if (read_store_info(store) or {}).get("complete"):
+                remote_store.replace(target, store)
+                return Output(target, target, _files(target), resuming=True, done=True, ome=ome, codec=codec, started=started)
+            return Output(target, store, _files(store), resuming=True, done=False, ome=ome, codec=codec, started=started)
+        if existing.get("layout") != layout:
+            raise BatchprocError(
+                f"output: {str(target)!r} was started by a different job (shape, chunks, dtype, pipeline or input "
+                "differ); resume refuses to mix them. Use --overwrite to start again."
+            )
+        return Output(target, target, _files(target), resuming=True, done=bool(existing.get("complete")), ome=ome, codec=codec, started=started)
+    if present and not overwrite:
+        state = "not a batchproc store" if existing is None else ("a complete batchproc store" if existing.get("complete") else "an incomplete batchproc store (use --resume to finish it)")
+        raise BatchprocError(f"output: {str(target)!r} already exists and is {state}; use --overwrite to replace it.")
+    if present and existing is None:
+        raise BatchprocError(f"output: {str(target)!r} exists and is not a batchproc store; refusing to delete it.")
+    for stale in remote_store.staged(target):  # left by a failed or killed --overwrite
+        stale.remove_tree()
+    store = remote_store.new_staging(target) if present else target
+    _create_store(store, layout, shape, dtype, chunks, shards, ome=ome, codec=codec, provenance=provenance)
+    return Output(target, store, _files(store), resuming=False, done=False, ome=ome, codec=codec, started=started)
+
+
+def _create_store(
+    store: Path | RemotePath, layout: str, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], shards: tuple[int, ...] | None, *,
+    ome: Ome, codec: str, provenance: dict[str, Any] | None,
+) -> None:
+    """A new store's metadata documents, the group's last: marked incomplete."""
+    ome.write_array(store / "0", shape, dtype, chunks, codec, shards)
+    info = {
+        "version": __version__,
+        "complete": False,
+        "layout": layout,
+        "shape": list(shape),
+        "dtype": str(dtype),
+        "chunks": list(chunks),
+        **({"shards": list(shards)} if shards else {}),
+        "provenance": provenance or {},
+    }
+    ome.write_group(store, {**ome.attributes(0), "batchproc": info})
+
+
+def _files(store: Path | RemotePath) -> ChunkFiles:
     # Every chunk gets a file, even one equal to the fill value, so that a chunk
     # on disk means "done" and resume recomputes only what was really missing.
     files = open_chunk_files(store / "0")
@@ -582,7 +657,12 @@ class Ome:
 def _drop_levels(store: Path, *, above: int, ome: Ome) -> None:
     """Remove the pyramid levels above ``above`` that an interrupted run (asked for
     more levels) left, and list level 0 only until the levels are written again."""
-    for path in store.iterdir():
-        if path.name.isdigit() and int(path.name) > above and read_metadata(path) is not None:
-            shutil.rmtree(path)
+    if isinstance(store, RemotePath):
+        from batchproc.io.remote_store import remove_levels_above
+
+        remove_levels_above(store, above)
+    else:
+        for path in store.iterdir():
+            if path.name.isdigit() and int(path.name) > above and read_metadata(path) is not None:
+                shutil.rmtree(path)
     _edit_attributes(store, lambda attrs: attrs.update(ome.attributes(0)))

@@ -1,0 +1,213 @@
+"""Object stores: reading and writing s3:// through a real S3-compatible server
+(moto's, on 127.0.0.1), with the writer's promises kept where there is no rename."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+from typer.testing import CliRunner
+
+import batchproc
+from batchproc.cli import app
+from batchproc.errors import BatchprocError
+
+
+def cli(*args: object):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def upload(server, bucket_url: str, local: Path, key: str) -> str:
+    """``local`` (a file, or a folder's files) put under ``key``; its URL."""
+    client, bucket = server.client(), bucket_url.split("//", 1)[1]
+    if local.is_file():
+        client.upload_file(str(local), bucket, key)
+    else:
+        for path in local.rglob("*"):
+            if path.is_file():
+                client.upload_file(str(path), bucket, f"{key}/{path.relative_to(local).as_posix()}")
+    return f"{bucket_url}/{key}"
+
+
+@pytest.fixture
+def volume() -> np.ndarray:
+    return (np.random.default_rng(18).random((8, 64, 64)) * 1000).astype(np.uint16)
+
+
+def test_reads_zarr_tiled_tiff_png_stacks_and_patterns_from_s3(tmp_path: Path, s3, s3_server, volume: np.ndarray) -> None:
+    import imageio.v3 as iio
+    import tifffile
+
+    store = upload(s3_server, s3, Path(batchproc.write(volume, tmp_path / "v.ome.zarr", chunks=(4, 32, 32))), "data/v.ome.zarr")
+    tifffile.imwrite(tmp_path / "v.tif", volume, tile=(32, 32))
+    tiff = upload(s3_server, s3, tmp_path / "v.tif", "data/v.tif")
+    (tmp_path / "pngs").mkdir()
+    for i, plane in enumerate(volume):
+        iio.imwrite(tmp_path / "pngs" / f"s{i + 1}.png", plane)
+    stack = upload(s3_server, s3, tmp_path / "pngs", "data/pngs")
+    for url in (store, tiff, stack, f"{stack}/s*.png", f"{stack}/s1.png"):
+        image = batchproc.open_image(url)
+        want = volume[0] if url.endswith("s1.png") else volume
+        assert np.array_equal(image.data.compute(), want), url
+    assert batchproc.open_image(store).spacing == (1.0, 1.0, 1.0)
+    # file:// is a local path
+    assert np.array_equal(batchproc.open(f"file://{tmp_path / 'v.tif'}").compute(), volume)
+
+
+def test_a_tiled_tiff_is_read_tile_by_tile(tmp_path: Path, s3, s3_server) -> None:
+    # A 16 MiB tiled TIFF: one 64x64 tile needs far less than the file.
+    import tifffile
+
+    big = (np.random.default_rng(1).random((4, 1024, 2048)) * 1000).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "big.tif", big, tile=(256, 256), photometric="minisblack")
+    url = upload(s3_server, s3, tmp_path / "big.tif", "big.tif")
+    before = len(s3_server.requests())
+    reader = batchproc.open_image(url).reader
+    assert np.array_equal(reader[1:2, 256:320, 512:576], big[1:2, 256:320, 512:576])
+    gets = [r for r in s3_server.requests()[before:] if r[0] == "GET"]
+    assert 0 < len(gets) < 40  # the headers and one tile, in ranges; the file is 16 MiB of 256 KiB reads
+
+
+def test_a_run_from_s3_to_s3_equals_scipy_and_is_marked_complete(tmp_path: Path, s3, s3_server, volume: np.ndarray) -> None:
+    source = upload(s3_server, s3, Path(batchproc.write(volume, tmp_path / "v.zarr", chunks=(4, 32, 32))), "in/v.zarr")
+    out = f"{s3}/out/result.ome.zarr"
+    before = len(s3_server.requests())
+    result = cli("run", source, out, "--step", "gaussian_filter:sigma=1", "--chunks", "2,32,32", "-q")
+    assert result.exit_code == 0, result.output
+    requests = s3_server.requests()[before:]
+    info = batchproc.read_store_info(out)
+    assert info["complete"] is True
+    assert np.array_equal(batchproc.open(out).compute(), ndi.gaussian_filter(volume, 1))
+    # Requests, from the server's own log: one GET per input chunk read (the
+    # halo chunks from a cache), one PUT per output chunk, and a listing or two
+    # for the whole run (is the output there? a replacement left beside it?).
+    chunk_gets = [r for r in requests if r[0] == "GET" and "/in/v.zarr/0/c/" in r[1]]
+    chunk_puts = [r for r in requests if r[0] == "PUT" and "/out/result.ome.zarr/0/c/" in r[1]]
+    assert len(chunk_gets) <= 2 * 2 * 2 and len(chunk_puts) == 4 * 2 * 2
+    assert len([r for r in requests if r[0] == "GET" and "list-type" in r[1]]) <= 2
+
+
+def test_sharded_output_on_s3_is_one_put_a_shard(tmp_path: Path, s3, s3_server, volume: np.ndarray) -> None:
+    out = f"{s3}/sharded.ome.zarr"
+    before = len(s3_server.requests())
+    assert cli("run", Path(batchproc.write(volume, tmp_path / "v.zarr")), out, "--step", "threshold:above=500", "--chunks", "2,16,16", "--shards", "4,64,64", "-q").exit_code == 0
+    puts = [r for r in s3_server.requests()[before:] if r[0] == "PUT" and "/sharded.ome.zarr/0/c/" in r[1]]
+    assert len(puts) == 2
+    import zarr
+    from obstore.store import from_url
+    from zarr.storage import ObjectStore
+
+    array = zarr.open_array(ObjectStore(from_url(out), read_only=True), path="0", mode="r")
+    assert array.shards == (4, 64, 64) and np.array_equal(array[...], volume > 500)
+
+
+def test_resume_on_s3_writes_only_missing_files_with_one_listing(tmp_path: Path, s3, s3_server, volume: np.ndarray) -> None:
+    out = f"{s3}/resumed.ome.zarr"
+    steps = ["--step", "gaussian_filter:sigma=1", "--chunks", "2,32,32", "-q"]
+    assert cli("run", Path(batchproc.write(volume, tmp_path / "v.zarr")), out, *steps).exit_code == 0
+    client, bucket = s3_server.client(), s3.split("//", 1)[1]
+    whole = {o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in client.list_objects_v2(Bucket=bucket, Prefix="resumed.ome.zarr/0/c/")["Contents"]}
+    # As a killed run leaves it: incomplete, some chunks missing.
+    from batchproc.io.store import _set_info
+    from batchproc.io.remote import RemotePath
+
+    _set_info(RemotePath(out), complete=False)
+    gone = sorted(whole)[::3]
+    for key in gone:
+        client.delete_object(Bucket=bucket, Key=key)
+    again = cli("run", tmp_path / "v.zarr", out, *steps)
+    assert again.exit_code == 2 and "--resume" in again.output
+    before = len(s3_server.requests())
+    assert cli("run", tmp_path / "v.zarr", out, *steps, "--resume").exit_code == 0
+    requests = s3_server.requests()[before:]
+    assert len([r for r in requests if r[0] == "PUT" and "/0/c/" in r[1]]) == len(gone)
+    assert not [r for r in requests if r[0] == "HEAD" and "/0/c/" in r[1]]  # a listing, not a request per chunk
+    assert batchproc.read_store_info(out)["complete"] is True
+    assert {o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in client.list_objects_v2(Bucket=bucket, Prefix="resumed.ome.zarr/0/c/")["Contents"]} == whole
+
+
+def test_overwrite_on_s3_keeps_the_old_output_until_the_new_one_is_complete(tmp_path: Path, s3, s3_server, volume: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    from batchproc.io import remote_store
+
+    source = batchproc.write(volume, tmp_path / "v.zarr")
+    out = f"{s3}/over.ome.zarr"
+    assert cli("run", source, out, "--step", "threshold:above=500", "-q").exit_code == 0
+    assert cli("run", source, out, "--step", "threshold:above=100", "-q").exit_code == 2  # not without --overwrite
+    # A failed replacement leaves the old output as it was.
+    (tmp_path / "bad.zarr").mkdir()
+    damaged = batchproc.write(volume, tmp_path / "bad.zarr" / "v.zarr", chunks=(4, 32, 32))
+    (Path(damaged) / "0" / "c" / "1" / "1" / "1").write_bytes(b"garbage")
+    failed = cli("run", damaged, out, "--step", "threshold:above=100", "--overwrite", "-q")
+    assert failed.exit_code == 2 and "unchanged" in failed.output
+    assert np.array_equal(batchproc.open(out).compute(), volume > 500)
+    # A kill in the middle of the copy: the next run finishes it.
+    calls = []
+    real = remote_store.RemotePath.copy_to
+
+    def killed(self, target):  # the third copy never happens
+        calls.append(self)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed")
+        return real(self, target)
+
+    monkeypatch.setattr(remote_store.RemotePath, "copy_to", killed)
+    with pytest.raises(KeyboardInterrupt):
+        batchproc.Pipeline([{"op": "threshold", "above": 100}]).run(source, out, overwrite=True)
+    monkeypatch.setattr(remote_store.RemotePath, "copy_to", real)
+    assert batchproc.read_store_info(out)["complete"] is False  # never taken for the old output, nor the new
+    assert cli("info", out).exit_code in (0, 2)
+    assert cli("run", source, out, "--step", "threshold:above=100", "--resume", "-q").exit_code == 0
+    assert batchproc.read_store_info(out)["complete"] is True
+    assert np.array_equal(batchproc.open(out).compute(), volume > 100)
+    assert not [p for p in remote_store.RemotePath(s3).iterdir() if ".batchproc-" in p.name]
+
+
+def test_one_run_at_a_time_per_output_on_s3(tmp_path: Path, s3, volume: np.ndarray) -> None:
+    from batchproc.io.remote import RemotePath
+
+    out = f"{s3}/locked.ome.zarr"
+    RemotePath(f"{s3}/.locked.ome.zarr.batchproc.lock").write_text("1 another-host 2026-12-06T00:00:00Z")
+    result = cli("run", Path(batchproc.write(volume, tmp_path / "v.zarr")), out, "--step", "threshold:above=1", "-q")
+    assert result.exit_code == 2 and "another batchproc run" in result.output and "another-host" in result.output
+    assert not RemotePath(out).exists()
+
+
+def test_bad_credentials_a_missing_bucket_and_read_only_https_exit_2_without_secrets(tmp_path: Path, s3, s3_server, monkeypatch: pytest.MonkeyPatch, volume: np.ndarray) -> None:
+    from batchproc.io import remote
+
+    source = upload(s3_server, s3, Path(batchproc.write(volume, tmp_path / "v.zarr")), "v.zarr")
+    secret = "wrong-secret-" + "x" * 20
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setattr(remote, "_CLIENTS", {})
+    result = cli("run", source, tmp_path / "o.zarr", "--step", "threshold:above=1", "-q")
+    assert result.exit_code == 2 and "access denied" in result.output, result.output
+    assert secret not in result.output and s3_server.env["AWS_ACCESS_KEY_ID"] not in result.output
+    assert "Traceback" not in result.output
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.env["AWS_SECRET_ACCESS_KEY"])
+    monkeypatch.setattr(remote, "_CLIENTS", {})
+    result = cli("run", source, "s3://no-such-bucket-here/o.zarr", "--step", "threshold:above=1", "-q")
+    assert result.exit_code == 2 and "bucket 'no-such-bucket-here' does not exist" in result.output, result.output
+    result = cli("run", source, "https://example.org/o.zarr", "--step", "threshold:above=1", "-q")
+    assert result.exit_code == 2 and "read-only" in result.output
+
+
+def test_an_object_store_that_does_not_answer_fails_within_bounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from daskcluster import free_port
+
+    from batchproc.io import remote
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-value-1234")
+    monkeypatch.setattr(remote, "_CLIENTS", {})
+    started = time.monotonic()
+    result = cli("info", "s3://bucket/v.zarr")
+    assert result.exit_code == 2 and "did not answer" in result.output, result.output
+    assert time.monotonic() - started < 60 and "secret-value-1234" not in result.output
