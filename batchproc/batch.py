@@ -28,6 +28,7 @@ from typing import Any
 
 from batchproc.errors import BatchprocError
 from batchproc.io.readers import input_stamp, is_zarr_store, natural_key
+from batchproc.io.remote import RemotePath, is_url, local_or_remote
 from batchproc.io.store import longest_output_name, read_store_info
 from batchproc.pipeline import Pipeline
 
@@ -41,7 +42,7 @@ class Item:
     """One input and the store it becomes."""
 
     input: str
-    output: Path
+    output: Path | RemotePath
 
 
 @dataclass
@@ -52,7 +53,7 @@ class Summary:
     skipped: list[Item] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
-    manifest: Path | None = None
+    manifest: Path | RemotePath | None = None
 
     @property
     def items_per_second(self) -> float:
@@ -63,10 +64,12 @@ def _is_glob(text: str) -> bool:
     return any(ch in text for ch in "*?[")
 
 
-def collect_inputs(patterns: Sequence[str], list_file: str | Path | None = None, exclude: Path | None = None) -> list[str]:
+def collect_inputs(patterns: Sequence[str], list_file: str | Path | None = None, exclude: str | Path | None = None) -> list[str]:
     """The inputs named by ``patterns`` (files, globs, folders) and by ``list_file``
     (one path per line; ``#`` starts a comment; relative paths are taken from the
-    list file's folder), in natural order, each once.
+    list file's folder), in natural order, each once. On an object store, a glob
+    matches the objects under its prefix and a prefix stands for what is right
+    under it.
 
     A folder stands for its entries (files and sub-folders, hidden ones left out),
     except a zarr store, which is one input; ``exclude`` (the output folder) is never
@@ -82,11 +85,16 @@ def collect_inputs(patterns: Sequence[str], list_file: str | Path | None = None,
         for line in lines:
             entry = line.split("#", 1)[0].strip()
             if entry:
-                given.append(entry if os.path.isabs(entry) or ":/" in entry else str(source.parent / entry))
+                given.append(entry if os.path.isabs(entry) or ":/" in entry or is_url(entry) else str(source.parent / entry))
     if not given:
         raise BatchprocError("batch: give at least one input (a file, a glob, a folder) or --list FILE.")
     found: list[str] = []
     for text in given:
+        where = local_or_remote(text) if is_url(text) else None
+        if isinstance(where, RemotePath):
+            found.extend(_remote_inputs(where))
+            continue
+        text = str(where) if where is not None else text
         if ":/" in text and Path(text.split(":/", 1)[0]).is_file():
             found.append(text)
         elif _is_glob(text):
@@ -103,9 +111,14 @@ def collect_inputs(patterns: Sequence[str], list_file: str | Path | None = None,
             found.extend(entries)
         else:
             found.append(text)
-    skip = exclude.resolve() if exclude is not None else None
+    excluded = local_or_remote(str(exclude)) if exclude is not None else None
+    skip = excluded.resolve() if isinstance(excluded, Path) else None
     unique: dict[str, str] = {}
     for text in found:
+        if is_url(text):
+            if excluded is None or not (text == str(excluded) or text.startswith(str(excluded) + "/")):
+                unique.setdefault(text, text)
+            continue
         key = os.path.abspath(text)
         if skip is not None and (Path(key) == skip or skip in Path(key).parents):
             continue
@@ -113,8 +126,28 @@ def collect_inputs(patterns: Sequence[str], list_file: str | Path | None = None,
     return list(unique.values())
 
 
+def _remote_inputs(where: RemotePath) -> list[str]:
+    """The inputs an object store URL names: the objects a glob matches (under
+    the prefix before its first wildcard), what is right under a prefix (a zarr
+    store standing for itself), or the object itself."""
+    from batchproc.io.chunkfiles import read_metadata
+
+    text = str(where)
+    if _is_glob(where.key):
+        hits = sorted((str(p) for p in where.matches()), key=natural_key)
+        if not hits:
+            raise BatchprocError(f"batch: the pattern {text!r} matches no object.")
+        return hits
+    if where.suffix.lower() in (".tif", ".tiff", ".png", ".jpg", ".jpeg") or read_metadata(where) is not None:
+        return [text]
+    entries = sorted((str(p) for p in where.iterdir() if not p.name.startswith(".")), key=natural_key) if where.writable else []
+    if not entries:
+        raise BatchprocError(f"batch: {text!r} does not exist, or holds nothing.")
+    return entries
+
+
 def _stem(text: str) -> str:
-    path, _, dataset = text.partition(":/")
+    path, _, dataset = text.partition(":/") if not is_url(text) else (text, "", "")
     name = Path(path.rstrip("/")).name
     lower = name.lower()
     for suffix in _SUFFIXES:
@@ -126,7 +159,7 @@ def _stem(text: str) -> str:
     return _UNSAFE.sub("_", name).strip("._") or "item"
 
 
-def plan_items(inputs: Sequence[str], out: Path) -> list[Item]:
+def plan_items(inputs: Sequence[str], out: Path | RemotePath) -> list[Item]:
     """One store per input, ``OUT/<name>.ome.zarr``, where ``name`` is the input's
     file name made safe (letters, digits, ``._-``); names that would collide (also
     by case) get a short hash of the input's absolute path, and so do names too
@@ -136,28 +169,39 @@ def plan_items(inputs: Sequence[str], out: Path) -> list[Item]:
     counts: dict[str, int] = {}
     for stem in stems:
         counts[stem.lower()] = counts.get(stem.lower(), 0) + 1
-    room = longest_output_name(out) - len(".ome.zarr")  # the stems are ASCII: bytes = characters
+    # The stems are ASCII: bytes = characters (an object's name: S3 keys hold 1,024 bytes).
+    room = (longest_output_name(out) if isinstance(out, Path) else 200) - len(".ome.zarr")
     items = []
     for text, stem in zip(inputs, stems, strict=True):
         if counts[stem.lower()] > 1 or len(stem) > room:
-            digest = hashlib.sha256(os.path.abspath(text).encode()).hexdigest()[:8]
+            digest = hashlib.sha256((text if is_url(text) else os.path.abspath(text)).encode()).hexdigest()[:8]
             stem = f"{stem[: max(1, room - len(digest) - 1)]}-{digest}"
         items.append(Item(text, out / f"{stem}.ome.zarr"))
     return items
 
 
 class Manifest:
-    """The JSON-lines record of a batch: one line per finished item, appended."""
+    """The JSON-lines record of a batch: one line per finished item, appended.
 
-    def __init__(self, path: Path) -> None:
+    On an object store, where nothing is appended to, the object is written again
+    whole at most every :attr:`every` seconds and at the end (:meth:`flush`): a
+    record a kill loses is only an item run again, which finds its store complete."""
+
+    every = 5.0
+
+    def __init__(self, path: Path | RemotePath) -> None:
         self.path = path
+        self._lines: list[str] | None = None
+        self._written = 0.0
 
     def load(self) -> dict[str, dict[str, Any]]:
         """The last record of each input. A torn last line (a kill mid-write) is ignored."""
         state: dict[str, dict[str, Any]] = {}
-        if not self.path.exists():
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
             return state
-        for line in self.path.read_text().splitlines():
+        for line in text.splitlines():
             try:
                 record = json.loads(line)
             except ValueError:
@@ -167,10 +211,26 @@ class Manifest:
         return state
 
     def append(self, record: dict[str, Any]) -> None:
+        if isinstance(self.path, RemotePath):
+            if self._lines is None:
+                try:
+                    self._lines = self.path.read_text().splitlines()
+                except FileNotFoundError:
+                    self._lines = []
+            self._lines.append(json.dumps(record))
+            if time.monotonic() - self._written >= self.every:
+                self.flush()
+            return
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+
+    def flush(self) -> None:
+        """Write what an object store's manifest holds so far."""
+        if isinstance(self.path, RemotePath) and self._lines is not None:
+            self.path.write_text("".join(line + "\n" for line in self._lines))
+            self._written = time.monotonic()
 
 
 def process_item(document: dict[str, Any], item: Item, chunks: Any, write_options: dict[str, Any]) -> dict[str, Any]:
@@ -200,7 +260,7 @@ def process_item(document: dict[str, Any], item: Item, chunks: Any, write_option
 def _is_done(record: dict[str, Any] | None, item: Item, fingerprint: str) -> bool:
     if record is None or record.get("status") != "done" or record.get("pipeline") != fingerprint:
         return False
-    if {k: record.get(k) for k in ("bytes", "mtime_ns")} != {k: v for k, v in input_stamp(item.input).items()}:
+    if {k: record[k] for k in ("bytes", "mtime_ns", "etag") if k in record} != input_stamp(item.input):
         return False
     info = read_store_info(item.output)
     return bool(info and info.get("complete"))
@@ -245,15 +305,20 @@ def run_batch(
     """
     import dask
 
-    target = Path(out)
-    if target.exists() and not target.is_dir():
-        raise BatchprocError(f"--out: {str(target)!r} exists and is not a folder.")
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BatchprocError(f"--out: cannot create the folder {str(target)!r}: {error.strerror or error}.") from None
-    if not os.access(target, os.W_OK):
-        raise BatchprocError(f"--out: the folder {str(target)!r} is not writable.")
+    target = local_or_remote(str(out)) if not isinstance(out, RemotePath) else out
+    if isinstance(target, RemotePath):
+        from batchproc.io.remote_store import check_writable
+
+        check_writable(target)
+    else:
+        if target.exists() and not target.is_dir():
+            raise BatchprocError(f"--out: {str(target)!r} exists and is not a folder.")
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise BatchprocError(f"--out: cannot create the folder {str(target)!r}: {error.strerror or error}.") from None
+        if not os.access(target, os.W_OK):
+            raise BatchprocError(f"--out: the folder {str(target)!r} is not writable.")
     manifest = Manifest(target / MANIFEST)
     state = manifest.load()
     fingerprint = pipeline.fingerprint()
@@ -266,11 +331,14 @@ def run_batch(
     document = pipeline.to_dict()
     options = dict(write_options, overwrite=overwrite, resume=not overwrite)
     started = time.time()
-    for record in _run_items(document, todo, chunks, options, dask.config.get("scheduler", None), workers):
-        manifest.append(record)
-        (summary.done if record["status"] == "done" else summary.failed).append(record)
-        if on_item is not None:
-            on_item(record)
+    try:
+        for record in _run_items(document, todo, chunks, options, dask.config.get("scheduler", None), workers):
+            manifest.append(record)
+            (summary.done if record["status"] == "done" else summary.failed).append(record)
+            if on_item is not None:
+                on_item(record)
+    finally:
+        manifest.flush()
     summary.seconds = time.time() - started
     return summary
 

@@ -194,7 +194,7 @@ def _pipeline(pipeline: Path | None, step: list[str] | None, command: str) -> An
 @app.command()
 def batch(
     inputs: Annotated[list[str] | None, typer.Argument(help="files, globs (quoted) or folders; a folder stands for its entries")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="output folder: one OME-Zarr store per input, and the manifest")] = Path("batchproc-out"),
+    out_dir: Annotated[str, typer.Option("--out", "-o", help="output folder or object store prefix (s3://, gs://): one OME-Zarr store per input, and the manifest")] = "batchproc-out",
     list_file: Annotated[Path | None, typer.Option("--list", help="a file with one input per line")] = None,
     pipeline: PipelineFile = None,
     step: Steps = None,

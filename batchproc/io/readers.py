@@ -154,9 +154,10 @@ def input_stamp(text: str) -> dict[str, Any]:
     if is_url(text) and not text.lower().startswith("file://"):
         remote = local_or_remote(text)
         try:
-            return {"bytes": remote.size()} if remote.suffix.lower() in IMAGE_SUFFIXES else {}
+            meta = remote.stat() if remote.suffix.lower() in IMAGE_SUFFIXES else {}
         except (OSError, BatchprocError):
             return {}
+        return {"bytes": int(meta["size"]), "etag": str(meta.get("e_tag"))} if meta else {}
     text = str(local_or_remote(text)) if is_url(text) else text
     path = Path(text.split(":/", 1)[0]) if ":/" in text else Path(text)
     try:
@@ -246,14 +247,9 @@ def open_image(path: Any, chunks: Any = None, **options: Any) -> Image:
 
 def _open_remote(path: RemotePath, chunks: Any, options: dict[str, Any]) -> Image:
     """Open an object, a prefix or a pattern on an object store (see :func:`open_image`)."""
-    import fnmatch
-
     text = str(path)
     if any(ch in path.key for ch in "*?["):
-        base = path.key[: min(path.key.index(ch) for ch in "*?[" if ch in path.key)]
-        folder = RemotePath(f"{path.scheme}://{path.root}/{base.rsplit('/', 1)[0] if '/' in base else ''}")
-        prefix = folder.key + "/" if folder.key else ""
-        files = sorted((folder / key for key in folder.rglob_keys() if fnmatch.fnmatchcase(prefix + key, path.key)), key=natural_key)
+        files = sorted(path.matches(), key=natural_key)
         if not files:
             raise BatchprocError(f"input: no object matches the pattern {text!r}.")
         return _open_stack(files, chunks, source=text)

@@ -204,9 +204,13 @@ class RemotePath:
         return self._call("cannot read", get)
 
     def size(self) -> int:
+        return int(self.stat()["size"])
+
+    def stat(self) -> dict[str, Any]:
+        """The object's ``size``, ``e_tag`` and ``last_modified`` (one HEAD)."""
         import obstore
 
-        return int(self._call("cannot read", lambda: obstore.head(self._store, self.key))["size"])
+        return dict(self._call("cannot read", lambda: obstore.head(self._store, self.key)))
 
     def is_file(self) -> bool:
         import obstore
@@ -244,6 +248,22 @@ class RemotePath:
             raise
         except Exception as error:
             raise BatchprocError(f"cannot list {str(self)!r}: {describe(error)}") from None
+
+    def matches(self) -> list[RemotePath]:
+        """What this path, a pattern (``*``, ``?``, ``[...]`` within a name, as
+        in a shell), names: the objects and prefixes whose names match it part
+        by part, found with one listing of the prefix before the first wildcard."""
+        import fnmatch
+
+        parts = self.key.split("/")
+        fixed = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
+        base = RemotePath(f"{self.scheme}://{self.root}/{'/'.join(parts[:fixed])}")
+        found: set[str] = set()
+        for key in base.rglob_keys():
+            names = key.split("/")
+            if len(names) >= len(parts) - fixed and all(fnmatch.fnmatchcase(n, p) for n, p in zip(names, parts[fixed:])):
+                found.add("/".join(names[: len(parts) - fixed]))
+        return [base / name for name in found]
 
     def iterdir(self) -> Iterator[RemotePath]:
         """The objects and prefixes right under this prefix."""

@@ -211,3 +211,30 @@ def test_an_object_store_that_does_not_answer_fails_within_bounds(tmp_path: Path
     result = cli("info", "s3://bucket/v.zarr")
     assert result.exit_code == 2 and "did not answer" in result.output, result.output
     assert time.monotonic() - started < 60 and "secret-value-1234" not in result.output
+
+
+def test_batch_from_an_s3_prefix_to_s3_keeps_its_manifest_beside_the_outputs(tmp_path: Path, s3, s3_server) -> None:
+    import imageio.v3 as iio
+
+    from batchproc.batch import MANIFEST, Manifest
+    from batchproc.io.remote import RemotePath
+
+    rng = np.random.default_rng(3)
+    images = {f"scan{i}": (rng.random((40, 48)) * 255).astype(np.uint8) for i in range(5)}
+    (tmp_path / "archive").mkdir()
+    for name, image in images.items():
+        iio.imwrite(tmp_path / "archive" / f"{name}.png", image)
+    (tmp_path / "archive" / "scan9.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    upload(s3_server, s3, tmp_path / "archive", "archive")
+    out = f"{s3}/results"
+    steps = ["--step", "gaussian_filter:sigma=[1,1]", "--step", "threshold:above=120"]
+    first = cli("batch", f"{s3}/archive/scan*.png", "--out", out, *steps)
+    assert first.exit_code == 3, first.output  # scan9 failed alone
+    state = Manifest(RemotePath(f"{out}/{MANIFEST}")).load()
+    assert sorted(Path(k).name for k, v in state.items() if v["status"] == "done") == [f"{n}.png" for n in sorted(images)]
+    assert [Path(k).name for k, v in state.items() if v["status"] == "failed"] == ["scan9.png"]
+    for name, image in images.items():
+        assert np.array_equal(batchproc.open(f"{out}/{name}.ome.zarr").compute(), ndi.gaussian_filter(image, [1, 1]) > 120), name
+    # The same command again: what is done is skipped; a prefix stands for what is under it.
+    again = cli("batch", f"{s3}/archive", "--out", out, *steps)
+    assert again.exit_code == 3 and "5 skipped" in again.output, again.output
