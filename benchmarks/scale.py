@@ -197,14 +197,22 @@ def part_blocks(root: Path, repeat: int) -> dict[str, Any]:
             got = timed_runs(
                 {
                     "default": (run_command(source, root / f"{name}-d.zarr", GAUSSIAN, *extra), pids, workers),
-                    "16^3": (run_command(source, root / f"{name}-s.zarr", GAUSSIAN, "--chunks", "16,16,16", *extra), pids, workers),
+                    "16^3": (run_command(source, root / f"{name}-s.zarr", GAUSSIAN, "--chunks", "16,16,16", "--shards", "none", *extra), pids, workers),
+                    # 16,384 chunks: sharded by default (one shard per compute block)
+                    "16^3 sharded": (run_command(source, root / f"{name}-h.zarr", GAUSSIAN, "--chunks", "16,16,16", *extra), pids, workers),
                 },
                 repeat,
             )
             default_chunks = _chunk_count(root / f"{name}-d.zarr")
             per_block_ms = (got["16^3"]["seconds"] - got["default"]["seconds"]) / (small - default_chunks) * 1e3
-            out[name] = {**got, "chunks": {"default": default_chunks, "16^3": small}, "ms_per_extra_chunk": per_block_ms}
+            files = {key: _file_count(root / f"{name}-{tag}.zarr") for key, tag in (("default", "d"), ("16^3", "s"), ("16^3 sharded", "h"))}
+            out[name] = {**got, "chunks": {"default": default_chunks, "16^3": small}, "files": files, "ms_per_extra_chunk": per_block_ms}
     return out
+
+
+def _file_count(store: Path) -> int:
+    """The chunk (or shard) files of a store's full-resolution array."""
+    return sum(1 for p in (store / "0" / "c").rglob("*") if p.is_file())
 
 
 def _chunk_count(store: Path) -> int:
@@ -221,9 +229,12 @@ def part_dryrun(root: Path, repeat: int) -> dict[str, Any]:
     source = root / "million.zarr"
     shape = (6400, 6400, 6400)
     zarr.create_array(str(source), shape=shape, chunks=(64, 64, 64), dtype="uint8", compressors=compressors("default", np.dtype("uint8")))
-    got = timed_runs({"dry-run": ([*CLI, "run", str(source), str(root / "never.zarr"), *GAUSSIAN, "--chunks", "64,64,64", "--dry-run"], [], [])}, repeat)
+    command = [*CLI, "run", str(source), str(root / "never.zarr"), *GAUSSIAN, "--chunks", "64,64,64", "--dry-run"]
+    got = timed_runs({"dry-run": (command, [], [])}, repeat)
     assert not (root / "never.zarr").exists()
-    return {**got["dry-run"], "chunks": int(np.prod([n // 64 for n in shape]))}
+    plan = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    files = next(line for line in plan.splitlines() if line.startswith("files"))
+    return {**got["dry-run"], "chunks": int(np.prod([n // 64 for n in shape])), "files": files.split(None, 1)[1]}
 
 
 def part_startup(root: Path, repeat: int) -> dict[str, Any]:
@@ -262,14 +273,16 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {label} | {row['threads']['seconds']:.2f} | {row['cluster']['seconds']:.2f} | {row['cluster_vs_threads']:.2f} | {row['threads']['peak_mb']:.0f} | {row['cluster']['peak_mb']:.0f} |")
         lines.append("")
     if "blocks" in results:
-        lines += ["Cost per extra chunk, gaussian σ=1 on 64 MiB uint8 (default chunks vs 16,384 chunks of 16³):", "",
-                  "| scheduler | default s | 16³ s | chunks default → 16³ | ms per extra chunk |", "|---|---:|---:|---:|---:|"]
+        lines += ["Cost per extra chunk, gaussian σ=1 on 64 MiB uint8 (default chunks vs 16,384 chunks of 16³, unsharded and sharded by default):", "",
+                  "| scheduler | default s | 16³ s (--shards none) | 16³ s sharded | files default / 16³ / sharded | ms per extra chunk |", "|---|---:|---:|---:|---:|---:|"]
         for name, row in results["blocks"].items():
-            lines.append(f"| {name} | {row['default']['seconds']:.2f} | {row['16^3']['seconds']:.2f} | {row['chunks']['default']} → {row['chunks']['16^3']} | {row['ms_per_extra_chunk']:.3f} |")
+            files = row.get("files", {})
+            lines.append(f"| {name} | {row['default']['seconds']:.2f} | {row['16^3']['seconds']:.2f} | {row['16^3 sharded']['seconds']:.2f} | "
+                         f"{files.get('default', '?')} / {files.get('16^3', '?')} / {files.get('16^3 sharded', '?')} | {row['ms_per_extra_chunk']:.3f} |")
         lines.append("")
     if "dryrun" in results:
         row = results["dryrun"]
-        lines += [f"--dry-run of a {row['chunks']:,}-chunk store: {row['seconds']:.2f} s (median).", ""]
+        lines += [f"--dry-run of a {row['chunks']:,}-chunk store: {row['seconds']:.2f} s (median); its output: {row.get('files', '?')}.", ""]
     if "startup" in results:
         lines += ["Start-up, whole processes (medians):", "", "| command | s |", "|---|---:|"]
         for name, row in results["startup"].items():

@@ -3,11 +3,9 @@ on the local disk, four ways, each without and with sharding:
 
   batchproc    batchproc's own chunk files (``batchproc.io.chunkfiles``): the
                array's zarr.json made by zarr-python, then
-               ``open_chunk_files(root).write_chunk(index, block)`` per unit (each
-               chunk encoded with numcodecs in the calling thread) and numpy-style
-               reads. Sharded: n/a until ``open_chunk_files`` returns an object with
-               a ``shards`` attribute (then ``write_chunk`` takes a shard's index
-               and a shard-sized block).
+               ``open_chunk_files(root).write(index, block)`` per file (each
+               chunk encoded with numcodecs in the calling thread; sharded, the
+               whole shard by one task) and numpy-style reads.
   zarr         zarr-python 3, its default codec pipeline.
   zarrs        zarr-python with the ``zarrs`` codec pipeline (Rust), strict (no
                silent fall-back to zarr-python's pipeline).
@@ -155,21 +153,13 @@ def batchproc_create(folder: Path, shape: tuple[int, ...], chunks: tuple[int, ..
     return files
 
 
-def write_method(files: Any) -> Callable[[tuple[int, ...], np.ndarray], None]:
-    """``ChunkFiles.write_chunk`` (batchproc 3d77b10), or ``write`` where it was renamed."""
-    method = getattr(files, "write_chunk", None) or getattr(files, "write", None)
-    if method is None:
-        raise RuntimeError("batchproc's ChunkFiles has neither write_chunk nor write")
-    return method
-
-
 def batchproc_write(files: Any, box: tuple[slice, ...], block: np.ndarray) -> None:
-    write_method(files)(index_of(box, files.chunks), block)
+    files.write(index_of(box, files.chunks), block)
 
 
 def batchproc_sharded_create(folder: Path, shape: tuple[int, ...], chunks: tuple[int, ...], shards: tuple[int, ...] | None) -> Any:
     """The sharded array's zarr.json made by zarr-python, then batchproc's chunk
-    files over it, once ``open_chunk_files`` returns an object with ``shards``."""
+    files over it."""
     from batchproc.io.chunkfiles import open_chunk_files
 
     with _zarr_config(ZARR_CONFIG):
@@ -183,7 +173,7 @@ def batchproc_sharded_create(folder: Path, shape: tuple[int, ...], chunks: tuple
 
 
 def batchproc_sharded_write(files: Any, box: tuple[slice, ...], block: np.ndarray) -> None:
-    write_method(files)(index_of(box, tuple(files.shards)), block)
+    files.write(index_of(box, tuple(files.shards)), block)
 
 
 def batchproc_open(folder: Path) -> Any:
@@ -453,8 +443,7 @@ def versions() -> dict[str, str]:
         from batchproc.io import chunkfiles
 
         source = Path(chunkfiles.__file__).read_bytes()
-        names = [n for n in ("write_chunk", "write") if callable(getattr(chunkfiles.ChunkFiles, n, None))]
-        got["batchproc_chunkfiles"] = f"sha256 {hashlib.sha256(source).hexdigest()[:12]}, ChunkFiles.{'/'.join(names)}"
+        got["batchproc_chunkfiles"] = f"sha256 {hashlib.sha256(source).hexdigest()[:12]}"
     return got
 
 
