@@ -53,8 +53,11 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
 def main_options(
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
     kernels: Annotated[str | None, typer.Option("--kernels", help="compiled (default) or scipy: the per-block kernels; or BATCHPROC_KERNELS")] = None,
+    anonymous: Annotated[bool, typer.Option("--anonymous", help="read s3:// and gs:// without credentials (public data); or BATCHPROC_ANONYMOUS=1")] = False,
 ) -> None:
     STATE["debug"] = debug
+    if anonymous:  # the environment carries it to worker processes
+        os.environ["BATCHPROC_ANONYMOUS"] = "1"
     if kernels is not None:
         from batchproc.kernels import checked
 

@@ -64,6 +64,13 @@ def local_or_remote(text: Any) -> Any:
     return RemotePath(text)
 
 
+def anonymous() -> bool:
+    """Are object stores read without credentials (``--anonymous``, or
+    ``BATCHPROC_ANONYMOUS``, ``AWS_SKIP_SIGNATURE`` or ``GOOGLE_SKIP_SIGNATURE``
+    set to true)?"""
+    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes") for name in ("BATCHPROC_ANONYMOUS", "AWS_SKIP_SIGNATURE", "GOOGLE_SKIP_SIGNATURE"))
+
+
 def scrub(text: str) -> str:
     """``text`` with the value of every credential in the environment blanked."""
     for name in SECRETS:
@@ -90,6 +97,8 @@ def _client(scheme: str, root: str) -> Any:
                 options["client_options"]["allow_http"] = True
             if scheme in READ_ONLY:
                 options["client_options"]["allow_http"] = scheme == "http"
+            elif anonymous():
+                options["skip_signature"] = True  # public data: requests go unsigned, no credentials looked for
             try:
                 _CLIENTS[key] = from_url(f"{scheme}://{root}", **options)
             except Exception as error:
@@ -391,6 +400,8 @@ def describe(error: BaseException) -> str:
         return "access denied (check the credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or anonymous access with AWS_SKIP_SIGNATURE=true)"
     if "unauthenticated" in kind.lower() or "401" in low:
         return "not authenticated (no valid credentials found in the environment)"
+    if any(code in low for code in ("500 internal", "502 bad", "503 service", "504 gateway", "slowdown")):
+        return f"the object store kept failing with server errors after {RETRY['max_retries']} retries ({text[:200]})"
     if "connection refused" in low or "error sending request" in low or "timed out" in low or "timeout" in low or "dns" in low:
         return f"the object store did not answer after {RETRY['max_retries']} retries ({text[:200]})"
     return text[:300]

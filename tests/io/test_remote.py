@@ -238,3 +238,52 @@ def test_batch_from_an_s3_prefix_to_s3_keeps_its_manifest_beside_the_outputs(tmp
     # The same command again: what is done is skipped; a prefix stands for what is under it.
     again = cli("batch", f"{s3}/archive", "--out", out, *steps)
     assert again.exit_code == 3 and "5 skipped" in again.output, again.output
+
+
+def test_anonymous_access_sends_unsigned_requests(tmp_path: Path, s3, s3_server, monkeypatch: pytest.MonkeyPatch, volume: np.ndarray) -> None:
+    # This server checks signatures and fails on a request without one (moto
+    # answers 500, its log says why): --anonymous sent unsigned requests, as public
+    # buckets take them.
+    from batchproc.io import remote
+
+    source = upload(s3_server, s3, Path(batchproc.write(volume, tmp_path / "v.zarr")), "v.zarr")
+    monkeypatch.setattr(remote, "_CLIENTS", {})
+    monkeypatch.setenv("BATCHPROC_ANONYMOUS", "0")  # restored after the test, whatever the CLI sets
+    seen = len(s3_server.log.read_text(errors="replace"))
+    result = cli("--anonymous", "info", source)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert os.environ["BATCHPROC_ANONYMOUS"] == "1" and remote._client("s3", s3.split("//")[1]).config.get("skip_signature") in (True, "true")
+    assert "HTTP_AUTHORIZATION" in s3_server.log.read_text(errors="replace")[seen:]  # no Authorization header came
+
+
+def test_a_chunk_object_missing_or_garbled_exits_2_naming_it(tmp_path: Path, s3, s3_server, volume: np.ndarray) -> None:
+    source = upload(s3_server, s3, Path(batchproc.write(volume, tmp_path / "v.zarr", chunks=(4, 32, 32))), "v.zarr")
+    client, bucket = s3_server.client(), s3.split("//", 1)[1]
+    client.delete_object(Bucket=bucket, Key="v.zarr/0/c/1/0/1")
+    result = cli("run", source, tmp_path / "o.zarr", "--step", "gaussian_filter:sigma=1", "-q")
+    assert result.exit_code == 2 and "v.zarr/0/c/1/0/1" in result.output and "missing" in result.output, result.output
+    client.put_object(Bucket=bucket, Key="v.zarr/0/c/1/0/1", Body=b"garbage")
+    result = cli("run", source, tmp_path / "p.zarr", "--step", "gaussian_filter:sigma=1", "-q")
+    assert result.exit_code == 2 and "v.zarr/0/c/1/0/1" in result.output and "is not" in result.output, result.output
+
+
+def test_https_stores_are_read_only_and_read(tmp_path: Path, volume: np.ndarray) -> None:
+    # A plain HTTP server on 127.0.0.1 serving a folder: obstore's HTTP client, as for https://.
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "site").mkdir()
+    batchproc.write(volume, tmp_path / "site" / "v.ome.zarr", chunks=(4, 32, 32))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "site"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v.ome.zarr"
+        assert np.array_equal(batchproc.open(url).compute(), volume)
+        result = cli("run", url, f"http://127.0.0.1:{server.server_address[1]}/out.zarr", "--step", "threshold:above=1", "-q")
+        assert result.exit_code == 2 and "read-only" in result.output
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
