@@ -289,10 +289,11 @@ class Output:
     any subset, in any order, from any process); :meth:`commit` marks it
     complete."""
 
-    def __init__(self, target: Path, store: Path, files: ChunkFiles, *, resuming: bool, done: bool, ome: Ome, codec: str, started: float) -> None:
+    def __init__(self, target: Path | RemotePath, store: Path | RemotePath, files: ChunkFiles, *, resuming: bool, done: bool, ome: Ome, codec: str, started: float) -> None:
         self.target, self.store, self.files = target, store, files
         self.resuming, self.done = resuming, done
         self.ome, self.codec, self.started = ome, codec, started
+        self._listed: set[str] | None = None  # the files of a store on an object store, listed once
 
     @property
     def axes(self) -> str:
@@ -308,12 +309,13 @@ class Output:
         them for a new store, those not on disk when resuming."""
         if not self.resuming:
             return list(units)
-        if isinstance(self.store, RemotePath):  # one listing, not a request per file
+        if isinstance(self.store, RemotePath):  # one listing for the whole run, not a request per file
             from batchproc.io.remote_store import existing_files
 
-            have = existing_files(self.store / "0")
+            if self._listed is None:
+                self._listed = existing_files(self.store / "0")
             prefix = str(self.store / "0") + "/"
-            return [index for index in units if str(self.files.file_path(index))[len(prefix) :] not in have]
+            return [index for index in units if str(self.files.file_path(index))[len(prefix) :] not in self._listed]
         return [index for index in units if not self.files.file_path(index).exists()]
 
     def explain(self, error: Exception) -> str:
