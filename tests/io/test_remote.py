@@ -291,3 +291,17 @@ def test_https_stores_are_read_only_and_read(tmp_path: Path, volume: np.ndarray)
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+def test_info_histogram_preview_and_bench_take_urls(tmp_path: Path, s3, s3_server, volume: np.ndarray) -> None:
+    source = upload(s3_server, s3, Path(batchproc.write(volume, tmp_path / "v.zarr", chunks=(4, 32, 32))), "v.zarr")
+    info = cli("info", source)
+    assert info.exit_code == 0 and "(8, 64, 64)" in info.output, info.output
+    histogram = cli("histogram", source, "--bins", "16", "--csv", tmp_path / "h.csv")
+    assert histogram.exit_code == 0, histogram.output
+    counts = [int(line.split(",")[-1]) for line in (tmp_path / "h.csv").read_text().splitlines()[1:]]
+    assert sum(counts) == volume.size
+    preview = cli("preview", source, "-o", tmp_path / "p.png")
+    assert preview.exit_code == 0 and (tmp_path / "p.png").stat().st_size > 0, preview.output
+    bench = cli("bench", source, "--step", "gaussian_filter:sigma=1", "--engines", "batchproc,scipy", "--repeat", "1")
+    assert bench.exit_code == 0, bench.output
