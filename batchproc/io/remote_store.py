@@ -1,9 +1,9 @@
 """Output stores on an object store (``s3://``, ``gs://``), where there is no
 rename: the writer's promises kept with what an object store does have.
 
-- **One run at a time**: the lock is an object beside the output, created only if
-  absent (a conditional put); one left by a run that is gone (a dead process on
-  this host) is taken over.
+- **One run at a time**: the lock (``store._output_lock``) is an object beside the
+  output, created only if absent (a conditional put); one left by a run that is
+  gone (a dead process on this host) is taken over.
 - **Complete only after the last chunk**: as on a disk, the group's attributes
   say ``complete: false`` until every file is written; each chunk or shard is one
   put, which an object store makes whole or not at all.
@@ -18,50 +18,14 @@ rename: the writer's promises kept with what an object store does have.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import time
 import uuid
-from collections.abc import Iterator
+
 from batchproc.errors import BatchprocError
 from batchproc.io.remote import RemotePath
 
-_LOCK = ".batchproc.lock"
-_STAGING = ".batchproc-"
+from batchproc.io.store import _LOCK, _STAGING, _STAGING_ID, _set_info, read_store_info
 #: The documents whose attributes say what a store is: written last when copied.
 _ATTRIBUTES = ("zarr.json", ".zattrs")
-
-
-@contextlib.contextmanager
-def remote_lock(target: RemotePath) -> Iterator[None]:
-    """The output ``target`` for this run alone (see the module)."""
-    from batchproc.io.store import _alive
-
-    lock = target.parent / f".{target.name}{_LOCK}"
-    host = socket.gethostname()
-    mine = f"{os.getpid()} {host} {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}".encode()
-    for _ in range(2):
-        if lock.create(mine):
-            break
-        try:
-            pid, holder, since = (lock.read_text().split(" ") + ["", "", ""])[:3]
-        except FileNotFoundError:  # let go of meanwhile
-            continue
-        if holder == host and pid.isdigit() and not _alive(int(pid)):
-            lock.unlink(missing_ok=True)
-            continue
-        raise BatchprocError(
-            f"output: {str(target)!r} is being written by another batchproc run (process {pid or '?'} on {holder or '?'}, since {since or '?'}); "
-            f"wait for it to finish, or delete {str(lock)!r} if that run is gone."
-        )
-    else:
-        raise BatchprocError(f"output: {str(target)!r} is being written by another batchproc run; delete {str(lock)!r} if that run is gone.")
-    try:
-        yield
-    finally:
-        with contextlib.suppress(BatchprocError, FileNotFoundError):
-            lock.unlink(missing_ok=True)
 
 
 def staged(target: RemotePath) -> list[RemotePath]:
@@ -71,7 +35,7 @@ def staged(target: RemotePath) -> list[RemotePath]:
 
 
 def new_staging(target: RemotePath) -> RemotePath:
-    return target.parent / f".{target.name}{_STAGING}{uuid.uuid4().hex[:8]}"
+    return target.parent / f".{target.name}{_STAGING}{uuid.uuid4().hex[:_STAGING_ID]}"
 
 
 def existing_files(array: RemotePath) -> set[str]:
@@ -83,8 +47,6 @@ def replace(target: RemotePath, store: RemotePath) -> None:
     """Put the complete ``store`` where ``target`` is (see the module): a kill at
     any moment leaves either the old output, or the complete replacement that
     :func:`mend` puts in place."""
-    from batchproc.io.store import _set_info
-
     _set_info(target, complete=False, replaced_by=store.name)
     _finish(target, store)
 
@@ -104,8 +66,6 @@ def _finish(target: RemotePath, store: RemotePath) -> None:
 def mend(target: RemotePath) -> None:
     """Finish a replacement a kill cut short (the output names its complete
     replacement); remove replacements left by runs that failed."""
-    from batchproc.io.store import read_store_info
-
     info = read_store_info(target) or {}
     pending = info.get("replaced_by") if not info.get("complete") else None
     if pending:

@@ -168,39 +168,51 @@ _ADDED_RESUME = len(".") + len(_LOCK)
 
 
 @contextlib.contextmanager
-def _output_lock(parent: Path, target: Path) -> Iterator[None]:
+def _output_lock(target: Path | RemotePath) -> Iterator[None]:
     """The output ``target`` for this run alone: two runs writing one store would
-    delete each other's staging folder or mix their chunks. A lock file beside it
-    names the run (process and host); one left by a run that is gone (a dead
-    process on this host) is taken over."""
-    lock = parent / f".{target.name}{_LOCK}"
+    delete each other's staging folder or mix their chunks. A lock beside it (a
+    file, or an object created only if absent) names the run (process, host,
+    start); one left by a run that is gone (a dead process on this host) is taken
+    over."""
+    lock = target.parent / f".{target.name}{_LOCK}"
     host = socket.gethostname()
+    mine = f"{os.getpid()} {host} {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
     for _ in range(2):
+        if _create_lock(lock, mine):
+            break
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                pid, _, holder = lock.read_text().partition(" ")
-            except OSError:  # let go of meanwhile
-                continue
-            if holder == host and pid.isdigit() and not _alive(int(pid)):
-                lock.unlink(missing_ok=True)
-                continue
-            raise BatchprocError(
-                f"output: {str(target)!r} is being written by another batchproc run (process {pid or '?'} on {holder or '?'}); "
-                f"wait for it to finish, or delete {str(lock)!r} if that run is gone."
-            ) from None
-        except OSError as error:
-            raise BatchprocError(f"output: cannot write in the folder {str(parent)!r}: {error.strerror or error}.") from None
-        with os.fdopen(fd, "w") as file:
-            file.write(f"{os.getpid()} {host}")
-        break
+            pid, holder, since = (lock.read_text().split(" ") + ["", "", ""])[:3]
+        except FileNotFoundError:  # let go of meanwhile
+            continue
+        if holder == host and pid.isdigit() and not _alive(int(pid)):
+            lock.unlink(missing_ok=True)
+            continue
+        raise BatchprocError(
+            f"output: {str(target)!r} is being written by another batchproc run (process {pid or '?'} on {holder or '?'}"
+            f"{', since ' + since if since else ''}); wait for it to finish, or delete {str(lock)!r} if that run is gone."
+        )
     else:
         raise BatchprocError(f"output: {str(target)!r} is being written by another batchproc run; delete {str(lock)!r} if that run is gone.")
     try:
         yield
     finally:
-        lock.unlink(missing_ok=True)
+        with contextlib.suppress(BatchprocError, FileNotFoundError):
+            lock.unlink(missing_ok=True)
+
+
+def _create_lock(lock: Path | RemotePath, text: str) -> bool:
+    """Create ``lock`` holding ``text`` only if it does not exist; False if it does."""
+    if isinstance(lock, RemotePath):
+        return lock.create(text.encode())
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    except OSError as error:
+        raise BatchprocError(f"output: cannot write in the folder {str(lock.parent)!r}: {error.strerror or error}.") from None
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+    return True
 
 
 def _alive(pid: int) -> bool:
@@ -420,10 +432,10 @@ def open_output(
     layout = layout_hash(shape, chunks, dtype, layout_key, shards) + ("" if ome.version == "0.5" else "-v2")
     where = local_or_remote(str(path)) if not isinstance(path, RemotePath) else path
     if isinstance(where, RemotePath):
-        from batchproc.io.remote_store import check_writable, remote_lock
+        from batchproc.io.remote_store import check_writable
 
         check_writable(where)
-        with remote_lock(where):
+        with _output_lock(where):
             yield _prepare_remote(where, layout, shape, np.dtype(dtype), chunks, shards, ome=ome, codec=codec,
                                   overwrite=overwrite, resume=resume, provenance=provenance)
         return
@@ -433,7 +445,7 @@ def open_output(
         raise BatchprocError(f"output: the folder {str(parent)!r} does not exist.")
     extra = _ADDED_NEW if not target.exists() else (_ADDED_OVERWRITE if overwrite else _ADDED_RESUME)
     _check_name_length(parent, target.name, extra)
-    with _output_lock(parent, target):
+    with _output_lock(target):
         yield _prepare(target, parent, layout, shape, np.dtype(dtype), chunks, shards, ome=ome, codec=codec,
                        overwrite=overwrite, resume=resume, provenance=provenance)
 
