@@ -22,8 +22,8 @@ import uuid
 
 from batchproc.errors import BatchprocError
 from batchproc.io.remote import RemotePath
-
 from batchproc.io.store import _LOCK, _STAGING, _STAGING_ID, _set_info, read_store_info
+
 #: The documents whose attributes say what a store is: written last when copied.
 _ATTRIBUTES = ("zarr.json", ".zattrs")
 
