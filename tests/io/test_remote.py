@@ -305,3 +305,26 @@ def test_info_histogram_preview_and_bench_take_urls(tmp_path: Path, s3, s3_serve
     assert preview.exit_code == 0 and (tmp_path / "p.png").stat().st_size > 0, preview.output
     bench = cli("bench", source, "--step", "gaussian_filter:sigma=1", "--engines", "batchproc,scipy", "--repeat", "1")
     assert bench.exit_code == 0, bench.output
+
+
+def test_credentials_from_an_aws_profile(tmp_path: Path, s3, s3_server, monkeypatch: pytest.MonkeyPatch, volume: np.ndarray) -> None:
+    # ~/.aws/credentials and config, as the AWS tools write them; no keys in the environment.
+    from batchproc.io import remote
+
+    source = upload(s3_server, s3, Path(batchproc.write(volume, tmp_path / "v.zarr")), "v.zarr")
+    (tmp_path / "credentials").write_text(
+        f"[lab]\naws_access_key_id = {s3_server.env['AWS_ACCESS_KEY_ID']}\naws_secret_access_key = {s3_server.env['AWS_SECRET_ACCESS_KEY']}\n")
+    (tmp_path / "config").write_text(f"[profile lab]\nregion = us-east-1\nendpoint_url = {s3_server.endpoint}\n")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_PROFILE", "lab")
+    monkeypatch.setattr(remote, "_CLIENTS", {})
+    assert np.array_equal(batchproc.open(source).compute(), volume)
+    result = cli("run", source, f"{s3}/from-profile.ome.zarr", "--step", "threshold:above=500", "-q")
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("AWS_PROFILE", "nobody")
+    monkeypatch.setattr(remote, "_CLIENTS", {})
+    result = cli("info", source)
+    assert result.exit_code == 2 and "profile 'nobody'" in result.output and s3_server.env["AWS_SECRET_ACCESS_KEY"] not in result.output, result.output
