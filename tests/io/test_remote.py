@@ -328,3 +328,29 @@ def test_credentials_from_an_aws_profile(tmp_path: Path, s3, s3_server, monkeypa
     monkeypatch.setattr(remote, "_CLIENTS", {})
     result = cli("info", source)
     assert result.exit_code == 2 and "profile 'nobody'" in result.output and s3_server.env["AWS_SECRET_ACCESS_KEY"] not in result.output, result.output
+
+
+@pytest.mark.slow
+def test_a_cluster_reads_and_writes_s3_itself_with_the_same_bytes(tmp_path: Path, s3, s3_server, volume: np.ndarray) -> None:
+    """Workers started with the user's environment read their input chunks and
+    write their output files on the object store themselves; the bytes equal a
+    threaded run's."""
+    from daskcluster import DaskCluster
+
+    source = upload(s3_server, s3, Path(batchproc.write(volume, tmp_path / "v.zarr", chunks=(2, 32, 32))), "v.zarr")
+    steps = ["--step", "gaussian_filter:sigma=1", "--chunks", "2,32,32", "--shards", "4,64,64", "-q"]
+    assert cli("run", source, f"{s3}/threads.ome.zarr", *steps).exit_code == 0
+    cluster = DaskCluster(2, tmp_path)  # after the s3 fixture set the environment: the workers inherit it
+    try:
+        cluster.wait(2)
+        result = cli("run", source, f"{s3}/cluster.ome.zarr", *steps, "--scheduler", cluster.address)
+        assert result.exit_code == 0, result.output
+    finally:
+        cluster.close()
+    client, bucket = s3_server.client(), s3.split("//", 1)[1]
+
+    def files(name: str) -> dict[str, bytes]:
+        listed = client.list_objects_v2(Bucket=bucket, Prefix=f"{name}/0/c/")["Contents"]
+        return {o["Key"][len(name) :]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
+
+    assert files("cluster.ome.zarr") == files("threads.ome.zarr") and len(files("threads.ome.zarr")) == 2
