@@ -354,3 +354,58 @@ def test_a_cluster_reads_and_writes_s3_itself_with_the_same_bytes(tmp_path: Path
         return {o["Key"][len(name) :]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
 
     assert files("cluster.ome.zarr") == files("threads.ome.zarr") and len(files("threads.ome.zarr")) == 2
+
+
+@pytest.mark.slow
+def test_a_run_to_s3_killed_with_sigkill_resumes_to_identical_bytes(tmp_path: Path, s3, s3_server) -> None:
+    """SIGKILL the CLI when about half the shards are on the object store;
+    ``--resume`` writes only the missing ones, and every object equals an
+    uninterrupted run's."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "v.tif", np.random.default_rng(12).integers(0, 255, size=(64, 192, 192)).astype(np.uint8))
+    base = [sys.executable, "-m", "batchproc.cli", "run", str(tmp_path / "v.tif")]
+    steps = ["--step", "median_filter:size=5", "--step", "threshold:above=128", "--chunks", "8,48,48", "--shards", "16,96,96", "-q"]
+    env = {**os.environ, "DASK_BATCHPROC__BLOCK_BYTES": str(16 * 96 * 96)}  # a block a shard: written one by one
+    client, bucket = s3_server.client(), s3.split("//", 1)[1]
+
+    def objects(name: str) -> dict[str, bytes]:
+        listed = client.list_objects_v2(Bucket=bucket, Prefix=f"{name}/0/c/").get("Contents", [])
+        return {o["Key"][len(name) :]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
+
+    total = 4 * 2 * 2
+    job = subprocess.Popen([*base, f"{s3}/killed.zarr", *steps], stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and job.poll() is None:
+        if client.list_objects_v2(Bucket=bucket, Prefix="killed.zarr/0/c/").get("KeyCount", 0) >= total // 2:
+            break
+        time.sleep(0.01)
+    assert job.poll() is None, "the run ended before it could be killed"
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait(timeout=30)
+    assert batchproc.read_store_info(f"{s3}/killed.zarr")["complete"] is False
+    on_disk = len(objects("killed.zarr"))
+    assert total // 2 <= on_disk < total
+    again = subprocess.run([*base, f"{s3}/killed.zarr", *steps], capture_output=True, text=True, timeout=60, env=env)
+    assert again.returncode == 2 and "--resume" in again.stderr  # the lock a dead process left is taken over
+    resumed = subprocess.run([*base, f"{s3}/killed.zarr", *steps, "--resume"], capture_output=True, text=True, timeout=300, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    info = batchproc.read_store_info(f"{s3}/killed.zarr")
+    assert info["complete"] is True and info["files_written"] == total - on_disk
+    whole = subprocess.run([*base, f"{s3}/whole.zarr", *steps], capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    assert objects("killed.zarr") == objects("whole.zarr")
+
+
+def test_the_python_api_writes_and_reads_s3(s3, volume: np.ndarray) -> None:
+    out = batchproc.write(volume, f"{s3}/api.ome.zarr", chunks=(4, 32, 32), levels=1)
+    assert out == f"{s3}/api.ome.zarr" and batchproc.read_store_info(out)["complete"] is True
+    assert np.array_equal(batchproc.open(out).compute(), volume)
+    assert batchproc.open(out, level=1).shape == (4, 32, 32)
+    mask = batchproc.Pipeline([{"op": "threshold", "above": 500}]).run(out, f"{s3}/mask.ome.zarr")
+    assert np.array_equal(batchproc.open(mask).compute(), volume > 500)
