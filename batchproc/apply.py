@@ -45,6 +45,8 @@ def global_apply(x: da.Array, op: Operation, params: dict[str, Any]) -> da.Array
     block and combines the partials; then its finish runs on every block with
     all the passes' results."""
     assert op.passes is not None and op.finish is not None
+    if op.located:
+        return located_apply(x, op, params)[0]
     dtype = np.dtype(x.dtype)
     results: list[da.Array] = []
     blocks = tuple(range(x.ndim))
@@ -64,6 +66,35 @@ def global_apply(x: da.Array, op: Operation, params: dict[str, Any]) -> da.Array
     return da.blockwise(finish, blocks, *args, dtype=out, concatenate=True, meta=np.empty((0,) * x.ndim, out))
 
 
+def located_apply(x: da.Array, op: Operation, params: dict[str, Any]) -> tuple[da.Array, list[Any]]:
+    """A global step whose passes and finish need each block's place (``label``),
+    lazily: each pass's partials go to its ``reduce`` as one delayed task, and the
+    finish runs on the same blocks, told where each lies. Also the passes' lazy
+    results."""
+    import dask
+    from dask.array.core import slices_from_chunks
+
+    from batchproc import kernels
+
+    assert op.passes is not None and op.finish is not None
+    dtype = np.dtype(x.dtype)
+    boxes = [tuple((s.start, s.stop) for s in where) for where in slices_from_chunks(x.chunks)]
+    blocks = x.to_delayed().ravel()
+    results: list[Any] = []
+    for one in op.passes(dtype, params, kernels.active()):
+        assert one.located and one.combine == "collect" and one.reduce is not None
+        parts = [dask.delayed(one.partial)(block, *results, where=box, shape=x.shape) for block, box in zip(blocks, boxes, strict=True)]
+        results.append(dask.delayed(one.reduce)(parts, x.shape))
+    finish = op.finish(dtype, params)
+    out = np.dtype(op.dtype(dtype, params))
+
+    def per_block(block: np.ndarray, *found: Any, block_info: Any = None) -> np.ndarray:
+        where = tuple(tuple(int(v) for v in edge) for edge in block_info[0]["array-location"])
+        return finish(block, *found, where=where)
+
+    return x.map_blocks(per_block, *results, dtype=out, meta=np.empty((0,) * x.ndim, out)), results
+
+
 def apply_step(x: da.Array, op: Operation, params: dict[str, Any]) -> Any:
     """One validated step on a dask array, lazily (an op that returns counts, not
     an image, gives its lazy counts and the function that makes scipy's result)."""
@@ -71,6 +102,13 @@ def apply_step(x: da.Array, op: Operation, params: dict[str, Any]) -> Any:
         return map_stage(x, [(op, params)])
     if op.apply is not None:
         return op.apply(x, **params)
+    if op.also is not None:  # an array, and more from the passes (label's count), lazily
+        import dask
+        import dask.array as da
+
+        out, results = located_apply(x, op, params) if op.located else (global_apply(x, op, params), [])
+        value, dtype = op.also
+        return out, da.from_delayed(dask.delayed(value)(*results), shape=(), dtype=dtype)
     return global_apply(x, op, params)
 
 

@@ -42,6 +42,7 @@ def run_links(
     have: Halo,
     aligned_blocks: Sequence[np.ndarray] = (),
     own: bool = False,
+    origin: Sequence[int] | None = None,
 ) -> np.ndarray:
     """``block`` (with ``have`` halo on each side of each axis) through ``links``,
     cut at each step to what the steps after it need; the result holds no halo
@@ -49,7 +50,9 @@ def run_links(
     is the reach or less, or at the array's edges).
 
     ``own``: the block belongs to this call (no one else holds it), so a step that
-    can (``overwrites``) writes its result over it instead of new memory."""
+    can (``overwrites``) writes its result over it instead of new memory.
+    ``origin``: where the block as given starts in the array; a step that asks
+    (``located``) gets its part's box as ``where`` (None without an origin)."""
     ndim = block.ndim
     needed = still_needed(links, ndim)
     region = tuple(slice(None) for _ in range(ndim))  # of the block as given, what ``block`` is now
@@ -64,7 +67,11 @@ def run_links(
             slice(left - min(left, n), block.shape[axis] - (right - min(right, n)))
             for axis, ((left, right), n) in enumerate(zip(have, after, strict=True))
         )
-        mine = {"overwrite_input": True} if own and getattr(link.kernel, "overwrites", False) else {}
+        mine: dict[str, Any] = {"overwrite_input": True} if own and getattr(link.kernel, "overwrites", False) else {}
+        if getattr(link.kernel, "located", False):
+            mine["where"] = None if origin is None else tuple(
+                (o + (r.start or 0), o + (r.start or 0) + n) for o, r, n in zip(origin, region, block.shape, strict=True)
+            )
         if getattr(link.kernel, "crops", False):
             block = link.kernel(block, *extra, keep=cut, **mine, **link.params)
         else:

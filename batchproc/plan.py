@@ -387,6 +387,13 @@ def make_plan(
         arrays = [name for name in step.op.aligned if hasattr(step.params.get(name), "shape")]
         if arrays:
             raise BatchprocError(f"{step.name}: parameter {arrays[0]!r} as an array works with Pipeline.apply, not with a run.")
+    for k, step in enumerate(steps):
+        reaching = [later.name for later in steps[k + 1 :] if any(later.reach)]
+        if step.op.located and reaching:
+            raise BatchprocError(
+                f"step {k + 1} ({step.name}): the steps after it must work voxel by voxel, as its blocks are numbered "
+                f"one by one; {reaching[0]!r} reaches its neighbours. Run it as a pipeline of its own on {step.name}'s output."
+            )
     ndim = len(source.shape)
     itemsize = max([source.dtype.itemsize, *(s.out.itemsize for s in steps)])
     target = block_bytes()

@@ -237,3 +237,17 @@ def test_kernels_option_selects_the_kernel_set(tmp_path: Path, volume_file, monk
     assert np.array_equal(results["scipy"], ndi.gaussian_filter(data, 1.5))
     bad = invoke("--kernels", "cuda", "ops")
     assert bad.exit_code == 2 and "compiled, scipy" in bad.output
+
+
+def test_label_in_a_pipeline_equals_scipy_and_refuses_a_halo_after_it(tmp_path: Path, volume_file) -> None:
+    path, data = volume_file
+    out = tmp_path / "labels.zarr"
+    cross = "[[[0,0,0],[0,1,0],[0,0,0]],[[0,1,0],[1,1,1],[0,1,0]],[[0,0,0],[0,1,0],[0,0,0]]]"
+    result = invoke("run", path, out, "--step", "threshold:above=160", "--step", f"label:structure={cross}", "--chunks", "3,16,16", "-q")
+    assert result.exit_code == 0, result.output
+    want, count = ndi.label(data > 160)
+    got = zarr.open_array(str(out / "0"), mode="r")[...]
+    assert got.dtype == np.int32 and np.array_equal(got, want) and count > 1
+    refused = invoke("run", path, tmp_path / "no.zarr", "--step", "threshold:above=160", "--step", "label", "--step", "maximum_filter:size=3", "-q")
+    assert refused.exit_code == 2 and "voxel by voxel" in refused.output and "maximum_filter" in refused.output
+    assert "label" in invoke("ops", "label").output

@@ -385,7 +385,7 @@ def links(job: Job, upto: int) -> list[Link]:
             finish = op.finish(step.dtype, step.params)
             count = len(op.passes(step.dtype, step.params, plan.kernels)) if op.passes else 0
             results = tuple(job.results[(k, j)] for j in range(count))
-            chain.append(Link(_Finished(finish, results), {}, (), step.reach))
+            chain.append(Link(_Finished(finish, results, op.located), {}, (), step.reach))
         else:
             chain.append(Link(op.kernel(step.dtype, step.params, plan.kernels), step.params, (), step.reach))
     with _LINKS_LOCK:
@@ -398,10 +398,12 @@ def links(job: Job, upto: int) -> list[Link]:
 class _Finished:
     """A global step once its passes are done: voxel by voxel with their results."""
 
-    def __init__(self, finish: Callable[..., np.ndarray], results: tuple[np.ndarray, ...]) -> None:
-        self.finish, self.results = finish, results
+    def __init__(self, finish: Callable[..., np.ndarray], results: tuple[Any, ...], located: bool = False) -> None:
+        self.finish, self.results, self.located = finish, results, located
 
-    def __call__(self, block: np.ndarray) -> np.ndarray:
+    def __call__(self, block: np.ndarray, where: Any = None) -> np.ndarray:
+        if self.located:  # (where: the block's box; None for a trial block that loads kernels)
+            return self.finish(block, *self.results, where=where)
         return self.finish(block, *self.results)
 
 
@@ -485,7 +487,7 @@ def _compute_block(job: Job, index: tuple[int, ...], upto: int | None) -> np.nda
     readers = (lambda chunk: plan.chunk_readers(chunk, reach)) if src.native is not None else None
     faces = (lambda chunk: plan.chunk_faces(chunk, reach)) if src.native is not None else None
     block = read_region(src.reader, src.shape, src.dtype, src.native, lo, hi, exclusive, (src.token, upto), readers, faces=faces)
-    return run_links(block, links(job, upto), have, own=True)
+    return run_links(block, links(job, upto), have, own=True, origin=lo)
 
 
 def pass_task(job: Job, index: tuple[int, ...], step: int, number: int) -> np.ndarray:
@@ -495,6 +497,8 @@ def pass_task(job: Job, index: tuple[int, ...], step: int, number: int) -> np.nd
     one = bound.op.passes(bound.dtype, bound.params, plan.kernels)[number]
     block = compute_block(job, index, upto=step)
     earlier = [job.results[(step, j)] for j in range(number)]
+    if one.located:
+        return one.partial(block, *earlier, where=plan.box(index), shape=plan.shape)
     return np.asarray(one.partial(block, *earlier))
 
 
@@ -556,17 +560,21 @@ def _passes(plan: Plan, workers: Pool, window: int, cache: int) -> dict[tuple[in
     passes = plan.passes()
     for number, (step, j) in enumerate(passes):
         bound = plan.steps[step]
-        kind = bound.op.passes(bound.dtype, bound.params, plan.kernels)[j].combine
+        one = bound.op.passes(bound.dtype, bound.params, plan.kernels)[j]
+        kind = one.combine
         shared = workers.share(Job(plan, dict(results), None, cache, workers.processes))
-        total: list[np.ndarray] = []
+        total: list[Any] = []
         with block_bar(plan.block_count, f"pass {number + 1} of {len(passes)}: {bound.name}") as advance:
 
-            def add(part: np.ndarray, total: list[np.ndarray] = total, kind: Any = kind, advance: Callable[[], None] = advance) -> None:
-                total[:] = [combine(kind, [total[0], part]) if total else part]
+            def add(part: Any, total: list[Any] = total, kind: Any = kind, advance: Callable[[], None] = advance) -> None:
+                if kind == "collect":
+                    total.append(part)
+                else:
+                    total[:] = [combine(kind, [total[0], part]) if total else part]
                 advance()
 
             windowed(workers, [(pass_task, shared, index, step, j) for index in plan.ordered_blocks()], window, add)
-        results[(step, j)] = total[0]
+        results[(step, j)] = one.reduce(total, plan.shape) if kind == "collect" and one.reduce is not None else total[0]
     return results
 
 

@@ -55,10 +55,11 @@ class Param:
 
 
 BlockFn = Callable[..., np.ndarray]
-Combine = Literal["sum", "range"]
+Combine = Literal["sum", "range", "collect"]
 #: How the blocks' partial results of a :class:`Pass` become one: ``sum`` adds them;
-#: ``range`` takes ``[min, max]`` pairs to the smallest min and the largest max.
-COMBINES: tuple[Combine, ...] = ("sum", "range")
+#: ``range`` takes ``[min, max]`` pairs to the smallest min and the largest max;
+#: ``collect`` hands all of them to the pass's ``reduce``.
+COMBINES: tuple[Combine, ...] = ("sum", "range", "collect")
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,17 @@ class Pass:
     an array of ``shape``, given the results of the passes before this one; the
     blocks' partials are combined by ``combine``. A count does not depend on how the array
     is chunked, so the combined result equals one computed on the whole array.
+
+    ``located``: the partial also gets ``where=`` (the block's box, per axis ``(start,
+    stop)``) and ``shape=`` (the whole array's). ``collect``: every block's partial
+    (any object) goes to ``reduce(partials, shape)``, whose result is the pass's.
     """
 
-    partial: Callable[..., np.ndarray]
+    partial: Callable[..., Any]
     shape: tuple[int, ...]
     combine: Combine = "sum"
+    located: bool = False
+    reduce: Callable[[list[Any], tuple[int, ...]], Any] | None = None
 
 
 def combine(kind: Combine, parts: list[np.ndarray]) -> np.ndarray:
@@ -137,7 +144,9 @@ class Operation:
                :class:`Pass` es to run first, in order (``kernels``: the kernel
                set their partials may use).
     finish:    for global ops in pipelines, ``finish(dtype, params)`` -> a voxel-wise
-               ``fn(block, *results)`` given every pass's result.
+               ``fn(block, *results)`` given every pass's result (``located``: also
+               ``where=``, the block's box, which must be a block the passes saw:
+               the steps after such an operation reach no neighbours).
     apply:     for global ops outside pipelines (histogram), ``apply(x, **params)``
                -> the lazy result and the function that turns it into scipy's.
     relate:    checks between parameters once the input's ndim/dtype are known.
@@ -162,6 +171,10 @@ class Operation:
     edge_rule: Callable[[Mapping[str, Any], int], tuple[Edge, ...]] | None = None
     fast: Callable[[np.dtype, Mapping[str, Any]], BlockFn | None] | None = None
     compiled_global: bool = False  # a global op with a compiled path of its own
+    located: bool = False
+    #: ``(fn, dtype)``: the Python API also returns ``fn(*pass results)`` as a lazy
+    #: 0-d array of ``dtype`` (label's count of objects, as scipy returns it).
+    also: tuple[Callable[..., Any], Any] | None = None
 
     @property
     def has_compiled(self) -> bool:

@@ -323,6 +323,21 @@ def _histogram(draw: st.DrawFn, a: np.ndarray) -> dict[str, Any]:
     return params
 
 
+@case("label", ("bool", "bool", "bool", "uint8", "int16", "float32"))
+def _label(draw: st.DrawFn, a: np.ndarray) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["default", "default", "connectivity", "symmetric", "symmetric", "wrong"]))
+    params: dict[str, Any] = {}
+    if kind == "connectivity":
+        params["structure"] = ndi.generate_binary_structure(a.ndim, draw(st.integers(1, a.ndim)))
+    elif kind == "symmetric":  # any centrosymmetric structure, its centre true or not
+        half = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).random((3,) * a.ndim) < 0.4
+        params["structure"] = half | half[(slice(None, None, -1),) * a.ndim]
+    elif kind == "wrong":  # scipy refuses: another rank, not 3 wide, or not symmetric
+        params["structure"] = draw(st.sampled_from([np.ones((3,) * (a.ndim % 4 + 1), bool), np.ones((2,) * a.ndim, bool), np.eye(3, dtype=bool)[(0,) * (a.ndim - 2)] if a.ndim >= 2 else np.array([1, 1, 0], bool)]))
+    params["output"] = draw(st.sampled_from([None, None, "int64", "uint32"]))
+    return params
+
+
 @case("sobel_magnitude")
 def _sobel_magnitude(draw: st.DrawFn, a: np.ndarray) -> dict[str, Any]:
     axes_given, _ = draw(active_axes(a.ndim))
