@@ -172,6 +172,10 @@ class Operation:
     fast: Callable[[np.dtype, Mapping[str, Any]], BlockFn | None] | None = None
     compiled_global: bool = False  # a global op with a compiled path of its own
     located: bool = False
+    #: Where a result may differ from scipy's in the last bits (the promise's
+    #: stated exceptions): ``tolerance(input, scipy_result)`` -> the largest
+    #: absolute difference allowed at scipy's finite values; None: bit for bit.
+    tolerance: Callable[[np.ndarray, np.ndarray], float] | None = None
     #: ``(fn, dtype)``: the Python API also returns ``fn(*pass results)`` as a lazy
     #: 0-d array of ``dtype`` (label's count of objects, as scipy returns it).
     also: tuple[Callable[..., Any], Any] | None = None

@@ -338,6 +338,45 @@ def _label(draw: st.DrawFn, a: np.ndarray) -> dict[str, Any]:
     return params
 
 
+def _labels_for(draw: st.DrawFn, a: np.ndarray) -> np.ndarray:
+    """Labels for measurements: objects of a random mask, or random small integers."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.booleans()):
+        return ndi.label(rng.random(a.shape) < 0.5)[0]
+    return rng.integers(0, 5, size=a.shape).astype(draw(st.sampled_from(["int32", "uint8", "int64"])))
+
+
+def _measurement(positions: bool) -> ParamsFn:
+    """``labels`` and ``index`` in each of scipy's forms. Positions of an extreme
+    shared by several voxels are compared in the single-group forms only, where
+    scipy takes the first in C order (docs/design.md, "Measurements")."""
+
+    def params_for(draw: st.DrawFn, a: np.ndarray) -> dict[str, Any]:
+        form = draw(st.sampled_from(["none", "labels", "scalar", "scalar"] + ([] if positions else ["sequence", "sequence"])))
+        if form == "none":
+            return {}
+        labels = _labels_for(draw, a)
+        params: dict[str, Any] = {"labels": labels}
+        if form == "scalar":
+            params["index"] = draw(st.sampled_from([1, 2, int(labels.max(initial=0))]))
+        elif form == "sequence":
+            params["index"] = draw(st.lists(st.integers(0, 7), min_size=1, max_size=6))
+        return params
+
+    return params_for
+
+
+for _name in ("sum_labels", "mean", "variance", "standard_deviation", "minimum", "maximum", "center_of_mass"):
+    case(_name, DTYPES + ("bool",))(_measurement(False))
+for _name in ("minimum_position", "maximum_position", "extrema"):
+    case(_name, DTYPES)(_measurement(True))
+
+
+@case("find_objects", ("uint8", "int16"))  # labels: full-range int32 values make scipy's list run out of memory
+def _find_objects(draw: st.DrawFn, a: np.ndarray) -> dict[str, Any]:
+    return {"max_label": draw(st.sampled_from([0, 0, 1, 3, 30]))}
+
+
 @case("sobel_magnitude")
 def _sobel_magnitude(draw: st.DrawFn, a: np.ndarray) -> dict[str, Any]:
     axes_given, _ = draw(active_axes(a.ndim))
