@@ -322,6 +322,55 @@ def info(input: Annotated[str, typer.Argument(help="image, volume, folder, glob 
 
 
 @app.command()
+def measure(
+    input: Annotated[str, typer.Argument(help="the image to measure: a file, folder, store or URL")],
+    output: Annotated[str, typer.Option("-o", "--output", help="the table to write (one row per object)")],
+    labels: Annotated[str | None, typer.Option("--labels", help="a label image of the same shape (a run ending in label makes one)")] = None,
+    pipeline: PipelineFile = None,
+    step: Steps = None,
+    labels_out: Annotated[str | None, typer.Option("--labels-out", help="with --pipeline/--step: where the label image goes (default: beside the table, NAME.labels.ome.zarr)")] = None,
+    table_format: Annotated[str, typer.Option("--format", help="csv (default) or parquet")] = "csv",
+    scheduler: Scheduler = None,
+    chunks: Chunks = None,
+    overwrite: Annotated[bool, typer.Option(help="replace the label image made from the pipeline")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Measure every object of INPUT: one row per label with its voxel count, physical
+    volume, bounding box, centroid (voxels and physical) and the image's sum, mean,
+    minimum and maximum there. The labels come from --labels, or from pipeline steps
+    that end in a mask (labelled here, written as an OME-Zarr label image)."""
+    from batchproc.engine import progress
+    from batchproc.engine.jobs import run_pipeline
+    from batchproc.io import open_image
+    from batchproc.ops.objects import object_table
+    from batchproc.pipeline import Pipeline
+    from batchproc.tables import FORMATS, write_table
+
+    with guarded():
+        if table_format not in FORMATS:
+            raise BatchprocError(f"--format must be one of {', '.join(FORMATS)}; got {table_format!r}.")
+        if (labels is None) == (pipeline is None and not step):
+            raise BatchprocError("measure: give either --labels IMAGE, or --pipeline FILE / --step OP[:...] ending in a mask.")
+        image = open_image(input, parse_chunks(chunks))
+        with _on_cluster(scheduler), progress(f"measuring {input}", enabled=not quiet):
+            if labels is None:
+                made = _pipeline(pipeline, step, "measure").to_dict()
+                if not made["steps"] or made["steps"][-1]["op"] != "label":
+                    made["steps"].append({"op": "label"})
+                labels = labels_out or str(Path(output).with_suffix("")) + ".labels.ome.zarr"
+                run_pipeline(Pipeline.from_dict(made), input, labels, overwrite=overwrite, label_image=True)
+            found = open_image(labels)
+            if found.shape != image.shape:
+                raise BatchprocError(f"measure: the labels {labels!r} are {found.shape}, the image {image.shape}; they must have the same shape.")
+            if found.dtype.kind not in "biu":
+                raise BatchprocError(f"measure: the labels {labels!r} must be integers; got {found.dtype}.")
+            columns = object_table(image.data, found.data.rechunk(image.data.chunks), image.spacing, image.axes, image.units)
+        path = write_table(columns, output, table_format)
+        if not quiet:
+            out.print(f"wrote {path}: {len(columns['label']):,} objects", highlight=False)
+
+
+@app.command()
 def histogram(
     input: Annotated[str, typer.Argument(help="image, volume, folder, glob or store")],
     bins: Annotated[int, typer.Option(help="number of bins")] = 256,

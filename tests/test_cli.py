@@ -251,3 +251,66 @@ def test_label_in_a_pipeline_equals_scipy_and_refuses_a_halo_after_it(tmp_path: 
     refused = invoke("run", path, tmp_path / "no.zarr", "--step", "threshold:above=160", "--step", "label", "--step", "maximum_filter:size=3", "-q")
     assert refused.exit_code == 2 and "voxel by voxel" in refused.output and "maximum_filter" in refused.output
     assert "label" in invoke("ops", "label").output
+
+
+def test_measure_a_real_ct_series_one_row_per_object_as_scipy_measures_them(tmp_path: Path) -> None:
+    """pydicom's CT series (spacing in millimetres): objects of a mask made by the
+    pipeline, their table equal to scipy's measurements, as CSV and Parquet."""
+    import csv
+    import os
+
+    import pyarrow.parquet as pq
+    from pydicom.data import get_testdata_file
+
+    import batchproc
+
+    series = Path(os.path.dirname(get_testdata_file("CT_small.dcm"))) / "dicomdirtests" / "98892001" / "CT5N"
+    image = batchproc.open_image(series)
+    data = image.data.compute()
+    labels, count = ndi.label(data > 1000)
+    table = tmp_path / "objects.csv"
+    import dask
+
+    with dask.config.set({"batchproc.block-bytes": 2 * 8 * 8 * 8}):  # blocks of 2x8x8: objects cross them
+        result = invoke("measure", series, "-o", table, "--step", "threshold:above=1000", "--chunks", "2,8,8")
+    assert result.exit_code == 0, result.output
+    assert f"{count} objects" in result.output and count > 1
+    rows = list(csv.DictReader(table.open()))
+    index = np.arange(1, count + 1)
+    voxels = ndi.sum_labels(np.ones_like(data), labels, index)
+    centres = ndi.center_of_mass(np.ones_like(data), labels, index)
+    boxes = ndi.find_objects(labels)
+    assert [int(r["label"]) for r in rows] == list(index)
+    assert [int(r["voxels"]) for r in rows] == list(voxels.astype(int))
+    assert [float(r["volume_millimeter^3"]) for r in rows] == list(voxels * np.prod(image.spacing))
+    assert [tuple(float(r[f"centroid_{a}"]) for a in "zyx") for r in rows] == [tuple(c) for c in centres]
+    assert [float(r["centroid_y_millimeter"]) for r in rows] == [c[1] * image.spacing[1] for c in centres]
+    assert [tuple(slice(int(r[f"bbox_start_{a}"]), int(r[f"bbox_stop_{a}"])) for a in "zyx") for r in rows] == boxes
+    assert [float(r["intensity_mean"]) for r in rows] == list(ndi.mean(data, labels, index))
+    assert [int(r["intensity_min"]) for r in rows] == list(ndi.minimum(data, labels, index))
+    assert [float(r["intensity_sum"]) for r in rows] == list(ndi.sum_labels(data, labels, index))
+    # The label image the pipeline made, beside the table, marked as one; then measured again from it, as Parquet.
+    made = tmp_path / "objects.labels.ome.zarr"
+    assert np.array_equal(batchproc.open(made).compute(), labels)
+    assert "image-label" in json.loads((made / "zarr.json").read_text())["attributes"]["ome"]
+    result = invoke("measure", series, "-o", tmp_path / "objects.parquet", "--labels", made, "--format", "parquet")
+    assert result.exit_code == 0, result.output
+    parquet = pq.read_table(tmp_path / "objects.parquet").to_pydict()
+    assert [str(v) for v in parquet["intensity_mean"]] == [r["intensity_mean"] for r in rows]
+    assert parquet["label"] == [int(r["label"]) for r in rows]
+
+
+def test_measure_refuses_what_it_cannot_measure(tmp_path: Path, volume_file) -> None:
+    path, data = volume_file
+    assert invoke("measure", path, "-o", tmp_path / "t.csv").exit_code == 2  # neither labels nor steps
+    other = tmp_path / "other.zarr"
+    assert invoke("run", path, other, "--step", "threshold:above=100", "-q").exit_code == 0
+    flat = tmp_path / "flat.tif"
+    import tifffile
+
+    tifffile.imwrite(flat, data[0])
+    result = invoke("measure", flat, "-o", tmp_path / "t.csv", "--labels", other)
+    assert result.exit_code == 2 and "same shape" in result.output
+    result = invoke("measure", path, "-o", tmp_path / "t.csv", "--labels", other, "--format", "xlsx")
+    assert result.exit_code == 2 and "--format" in result.output
+    assert not (tmp_path / "t.csv").exists()

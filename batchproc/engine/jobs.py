@@ -38,6 +38,7 @@ def run_pipeline(
     shards: tuple[int, ...] | bool | None = None,
     plan: Plan | None = None,
     ome_version: str = "0.5",
+    label_image: bool = False,
     codec: str = "default",
     levels: int = 0,
     overwrite: bool = False,
@@ -48,6 +49,7 @@ def run_pipeline(
     ``output`` (see :meth:`batchproc.Pipeline.run`)."""
     plan = plan if plan is not None else plan_run(pipeline, input, chunks, shards)
     src = plan.source
+    label_image = label_image or bool(plan.steps and plan.steps[-1].name == "label")  # objects numbered: viewers show them as labels
     provenance = {
         "batchproc": __version__,
         "pipeline": pipeline.to_dict(),
@@ -61,7 +63,7 @@ def run_pipeline(
     key = f"{pipeline.fingerprint()}:{src.name}:{sorted(stamp.items())}:{src.shape}:{src.dtype}"
     with open_output(
         output, shape=plan.shape, dtype=plan.dtype, chunks=plan.chunks, shards=plan.shards, axes=src.axes, spacing=src.spacing, units=src.units,
-        ome_version=ome_version, codec=codec,
+        ome_version=ome_version, codec=codec, label_image=label_image,
         overwrite=overwrite, resume=resume, provenance=provenance, layout_key=key,
     ) as out:
         if out.done or not compute:

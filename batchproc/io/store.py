@@ -403,6 +403,7 @@ def open_output(
     resume: bool = False,
     provenance: dict[str, Any] | None = None,
     layout_key: str | None = None,
+    label_image: bool = False,
 ) -> Iterator[Output]:
     """The output store at ``path``, for this run alone while the context lasts.
 
@@ -427,7 +428,7 @@ def open_output(
         shards = tuple(int(s) for s in shards)
         if len(shards) != ndim or any(s < c or s % c for s, c in zip(shards, chunks, strict=True)):
             raise BatchprocError(f"write: shards {shards} must be whole multiples of the chunks {chunks}, one per dimension.")
-    ome = Ome(ome_version, axes, spacing, units)
+    ome = Ome(ome_version, axes, spacing, units, label_image)
     ome.check(shards)
     layout = layout_hash(shape, chunks, dtype, layout_key, shards) + ("" if ome.version == "0.5" else "-v2")
     where = local_or_remote(str(path)) if not isinstance(path, RemotePath) else path
@@ -603,10 +604,10 @@ class Ome:
     """How an output is laid out as OME-Zarr: its ``version`` (NGFF 0.5 on zarr v3,
     or 0.4 on zarr v2) and its axes (names, voxel sizes and, where known, units)."""
 
-    def __init__(self, version: str, axes: str, spacing: tuple[float, ...], units: tuple[str | None, ...] | None = None) -> None:
+    def __init__(self, version: str, axes: str, spacing: tuple[float, ...], units: tuple[str | None, ...] | None = None, label_image: bool = False) -> None:
         if version not in OME_VERSIONS:
             raise BatchprocError(f"--ome-version must be one of {', '.join(OME_VERSIONS)}; got {version!r}.")
-        self.version, self.axes, self.spacing = version, axes, spacing
+        self.version, self.axes, self.spacing, self.label_image = version, axes, spacing, label_image
         self.units = tuple(units) if units is not None else (None,) * len(axes)
 
     @property
@@ -634,9 +635,11 @@ class Ome:
             scale = [s * (2**level if sp else 1) for s, sp in zip(self.spacing, spatial, strict=True)]
             datasets.append({"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": scale}]})
         axes = [{"name": a, "type": _AXIS_TYPES.get(a, "space"), **({"unit": u} if u else {})} for a, u in zip(self.axes, self.units, strict=True)]
+        # A label image (objects numbered, 0 the background) says so, for viewers.
+        label = {"image-label": {"version": self.version}} if self.label_image else {}
         if self.version == "0.4":
-            return {"multiscales": [{"version": "0.4", "name": "batchproc", "axes": axes, "datasets": datasets}]}
-        return {"ome": {"version": "0.5", "multiscales": [{"name": "batchproc", "axes": axes, "datasets": datasets}]}}
+            return {"multiscales": [{"version": "0.4", "name": "batchproc", "axes": axes, "datasets": datasets}], **label}
+        return {"ome": {"version": "0.5", "multiscales": [{"name": "batchproc", "axes": axes, "datasets": datasets}], **({"image-label": {}} if label else {})}}
 
     def write_group(self, path: Path, attributes: dict[str, Any]) -> None:
         """The group's metadata documents, with ``attributes``."""

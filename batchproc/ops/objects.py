@@ -70,7 +70,7 @@ def block_table(
         mean = np.asarray(means[1], np.float64)[np.searchsorted(means[0], unique)]
         centred = values.astype(np.float64) - mean[inverse]
         table["centered"] = np.bincount(inverse, weights=centred * centred, minlength=unique.size)
-    if wanted & {"min", "max", "minpos", "maxpos", "bbox", "moments"}:
+    if wanted & {"min", "max", "minpos", "maxpos", "bbox", "moments", "coords"}:
         coords = np.indices(block.shape).reshape(block.ndim, -1)[:, present] + np.array([lo for lo, _ in where])[:, None]
         positions = np.ravel_multi_index(tuple(coords), tuple(shape)).astype(np.int64)
         for kind, pick in (("min", np.minimum), ("max", np.maximum)):
@@ -93,6 +93,10 @@ def block_table(
         if "moments" in wanted:  # the sum of value times coordinate per axis (scipy: float64 grids)
             table["moments"] = np.stack(
                 [np.bincount(inverse, weights=values * coords[axis].astype(np.float64), minlength=unique.size) for axis in range(block.ndim)], axis=1
+            ).reshape(unique.size, block.ndim)
+        if "coords" in wanted:  # the sum of each coordinate: the centroid (exact in float64 up to 2**53)
+            table["coords"] = np.stack(
+                [np.bincount(inverse, weights=coords[axis].astype(np.float64), minlength=unique.size) for axis in range(block.ndim)], axis=1
             ).reshape(unique.size, block.ndim)
     return table
 
@@ -119,7 +123,7 @@ def merge(tables: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         if name == "key":
             continue
         parts = np.concatenate([t[name] for t in tables])
-        if name in ("count", "sum", "centered", "moments"):
+        if name in ("count", "sum", "centered", "moments", "coords"):
             total = np.zeros((unique.size, *parts.shape[1:]), parts.dtype)
             np.add.at(total, inverse, parts)
         elif name in ("min", "max"):
@@ -176,6 +180,35 @@ def lazy_table(x: Any, labels: Any, index: Any, wanted: frozenset[str]) -> Any:
         centered = one_pass(frozenset({"centered"}), means)
         table = dask.delayed(lambda t, u: {**t, "centered": u["centered"]} if t else t)(table, centered)
     return table
+
+
+def object_table(image: Any, labels: Any, spacing: Sequence[float], axes: str, units: Sequence[str | None]) -> dict[str, np.ndarray]:
+    """One row per object (label > 0) of ``labels`` (a dask array), measured on
+    ``image`` (a dask array of the same shape), in one pass: label, voxels, physical
+    volume, bounding box (first and last+1 voxel per axis), centroid in voxels and
+    in physical units, and the image's sum, mean, minimum and maximum there.
+    Physical columns carry the unit in their names where the input states it."""
+    from batchproc.engine import compute
+
+    table = compute([lazy_table(image, labels, np.arange(1), frozenset({"sum", "min", "max", "bbox", "coords"}))])[0]
+    keep = table["key"] > 0 if table else np.zeros(0, bool)
+    t = {name: column[keep] for name, column in table.items()} if table else {}
+    count = t.get("count", np.zeros(0, np.int64))
+    unit = next((u for u in units if u), None)
+    columns: dict[str, np.ndarray] = {"label": t.get("key", np.zeros(0, np.int64)).astype(np.int64), "voxels": count}
+    columns[f"volume_{unit}^{len(axes)}" if unit else "volume"] = count * float(np.prod(spacing))
+    for k, a in enumerate(axes):
+        columns[f"bbox_start_{a}"] = t["lo"][:, k] if t else np.zeros(0, np.int64)
+        columns[f"bbox_stop_{a}"] = t["hi"][:, k] + 1 if t else np.zeros(0, np.int64)
+    for k, a in enumerate(axes):
+        centroid = t["coords"][:, k] / count if t else np.zeros(0)
+        columns[f"centroid_{a}"] = centroid
+        columns[f"centroid_{a}_{units[k]}" if units[k] else f"centroid_{a}_physical"] = centroid * spacing[k]
+    columns["intensity_sum"] = t["sum"] if t else np.zeros(0)
+    columns["intensity_mean"] = t["sum"] / count if t else np.zeros(0)
+    columns["intensity_min"] = t["min"] if t else np.zeros(0)
+    columns["intensity_max"] = t["max"] if t else np.zeros(0)
+    return columns
 
 
 def _lookup(table: dict[str, np.ndarray], index: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,40 @@
+"""Tables of objects (``batchproc measure``): written as CSV, or Parquet with
+pyarrow (the ``parquet`` extra)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from batchproc.errors import BatchprocError
+
+FORMATS = ("csv", "parquet")
+
+
+def write_table(columns: Mapping[str, np.ndarray], path: str | Path, format: str = "csv") -> str:  # noqa: A002 - the CLI's name
+    """Write ``columns`` (name -> one value per row) to ``path`` as ``format``,
+    whole or not at all (a temporary file renamed into place)."""
+    if format not in FORMATS:
+        raise BatchprocError(f"--format must be one of {', '.join(FORMATS)}; got {format!r}.")
+    target = Path(path)
+    if not target.parent.exists():
+        raise BatchprocError(f"cannot write {str(target)!r}: the folder {str(target.parent)!r} does not exist.")
+    partial = target.with_name(f".{target.name}.partial")
+    if format == "parquet":
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise BatchprocError("--format parquet needs pyarrow: pip install 'batchproc[parquet]'.") from None
+        pq.write_table(pa.table({name: np.asarray(values) for name, values in columns.items()}), partial)
+    else:
+        with partial.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(list(columns))
+            rows = zip(*(np.asarray(v).tolist() for v in columns.values()), strict=True) if columns else iter(())
+            writer.writerows(rows)
+    partial.replace(target)
+    return str(target)
