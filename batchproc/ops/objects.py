@@ -234,7 +234,7 @@ def answer(table: dict[str, np.ndarray], name: str, index: Any, dtype: np.dtype,
                 f"{'minimum' if name.startswith('min') else 'maximum'} of an empty group: no voxel has the label asked for "
                 "(scipy: zero-size array to reduction operation which has no identity)."
             )
-        acc = np.sum(np.zeros(1, dtype)).dtype if dtype.kind in "biu" else np.dtype(np.float64)
+        acc = np.sum(np.zeros(1, dtype)).dtype  # scipy: the sum of no values, in the input's accumulator
         return {"count": np.int64(0), "sum": acc.type(0), "centered": np.float64(0)}.get(name, np.int64(0))
     rows, found = _lookup(table, index)
     column = table.get(name)
