@@ -1,6 +1,6 @@
 """The operation registry. Importing this package declares every operation."""
 
-from batchproc.ops import filters, label, measure, objects, pointwise  # noqa: F401  (declarations)
+from batchproc.ops import distance, filters, label, measure, objects, pointwise  # noqa: F401  (declarations)
 from batchproc.ops._checks import Context
 from batchproc.ops._registry import REGISTRY, Operation, Param, get
 

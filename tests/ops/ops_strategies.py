@@ -377,6 +377,18 @@ def _find_objects(draw: st.DrawFn, a: np.ndarray) -> dict[str, Any]:
     return {"max_label": draw(st.sampled_from([0, 0, 1, 3, 30]))}
 
 
+@case("distance_transform_edt", ("bool", "bool", "uint8", "float32"))
+def _edt(draw: st.DrawFn, a: np.ndarray) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["none", "none", "integers", "floats", "one"]))
+    if kind == "none":
+        return {}
+    if kind == "one":
+        return {"sampling": draw(st.sampled_from([2, 0.5, 1.7]))}
+    if kind == "integers":
+        return {"sampling": draw(st.lists(st.integers(1, 4), min_size=a.ndim, max_size=a.ndim))}
+    return {"sampling": draw(st.lists(st.floats(0.2, 5.0), min_size=a.ndim, max_size=a.ndim))}
+
+
 @case("sobel_magnitude")
 def _sobel_magnitude(draw: st.DrawFn, a: np.ndarray) -> dict[str, Any]:
     axes_given, _ = draw(active_axes(a.ndim))

@@ -179,3 +179,16 @@ def test_until_settled_that_never_settles_is_an_error_not_a_hang() -> None:
     got = batchproc.ndimage.binary_dilation(da.from_array(a, chunks=5), structure=np.array([1, 0, 1], bool), iterations=0)
     with pytest.raises(BatchprocError, match=r"iterations=0.*structure whose centre"):
         got.compute()
+
+
+def test_distance_transform_edt_refuses_the_feature_transform_it_does_not_offer() -> None:
+    import dask.array as da
+
+    x = da.from_array(np.ones((4, 4), bool), chunks=2)
+    for given in ({"return_indices": True}, {"return_distances": False, "return_indices": True}, {"distances": np.zeros((4, 4))}):
+        with pytest.raises(BatchprocError, match="return_indices"):
+            batchproc.ndimage.distance_transform_edt(x, **given)
+    with pytest.raises(BatchprocError, match="sampling"):
+        batchproc.ndimage.distance_transform_edt(x, sampling=[1, 2, 3])
+    with pytest.raises(BatchprocError, match="sampling"):
+        batchproc.ndimage.distance_transform_edt(x, sampling=-1)
