@@ -719,8 +719,12 @@ def _open_dicom_series(files: Sequence[Path], chunks: Any, series: str | None, r
         else:
             spacing = tuple(pixel)
     meta = {"format": "dicom", "series": str(getattr(first, "SeriesInstanceUID", "")), "files": len(ordered), "modality": str(getattr(first, "Modality", ""))}
-    ndim = len(reader.shape)  # DICOM's distances are in millimetres (PS3.3: PixelSpacing, SliceThickness)
-    return Image(None, default_axes(ndim), tuple(float(s) for s in spacing), source, meta, reader, reader.native, chunks, units=("millimeter",) * ndim)
+    ndim = len(reader.shape)
+    # DICOM's distances are in millimetres (PS3.3: PixelSpacing, SliceThickness);
+    # a file without PixelSpacing (many radiographs) says nothing of its pixels' size.
+    stated = getattr(first, "PixelSpacing", None) is not None
+    units = ("millimeter",) * ndim if stated else None
+    return Image(None, default_axes(ndim), tuple(float(s) for s in spacing), source, meta, reader, reader.native, chunks, units=units)
 
 
 def _positions(headers: Sequence[tuple[Path, Any]]) -> list[tuple[Path, float | None]]:
