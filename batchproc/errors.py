@@ -13,6 +13,25 @@ class BatchprocError(ValueError):
     """
 
 
+class BatchprocTypeError(BatchprocError, TypeError):
+    """A :class:`BatchprocError` where scipy raises ``TypeError``."""
+
+
+class BatchprocRuntimeError(BatchprocError, RuntimeError):
+    """A :class:`BatchprocError` where scipy raises ``RuntimeError``."""
+
+
+def refusal(message: str, like: type[BaseException] | None = None) -> BatchprocError:
+    """A BatchprocError with ``message`` that is also ``like`` (the class scipy
+    raises for the same mistake), so that code written against scipy that catches
+    its exception keeps working."""
+    if like is not None and issubclass(like, TypeError):
+        return BatchprocTypeError(message)
+    if like is not None and issubclass(like, RuntimeError):
+        return BatchprocRuntimeError(message)
+    return BatchprocError(message)
+
+
 class SchedulerLost(RuntimeError):
     """The distributed scheduler stopped answering in the middle of a run.
 

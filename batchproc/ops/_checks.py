@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from batchproc.errors import BatchprocError
+from batchproc.errors import BatchprocError, refusal
 
 #: scipy.ndimage's boundary modes for filters (the grid-* names are its aliases).
 MODES = (
@@ -50,9 +50,10 @@ class Context:
             return self.op
         return f"step {self.step} ({self.op})"
 
-    def fail(self, name: str, expected: str, value: Any) -> BatchprocError:
+    def fail(self, name: str, expected: str, value: Any, like: type[BaseException] | None = None) -> BatchprocError:
+        """The error for parameter ``name``; ``like``: the class scipy raises for it."""
         shown = _show(value)
-        return BatchprocError(f"{self.where}: parameter '{name}' must be {expected}; got {shown}.")
+        return refusal(f"{self.where}: parameter '{name}' must be {expected}; got {shown}.", like)
 
 
 def _show(value: Any) -> str:
@@ -147,7 +148,9 @@ def per_axis(inner: Check, what: str) -> Check:
 def mode(per_axis_allowed: bool) -> Check:
     def one(name: str, v: Any, ctx: Context) -> str:
         if not isinstance(v, str) or v not in MODES:
-            raise ctx.fail(name, "one of " + ", ".join(MODES), v)
+            # scipy: "A sequence of modes is not supported ..." is a RuntimeError
+            sequence = isinstance(v, Sequence) and not isinstance(v, str) and not per_axis_allowed
+            raise ctx.fail(name, "one of " + ", ".join(MODES) + (" (one mode: this filter takes no list of modes)" if sequence else ""), v, RuntimeError if sequence else None)
         return v
 
     if per_axis_allowed:
@@ -159,6 +162,8 @@ def axes() -> Check:
     def check(name: str, v: Any, ctx: Context) -> Any:
         if v is None:
             return None
+        if isinstance(v, np.ndarray):  # scipy takes axes as a numpy array too
+            v = v.tolist() if v.ndim == 1 else (v.item() if v.ndim == 0 else v)
         items = (v,) if not isinstance(v, Sequence) or isinstance(v, str) else tuple(v)
         if not items or not all(_is_int(a) for a in items):
             raise ctx.fail(name, "an axis number or a list of distinct axis numbers", v)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from batchproc.errors import BatchprocError
+from batchproc.errors import BatchprocError, refusal
 from batchproc.kernels.params import axes_tuple, expand
 from batchproc.ops._checks import WRAP_MODES, Check, Context
 
@@ -276,7 +276,7 @@ class Operation:
         except BatchprocError:
             raise
         except Exception as err:  # scipy's ValueError, RuntimeError, IndexError, ...
-            raise BatchprocError(f"{ctx.where}: scipy.ndimage refuses these parameters: {err}") from None
+            raise refusal(f"{ctx.where}: scipy.ndimage refuses these parameters: {err}", type(err)) from None
 
 
 REGISTRY: dict[str, Operation] = {}

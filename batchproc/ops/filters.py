@@ -186,7 +186,8 @@ def check_window(params: dict[str, Any], ctx: c.Context, array_name: str, shape:
         return
     n = _naxes(params, ctx.ndim)
     if len(shape) != n:
-        raise ctx.fail(array_name, f"{n}-dimensional (one dimension per filtered axis)", params[array_name])
+        # scipy: "... must match len(axes)" / "filter weights array has incorrect shape" are RuntimeErrors
+        raise ctx.fail(array_name, f"{n}-dimensional (one dimension per filtered axis)", params[array_name], RuntimeError)
     if _sorted_axes(params, ctx.ndim):
         check_origins(params, ctx, expanded_window(shape, params.get("origin", 0), params, ctx.ndim))
 
@@ -220,7 +221,12 @@ def relate_window(params: dict[str, Any], ctx: c.Context) -> None:
             check_origins(params, ctx, list(zip(given, sizes, expand(params.get("origin", 0), len(given)), strict=True)))
         count = int(np.prod(sizes))
     if isinstance(params.get("mode"), tuple) and fp is not None:
-        raise ctx.fail("mode", "a single mode when a footprint is given", list(params["mode"]))
+        if ctx.op in ("minimum_filter", "maximum_filter") and fp.all():
+            # scipy: a footprint of all ones is separable, filtered as its size, axis
+            # by axis, where each axis may have its own mode.
+            params["size"], params["footprint"] = tuple(int(n) for n in fp.shape), None
+        else:
+            raise ctx.fail("mode", "a single mode when a footprint is given (or a footprint of all ones, for minimum/maximum_filter)", list(params["mode"]))
     if "rank" in params and not -count <= params["rank"] < count:
         raise ctx.fail("rank", f"within the footprint's {count} elements (from {-count} to {count - 1})", params["rank"])
 
@@ -388,9 +394,15 @@ def running_sum_tolerance(a: np.ndarray, want: np.ndarray) -> float:
     return 1e-12 * scale if want.dtype == np.float64 else 4 * float(np.finfo(np.float32).eps) * scale
 
 
+def _uniform_size(name: str, v: Any, ctx: c.Context) -> Any:
+    """scipy's uniform_filter leaves an axis of size 0 or 1 as it is: 0 is taken as 1."""
+    sizes = c.per_axis(c.integer(0), "an integer >= 0")(name, v, ctx)
+    return tuple(max(1, n) for n in sizes) if isinstance(sizes, tuple) else max(1, sizes)
+
+
 declare(
     "uniform_filter",
-    (Param("size", c.per_axis(c.integer(1), "an integer >= 1"), 3, "window size, per axis"), OUTPUT, mode(True), CVAL, ORIGIN, AXES),
+    (Param("size", _uniform_size, 3, "window size, per axis (0 or 1: the axis as it is)"), OUTPUT, mode(True), CVAL, ORIGIN, AXES),
     halo=window_halo,
     relate=relate_window,
     fast=compiled("fast_uniform"),

@@ -179,7 +179,7 @@ def _relate_label(params: dict[str, Any], ctx: c.Context) -> None:
     if structure is None or ctx.ndim is None:
         return
     if structure.ndim != ctx.ndim:
-        raise ctx.fail("structure", f"an array of {ctx.ndim} dimensions, like the input (scipy: 'structure and input must have equal rank')", f"{structure.ndim} dimensions")
+        raise ctx.fail("structure", f"an array of {ctx.ndim} dimensions, like the input (scipy: 'structure and input must have equal rank')", f"{structure.ndim} dimensions", RuntimeError)
     if structure.shape != (3,) * ctx.ndim:
         raise ctx.fail("structure", f"of shape {(3,) * ctx.ndim} (scipy: 'structure dimensions must be equal to 3')", f"shape {structure.shape}")
     if not np.array_equal(structure, structure[(slice(None, None, -1),) * ctx.ndim]):
@@ -212,6 +212,17 @@ def _label_dtype(dtype: np.dtype, params: Mapping[str, Any]) -> np.dtype:
     return np.dtype(params.get("output") or np.int32)
 
 
+def _structure(name: str, v: Any, ctx: c.Context) -> Any:
+    """A structuring element of booleans (or 0/1); its rank and shape are checked
+    against the input (:func:`_relate_label`), as scipy does, with scipy's classes."""
+    if v is None:
+        return None
+    arr = np.asarray(v)
+    if arr.ndim == 0:
+        raise ctx.fail(name, f"an array of {ctx.ndim or 'the input'}'s dimensions (scipy: 'structure and input must have equal rank')", v, RuntimeError)
+    return c.array(kind="bool", what="a structuring element (3 in every dimension, symmetric)")(name, v, ctx)
+
+
 def _integer_dtype(name: str, v: Any, ctx: c.Context) -> Any:
     dt = c.dtype_()(name, v, ctx)
     if dt is not None and dt.kind not in "iu":
@@ -225,7 +236,7 @@ register(
         summary="Connected components of the non-zero voxels, numbered as scipy.ndimage.label numbers them (first voxel in C order).",
         doc=__doc__ or "",
         params=(
-            Param("structure", c.array(kind="bool", what="a structuring element (3 in every dimension, symmetric)"), None,
+            Param("structure", _structure, None,
                   "which neighbours connect (default: those sharing a face)"),
             Param("output", _integer_dtype, None, "dtype of the labels (default int32)"),
         ),

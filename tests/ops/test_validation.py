@@ -23,7 +23,7 @@ CASES = [
     (lambda: batchproc.ndimage.median_filter(F, 3, mode="bogus"), ["'mode'", "'bogus'", "reflect"]),
     (lambda: batchproc.ndimage.median_filter(F, 3, mode=("wrap", "reflect")), ["'mode'"]),
     (lambda: batchproc.ndimage.median_filter(F), ["'size'", "footprint"]),
-    (lambda: batchproc.ndimage.uniform_filter(F, 0), ["'size'", "0"]),
+    (lambda: batchproc.ndimage.uniform_filter(F, -1), ["'size'", "-1"]),  # (0 is scipy's "leave the axis as it is")
     (lambda: batchproc.ndimage.uniform_filter(F, 3, origin=2), ["'origin'", "2"]),
     (lambda: batchproc.ndimage.rank_filter(F, 9, size=3), ["'rank'", "9"]),
     (lambda: batchproc.ndimage.percentile_filter(F, 101, size=3), ["'percentile'", "101"]),
@@ -192,3 +192,45 @@ def test_distance_transform_edt_refuses_the_feature_transform_it_does_not_offer(
         batchproc.ndimage.distance_transform_edt(x, sampling=[1, 2, 3])
     with pytest.raises(BatchprocError, match="sampling"):
         batchproc.ndimage.distance_transform_edt(x, sampling=-1)
+
+
+def test_scipys_own_calling_styles_are_taken() -> None:
+    """Forms scipy accepts that batchproc once refused: axes as a numpy array, a
+    size of 0 in uniform_filter (the axis left as it is), a footprint of all ones
+    with a mode per axis in minimum/maximum_filter (scipy filters it as its size),
+    and empty arrays."""
+    import scipy.ndimage as ndi
+
+    a = np.random.default_rng(19).random((5, 6))
+    x = da.from_array(a, chunks=3)
+    cases = [
+        ("gaussian_filter", (1,), {"axes": np.array([0, 1])}),
+        ("uniform_filter", (), {"size": (0, 3)}),
+        ("uniform_filter", (), {"size": 0}),
+        ("minimum_filter", (), {"footprint": np.ones((3, 3)), "mode": ["reflect", "nearest"]}),
+        ("maximum_filter", (), {"footprint": np.ones((2, 3), bool), "mode": ["wrap", "constant"], "cval": 2.0}),
+    ]
+    for name, args, kwargs in cases:
+        got = getattr(batchproc.ndimage, name)(x, *args, **kwargs).compute()
+        want = getattr(ndi, name)(a, *args, **kwargs)
+        tolerance = REGISTRY[name].tolerance  # uniform_filter's running sum (docs/design.md, "The promises")
+        assert np.allclose(got, want, rtol=0, atol=tolerance(a, want)) if tolerance else np.array_equal(got, want), (name, kwargs)
+    empty = np.zeros((1, 0))
+    assert batchproc.ndimage.correlate(da.from_array(empty), [[1.0]]).compute().shape == (1, 0)
+
+
+def test_parameter_errors_are_also_the_class_scipy_raises() -> None:
+    import scipy.ndimage as ndi
+
+    a = np.zeros((4, 4))
+    x = da.from_array(a, chunks=2)
+    for call in (
+        lambda m: m.median_filter(x if m is batchproc.ndimage else a, footprint=np.ones((3, 3)), mode=["reflect", "nearest"]),
+        lambda m: m.label(x if m is batchproc.ndimage else a, structure=np.ones((3, 3, 3))),
+        lambda m: m.convolve(x if m is batchproc.ndimage else a, np.ones((3, 3, 3)), axes=(0,)),
+    ):
+        with pytest.raises(Exception) as scipys:
+            call(ndi)
+        with pytest.raises(BatchprocError) as ours:
+            call(batchproc.ndimage)
+        assert isinstance(ours.value, type(scipys.value)), (scipys.value, ours.value)
