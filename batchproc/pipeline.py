@@ -22,6 +22,7 @@ import yaml
 
 from batchproc.errors import BatchprocError
 from batchproc.ops import REGISTRY, Context, Operation, get
+from batchproc.ops._checks import schema_of
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -250,8 +251,8 @@ def pipeline_schema() -> dict[str, Any]:
         for p in op.params:
             if p.array and name != "where":
                 continue
-            schema = dict(p.json_schema) or {}
-            schema.setdefault("description", p.help)
+            schema = {**schema_of(p.check), **p.json_schema}  # what the check accepts, and what the declaration adds
+            schema["description"] = p.help if "description" not in schema else f"{p.help} ({schema['description']})"
             if not p.required:
                 schema.setdefault("default", _plain(p.default))
             properties[p.name] = schema

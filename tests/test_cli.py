@@ -314,3 +314,25 @@ def test_measure_refuses_what_it_cannot_measure(tmp_path: Path, volume_file) -> 
     result = invoke("measure", path, "-o", tmp_path / "t.csv", "--labels", other, "--format", "xlsx")
     assert result.exit_code == 2 and "--format" in result.output
     assert not (tmp_path / "t.csv").exists()
+
+
+def test_the_schema_says_what_each_parameter_takes() -> None:
+    """Types, ranges and enums from the checks themselves, not only titles; and
+    real pipeline files validate against it (a hand-written check of the schema
+    against examples that must pass and fail)."""
+    schema = json.loads(invoke("ops", "--schema").output)
+    steps = {v["title"]: v["properties"] for v in schema["properties"]["steps"]["items"]["oneOf"]}
+    untyped = [(op, name) for op, props in steps.items() for name, p in props.items() if name != "op" and not set(p) - {"description", "default"}]
+    assert untyped == []
+    assert steps["gaussian_filter"]["sigma"]["anyOf"][0] == {"type": "number", "minimum": 0}
+    assert steps["median_filter"]["mode"]["enum"][0] == "reflect"
+    assert steps["astype"]["dtype"]["enum"][:2] == ["bool", "uint8"]
+    assert steps["threshold"]["above"]["anyOf"][0] == {"type": "number"}
+    import jsonschema
+    import yaml
+
+    jsonschema.validate(yaml.safe_load(PIPELINE), schema)
+    jsonschema.validate({"version": 1, "steps": [{"op": "label", "structure": [[0, 1, 0], [1, 1, 1], [0, 1, 0]]}, {"op": "astype", "dtype": "uint16"}]}, schema)
+    for bad in ({"op": "gaussian_filter", "sigma": -1}, {"op": "median_filter", "size": 3, "mode": "bogus"}, {"op": "astype", "dtype": "complex64"}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"version": 1, "steps": [bad]}, schema)

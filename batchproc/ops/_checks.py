@@ -66,6 +66,17 @@ def _show(value: Any) -> str:
 Check = Callable[[str, Any, Context], Any]
 
 
+def described(check: Check, schema: dict[str, Any]) -> Check:
+    """``check``, saying what it accepts as a JSON Schema fragment (``ops --schema``)."""
+    check.schema = schema  # type: ignore[attr-defined]
+    return check
+
+
+def schema_of(check: Check) -> dict[str, Any]:
+    """What ``check`` accepts, as JSON Schema (empty where it cannot say)."""
+    return dict(getattr(check, "schema", {}))
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
@@ -81,7 +92,7 @@ def integer(lo: int | None = None, hi: int | None = None, *, allow_bool: bool = 
             raise ctx.fail(name, _range_text("an integer", lo, hi), v)
         return int(v)
 
-    return check
+    return described(check, {"type": "integer", **({"minimum": lo} if lo is not None else {}), **({"maximum": hi} if hi is not None else {})})
 
 
 def real(lo: float | None = None, *, lo_open: bool = False, hi: float | None = None, any_float: bool = False) -> Check:
@@ -97,7 +108,12 @@ def real(lo: float | None = None, *, lo_open: bool = False, hi: float | None = N
             raise ctx.fail(name, f"a number <= {hi}", v)
         return float(v) if not _is_int(v) else v
 
-    return check
+    bounds = {("exclusiveMinimum" if lo_open else "minimum"): lo} if lo is not None else {}
+    if hi is not None:
+        bounds["maximum"] = hi
+    # Infinite and NaN values are written "Infinity", "-Infinity", "NaN" where JSON has no number for them.
+    kind = {"anyOf": [{"type": "number"}, {"enum": ["Infinity", "-Infinity", "NaN"]}]} if any_float else {"type": "number"}
+    return described(check, {**kind, **bounds})
 
 
 def _range_text(kind: str, lo: Any, hi: Any) -> str:
@@ -116,14 +132,14 @@ def boolean() -> Check:
             raise ctx.fail(name, "true or false", v)
         return bool(v)
 
-    return check
+    return described(check, {"type": "boolean"})
 
 
 def optional(inner: Check) -> Check:
     def check(name: str, v: Any, ctx: Context) -> Any:
         return None if v is None else inner(name, v, ctx)
 
-    return check
+    return described(check, {"anyOf": [schema_of(inner), {"type": "null"}]})
 
 
 def per_axis(inner: Check, what: str) -> Check:
@@ -142,7 +158,8 @@ def per_axis(inner: Check, what: str) -> Check:
         except BatchprocError:
             raise ctx.fail(name, f"{what}, or a list of one per axis", v) from None
 
-    return check
+    one = schema_of(inner)
+    return described(check, {"anyOf": [one, {"type": "array", "items": one, "minItems": 1}]})
 
 
 def mode(per_axis_allowed: bool) -> Check:
@@ -153,6 +170,7 @@ def mode(per_axis_allowed: bool) -> Check:
             raise ctx.fail(name, "one of " + ", ".join(MODES) + (" (one mode: this filter takes no list of modes)" if sequence else ""), v, RuntimeError if sequence else None)
         return v
 
+    described(one, {"enum": list(MODES)})
     if per_axis_allowed:
         return per_axis(one, "one of " + ", ".join(MODES))
     return one
@@ -174,7 +192,7 @@ def axes() -> Check:
                 raise ctx.fail(name, "distinct axes", v)
         return tuple(int(a) for a in items) if isinstance(v, Sequence) else int(v)
 
-    return check
+    return described(check, {"anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}, "minItems": 1, "uniqueItems": True}, {"type": "null"}]})
 
 
 def dtype_(*, allow_none: bool = True) -> Check:
@@ -191,7 +209,8 @@ def dtype_(*, allow_none: bool = True) -> Check:
             raise ctx.fail(name, "a boolean, integer or floating dtype", v)
         return dt
 
-    return check
+    names = ["bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float16", "float32", "float64"]
+    return described(check, {"anyOf": [{"enum": names}, {"type": "null"}]} if allow_none else {"enum": names})
 
 
 def array(*, kind: str, what: str) -> Check:
@@ -221,7 +240,10 @@ def array(*, kind: str, what: str) -> Check:
             raise ctx.fail(name, f"{what} of finite numbers", v)
         return arr
 
-    return check
+    element: dict[str, Any] = {"type": "boolean"} if kind == "bool" else {"type": "number"}
+    # A rectangular nested list of booleans (or 0/1) or numbers, one level per dimension.
+    return described(check, {"anyOf": [{"type": "array", "minItems": 1, "items": {"anyOf": [element, {"type": "array"}]}}, {"type": "null"}],
+                             "description": f"{what}: a nested list of {'booleans' if kind == 'bool' else 'numbers'}"})
 
 
 def choice(options: Sequence[str]) -> Check:
@@ -230,7 +252,7 @@ def choice(options: Sequence[str]) -> Check:
             raise ctx.fail(name, "one of " + ", ".join(map(str, options)), v)
         return v
 
-    return check
+    return described(check, {"enum": list(options)})
 
 
 def anything() -> Check:

@@ -106,7 +106,8 @@ register(
         summary="Exact Euclidean distance of every non-zero voxel to the nearest zero voxel, as scipy computes it.",
         doc=__import__("scipy.ndimage").ndimage.distance_transform_edt.__doc__ or "",
         params=(
-            Param("sampling", _sampling, None, "voxel spacing per axis (default 1)"),
+            Param("sampling", c.described(_sampling, {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}}, {"type": "null"}]}), None,
+                  "voxel spacing per axis (default 1)"),
             Param("return_distances", c.boolean(), True, "must be True: the distances are returned"),
             Param("return_indices", c.boolean(), False, "must be False: the feature transform is not offered yet"),
             Param("distances", c.anything(), None, "must be None"),

@@ -402,7 +402,8 @@ def _uniform_size(name: str, v: Any, ctx: c.Context) -> Any:
 
 declare(
     "uniform_filter",
-    (Param("size", _uniform_size, 3, "window size, per axis (0 or 1: the axis as it is)"), OUTPUT, mode(True), CVAL, ORIGIN, AXES),
+    (Param("size", c.described(_uniform_size, c.schema_of(c.per_axis(c.integer(0), "an integer >= 0"))), 3, "window size, per axis (0 or 1: the axis as it is)"),
+     OUTPUT, mode(True), CVAL, ORIGIN, AXES),
     halo=window_halo,
     relate=relate_window,
     fast=compiled("fast_uniform"),

@@ -236,9 +236,9 @@ register(
         summary="Connected components of the non-zero voxels, numbered as scipy.ndimage.label numbers them (first voxel in C order).",
         doc=__doc__ or "",
         params=(
-            Param("structure", _structure, None,
+            Param("structure", c.described(_structure, c.schema_of(c.array(kind="bool", what="a structuring element (3 in every dimension, symmetric)"))), None,
                   "which neighbours connect (default: those sharing a face)"),
-            Param("output", _integer_dtype, None, "dtype of the labels (default int32)"),
+            Param("output", c.described(_integer_dtype, {"anyOf": [{"enum": ["int32", "int64", "uint16", "uint32", "uint64"]}, {"type": "null"}]}), None, "dtype of the labels (default int32)"),
         ),
         kind="global",
         passes=_label_passes,

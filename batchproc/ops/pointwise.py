@@ -65,7 +65,7 @@ register(
         name="expression",
         summary="Evaluate an expression over x, e.g. '(x > 32) & ~(x > 64)' (a whitelist; never eval).",
         doc=__import__("batchproc.ops.expr", fromlist=["x"]).__doc__ or "",
-        params=(Param("expr", _expression_check, help="expression over x, e.g. '(x > 32) & ~(x > 64)'"),),
+        params=(Param("expr", c.described(_expression_check, {"type": "string"}), help="expression over x, e.g. '(x > 32) & ~(x > 64)'"),),
         kind="pointwise",
         block=expression_block,
         dtype=lambda dtype, params: result_dtype(compile_expression(params["expr"], where="expression"), dtype),
@@ -103,7 +103,7 @@ register(
         name="where",
         summary="Keep x where the condition holds, fill elsewhere: np.where(condition, x, fill).",
         params=(
-            Param("condition", c.anything(), help="expression over x ('x > 64') or a boolean mask array", array=True),
+            Param("condition", c.described(c.anything(), {"type": "string"}), help="expression over x ('x > 64') or a boolean mask array", array=True),
             Param("fill", c.real(), 0, "value where the condition is false"),
         ),
         kind="pointwise",
@@ -182,7 +182,8 @@ register(
         params=(
             Param("dtype", c.dtype_(allow_none=False), help="target dtype, e.g. uint8 or float32"),
             Param("rescale", c.boolean(), False, "map the intensity range onto the dtype's range ([0, 1] for floats)"),
-            Param("in_range", _check_range, None, "input range [low, high] to map (default: the data's min and max)"),
+            Param("in_range", c.described(_check_range, {"anyOf": [{"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}, {"type": "null"}]}), None,
+                  "input range [low, high] to map (default: the data's min and max)"),
         ),
         kind="global",
         passes=astype_passes,
