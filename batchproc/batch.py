@@ -54,6 +54,7 @@ class Summary:
     failed: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     manifest: Path | RemotePath | None = None
+    objects: str | None = None  # the combined table of objects (batch --measure)
 
     @property
     def items_per_second(self) -> float:
@@ -245,8 +246,12 @@ def process_item(document: dict[str, Any], item: Item, chunks: Any, write_option
         pipeline = Pipeline.from_dict(document)
         record["pipeline"] = pipeline.fingerprint()
         # Items are the unit of parallelism: inside one, blocks run in order.
+        options = dict(write_options)
+        measure = options.pop("measure", False)
         with in_this_thread():
-            pipeline.run(item.input, item.output, chunks=chunks, **write_options)
+            pipeline.run(item.input, item.output, chunks=chunks, **options)
+            if measure:
+                record["objects"] = measure_item(item)
         record["status"] = "done"
     except BatchprocError as error:
         record.update(status="failed", error=str(error))
@@ -255,6 +260,57 @@ def process_item(document: dict[str, Any], item: Item, chunks: Any, write_option
     record["seconds"] = round(time.time() - started, 3)
     record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return record
+
+
+#: The table of objects beside an item's label image (``batch --measure``), and all of them together.
+OBJECTS = ".objects.csv"
+ALL_OBJECTS = "objects.csv"
+
+
+def table_of(item: Item) -> Path | RemotePath:
+    name = item.output.name
+    return item.output.with_name((name[: -len(".ome.zarr")] if name.endswith(".ome.zarr") else name) + OBJECTS)
+
+
+def measure_item(item: Item) -> int:
+    """The item's objects (its output, a label image) measured on its input, as a
+    table beside the output; how many."""
+    from batchproc.io import open_image
+    from batchproc.ops.objects import object_table
+    from batchproc.tables import write_table
+
+    image, labels = open_image(item.input), open_image(str(item.output))
+    columns = object_table(image.data, labels.data.rechunk(image.data.chunks), image.spacing, image.axes, image.units)
+    write_table(columns, table_of(item))
+    return len(columns["label"])
+
+
+def combine_tables(items: Sequence[Item], out: Path | RemotePath) -> str | None:
+    """One table of every item's objects, the input's name first in each row."""
+    import csv
+    import io
+
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    for item in items:
+        try:
+            text = table_of(item).read_text()
+        except (OSError, BatchprocError):
+            continue
+        found = list(csv.reader(io.StringIO(text)))
+        if not found:
+            continue
+        header = header or ["input", *found[0]]
+        rows += [[item.input, *row] for row in found[1:]]
+    if header is None:
+        return None
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    target = out / ALL_OBJECTS
+    target.write_text(buffer.getvalue())
+    return str(target)
 
 
 def _is_done(record: dict[str, Any] | None, item: Item, fingerprint: str) -> bool:
@@ -339,6 +395,9 @@ def run_batch(
                 on_item(record)
     finally:
         manifest.flush()
+    if options.get("measure"):
+        finished = {r["input"] for r in summary.done} | {i.input for i in summary.skipped}
+        summary.objects = combine_tables([i for i in plan_items(inputs, target) if i.input in finished], target)
     summary.seconds = time.time() - started
     return summary
 

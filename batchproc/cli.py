@@ -211,6 +211,7 @@ def batch(
     ome_version: OmeVersion = "0.5",
     overwrite: Annotated[bool, typer.Option(help="start unfinished items again instead of resuming their stores")] = False,
     codec: Codec = "default",
+    measure: Annotated[bool, typer.Option("--measure", help="label each output (the steps end in a mask) and measure its objects: a table per input and OUT/objects.csv of all")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Run a pipeline on every input, one store each under --out, with a manifest.
@@ -225,6 +226,11 @@ def batch(
 
     with guarded():
         plan = _pipeline(pipeline, step, "batch")
+        if measure and (not plan.steps or plan.steps[-1].op.name != "label"):
+            from batchproc.pipeline import Pipeline
+
+            document = plan.to_dict()
+            plan = Pipeline.from_dict({**document, "steps": [*document["steps"], {"op": "label"}]})
         items = collect_inputs(inputs or [], list_file, exclude=out_dir)
         parsed_chunks, parsed_shards = parse_chunks(chunks), _shards_for(parse_shards(shards), ome_version)
         with _on_cluster(scheduler, workers, threads_per_worker, memory_limit, cluster_config), Progress(*columns(), disable=quiet, console=err) as bar:
@@ -240,9 +246,12 @@ def batch(
                 if record["status"] != "done":
                     bar.console.print(f"[red]failed[/] {record['input']}: {record['error']}", highlight=False)
 
-            summary = run_batch(plan, items, out_dir, chunks=parsed_chunks, overwrite=overwrite, workers=workers, on_item=finished, on_start=started, codec=codec, shards=parsed_shards, ome_version=ome_version)
+            summary = run_batch(plan, items, out_dir, chunks=parsed_chunks, overwrite=overwrite, workers=workers, on_item=finished, on_start=started, codec=codec, shards=parsed_shards, ome_version=ome_version,
+                                **({"measure": True} if measure else {}))
         rate = f", {summary.items_per_second:.2f} items/s" if summary.done else ""
         out_line = f"{len(summary.done)} done, {len(summary.skipped)} skipped (already done), {len(summary.failed)} failed in {summary.seconds:.1f} s{rate}; manifest {summary.manifest}"
+        if summary.objects:
+            out_line += f"; objects {summary.objects}"
         if summary.failed:
             err.print(out_line, highlight=False)
             for record in summary.failed:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -14,12 +15,25 @@ from batchproc.errors import BatchprocError
 FORMATS = ("csv", "parquet")
 
 
-def write_table(columns: Mapping[str, np.ndarray], path: str | Path, format: str = "csv") -> str:  # noqa: A002 - the CLI's name
+def write_table(columns: Mapping[str, np.ndarray], path: Any, format: str = "csv") -> str:  # noqa: A002 - the CLI's name
     """Write ``columns`` (name -> one value per row) to ``path`` as ``format``,
     whole or not at all (a temporary file renamed into place)."""
     if format not in FORMATS:
         raise BatchprocError(f"--format must be one of {', '.join(FORMATS)}; got {format!r}.")
-    target = Path(path)
+    from batchproc.io.remote import RemotePath, local_or_remote
+
+    target = local_or_remote(str(path)) if not isinstance(path, RemotePath) else path
+    if isinstance(target, RemotePath):  # an object: written whole by one put
+        import io
+
+        if format != "csv":
+            raise BatchprocError(f"--format {format} is written to local paths only; write csv to {str(target)!r}, or parquet to a local path.")
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(list(columns))
+        writer.writerows(zip(*(np.asarray(v).tolist() for v in columns.values()), strict=True))
+        target.write_text(buffer.getvalue())
+        return str(target)
     if not target.parent.exists():
         raise BatchprocError(f"cannot write {str(target)!r}: the folder {str(target.parent)!r} does not exist.")
     partial = target.with_name(f".{target.name}.partial")

@@ -238,3 +238,28 @@ def test_an_input_damaged_inside_its_pixels_fails_alone(tmp_path: Path) -> None:
     assert list(failed) == ["t1.tif"] and "t1.tif" in failed["t1.tif"] and "Traceback" not in failed["t1.tif"]
     for name in ("t0", "t2"):
         assert np.array_equal(zarr.open_array(str(tmp_path / "out" / f"{name}.ome.zarr" / "0"), mode="r")[:], expected(images[name]))
+
+
+def test_batch_measure_writes_a_table_per_input_and_one_of_all(tmp_path: Path, archive) -> None:
+    import csv
+
+    folder, images = archive
+    (folder / "scan7.png").unlink()  # the corrupt file and the RGB one have their own test
+    (folder / "scan12.png").unlink()
+    out = tmp_path / "out"
+    result = invoke("batch", folder, "--out", out, "--step", "gaussian_filter:sigma=[1,1]", "--step", "threshold:above=120", "--measure", "-q")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((out / "objects.csv").open()))
+    for name, image in images.items():
+        if name in ("scan7", "scan12"):
+            continue
+        labels, count = ndi.label(expected(image))
+        mine = [r for r in rows if Path(r["input"]).name == f"{name}.png"]
+        assert len(mine) == count, name
+        assert [int(r["voxels"]) for r in mine] == list(ndi.sum_labels(np.ones_like(image), labels, np.arange(1, count + 1)).astype(int))
+        assert [float(r["intensity_mean"]) for r in mine] == list(ndi.mean(image, labels, np.arange(1, count + 1)))
+        assert (out / f"{name}.objects.csv").is_file()
+        assert np.array_equal(zarr.open_array(str(out / f"{name}.ome.zarr" / "0"), mode="r")[:], labels)
+    again = invoke("batch", folder, "--out", out, "--step", "gaussian_filter:sigma=[1,1]", "--step", "threshold:above=120", "--measure")
+    assert again.exit_code == 0 and "28 skipped" in again.output
+    assert list(csv.DictReader((out / "objects.csv").open())) == rows  # the combined table again, from the items' own
