@@ -304,12 +304,10 @@ def combine_tables(items: Sequence[Item], out: Path | RemotePath) -> str | None:
         rows += [[item.input, *row] for row in found[1:]]
     if header is None:
         return None
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(rows)
+    from batchproc.tables import csv_text
+
     target = out / ALL_OBJECTS
-    target.write_text(buffer.getvalue())
+    target.write_text(csv_text(header, rows))
     return str(target)
 
 
