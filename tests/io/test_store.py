@@ -323,11 +323,13 @@ def test_run_killed_with_sigkill_resumes_to_identical_bytes(tmp_path: Path, shar
     base = [sys.executable, "-m", "batchproc.cli", "run", str(tmp_path / "v.tif")]
     steps = ["--step", "median_filter:size=5", "--step", "threshold:above=128", "--chunks", "8,48,48", "-q"]
     total = 8 * 4 * 4
-    env = dict(os.environ)
+    # A block a file: files are written one block at a time, each after its median
+    # (one block of the whole volume writes all its files within milliseconds).
+    env = {**os.environ, "DASK_BATCHPROC__BLOCK_BYTES": str(8 * 48 * 48)}
     if shards is not None:
         steps += ["--shards", shards]
         total = 4 * 2 * 2
-        env["DASK_BATCHPROC__BLOCK_BYTES"] = str(16 * 96 * 96)  # a block a shard: they are written one by one
+        env["DASK_BATCHPROC__BLOCK_BYTES"] = str(16 * 96 * 96)
     job = subprocess.Popen([*base, str(tmp_path / "killed.zarr"), *steps], stderr=subprocess.PIPE, env=env)
     chunks = tmp_path / "killed.zarr" / "0" / "c"
     deadline = time.monotonic() + 120
