@@ -57,7 +57,7 @@ def block_table(
     grouped = index is None or np.isscalar(index) or lb is None
     present = flat_keys != 0 if grouped else np.ones(flat_keys.shape, bool)
     values = block.ravel()[present]
-    unique, inverse = np.unique(flat_keys[present], return_inverse=True)
+    unique, inverse = _keys(flat_keys[present] if not present.all() else flat_keys)
     table: dict[str, np.ndarray] = {"key": unique, "count": np.bincount(inverse, minlength=unique.size).astype(np.int64)}
     if "sum" in wanted:
         # Integers in their own accumulator (int64/uint64: exact, as scipy's
@@ -70,35 +70,58 @@ def block_table(
         mean = np.asarray(means[1], np.float64)[np.searchsorted(means[0], unique)]
         centred = values.astype(np.float64) - mean[inverse]
         table["centered"] = np.bincount(inverse, weights=centred * centred, minlength=unique.size)
-    if wanted & {"min", "max", "minpos", "maxpos", "bbox", "moments", "coords"}:
-        coords = np.indices(block.shape).reshape(block.ndim, -1)[:, present] + np.array([lo for lo, _ in where])[:, None]
+    origin = np.array([lo for lo, _ in where])
+    if "bbox" in wanted:  # scipy's find_objects over the block, its groups numbered 1..k
+        numbered = np.zeros(block.shape, np.int64)
+        numbered.reshape(-1)[present] = inverse + 1
+        boxes = __import__("scipy.ndimage").ndimage.find_objects(numbered, max_label=unique.size)
+        table["lo"] = np.array([[s.start for s in box] for box in boxes], np.int64).reshape(unique.size, block.ndim) + origin
+        table["hi"] = np.array([[s.stop - 1 for s in box] for box in boxes], np.int64).reshape(unique.size, block.ndim) + origin
+    for kind, pick in (("min", np.minimum), ("max", np.maximum)):
+        if kind in wanted or f"{kind}pos" in wanted:
+            best = np.full(unique.size, _extreme(values.dtype, kind == "min"), values.dtype)
+            pick.at(best, inverse, values)
+            table[kind] = best
+    if wanted & {"minpos", "maxpos"}:
+        coords = np.indices(block.shape).reshape(block.ndim, -1)[:, present] + origin[:, None]
         positions = np.ravel_multi_index(tuple(coords), tuple(shape)).astype(np.int64)
-        for kind, pick in (("min", np.minimum), ("max", np.maximum)):
-            if kind in wanted or f"{kind}pos" in wanted:
-                best = np.full(unique.size, _extreme(values.dtype, kind == "min"), values.dtype)
-                pick.at(best, inverse, values)
-                table[kind] = best
-                if f"{kind}pos" in wanted:
-                    first = np.full(unique.size, _INT_MAX, np.int64)
-                    hit = values == best[inverse]
-                    np.minimum.at(first, inverse[hit], positions[hit])
-                    table[f"{kind}pos"] = first
-        if "bbox" in wanted:
-            lo = np.full((unique.size, block.ndim), _INT_MAX, np.int64)
-            hi = np.full((unique.size, block.ndim), -1, np.int64)
+        for kind in ("min", "max"):
+            if f"{kind}pos" in wanted:
+                first = np.full(unique.size, _INT_MAX, np.int64)
+                hit = values == table[kind][inverse]
+                np.minimum.at(first, inverse[hit], positions[hit])
+                table[f"{kind}pos"] = first
+    for name, weighted in (("moments", True), ("coords", False)):
+        # The sum of (value times) each coordinate per label (scipy: float64 grids),
+        # one axis's coordinates at a time.
+        if name in wanted:
+            sums = []
             for axis in range(block.ndim):
-                np.minimum.at(lo[:, axis], inverse, coords[axis])
-                np.maximum.at(hi[:, axis], inverse, coords[axis])
-            table["lo"], table["hi"] = lo, hi
-        if "moments" in wanted:  # the sum of value times coordinate per axis (scipy: float64 grids)
-            table["moments"] = np.stack(
-                [np.bincount(inverse, weights=values * coords[axis].astype(np.float64), minlength=unique.size) for axis in range(block.ndim)], axis=1
-            ).reshape(unique.size, block.ndim)
-        if "coords" in wanted:  # the sum of each coordinate: the centroid (exact in float64 up to 2**53)
-            table["coords"] = np.stack(
-                [np.bincount(inverse, weights=coords[axis].astype(np.float64), minlength=unique.size) for axis in range(block.ndim)], axis=1
-            ).reshape(unique.size, block.ndim)
+                line = (np.arange(block.shape[axis], dtype=np.float64) + origin[axis]).reshape([-1 if a == axis else 1 for a in range(block.ndim)])
+                coordinate = np.broadcast_to(line, block.shape).reshape(-1)[present]
+                sums.append(np.bincount(inverse, weights=values * coordinate if weighted else coordinate, minlength=unique.size))
+            table[name] = np.stack(sums, axis=1).reshape(unique.size, block.ndim)
     return table
+
+
+#: Label values spanning at most this many numbers are found by counting, not sorting.
+DENSE_KEYS = 2**26
+
+
+def _keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``keys``, sorted, and each key's place among them (as
+    ``np.unique(..., return_inverse=True)``): for integer labels of a moderate
+    span by counting them (one pass, against a sort of the whole block)."""
+    if keys.dtype.kind not in "biu" or keys.size == 0:
+        return np.unique(keys, return_inverse=True)
+    low, high = int(keys.min()), int(keys.max())
+    if high - low >= DENSE_KEYS:
+        return np.unique(keys, return_inverse=True)
+    shifted = keys.astype(np.int64, copy=False) - low if low else keys
+    present = np.flatnonzero(np.bincount(shifted.ravel(), minlength=high - low + 1))
+    place = np.zeros(high - low + 1, np.int64)
+    place[present] = np.arange(present.size)
+    return (present + low).astype(keys.dtype), place[shifted]
 
 
 def _extreme(dtype: np.dtype, lowest_wanted: bool) -> Any:
