@@ -123,7 +123,7 @@ def make_function(op: Operation, module: str) -> Callable[..., Any]:
             raise TypeError(f"{op.name}(): {err}") from None
         given = dict(bound.arguments)
         x = as_array(given.pop("input"), op.name)
-        params = op.validate(given, Context(op.name, x.ndim, np.dtype(x.dtype)))
+        params = op.validate(given, Context(op.name, x.ndim, np.dtype(x.dtype), size=int(np.prod(x.shape))))
         result = apply_step(x, op, params)
         if op.returns_array:
             return result

@@ -58,14 +58,15 @@ class BoundStep:
         return self.op.kind == "global"
 
 
-def bind(steps: Sequence[Any], ndim: int, dtype: np.dtype) -> tuple[BoundStep, ...]:
+def bind(steps: Sequence[Any], ndim: int, dtype: np.dtype, size: int | None = None) -> tuple[BoundStep, ...]:
     """Each step (a pipeline's ``Step``: ``op``, ``given``, ``number``) validated
-    against the ``ndim``-dimensional ``dtype`` input it will receive, in order."""
+    against the ``ndim``-dimensional ``dtype`` input of ``size`` voxels it will
+    receive, in order."""
     bound = []
     dtype = np.dtype(dtype)
     for step in steps:
         op: Operation = step.op
-        params = op.validate(step.given, Context(op.name, ndim, dtype, step=step.number))
+        params = op.validate(step.given, Context(op.name, ndim, dtype, step=step.number, size=size))
         out = np.dtype(op.dtype(dtype, params))
         reach = tuple(op.halo(params, ndim)) if op.kind != "global" else (0,) * ndim
         bound.append(BoundStep(op.name, params, dtype, out, reach, tuple(op.edges(params, ndim))))
@@ -382,7 +383,7 @@ def make_plan(
     from batchproc import kernels as kernel_sets
 
     source = Source.of(image)
-    steps = bind(pipeline.steps, len(source.shape), source.dtype)
+    steps = bind(pipeline.steps, len(source.shape), source.dtype, math.prod(source.shape))
     for step in steps:
         arrays = [name for name in step.op.aligned if hasattr(step.params.get(name), "shape")]
         if arrays:

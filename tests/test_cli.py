@@ -336,3 +336,18 @@ def test_the_schema_says_what_each_parameter_takes() -> None:
     for bad in ({"op": "gaussian_filter", "sigma": -1}, {"op": "median_filter", "size": 3, "mode": "bogus"}, {"op": "astype", "dtype": "complex64"}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate({"version": 1, "steps": [bad]}, schema)
+
+
+def test_label_gives_int64_from_2_to_the_31_voxels_as_scipy(tmp_path: Path) -> None:
+    # scipy: need_64bits = input.size >= 2**31 - 2; planned from metadata alone.
+    import dask.array as da
+
+    import batchproc
+    from batchproc.io.store import compressors
+
+    big = tmp_path / "big.zarr"
+    zarr.create_array(str(big), shape=(2048, 1024, 1024), chunks=(64, 256, 256), dtype="uint8", compressors=compressors("default", np.dtype("uint8")))
+    result = invoke("run", big, tmp_path / "never.zarr", "--step", "label", "--dry-run")
+    assert result.exit_code == 0 and "label(output=int64) uint8 -> int64" in result.output, result.output
+    assert batchproc.ndimage.label(da.zeros((2**16, 2**15 - 1), chunks=2**14, dtype=bool))[0].dtype == np.int32
+    assert batchproc.ndimage.label(da.zeros((2**16, 2**15), chunks=2**14, dtype=bool))[0].dtype == np.int64

@@ -43,6 +43,7 @@ class Context:
     ndim: int | None = None
     dtype: np.dtype | None = None
     step: int | None = None
+    size: int | None = None  # voxels in the input, where known (label's output dtype depends on it, as scipy's)
 
     @property
     def where(self) -> str:

@@ -174,7 +174,13 @@ def label_blocks(array: np.ndarray, chunks: Sequence[Sequence[int]], structure: 
 # ---------------------------------------------------------------- the declaration
 
 
+#: scipy labels inputs of this many voxels or more in int64 (intp), smaller ones in int32.
+LABELS_64 = 2**31 - 2
+
+
 def _relate_label(params: dict[str, Any], ctx: c.Context) -> None:
+    if params.get("output") is None and ctx.size is not None and ctx.size >= LABELS_64:
+        params["output"] = np.dtype(np.intp)
     structure = params.get("structure")
     if structure is None or ctx.ndim is None:
         return
