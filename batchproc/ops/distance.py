@@ -64,7 +64,7 @@ def edt_apply(x: Any, sampling: Any = None, return_distances: bool = True, retur
     def whole(array: Any, axis: int) -> Any:
         return array.rechunk({a: (-1 if a == axis else "auto") for a in range(array.ndim)}, block_size_limit=limit)
 
-    found = (x != 0).all() == False  # noqa: E712 - any background voxel, lazily
+    found = ~(x != 0).all()  # any background voxel, lazily
     source = whole(x, 0)
     f = da.map_blocks(_first_pass, source, found, s=spacing[0], dtype=np.float64, meta=np.empty((0,) * x.ndim, np.float64))
     for axis in range(1, x.ndim):
