@@ -142,11 +142,7 @@ class RemotePath:
         if match is None:
             raise ValueError(url)
         self.scheme = match.group(1).lower()
-        rest = match.group(2)
-        if self.scheme in READ_ONLY:
-            root, _, key = rest.partition("/")
-        else:
-            root, _, key = rest.partition("/")
+        root, _, key = match.group(2).partition("/")  # a bucket, or an https host
         if not root:
             raise BatchprocError(f"path: {url!r} names no bucket or host.")
         self.root = root
