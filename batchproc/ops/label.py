@@ -151,26 +151,6 @@ def label_finish(block: np.ndarray, labels: LabelMap, *, where: Box | None, stru
     return out.astype(output, copy=False)
 
 
-def blocks_of(chunks: Sequence[Sequence[int]]) -> list[Box]:
-    """The boxes of a dask array's blocks, in C order."""
-    edges = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in chunks]
-    return [tuple((int(e[i]), int(e[i + 1])) for e, i in zip(edges, index, strict=True)) for index in np.ndindex(*(len(c) for c in chunks))]
-
-
-def label_blocks(array: np.ndarray, chunks: Sequence[Sequence[int]], structure: np.ndarray | None = None, output: Any = np.int32) -> tuple[np.ndarray, int]:
-    """``scipy.ndimage.label`` of an in-memory ``array`` computed block by block in
-    ``chunks`` (a dask chunks tuple): the reference the tests hold the engine to."""
-    structure = structure_of({"structure": structure}, array.ndim)
-    boxes = blocks_of(chunks)
-    parts = [label_partial(array[tuple(slice(a, b) for a, b in box)], where=box, shape=array.shape, structure=structure) for box in boxes]
-    labels = label_reduce(parts, array.shape, structure)
-    out = np.zeros(array.shape, np.dtype(output))
-    for box in boxes:
-        region = tuple(slice(a, b) for a, b in box)
-        out[region] = label_finish(array[region], labels, where=box, structure=structure, output=np.dtype(output))
-    return out, labels.count
-
-
 # ---------------------------------------------------------------- the declaration
 
 
