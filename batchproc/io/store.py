@@ -467,24 +467,12 @@ def _prepare(
         _replace(target, pending)  # killed after finishing, before the swap
         return Output(target, target, _files(target), resuming=True, done=True, ome=ome, codec=codec, started=started)
     if target.exists() and resume and pending is None:
-        if existing is None:
-            raise BatchprocError(f"output: {str(target)!r} exists but is not a batchproc store; nothing to resume.")
-        if existing.get("layout") != layout:
-            raise BatchprocError(
-                f"output: {str(target)!r} was started by a different job (shape, chunks, dtype, pipeline or input "
-                "differ); resume refuses to mix them. Use --overwrite to start again."
-            )
+        _check_resumable(target, existing, layout)
         if existing.get("complete"):
             return Output(target, target, _files(target), resuming=True, done=True, ome=ome, codec=codec, started=started)
     elif target.exists() and pending is None:
         if not overwrite:
-            if existing is None:
-                state = "not a batchproc store"
-            elif existing.get("complete"):
-                state = "a complete batchproc store"
-            else:
-                state = "an incomplete batchproc store (use --resume to finish it)"
-            raise BatchprocError(f"output: {str(target)!r} already exists and is {state}; use --overwrite to replace it.")
+            _refuse_existing(target, existing)
         if existing is None and not (target.is_dir() and not any(target.iterdir())):
             raise BatchprocError(f"output: {str(target)!r} exists and is not a batchproc store; refusing to delete it.")
         if existing is None:  # an empty folder: nothing to keep, so the store goes in now, resumable
@@ -517,6 +505,28 @@ def _prepare(
     return Output(target, store, files, resuming=resuming, done=False, ome=ome, codec=codec, started=started)
 
 
+def _check_resumable(target: Path | RemotePath, existing: dict[str, Any] | None, layout: str) -> None:
+    """Refuse to resume an output batchproc did not write, or that another job started."""
+    if existing is None:
+        raise BatchprocError(f"output: {str(target)!r} exists but is not a batchproc store; nothing to resume.")
+    if existing.get("layout") != layout:
+        raise BatchprocError(
+            f"output: {str(target)!r} was started by a different job (shape, chunks, dtype, pipeline or input "
+            "differ); resume refuses to mix them. Use --overwrite to start again."
+        )
+
+
+def _refuse_existing(target: Path | RemotePath, existing: dict[str, Any] | None) -> None:
+    """An existing output is replaced only with --overwrite: say what it is."""
+    if existing is None:
+        state = "not a batchproc store"
+    elif existing.get("complete"):
+        state = "a complete batchproc store"
+    else:
+        state = "an incomplete batchproc store (use --resume to finish it)"
+    raise BatchprocError(f"output: {str(target)!r} already exists and is {state}; use --overwrite to replace it.")
+
+
 def _prepare_remote(
     target: RemotePath, layout: str, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], shards: tuple[int, ...] | None, *, ome: Ome,
     codec: str, overwrite: bool, resume: bool, provenance: dict[str, Any] | None,
@@ -530,7 +540,7 @@ def _prepare_remote(
     started = time.time()
     if present and resume:
         if existing is None:
-            raise BatchprocError(f"output: {str(target)!r} exists but is not a batchproc store; nothing to resume.")
+            _check_resumable(target, existing, layout)
         pending = [s for s in remote_store.staged(target) if (read_store_info(s) or {}).get("layout") == layout]
         if pending:  # an interrupted --overwrite: finish its replacement, then put it in place
             store = pending[0]
@@ -538,15 +548,10 @@ def _prepare_remote(
                 remote_store.replace(target, store)
                 return Output(target, target, _files(target), resuming=True, done=True, ome=ome, codec=codec, started=started)
             return Output(target, store, _files(store), resuming=True, done=False, ome=ome, codec=codec, started=started)
-        if existing.get("layout") != layout:
-            raise BatchprocError(
-                f"output: {str(target)!r} was started by a different job (shape, chunks, dtype, pipeline or input "
-                "differ); resume refuses to mix them. Use --overwrite to start again."
-            )
+        _check_resumable(target, existing, layout)
         return Output(target, target, _files(target), resuming=True, done=bool(existing.get("complete")), ome=ome, codec=codec, started=started)
     if present and not overwrite:
-        state = "not a batchproc store" if existing is None else ("a complete batchproc store" if existing.get("complete") else "an incomplete batchproc store (use --resume to finish it)")
-        raise BatchprocError(f"output: {str(target)!r} already exists and is {state}; use --overwrite to replace it.")
+        _refuse_existing(target, existing)
     if present and existing is None:
         raise BatchprocError(f"output: {str(target)!r} exists and is not a batchproc store; refusing to delete it.")
     for stale in remote_store.staged(target):  # left by a failed or killed --overwrite
