@@ -12,7 +12,7 @@ import numpy as np
 
 from batchproc.errors import BatchprocError
 from batchproc.ops import Context, Operation
-from batchproc.ops.measure import lazy_partials
+from batchproc.ops.measure import lazy_partials, located_blocks
 from batchproc.overlap import map_stage
 
 
@@ -72,14 +72,12 @@ def located_apply(x: da.Array, op: Operation, params: dict[str, Any]) -> tuple[d
     finish runs on the same blocks, told where each lies. Also the passes' lazy
     results."""
     import dask
-    from dask.array.core import slices_from_chunks
 
     from batchproc import kernels
 
     assert op.passes is not None and op.finish is not None
     dtype = np.dtype(x.dtype)
-    boxes = [tuple((s.start, s.stop) for s in where) for where in slices_from_chunks(x.chunks)]
-    blocks = x.to_delayed().ravel()
+    blocks, boxes = located_blocks(x)
     results: list[Any] = []
     for one in op.passes(dtype, params, kernels.active()):
         assert one.located and one.combine == "collect" and one.reduce is not None

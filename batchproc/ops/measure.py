@@ -24,6 +24,31 @@ if TYPE_CHECKING:
 CountFn = Callable[..., np.ndarray]
 
 
+def located_blocks(x: da.Array) -> tuple[list[Any], list[tuple[tuple[int, int], ...]]]:
+    """The blocks of ``x`` as delayed arrays, in C order, and each one's box
+    (per axis ``(start, stop)``)."""
+    from dask.array.core import slices_from_chunks
+
+    boxes = [tuple((s.start, s.stop) for s in where) for where in slices_from_chunks(x.chunks)]
+    return list(x.to_delayed().ravel()), boxes
+
+
+def aligned_labels(x: da.Array, labels: Any, where: str) -> tuple[da.Array, da.Array]:
+    """``x`` and ``labels`` (any array) broadcast together, the labels chunked as
+    ``x``; an error naming ``where`` when their shapes do not fit."""
+    import dask.array as da
+
+    lab = labels if isinstance(labels, da.Array) else da.asarray(np.asarray(labels))
+    try:
+        xb, lab = da.broadcast_arrays(x, lab)
+    except ValueError:
+        raise BatchprocError(
+            f"{where}: parameter 'labels' must have the input's shape {x.shape} "
+            f"(or broadcast to it); got shape {lab.shape}."
+        ) from None
+    return xb, lab.rechunk(xb.chunks)
+
+
 def lazy_partials(
     x: da.Array, partial: CountFn, shape: tuple[int, ...], *aligned: da.Array, scalars: tuple[da.Array, ...] = (), dtype: Any = np.float64
 ) -> da.Array:
@@ -117,15 +142,7 @@ def histogram_apply(
             raise BatchprocError("histogram: parameter 'index' needs 'labels'.")
         return lazy_counts(x, block_histogram(np.dtype(x.dtype), edges), (bins,)), np.asarray
 
-    lab = labels if isinstance(labels, da.Array) else da.asarray(np.asarray(labels))
-    try:
-        xb, lab = da.broadcast_arrays(x, lab)
-    except ValueError:
-        raise BatchprocError(
-            f"histogram: parameter 'labels' must have the input's shape {x.shape} "
-            f"(or broadcast to it); got shape {lab.shape}."
-        ) from None
-    lab = lab.rechunk(xb.chunks)
+    xb, lab = aligned_labels(x, labels, "histogram")
     if index is None:
         return lazy_counts(xb, lambda b, lb: np.histogram(b[lb > 0], edges)[0], (bins,), lab), np.asarray
 

@@ -177,20 +177,14 @@ def lazy_table(x: Any, labels: Any, index: Any, wanted: frozenset[str]) -> Any:
     """The merged table of ``x`` (a dask array) by ``labels`` and ``index``,
     lazily (a delayed dict); the variance's second pass when ``centered`` is wanted."""
     import dask
-    import dask.array as da
-    from dask.array.core import slices_from_chunks
+
+    from batchproc.ops.measure import aligned_labels, located_blocks
 
     lab = None
     if labels is not None:
-        lab = labels if isinstance(labels, da.Array) else da.asarray(np.asarray(labels))
-        try:
-            x, lab = da.broadcast_arrays(x, lab)
-        except ValueError:
-            raise BatchprocError(f"parameter 'labels' must have the input's shape {x.shape} (or broadcast to it); got shape {lab.shape}.") from None
-        lab = lab.rechunk(x.chunks)
-    boxes = [tuple((s.start, s.stop) for s in where) for where in slices_from_chunks(x.chunks)]
-    blocks = x.to_delayed().ravel()
-    lbs = lab.to_delayed().ravel() if lab is not None else [None] * len(blocks)
+        x, lab = aligned_labels(x, labels, "measurement")
+    blocks, boxes = located_blocks(x)
+    lbs = located_blocks(lab)[0] if lab is not None else [None] * len(blocks)
     first = wanted - {"centered"}
 
     def one_pass(needs: frozenset[str], means: Any = None) -> Any:
