@@ -53,8 +53,11 @@ def block_table(
 ) -> dict[str, np.ndarray]:
     """One block reduced per group: ``key``, ``count`` and what ``wanted`` asks for."""
     keys = _groups(lb, block.shape, index)
-    flat_keys = keys.ravel()
     grouped = index is None or np.isscalar(index) or lb is None
+    compiled = _compiled_table(block, keys, where, grouped, wanted)
+    if compiled is not None:
+        return compiled
+    flat_keys = keys.ravel()
     present = flat_keys != 0 if grouped else np.ones(flat_keys.shape, bool)
     values = block.ravel()[present]
     unique, inverse = _keys(flat_keys[present] if not present.all() else flat_keys)
@@ -106,6 +109,47 @@ def block_table(
 
 #: Label values spanning at most this many numbers are found by counting, not sorting.
 DENSE_KEYS = 2**26
+#: What the compiled tables measure (the rest: positions of extremes, the
+#: variance's second pass, extremes of floats, in numpy).
+COMPILED_MEASURES = frozenset({"sum", "min", "max", "bbox", "coords", "moments"})
+
+
+def _compiled_table(block: np.ndarray, keys: np.ndarray, where: Box, grouped: bool, wanted: frozenset[str]) -> dict[str, np.ndarray] | None:
+    """:func:`block_table` in one compiled pass (:mod:`batchproc.kernels.objects`),
+    or None where it does not apply: the scipy kernel set, measurements it does not
+    make, labels that are not integers or span too many values for one block."""
+    from batchproc import kernels
+
+    if not wanted <= COMPILED_MEASURES or keys.size == 0 or keys.dtype.kind not in "iu" or kernels.active() != "compiled":
+        return None
+    if wanted & {"min", "max"} and block.dtype.kind not in "iu":
+        return None
+    low, high = int(keys.min()), int(keys.max())
+    span = high - low + 1
+    if span > max(2**20, 2 * keys.size):
+        return None
+    from batchproc.kernels.objects import key_rows, tabulate
+
+    flat_keys, values = keys.reshape(-1), block.reshape(-1)
+    place, rows = key_rows(flat_keys, low, span, grouped)
+    ndim = block.ndim
+    acc = np.sum(np.zeros(1, block.dtype)).dtype if grouped and block.dtype.kind in "biu" else np.dtype(np.float64)
+    table = {"key": (np.flatnonzero(place >= 0) + low).astype(keys.dtype), "count": np.zeros(rows, np.int64)}
+    sums = np.zeros(rows if "sum" in wanted else 0, acc)
+    extreme = block.dtype if wanted & {"min", "max"} else np.dtype(np.int64)
+    mins = np.full(rows if "min" in wanted or "max" in wanted else 0, _extreme(extreme, True), extreme)
+    maxs = np.full(mins.size, _extreme(extreme, False), extreme)
+    lo = np.full((rows if "bbox" in wanted else 0, ndim), _INT_MAX, np.int64)
+    hi = np.full(lo.shape, -1, np.int64)
+    coords = np.zeros((rows if "coords" in wanted else 0, ndim))
+    moments = np.zeros((rows if "moments" in wanted else 0, ndim))
+    tabulate(flat_keys, values, low, place, np.array(block.shape, np.int64), np.array([a for a, _ in where], np.int64), grouped,
+             table["count"], sums, mins, maxs, lo, hi, coords, moments,
+             "sum" in wanted, bool(wanted & {"min", "max"}), "bbox" in wanted, "coords" in wanted, "moments" in wanted)
+    for name, column in (("sum", sums), ("min", mins), ("max", maxs), ("lo", lo), ("hi", hi), ("coords", coords), ("moments", moments)):
+        if name in wanted or (name in ("lo", "hi") and "bbox" in wanted):
+            table[name] = column
+    return table
 
 
 def _keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -416,6 +460,7 @@ for _name in MEASURES:
             kind="global",
             apply=measure_apply(_name),
             tolerance=_TOLERANCE.get(_name),
+            compiled_global=True,
             scipy=True,
             in_pipeline=False,
             returns_array=False,
@@ -430,6 +475,7 @@ register(
         params=(Param("max_label", c.integer(0), 0, "the largest label to report (default: the largest present)"),),
         kind="global",
         apply=find_objects_apply,
+        compiled_global=True,
         scipy=True,
         in_pipeline=False,
         returns_array=False,
