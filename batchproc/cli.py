@@ -380,6 +380,47 @@ def measure(
 
 
 @app.command()
+def distance(
+    input: Annotated[str, typer.Argument(help="the mask (non-zero: object), or the image the steps make a mask of")],
+    output: Annotated[str, typer.Argument(help="the OME-Zarr store of distances (float64)")],
+    pipeline: PipelineFile = None,
+    step: Steps = None,
+    sampling: Annotated[str | None, typer.Option("--sampling", help="spacing per axis, e.g. 2,0.5,0.5, or 'voxels' for 1 (default: the input's voxel spacing)")] = None,
+    scheduler: Scheduler = None,
+    chunks: Chunks = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing output store")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Distance of every non-zero voxel of INPUT (or of the mask that --pipeline or
+    --step make of it) to the nearest zero voxel, as
+    scipy.ndimage.distance_transform_edt computes it, in the input's physical units
+    unless --sampling says otherwise. Out of core: the passes go through a scratch
+    file in dask's temporary-directory."""
+    from batchproc import ndimage
+    from batchproc.engine import progress
+    from batchproc.engine.jobs import write
+    from batchproc.io import open_image
+
+    with guarded():
+        image = open_image(input, parse_chunks(chunks))
+        mask = _pipeline(pipeline, step, "distance").apply(image.data) if pipeline is not None or step else image.data
+        if sampling is None:
+            spacing: Any = tuple(image.spacing)
+        elif sampling.strip().lower() == "voxels":
+            spacing = None
+        else:
+            try:
+                spacing = tuple(float(v) for v in sampling.split(","))
+            except ValueError:
+                raise BatchprocError(f"--sampling must be spacings such as 2,0.5,0.5 (one, or one per axis), or 'voxels'; got {sampling!r}.") from None
+        distances = ndimage.distance_transform_edt(mask, sampling=spacing)
+        with _on_cluster(scheduler), progress(f"distances of {input}", enabled=not quiet):
+            path = write(distances, output, axes=image.axes, spacing=image.spacing, units=image.units, overwrite=overwrite)
+        if not quiet:
+            out.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
 def histogram(
     input: Annotated[str, typer.Argument(help="image, volume, folder, glob or store")],
     bins: Annotated[int, typer.Option(help="number of bins")] = 256,

@@ -316,6 +316,40 @@ def test_measure_refuses_what_it_cannot_measure(tmp_path: Path, volume_file) -> 
     assert not (tmp_path / "t.csv").exists()
 
 
+def test_distance_of_a_real_ct_mask_in_millimetres_equals_scipy(tmp_path: Path) -> None:
+    """pydicom's CT series: the distances of the mask the steps make, in the series'
+    spacing (millimetres) by default, in voxels with --sampling voxels, equal to
+    scipy's; the passes run in tiles much smaller than the volume."""
+    import dask
+    from pydicom.data import get_testdata_file
+
+    import batchproc
+
+    series = Path(os.path.dirname(get_testdata_file("CT_small.dcm"))) / "dicomdirtests" / "98892001" / "CT5N"
+    image = batchproc.open_image(series)
+    mask = image.data.compute() > 1000
+    assert len(set(image.spacing)) > 1  # anisotropic: the default sampling shows
+    with dask.config.set({"batchproc.block-bytes": 2 * 8 * 8 * 8, "temporary-directory": str(tmp_path)}):
+        result = invoke("distance", series, tmp_path / "mm.zarr", "--step", "threshold:above=1000", "--chunks", "2,8,8", "-q")
+        assert result.exit_code == 0, result.output
+        result = invoke("distance", series, tmp_path / "voxels.zarr", "--step", "threshold:above=1000", "--sampling", "voxels", "-q")
+        assert result.exit_code == 0, result.output
+    written = batchproc.open_image(tmp_path / "mm.zarr")
+    assert np.array_equal(written.data.compute(), ndi.distance_transform_edt(mask, sampling=image.spacing))
+    assert tuple(written.spacing) == tuple(image.spacing) and written.units == image.units
+    assert np.array_equal(batchproc.open(tmp_path / "voxels.zarr").compute(), ndi.distance_transform_edt(mask))
+    assert not list(tmp_path.glob("batchproc-scratch-*"))
+
+
+def test_distance_refuses_a_sampling_it_cannot_read(tmp_path: Path, volume_file) -> None:
+    path, _ = volume_file
+    for given, words in (("1,x", "--sampling"), ("1,2", "one per axis (3)"), ("-1", "positive")):
+        result = invoke("distance", path, tmp_path / "d.zarr", "--sampling", given)
+        assert result.exit_code == 2 and words in result.output, result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "d.zarr").exists()
+
+
 def test_the_schema_says_what_each_parameter_takes() -> None:
     """Types, ranges and enums from the checks themselves, not only titles; and
     real pipeline files validate against it (a hand-written check of the schema

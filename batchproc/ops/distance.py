@@ -13,6 +13,8 @@ scipy's by the last bit (docs/design.md, "Measurements").
 
 from __future__ import annotations
 
+import itertools
+import math
 from typing import Any
 
 import numpy as np
@@ -30,46 +32,126 @@ def _spacing(sampling: Any, ndim: int) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
-def _first_pass(block: np.ndarray, found: Any, *, s: float, block_info: Any = None) -> np.ndarray:
-    """Along axis 0 (whole), from the input: 0 at background voxels. Where the
-    array has no background at all, scipy's feature transform points every voxel
-    at (-1, 0, ..., 0): the same here."""
+#: Where a squared distance is an integer, the scratch holds it as uint32, this
+#: value standing for "no background on the line yet" (infinity).
+NOT_REACHED = np.iinfo(np.uint32).max
+
+
+def _whole_lines(x: Any, spacing: tuple[float, ...]) -> Any:
+    """The transform of a 1-D array (or an empty one): its one line is whole."""
+    import dask.array as da
+
     from batchproc.kernels.edt import envelope
 
-    f = np.where(block == 0, 0.0, np.inf)
-    out = envelope(f, 0, s)
-    if not bool(found) and block.size:
-        origin = [lo for lo, _ in block_info[0]["array-location"]]
-        if all(o == 0 for o in origin[1:]):
-            line = ((np.arange(block.shape[0], dtype=np.float64) + 1) * s)
-            out[(slice(None), *([0] * (block.ndim - 1)))] = line * line
-    return out
+    def transform(block: np.ndarray) -> np.ndarray:
+        f = np.where(block == 0, 0.0, np.inf)
+        for axis in range(block.ndim):
+            f = envelope(f, axis, spacing[axis])
+        if block.size and not (block == 0).any():
+            f = _no_background(block.shape, spacing, 0)
+        return np.sqrt(f)
+
+    return x.rechunk(-1).map_blocks(transform, dtype=np.float64, meta=np.empty((0,) * x.ndim, np.float64)).rechunk(x.chunks)
 
 
-def _next_pass(block: np.ndarray, *, axis: int, s: float) -> np.ndarray:
+def _no_background(shape: tuple[int, ...], spacing: tuple[float, ...], z0: int) -> np.ndarray:
+    """scipy's squared distances where the array holds no background at all: its
+    feature transform points every voxel at (-1, 0, ..., 0)."""
+    grids = np.ogrid[tuple(slice(0, n) for n in shape)]
+    f = np.zeros(shape, np.float64)
+    for axis, g in enumerate(grids):
+        d = ((g + z0 + 1) if axis == 0 else g) * spacing[axis]
+        f = f + d * d
+    return f
+
+
+def _column(blocks: list[np.ndarray], box: tuple[tuple[int, int], ...], scratch: Any, spacing: tuple[float, ...], tile: tuple[int, ...]) -> bool:
+    """The first pass over one column of blocks (whole along axis 0): each tile of
+    ``tile`` across the other axes in turn, written to the scratch. Whether the
+    column holds background."""
     from batchproc.kernels.edt import envelope
 
-    return envelope(block, axis, s)
+    column = np.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
+    found = False
+    for corner in itertools.product(*(range(0, hi - lo, t) for (lo, hi), t in zip(box, tile, strict=True))):
+        part = tuple(slice(c, min(c + t, hi - lo)) for c, t, (lo, hi) in zip(corner, tile, box, strict=True))
+        piece = column[(slice(None), *part)]
+        background = piece == 0
+        found = found or bool(background.any())
+        f = envelope(np.where(background, 0.0, np.inf), 0, spacing[0])
+        if scratch.dtype == np.uint32:
+            f = np.where(np.isinf(f), NOT_REACHED, f).astype(np.uint32)
+        scratch.write((slice(None), *(slice(lo + p.start, lo + p.stop) for p, (lo, _) in zip(part, box, strict=True))), f)
+    return found
+
+
+def _slab(scratch: Any, z0: int, z1: int, found: list[bool], spacing: tuple[float, ...]) -> np.ndarray:
+    """The other axes' passes over planes ``z0:z1`` (whole across them), from the
+    scratch; the distances."""
+    from batchproc.kernels.edt import envelope
+
+    try:
+        shape = (z1 - z0, *scratch.shape[1:])
+        if not any(found):
+            return np.sqrt(_no_background(shape, spacing, z0))
+        f = scratch.read((slice(z0, z1),) + (slice(None),) * (len(shape) - 1))
+        f = np.where(f == NOT_REACHED, np.inf, f.astype(np.float64)) if f.dtype == np.uint32 else f
+        for axis in range(1, len(shape)):
+            f = envelope(f, axis, spacing[axis])
+        return np.sqrt(f)
+    finally:
+        scratch.release()
 
 
 def edt_apply(x: Any, sampling: Any = None, return_distances: bool = True, return_indices: bool = False, distances: Any = None, indices: Any = None) -> Any:
-    """scipy.ndimage.distance_transform_edt on a dask array, lazily."""
+    """scipy.ndimage.distance_transform_edt on a dask array, lazily, in bounded memory.
+
+    Two passes, each over whole lines of its axes: along axis 0 a column of blocks
+    at a time (cut into tiles across the other axes), into a scratch file on
+    local disk (:mod:`batchproc.io.scratch`); then across the other axes a slab of
+    planes at a time, from the scratch. Each holds about
+    :func:`~batchproc.plan.block_bytes` of float64 per tile or slab. The result
+    comes in the input's chunks, or in those slabs where a row of the input's
+    chunks would hold more than four blocks of float64.
+    """
+    import dask
     import dask.array as da
 
+    from batchproc.io.scratch import Scratch
     from batchproc.plan import block_bytes
 
     spacing = _spacing(sampling, x.ndim)
-    limit = block_bytes()
-
-    def whole(array: Any, axis: int) -> Any:
-        return array.rechunk({a: (-1 if a == axis else "auto") for a in range(array.ndim)}, block_size_limit=limit)
-
-    found = ~(x != 0).all()  # any background voxel, lazily
-    source = whole(x, 0)
-    f = da.map_blocks(_first_pass, source, found, s=spacing[0], dtype=np.float64, meta=np.empty((0,) * x.ndim, np.float64))
-    for axis in range(1, x.ndim):
-        f = whole(f, axis).map_blocks(_next_pass, axis=axis, s=spacing[axis], dtype=np.float64, meta=np.empty((0,) * x.ndim, np.float64))
-    return da.sqrt(f).rechunk(x.chunks)
+    if x.ndim == 1 or x.size == 0:
+        return _whole_lines(x, spacing)
+    budget = block_bytes()
+    depth, rest = x.shape[0], x.shape[1:]
+    # A tile: whole along axis 0, of about a block of float64 across the others.
+    side = max(1, int((budget / (8 * depth)) ** (1 / len(rest))))
+    tile = tuple(min(side, n) for n in rest)
+    # A column: whole along axis 0, a whole number of tiles across the others, within
+    # an input chunk where it can be, and at most about four blocks of the input.
+    widths = {}
+    for a, t in enumerate(tile):
+        others = depth * x.dtype.itemsize * math.prod(tile[:a] + tile[a + 1 :])
+        widths[a + 1] = t * max(1, min(x.chunks[a + 1][0] // t, 4 * budget // (others * t)))
+    mask = x.rechunk({0: x.chunks[0], **widths})
+    planes = max(1, min(depth, budget // (8 * math.prod(rest))))
+    slabs = [(z, min(z + planes, depth)) for z in range(0, depth, planes)]
+    exact = all(float(s).is_integer() for s in spacing[:1]) and (depth * spacing[0]) ** 2 < NOT_REACHED
+    scratch = Scratch(x.shape, np.uint32 if exact else np.float64, (planes, *tile), readers=len(slabs))
+    blocks = mask.to_delayed()
+    starts = [np.cumsum((0, *c)) for c in mask.chunks]
+    columns = []
+    for index in itertools.product(*(range(len(c)) for c in mask.chunks[1:])):
+        box = tuple((int(starts[a + 1][i]), int(starts[a + 1][i + 1])) for a, i in enumerate(index))
+        columns.append(dask.delayed(_column, pure=False)(list(blocks[(slice(None), *index)]), box, scratch, spacing, tile))
+    parts = [da.from_delayed(dask.delayed(_slab, pure=False)(scratch, z0, z1, columns, spacing), (z1 - z0, *rest), np.float64, meta=np.empty((0,) * x.ndim, np.float64))
+             for z0, z1 in slabs]
+    out = da.concatenate(parts, axis=0)
+    # The input's chunks where a row of them fits in a few blocks of float64; else
+    # the slabs themselves (a row of chunks would gather that many slabs at once).
+    row = max(x.chunks[0]) * math.prod(rest) * 8
+    return out.rechunk(x.chunks) if row <= 4 * budget else out
 
 
 def _relate(params: dict[str, Any], ctx: c.Context) -> None:
