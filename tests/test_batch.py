@@ -240,6 +240,37 @@ def test_an_input_damaged_inside_its_pixels_fails_alone(tmp_path: Path) -> None:
         assert np.array_equal(zarr.open_array(str(tmp_path / "out" / f"{name}.ome.zarr" / "0"), mode="r")[:], expected(images[name]))
 
 
+def test_batch_measure_with_a_damaged_item_measures_the_others(tmp_path: Path) -> None:
+    """A TIFF damaged inside its pixels fails alone, with no table; the others'
+    tables and the combined one hold exactly their objects."""
+    import csv
+
+    import tifffile
+
+    folder = tmp_path / "tiffs"
+    folder.mkdir()
+    rng = np.random.default_rng(19)
+    images = {f"t{i}": (rng.random((40, 48)) * 255).astype(np.uint8) for i in range(3)}
+    for name, image in images.items():
+        tifffile.imwrite(folder / f"{name}.tif", image)
+    data = (folder / "t1.tif").read_bytes()
+    (folder / "t1.tif").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out"
+    result = invoke("batch", folder, "--out", out, *STEPS, "--measure", "-q")
+    assert result.exit_code == 3, result.output
+    failed = [Path(k).name for k, v in manifest_state(out).items() if v["status"] == "failed"]
+    assert failed == ["t1.tif"]
+    assert not (out / "t1.objects.csv").exists()
+    rows = list(csv.DictReader((out / "objects.csv").open()))
+    assert {Path(r["input"]).name for r in rows} == {"t0.tif", "t2.tif"}
+    for name in ("t0", "t2"):
+        labels, count = ndi.label(expected(images[name]))
+        mine = [r for r in rows if Path(r["input"]).name == f"{name}.tif"]
+        assert len(mine) == count > 0
+        assert [int(r["voxels"]) for r in mine] == list(ndi.sum_labels(np.ones_like(labels), labels, np.arange(1, count + 1)).astype(int))
+        assert len(list(csv.DictReader((out / f"{name}.objects.csv").open()))) == count
+
+
 def test_batch_measure_writes_a_table_per_input_and_one_of_all(tmp_path: Path, archive) -> None:
     import csv
 

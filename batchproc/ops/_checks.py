@@ -196,7 +196,10 @@ def axes() -> Check:
     return described(check, {"anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}, "minItems": 1, "uniqueItems": True}, {"type": "null"}]})
 
 
-def dtype_(*, allow_none: bool = True) -> Check:
+def dtype_(*, allow_none: bool = True, numeric: bool = False) -> Check:
+    """A dtype; ``numeric``: not bool (scipy's filters refuse a boolean output with
+    a RuntimeError, 'output must have numeric dtype')."""
+
     def check(name: str, v: Any, ctx: Context) -> Any:
         if v is None and allow_none:
             return None
@@ -208,9 +211,11 @@ def dtype_(*, allow_none: bool = True) -> Check:
             raise ctx.fail(name, "a numpy dtype name such as 'uint8' or 'float32'", v) from None
         if dt.kind not in "biuf":
             raise ctx.fail(name, "a boolean, integer or floating dtype", v)
+        if numeric and dt.kind == "b":
+            raise ctx.fail(name, "a numeric dtype (scipy: 'output must have numeric dtype')", v, RuntimeError)
         return dt
 
-    names = ["bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float16", "float32", "float64"]
+    names = ["bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float16", "float32", "float64"][int(numeric):]
     return described(check, {"anyOf": [{"enum": names}, {"type": "null"}]} if allow_none else {"enum": names})
 
 
@@ -263,6 +268,8 @@ def anything() -> Check:
     return check
 
 
-def check_length(name: str, value: Any, n: int, ctx: Context, what: str = "axes") -> None:
+def check_length(name: str, value: Any, n: int, ctx: Context, what: str = "axis") -> None:
+    """A per-axis sequence of the wrong length: scipy's RuntimeError ('sequence
+    argument must have length equal to input rank')."""
     if isinstance(value, tuple) and len(value) != n:
-        raise ctx.fail(name, f"a single value or a list of {n} (one per {what[:-1] if what.endswith('s') else what})", list(value))
+        raise ctx.fail(name, f"a single value or a list of {n} (one per {what})", list(value), RuntimeError)

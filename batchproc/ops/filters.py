@@ -21,7 +21,8 @@ from batchproc.ops._registry import Operation, Param, mode_edges, register
 
 # ---------------------------------------------------------------- shared parameters
 
-OUTPUT = Param("output", c.dtype_(), None, "dtype of the result (default: the input's dtype)")
+OUTPUT = Param("output", c.dtype_(numeric=True), None, "dtype of the result (default: the input's dtype)")
+BINARY_OUTPUT = Param("output", c.dtype_(), None, "dtype of the result (default: bool)")
 # scipy takes an infinite or NaN cval too (cval=-inf keeps the edges out of a maximum).
 CVAL = Param("cval", c.real(any_float=True), 0.0, "value outside the edges when mode is 'constant'")
 AXES = Param("axes", c.axes(), None, "axes to filter along (default: all)", positional=False)
@@ -206,7 +207,7 @@ def relate_weights(params: dict[str, Any], ctx: c.Context) -> None:
 
 def relate_window(params: dict[str, Any], ctx: c.Context) -> None:
     if params.get("size") is None and params.get("footprint") is None:
-        raise ctx.fail("size", "given (or a footprint)", None)
+        raise ctx.fail("size", "given (or a footprint)", None, RuntimeError)  # scipy: "no footprint provided"
     check_lengths(params, ctx, ("size", "origin", "mode"))
     if ctx.ndim is None:
         return
@@ -217,6 +218,11 @@ def relate_window(params: dict[str, Any], ctx: c.Context) -> None:
     else:
         given = axes_tuple(params.get("axes"), ctx.ndim)
         sizes = expand(params["size"], len(given))
+        if ctx.op in ("uniform_filter", "minimum_filter", "maximum_filter") and any(s <= 1 for s in sizes):
+            # scipy filters these axis by axis and skips the axes of size 1, origin
+            # and all: that origin shifts nothing, whatever it is.
+            origins = expand(params.get("origin", 0), len(given))
+            params["origin"] = tuple(0 if s <= 1 else o for s, o in zip(sizes, origins, strict=True))
         if _sorted_axes(params, ctx.ndim):
             check_origins(params, ctx, list(zip(given, sizes, expand(params.get("origin", 0), len(given)), strict=True)))
         count = int(np.prod(sizes))
@@ -228,7 +234,7 @@ def relate_window(params: dict[str, Any], ctx: c.Context) -> None:
         else:
             raise ctx.fail("mode", "a single mode when a footprint is given (or a footprint of all ones, for minimum/maximum_filter)", list(params["mode"]))
     if "rank" in params and not -count <= params["rank"] < count:
-        raise ctx.fail("rank", f"within the footprint's {count} elements (from {-count} to {count - 1})", params["rank"])
+        raise ctx.fail("rank", f"within the footprint's {count} elements (from {-count} to {count - 1})", params["rank"], RuntimeError)  # scipy: "rank not within filter footprint size"
 
 
 def per_derivative_edges(params: Mapping[str, Any], ndim: int) -> tuple[str, ...]:
@@ -322,7 +328,16 @@ def declare(name: str, params: tuple[Param, ...], *, kind: str = "local", **fiel
 
 # ---------------------------------------------------------------- declarations
 
-WEIGHTS = Param("weights", c.array(kind="number", what="an array of weights"), help="the kernel, one dimension per filtered axis")
+_weights_array = c.array(kind="number", what="an array of weights")
+
+
+def _weights(name: str, v: Any, ctx: c.Context) -> Any:
+    if v is None:  # scipy: 'weights.ndim (0) must match len(axes)', a RuntimeError
+        raise ctx.fail(name, "an array of weights, one dimension per filtered axis", v, RuntimeError)
+    return _weights_array(name, v, ctx)
+
+
+WEIGHTS = Param("weights", c.described(_weights, c.schema_of(_weights_array)), help="the kernel, one dimension per filtered axis")
 for _name in ("correlate", "convolve"):
     declare(
         _name,
@@ -498,7 +513,7 @@ _BINARY_ORDER = {
     "binary_opening": ("structure", "iterations", "output", "origin", "mask", "border_value", "brute_force"),
     "binary_closing": ("structure", "iterations", "output", "origin", "mask", "border_value", "brute_force"),
 }
-_BINARY_PARAMS = {p.name: p for p in (STRUCTURE, ITERATIONS, MASK, OUTPUT, BORDER, ORIGIN, BRUTE)}
+_BINARY_PARAMS = {p.name: p for p in (STRUCTURE, ITERATIONS, MASK, BINARY_OUTPUT, BORDER, ORIGIN, BRUTE)}
 
 
 def _center_is_true(params: Mapping[str, Any]) -> bool:
