@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -97,8 +98,12 @@ def test_kernel_benchmark_smoke(tmp_path: Path) -> None:
     only = [*args[:4], "--dtypes", "uint8", "--out", str(tmp_path / "only"), "--no-compile-cost", "--only", "median_filter 7,maximum_filter 9"]
     done = subprocess.run(only, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    rows = json.loads((tmp_path / "only" / "kernels.json").read_text())["kernels"]
+    record = json.loads((tmp_path / "only" / "kernels.json").read_text())
+    rows = record["kernels"]
     assert [(r["kernel"], r["dtype"], r["equal"]) for r in rows] == [("maximum_filter 9", "uint8", True), ("median_filter 7", "uint8", True)]
+    # What the documentation's benchmarks page shows with the table: the command, quoted to be run again, and the date.
+    assert record["command"].startswith(".venv/bin/python benchmarks/kernels.py --shape 6,16,16 ") and record["command"].endswith("--only 'median_filter 7,maximum_filter 9'")
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", record["date"])
     wrong = subprocess.run([*only[:-1], "median_filter 99"], capture_output=True, text=True, timeout=300)
     assert wrong.returncode == 2 and "unknown kernel(s) median_filter 99" in wrong.stderr and "Traceback" not in wrong.stderr
 
