@@ -94,7 +94,7 @@ def test_kernel_benchmark_smoke(tmp_path: Path) -> None:
     rows = json.loads((tmp_path / "kernels.json").read_text())["kernels"]
     assert len(rows) == 15 and all(r["equal"] for r in rows), [r["kernel"] for r in rows if not r["equal"]]
     assert "| median_filter 3 | uint16 |" in (tmp_path / "kernels.md").read_text()
-    # The README's large-window table: chosen kernels on 8-bit data (the histogram median).
+    # The large-window table (docs/benchmarks.md): chosen kernels on 8-bit data (the histogram median).
     only = [*args[:4], "--dtypes", "uint8", "--out", str(tmp_path / "only"), "--no-compile-cost", "--only", "median_filter 7,maximum_filter 9"]
     done = subprocess.run(only, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
