@@ -1,11 +1,12 @@
-# `make demo` and `make test` each do all their own set-up from a bare Python >= 3.11.
+# `make demo`, `make test` and `make docs` each do all their own set-up from a bare Python >= 3.11.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
+STAMP_DOCS := $(VENV)/.installed-docs
 
-.PHONY: demo test clean
+.PHONY: demo test docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +18,10 @@ $(STAMP_RUN): pyproject.toml | $(BIN)/python
 
 $(STAMP_TEST): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@ $(STAMP_RUN) $(STAMP_DOCS)
+
+$(STAMP_DOCS): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
 	touch $@ $(STAMP_RUN)
 
 demo: $(STAMP_RUN)
@@ -25,5 +30,9 @@ demo: $(STAMP_RUN)
 test: $(STAMP_TEST)
 	$(BIN)/python -m pytest
 
+# The documentation site, strict (a broken link or reference fails), into site/.
+docs: $(STAMP_DOCS)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .hypothesis
+	rm -rf $(VENV) demo-output site .pytest_cache .hypothesis

@@ -458,7 +458,7 @@ def _checked_shards(shards: tuple[int, ...], chunks: tuple[int, ...], shape: tup
 
 #: Below this many voxels a run takes scipy's kernels unless told otherwise:
 #: loading the compiled ones costs a process about half a second, more than they
-#: save on so little (docs/design.md, "Kernels").
+#: save on so little (docs/concepts/kernels.md).
 SMALL_INPUT = 2**22
 #: The same for a run with a rank filter, where scipy is slowest.
 SMALL_INPUT_RANK = 2**18

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -209,7 +210,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "kernels.md").write_text(text)
-    (out / "kernels.json").write_text(json.dumps({"shape": shape, "kernels": rows, "compile": figures}, indent=1))
+    # The command and date are what the documentation's benchmarks page shows with the table.
+    made = {"command": shlex.join([".venv/bin/python", "benchmarks/kernels.py", *sys.argv[1:]]), "date": time.strftime("%Y-%m-%d")}
+    (out / "kernels.json").write_text(json.dumps({**made, "shape": shape, "kernels": rows, "compile": figures}, indent=1))
     print(text)
     print(f"written to {out}")
 

@@ -89,7 +89,7 @@ def test_batch_records_failures_finishes_the_rest_and_reruns_only_what_failed(tm
     assert np.array_equal(zarr.open_array(str(out / "scan7.ome.zarr" / "0"), mode="r")[:], expected(images["scan7"]))
 
     # A changed input is not "done"; its store belongs to the old input, so it is
-    # replaced only with --overwrite (docs/design.md, "The promises"), which redoes just that item.
+    # replaced only with --overwrite (docs/guide/resume.md), which redoes just that item.
     iio.imwrite(folder / "scan3.png", images["scan4"])
     changed = invoke("batch", folder, "--out", out, *STEPS)
     assert changed.exit_code == 3 and "0 done, 29 skipped (already done), 1 failed" in changed.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -93,12 +94,16 @@ def test_kernel_benchmark_smoke(tmp_path: Path) -> None:
     rows = json.loads((tmp_path / "kernels.json").read_text())["kernels"]
     assert len(rows) == 15 and all(r["equal"] for r in rows), [r["kernel"] for r in rows if not r["equal"]]
     assert "| median_filter 3 | uint16 |" in (tmp_path / "kernels.md").read_text()
-    # The README's large-window table: chosen kernels on 8-bit data (the histogram median).
+    # The large-window table (docs/benchmarks.md): chosen kernels on 8-bit data (the histogram median).
     only = [*args[:4], "--dtypes", "uint8", "--out", str(tmp_path / "only"), "--no-compile-cost", "--only", "median_filter 7,maximum_filter 9"]
     done = subprocess.run(only, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    rows = json.loads((tmp_path / "only" / "kernels.json").read_text())["kernels"]
+    record = json.loads((tmp_path / "only" / "kernels.json").read_text())
+    rows = record["kernels"]
     assert [(r["kernel"], r["dtype"], r["equal"]) for r in rows] == [("maximum_filter 9", "uint8", True), ("median_filter 7", "uint8", True)]
+    # What the documentation's benchmarks page shows with the table: the command, quoted to be run again, and the date.
+    assert record["command"].startswith(".venv/bin/python benchmarks/kernels.py --shape 6,16,16 ") and record["command"].endswith("--only 'median_filter 7,maximum_filter 9'")
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", record["date"])
     wrong = subprocess.run([*only[:-1], "median_filter 99"], capture_output=True, text=True, timeout=300)
     assert wrong.returncode == 2 and "unknown kernel(s) median_filter 99" in wrong.stderr and "Traceback" not in wrong.stderr
 

@@ -70,7 +70,7 @@ def test_fused_pipeline_equals_steps_one_after_another(data: st.DataObject) -> N
     running_sum_on_floats = False
     for step in steps:
         if step["op"] == "uniform_filter" and want.dtype.kind == "f":
-            running_sum_on_floats = True  # docs/design.md, "The promises": last-bit differences allowed here
+            running_sum_on_floats = True  # docs/concepts/exactness.md: last-bit differences allowed here
         elif running_sum_on_floats and step["op"] in ("threshold", "equalize"):
             # A last-bit difference could cross a threshold or a bin edge: such a
             # pipeline cannot promise bit equality, so it is not drawn.

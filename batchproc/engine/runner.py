@@ -70,7 +70,7 @@ def collector_frozen() -> Iterator[None]:
     The collector holds the GIL while it walks every tracked object (about
     150,000 once numba, scipy and dask are imported), in which no task can start
     or hand back its block. Objects made during the computation are still
-    collected as usual (see docs/design.md, "Memory and the collector")."""
+    collected as usual (see docs/concepts/memory.md, "Memory and the collector")."""
     with _FROZEN_LOCK:
         if _FROZEN["depth"] == 0:
             # A program that froze objects itself (before forking, say) keeps
@@ -416,7 +416,7 @@ _STARTED_LOCK = threading.Lock()
 def first_of_machine() -> Iterator[None]:
     """Held while a process loads the compiled kernels of a job: one process of a
     machine at a time, so that numba compiles a kernel once per machine (the
-    others wait, then load it from numba's cache, see docs/design.md, "Kernels").
+    others wait, then load it from numba's cache, see docs/concepts/kernels.md).
     The lock is a file beside numba's cache, or in the temporary folder."""
     import fcntl
     import tempfile

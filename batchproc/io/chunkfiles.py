@@ -2,7 +2,7 @@
 
 zarr-python reads and writes every chunk through its one event-loop thread, where
 decoding each file in the thread that asks for it, straight into the block, reads
-and writes in parallel (docs/design.md, "Output format", has the figures). For the
+and writes in parallel (docs/design/architecture.md, "Output format", has the figures). For the
 arrays that are simple enough (a regular grid, little- or big-endian bytes and at
 most one of zstd, gzip, blosc, optionally inside zarr's ``sharding_indexed``
 codec, no storage transformers) :func:`open_chunk_files` returns such a reader

@@ -6,7 +6,7 @@ readers and writers need: ``/``, ``name``, ``parent``, ``exists()``,
 ``read_bytes()``, ``write_bytes()``, ``iterdir()``... It carries only its URL, so
 it pickles for the workers of a cluster; each process makes its own client.
 
-The client is obstore's (docs/design.md, "Object stores", says why): it reads
+The client is obstore's (docs/design/architecture.md, "Object stores", says why): it reads
 credentials and the endpoint from each store's standard environment
 (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``,
 ``AWS_REGION``, ``AWS_PROFILE``...; ``GOOGLE_APPLICATION_CREDENTIALS``...),

@@ -37,7 +37,7 @@ from batchproc.io.readers import default_axes
 from batchproc.io.remote import RemotePath, local_or_remote
 
 #: Blosc LZ4 with bit-shuffle: on this machine ~440 MB/s writing uint16 against
-#: ~130 MB/s for zarr's default Zstd (docs/design.md, "Output format").
+#: ~130 MB/s for zarr's default Zstd (docs/design/architecture.md, "Output format").
 DEFAULT_CODEC = "blosc-lz4"
 CODECS = ("blosc-lz4", "zstd", "none")
 

@@ -8,7 +8,7 @@ the axis of the next pass is whole and the blocks stay about
 scipy's order, so without ``sampling`` (or with integer sampling) they are exact
 integers and the distances equal scipy's bit for bit; with other spacings, where
 two background voxels are all but equally near, the one taken may differ from
-scipy's by the last bit (docs/design.md, "Measurements").
+scipy's by the last bit (docs/concepts/exactness.md).
 """
 
 from __future__ import annotations

@@ -401,7 +401,7 @@ declare("laplace", (OUTPUT, mode(True), CVAL, AXES), halo=active_halo(1), relate
 
 def running_sum_tolerance(a: np.ndarray, want: np.ndarray) -> float:
     """scipy's uniform_filter keeps a running sum along each line, whose rounding
-    depends on where the line starts (docs/design.md, "The promises"): a few ulp of
+    depends on where the line starts (docs/concepts/exactness.md): a few ulp of
     the input's scale for float output, none for integers."""
     if want.dtype.kind != "f":
         return 0.0

@@ -11,7 +11,7 @@ scipy's forms (``labels`` None: the whole input; ``index`` None: every voxel whe
 over the data answers every measurement but the variance, which takes a second
 (scipy's: the sum of squares about each label's mean).
 
-Exactness (docs/design.md, "Measurements"): counts, extremes, first positions of
+Exactness (docs/concepts/exactness.md): counts, extremes, first positions of
 unique extremes, bounding boxes, and sums, means and centres of mass of integer
 images equal scipy's. Sums of floats are added block by block, in another order
 than scipy's, and so is the variance's sum of squares for any image: those agree

@@ -61,7 +61,7 @@ def compiled(fn, a: np.ndarray, chunks, **params) -> np.ndarray:
 
 # Not minimum/maximum with NaN: scipy's own moving extreme then depends on where
 # each line starts (scipy on a slice differs from scipy on the whole array), so no
-# chunked result can equal it; the README lists this with uniform_filter's rounding.
+# chunked result can equal it; docs/concepts/exactness.md lists this with uniform_filter's rounding.
 @pytest.mark.parametrize(
     ("name", "special"),
     [(n, s) for n in ("median_filter", "percentile_filter", "rank_filter") for s in ("nan", "negative zero", "inf")]

@@ -243,7 +243,7 @@ def rank_common(draw: st.DrawFn, a: np.ndarray) -> tuple[dict[str, Any], int]:
     # scipy 1.17's rank filters on 1-D input read outside the line when the window
     # is longer than it, in the modes that fold or wrap: the result changes from
     # call to call (median_filter([45], 3, mode="mirror") gave 32, 33 or 45), so
-    # scipy cannot serve as the reference there (the README lists it).
+    # scipy cannot serve as the reference there (docs/concepts/exactness.md lists it).
     window = params["footprint"].shape[0] if "footprint" in params else params["size"][0]
     if a.ndim == 1 and window > a.shape[0] and params["mode"] in ("reflect", "mirror", "wrap", "grid-wrap", "grid-mirror"):
         params["mode"] = "nearest"
@@ -349,7 +349,7 @@ def _labels_for(draw: st.DrawFn, a: np.ndarray) -> np.ndarray:
 def _measurement(positions: bool) -> ParamsFn:
     """``labels`` and ``index`` in each of scipy's forms. Positions of an extreme
     shared by several voxels are compared in the single-group forms only, where
-    scipy takes the first in C order (docs/design.md, "Measurements")."""
+    scipy takes the first in C order (docs/concepts/exactness.md)."""
 
     def params_for(draw: st.DrawFn, a: np.ndarray) -> dict[str, Any]:
         form = draw(st.sampled_from(["none", "labels", "scalar", "scalar"] + ([] if positions else ["sequence", "sequence"])))

@@ -3,7 +3,7 @@ length-1 axes), chunkings (size-1 and size-2 chunks, chunks smaller than the hal
 uneven chunks), dtypes, modes with cval, origins (extremes included), even-sized
 windows, kernels larger than the array, per-axis parameters and mode lists, the
 computed result equals scipy.ndimage on the whole array: same dtype, same shape,
-np.array_equal. The one exception (docs/design.md, "The promises") is uniform_filter's running sum
+np.array_equal. The one exception (docs/concepts/exactness.md) is uniform_filter's running sum
 in float output, allowed to differ in the last bits.
 """
 
@@ -52,7 +52,7 @@ def assert_same(name: str, got: Any, want: Any, a: np.ndarray) -> None:
     assert got.shape == want.shape, f"shape {got.shape} != scipy's {want.shape}"
     tolerance = REGISTRY[name].tolerance
     if tolerance is not None and tolerance(a, want) > 0:
-        # The declared exceptions to bit-for-bit (docs/design.md, "The promises"): a
+        # The declared exceptions to bit-for-bit (docs/concepts/exactness.md): a
         # sum whose rounding depends on its order. An infinity or NaN that enters
         # scipy's running sum (an infinite cval) stays to the end of scipy's line,
         # where each chunk's line starts afresh: scipy's finite values are the ones to match.

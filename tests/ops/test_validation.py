@@ -213,7 +213,7 @@ def test_scipys_own_calling_styles_are_taken() -> None:
     for name, args, kwargs in cases:
         got = getattr(batchproc.ndimage, name)(x, *args, **kwargs).compute()
         want = getattr(ndi, name)(a, *args, **kwargs)
-        tolerance = REGISTRY[name].tolerance  # uniform_filter's running sum (docs/design.md, "The promises")
+        tolerance = REGISTRY[name].tolerance  # uniform_filter's running sum (docs/concepts/exactness.md)
         assert np.allclose(got, want, rtol=0, atol=tolerance(a, want)) if tolerance else np.array_equal(got, want), (name, kwargs)
     empty = np.zeros((1, 0))
     assert batchproc.ndimage.correlate(da.from_array(empty), [[1.0]]).compute().shape == (1, 0)
