@@ -385,7 +385,8 @@ def histogram(
     bins: Annotated[int, typer.Option(help="number of bins")] = 256,
     min: Annotated[float | None, typer.Option("--min", help="lowest edge (default: data minimum)")] = None,
     max: Annotated[float | None, typer.Option("--max", help="highest edge (default: data maximum)")] = None,
-    plot: Annotated[Path | None, typer.Option(help="write a PNG bar chart")] = None,
+    plot: Annotated[Path | None, typer.Option(help="write a PNG bar chart, titled with INPUT's file name")] = None,
+    log: Annotated[bool | None, typer.Option("--log/--linear", help="--plot's y-scale; default: log when the tallest bar is at least 20x the next (the plot says so)", show_default=False)] = None,
     csv: Annotated[Path | None, typer.Option(help="write bins and counts as CSV")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     chunks: Chunks = None,
@@ -397,7 +398,7 @@ def histogram(
 
     import batchproc
     from batchproc.io import open_image
-    from batchproc.render import histogram_png
+    from batchproc.render import display_name, histogram_png
 
     with guarded():
         x = open_image(input, parse_chunks(chunks)).data
@@ -414,7 +415,7 @@ def histogram(
             csv.write_text("\n".join(lines) + "\n")
         if plot is not None:
             _writable(plot)
-            histogram_png(edges, counts, plot, title=str(input))
+            histogram_png(edges, counts, plot, title=display_name(input), log=log)
         if as_json:
             print(json.dumps({"min": min, "max": max, "bins": bins, "edges": edges.tolist(), "counts": counts.tolist()}))
         elif not quiet or (csv is None and plot is None):
@@ -433,9 +434,13 @@ def preview(
     input: Annotated[str, typer.Argument(help="an input, or an output store (shown beside its recorded input)")],
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG to write")],
     compare: Annotated[str | None, typer.Option(help="another image to show beside INPUT")] = None,
-    slice_: Annotated[str | None, typer.Option("--slice", help="AXIS=INDEX for volumes (default: middle of axis 0)")] = None,
+    slice_: Annotated[str | None, typer.Option("--slice", help="AXIS=INDEX for volumes, the axis by number or name (z=12); default: the middle of the axes not shown")] = None,
 ) -> None:
-    """A before/after PNG of one slice, like the course's figures."""
+    """A before/after PNG of one slice, like the course's figures.
+
+    The slice shows the last two axes in NGFF order (z, y, x: rows y, columns x
+    for a volume), each voxel at its physical size from the input's spacing.
+    """
     from batchproc.render import preview_png
 
     with guarded():
