@@ -47,6 +47,7 @@ Shards = Annotated[str | None, typer.Option("--shards", help="shard shape in vox
 OmeVersion = Annotated[str, typer.Option("--ome-version", help="OME-Zarr 0.5 on zarr v3 (default), or 0.4 on zarr v2 (no shards) for viewers that read only that")]
 Codec = Annotated[str, typer.Option(help="blosc-lz4 (default), zstd or none")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
+ReportPath = Annotated[Path | None, typer.Option("--report", help="also write a self-contained HTML report of the output here (see batchproc report)")]
 
 
 @app.callback()
@@ -165,6 +166,7 @@ def run(
     codec: Codec = "default",
     levels: Annotated[int, typer.Option(help="extra pyramid levels for viewers")] = 0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan (stages, halo, blocks, files, memory); read and write nothing")] = False,
+    report: ReportPath = None,
     quiet: Quiet = False,
 ) -> None:
     """Run a pipeline on INPUT and write OUTPUT as OME-Zarr."""
@@ -173,6 +175,7 @@ def run(
 
     with guarded():
         pipeline = _pipeline(pipeline, step, "run")
+        _report_target(report, dry_run)
         plan = plan_run(pipeline, input, parse_chunks(chunks), _shards_for(parse_shards(shards), ome_version))
         if dry_run:
             chosen = scheduler or os.environ.get("BATCHPROC_SCHEDULER") or "threads"
@@ -184,6 +187,31 @@ def run(
             path = run_pipeline(pipeline, input, output, plan=plan, overwrite=overwrite, resume=resume, codec=codec, levels=levels, ome_version=ome_version)
         if not quiet:
             out.print(f"wrote {path}")
+        _write_report(path, report, quiet)
+
+
+def _report_target(report: Path | None, dry_run: bool = False, out_dir: str | None = None) -> None:
+    """Refuse a --report that cannot be written before anything runs (one inside
+    a batch's --out folder is checked when the batch has made that folder)."""
+    if report is None:
+        return
+    if dry_run:
+        raise BatchprocError("--report: a --dry-run writes nothing, so there is no output to report on; leave out one of the two.")
+    if out_dir is not None and "://" not in out_dir and report.parent.resolve() == Path(out_dir).resolve():
+        return
+    from batchproc.report import check_writable
+
+    check_writable(report, "--report")
+
+
+def _write_report(job: str | Path, report: Path | None, quiet: bool) -> None:
+    if report is None:
+        return
+    from batchproc.report import write_report
+
+    path = write_report(job, report, option="--report")
+    if not quiet:
+        err.print(f"report {path}", highlight=False)
 
 
 def _pipeline(pipeline: Path | None, step: list[str] | None, command: str) -> Any:
@@ -212,6 +240,7 @@ def batch(
     overwrite: Annotated[bool, typer.Option(help="start unfinished items again instead of resuming their stores")] = False,
     codec: Codec = "default",
     measure: Annotated[bool, typer.Option("--measure", help="label each output (the steps end in a mask) and measure its objects: a table per input and OUT/objects.csv of all")] = False,
+    report: ReportPath = None,
     quiet: Quiet = False,
 ) -> None:
     """Run a pipeline on every input, one store each under --out, with a manifest.
@@ -226,6 +255,7 @@ def batch(
 
     with guarded():
         plan = _pipeline(pipeline, step, "batch")
+        _report_target(report, out_dir=out_dir)
         if measure and (not plan.steps or plan.steps[-1].op.name != "label"):
             from batchproc.pipeline import Pipeline
 
@@ -252,6 +282,8 @@ def batch(
         out_line = f"{len(summary.done)} done, {len(summary.skipped)} skipped (already done), {len(summary.failed)} failed in {summary.seconds:.1f} s{rate}; manifest {summary.manifest}"
         if summary.objects:
             out_line += f"; objects {summary.objects}"
+        # Written before the exit code 3: the failures are what a report is for.
+        _write_report(out_dir, report, quiet)
         if summary.failed:
             err.print(out_line, highlight=False)
             for record in summary.failed:
@@ -447,6 +479,24 @@ def preview(
         _writable(output)
         preview_png(input, output, compare=compare, slice_spec=slice_)
         out.print(f"wrote {output}")
+
+
+@app.command()
+def report(
+    out: Annotated[str, typer.Argument(help="an output of batchproc run (its OME-Zarr store) or of batchproc batch (its --out folder)")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write")],
+    pictures: Annotated[int, typer.Option("--pictures", help="items shown with thumbnails and histograms; past it, a sample (failures first)")] = 24,
+    quiet: Quiet = False,
+) -> None:
+    """A self-contained HTML page of a job: inputs, pipeline, provenance, each
+    item's status, time and error (failures first), with before/after thumbnails
+    and histograms."""
+    from batchproc.report import write_report
+
+    with guarded():
+        path = write_report(out, output, pictures=pictures)
+        if not quiet:
+            typer.echo(f"wrote {path}")  # (`out` is the argument here, not the console)
 
 
 @app.command()

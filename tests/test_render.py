@@ -191,3 +191,9 @@ def test_plane_histogram_counts_each_value_of_a_mask_and_the_range_of_an_image()
     values = np.random.default_rng(0).normal(size=(50, 50))
     edges, counts = plane_histogram(values, bins=10)
     assert counts.sum() == values.size and edges[0] == values.min() and edges[-1] == values.max()
+
+
+def test_the_examples_in_the_docstrings_run() -> None:
+    import doctest
+
+    assert doctest.testmod(render, optionflags=doctest.ELLIPSIS).failed == 0
