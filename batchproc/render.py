@@ -302,7 +302,15 @@ def preview_png(input: Any, output: str | Path, *, compare: Any = None, slice_sp
 
 def tallest_ratio(counts: Any) -> float:
     """How many times the tallest bar is the next tallest (1.0 when fewer than two
-    bars are non-empty: a log scale would show nothing more)."""
+    bars are non-empty: a log scale would show nothing more).
+
+    Examples
+    --------
+    >>> tallest_ratio([9000, 30, 12])
+    300.0
+    >>> tallest_ratio([500, 0, 0])
+    1.0
+    """
     values = np.sort(np.asarray(counts, dtype=np.float64).ravel())[::-1]
     if values.size < 2 or values[1] <= 0:
         return 1.0
@@ -315,6 +323,31 @@ def draw_histogram(ax: Any, edges: Any, counts: Any, title: str, *, log: bool | 
 
     ``log`` None chooses: a log scale when the tallest bar is at least
     :data:`DWARF_RATIO` times the next, said in a note on the plot.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    edges, counts : array
+        ``bins + 1`` edges and ``bins`` counts.
+    title : str
+        Shown as given: a file's name (:func:`display_name`), not its path.
+    log : bool, optional
+        True: log; False: linear; None: automatic.
+    fontsize : float
+        Of the title and labels.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> ax = Figure().add_subplot()
+    >>> draw_histogram(ax, [0, 1, 2, 3], [5000, 20, 7], "scan.tif")
+    True
+    >>> ax.texts[0].get_text()
+    'log scale: the tallest bar is 250× the next'
     """
     edges, counts = np.asarray(edges, dtype=np.float64), np.asarray(counts)
     ratio = tallest_ratio(counts)
@@ -413,13 +446,25 @@ def plane_histogram(pixels: np.ndarray, bins: int = 64) -> tuple[np.ndarray, np.
 
 
 def png_bytes(figure: Any) -> bytes:
-    """``figure`` as PNG bytes, cropped to what was drawn."""
+    """``figure`` as PNG bytes, cropped to what was drawn.
+
+    Examples
+    --------
+    >>> png_bytes(histogram_figure([("scan.tif", [0, 1, 2], [3, 4])]))[:8]
+    b'\\x89PNG\\r\\n\\x1a\\n'
+    """
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.05)
     return buffer.getvalue()
 
 
 def save_png(figure: Any, path: str | Path) -> Path:
-    """``figure`` written as a PNG at ``path``; the path."""
+    """``figure`` written as a PNG at ``path``; the path.
+
+    Examples
+    --------
+    >>> save_png(histogram_figure([("scan.tif", [0, 1, 2], [3, 4])]), "h.png")  # doctest: +SKIP
+    PosixPath('h.png')
+    """
     Path(path).write_bytes(png_bytes(figure))
     return Path(path)
