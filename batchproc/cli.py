@@ -47,6 +47,7 @@ Shards = Annotated[str | None, typer.Option("--shards", help="shard shape in vox
 OmeVersion = Annotated[str, typer.Option("--ome-version", help="OME-Zarr 0.5 on zarr v3 (default), or 0.4 on zarr v2 (no shards) for viewers that read only that")]
 Codec = Annotated[str, typer.Option(help="blosc-lz4 (default), zstd or none")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
+ReportPath = Annotated[Path | None, typer.Option("--report", help="also write a self-contained HTML report of the output here (see batchproc report)")]
 
 
 @app.callback()
@@ -165,6 +166,7 @@ def run(
     codec: Codec = "default",
     levels: Annotated[int, typer.Option(help="extra pyramid levels for viewers")] = 0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan (stages, halo, blocks, files, memory); read and write nothing")] = False,
+    report: ReportPath = None,
     quiet: Quiet = False,
 ) -> None:
     """Run a pipeline on INPUT and write OUTPUT as OME-Zarr."""
@@ -173,6 +175,7 @@ def run(
 
     with guarded():
         pipeline = _pipeline(pipeline, step, "run")
+        _report_target(report, dry_run)
         plan = plan_run(pipeline, input, parse_chunks(chunks), _shards_for(parse_shards(shards), ome_version))
         if dry_run:
             chosen = scheduler or os.environ.get("BATCHPROC_SCHEDULER") or "threads"
@@ -184,6 +187,31 @@ def run(
             path = run_pipeline(pipeline, input, output, plan=plan, overwrite=overwrite, resume=resume, codec=codec, levels=levels, ome_version=ome_version)
         if not quiet:
             out.print(f"wrote {path}")
+        _write_report(path, report, quiet)
+
+
+def _report_target(report: Path | None, dry_run: bool = False, out_dir: str | None = None) -> None:
+    """Refuse a --report that cannot be written before anything runs (one inside
+    a batch's --out folder is checked when the batch has made that folder)."""
+    if report is None:
+        return
+    if dry_run:
+        raise BatchprocError("--report: a --dry-run writes nothing, so there is no output to report on; leave out one of the two.")
+    if out_dir is not None and "://" not in out_dir and report.parent.resolve() == Path(out_dir).resolve():
+        return
+    from batchproc.report import check_writable
+
+    check_writable(report, "--report")
+
+
+def _write_report(job: str | Path, report: Path | None, quiet: bool) -> None:
+    if report is None:
+        return
+    from batchproc.report import write_report
+
+    path = write_report(job, report, option="--report")
+    if not quiet:
+        err.print(f"report {path}", highlight=False)
 
 
 def _pipeline(pipeline: Path | None, step: list[str] | None, command: str) -> Any:
@@ -212,6 +240,7 @@ def batch(
     overwrite: Annotated[bool, typer.Option(help="start unfinished items again instead of resuming their stores")] = False,
     codec: Codec = "default",
     measure: Annotated[bool, typer.Option("--measure", help="label each output (the steps end in a mask) and measure its objects: a table per input and OUT/objects.csv of all")] = False,
+    report: ReportPath = None,
     quiet: Quiet = False,
 ) -> None:
     """Run a pipeline on every input, one store each under --out, with a manifest.
@@ -226,6 +255,7 @@ def batch(
 
     with guarded():
         plan = _pipeline(pipeline, step, "batch")
+        _report_target(report, out_dir=out_dir)
         if measure and (not plan.steps or plan.steps[-1].op.name != "label"):
             from batchproc.pipeline import Pipeline
 
@@ -252,6 +282,8 @@ def batch(
         out_line = f"{len(summary.done)} done, {len(summary.skipped)} skipped (already done), {len(summary.failed)} failed in {summary.seconds:.1f} s{rate}; manifest {summary.manifest}"
         if summary.objects:
             out_line += f"; objects {summary.objects}"
+        # Written before the exit code 3: the failures are what a report is for.
+        _write_report(out_dir, report, quiet)
         if summary.failed:
             err.print(out_line, highlight=False)
             for record in summary.failed:
@@ -426,7 +458,8 @@ def histogram(
     bins: Annotated[int, typer.Option(help="number of bins")] = 256,
     min: Annotated[float | None, typer.Option("--min", help="lowest edge (default: data minimum)")] = None,
     max: Annotated[float | None, typer.Option("--max", help="highest edge (default: data maximum)")] = None,
-    plot: Annotated[Path | None, typer.Option(help="write a PNG bar chart")] = None,
+    plot: Annotated[Path | None, typer.Option(help="write a PNG bar chart, titled with INPUT's file name")] = None,
+    log: Annotated[bool | None, typer.Option("--log/--linear", help="--plot's y-scale; default: log when the tallest bar is at least 20x the next (the plot says so)", show_default=False)] = None,
     csv: Annotated[Path | None, typer.Option(help="write bins and counts as CSV")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     chunks: Chunks = None,
@@ -438,7 +471,7 @@ def histogram(
 
     import batchproc
     from batchproc.io import open_image
-    from batchproc.render import histogram_png
+    from batchproc.render import display_name, histogram_png
 
     with guarded():
         x = open_image(input, parse_chunks(chunks)).data
@@ -455,7 +488,7 @@ def histogram(
             csv.write_text("\n".join(lines) + "\n")
         if plot is not None:
             _writable(plot)
-            histogram_png(edges, counts, plot, title=str(input))
+            histogram_png(edges, counts, plot, title=display_name(input), log=log)
         if as_json:
             print(json.dumps({"min": min, "max": max, "bins": bins, "edges": edges.tolist(), "counts": counts.tolist()}))
         elif not quiet or (csv is None and plot is None):
@@ -474,15 +507,37 @@ def preview(
     input: Annotated[str, typer.Argument(help="an input, or an output store (shown beside its recorded input)")],
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG to write")],
     compare: Annotated[str | None, typer.Option(help="another image to show beside INPUT")] = None,
-    slice_: Annotated[str | None, typer.Option("--slice", help="AXIS=INDEX for volumes (default: middle of axis 0)")] = None,
+    slice_: Annotated[str | None, typer.Option("--slice", help="AXIS=INDEX for volumes, the axis by number or name (z=12); default: the middle of the axes not shown")] = None,
 ) -> None:
-    """A before/after PNG of one slice, like the course's figures."""
+    """A before/after PNG of one slice, like the course's figures.
+
+    The slice shows the last two axes in NGFF order (z, y, x: rows y, columns x
+    for a volume), each voxel at its physical size from the input's spacing.
+    """
     from batchproc.render import preview_png
 
     with guarded():
         _writable(output)
         preview_png(input, output, compare=compare, slice_spec=slice_)
         out.print(f"wrote {output}")
+
+
+@app.command()
+def report(
+    out: Annotated[str, typer.Argument(help="an output of batchproc run (its OME-Zarr store) or of batchproc batch (its --out folder)")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write")],
+    pictures: Annotated[int, typer.Option("--pictures", help="items shown with thumbnails and histograms; past it, a sample (failures first)")] = 24,
+    quiet: Quiet = False,
+) -> None:
+    """A self-contained HTML page of a job: inputs, pipeline, provenance, each
+    item's status, time and error (failures first), with before/after thumbnails
+    and histograms."""
+    from batchproc.report import write_report
+
+    with guarded():
+        path = write_report(out, output, pictures=pictures)
+        if not quiet:
+            typer.echo(f"wrote {path}")  # (`out` is the argument here, not the console)
 
 
 @app.command()

@@ -26,7 +26,7 @@ def main(out: str = "demo-output") -> None:
 
     import batchproc
     from batchproc.pipeline import Pipeline
-    from batchproc.render import histogram_png, preview_png
+    from batchproc.render import display_name, histogram_png, preview_png
 
     start = time.perf_counter()
     target = Path(out)
@@ -51,7 +51,7 @@ def main(out: str = "demo-output") -> None:
     lo, hi = float(data.min().compute()), float(data.max().compute())
     counts = batchproc.ndimage.histogram(data, lo, hi, 128)
     chart = target / "histogram.png"
-    histogram_png(np.linspace(lo, hi, 129), counts, chart, title=volume.source)
+    histogram_png(np.linspace(lo, hi, 129), counts, chart, title=display_name(volume.source))
     mask = batchproc.open(store)
     print(f"input     {volume.source}  {data.shape} {data.dtype}  spacing {volume.spacing}")
     print(f"pipeline  {target / 'pipeline.yaml'}  ({' -> '.join(s.op.name for s in pipeline.steps)}, one fused stage)")

@@ -115,3 +115,62 @@ def s3(s3_server, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureReques
     monkeypatch.setattr(remote, "_CLIENTS", {})  # clients made with other settings go
     bucket = regex.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-") + "-" + str(abs(hash(request.node.nodeid)) % 10**6)
     return s3_server.bucket(bucket)
+
+
+# ------------------------------------------------------------ a real headless browser
+
+CHROMIUM = "/usr/bin/chromium"
+#: Headless, no sandbox (tests run as root), and nothing that reaches the network.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _install_chromium() -> str | None:
+    """Install Debian's chromium package; None when done, else why not."""
+    import shutil
+    import subprocess
+
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return f"{CHROMIUM} is missing and installing Debian's chromium package needs root"
+    if shutil.which("apt-get") is None:
+        return f"{CHROMIUM} is missing and there is no apt-get to install Debian's chromium package"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-q", "chromium"]
+    # Package lists may be missing or stale on a fresh machine: update once, then try again.
+    for commands in ([install], [["apt-get", "-o", "DPkg::Lock::Timeout=300", "update", "-q"], install]):
+        try:
+            for command in commands:
+                done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+                if done.returncode != 0:
+                    break
+        except subprocess.TimeoutExpired:
+            return f"{CHROMIUM} is missing and `{' '.join(command)}` did not finish in 900 s"
+        if os.path.exists(CHROMIUM):
+            return None
+    if done.returncode == 0:
+        return f"{CHROMIUM} is still missing after `apt-get install chromium` succeeded"
+    tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+    return f"{CHROMIUM} is missing and `{' '.join(command)}` failed: {tail[0]}"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The path of Debian's Chromium, installed here (apt-get, as root) where it is
+    missing; the tests that need it are skipped, saying why, only where it cannot be."""
+    if not os.path.exists(CHROMIUM):
+        reason = _install_chromium()
+        if reason is not None:
+            pytest.skip(reason)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: str):
+    """A headless Chromium driven by Playwright, shared by the session."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, timeout=120_000)
+        try:
+            yield launched
+        finally:
+            launched.close()

@@ -91,7 +91,8 @@ def test_preview_shows_output_beside_its_input(tmp_path: Path, volume_file) -> N
     import matplotlib.image
 
     picture = matplotlib.image.imread(tmp_path / "p.png")
-    assert picture.shape[1] > 1.8 * picture.shape[0]  # two panels side by side
+    # Two panels side by side, each a 60×50 slice drawn at its aspect (one alone: about 0.9 × the height).
+    assert picture.shape[1] > 1.5 * picture.shape[0] * 50 / 60
 
 
 def test_ops_listing_and_schema() -> None:
