@@ -459,7 +459,7 @@ def histogram(
     min: Annotated[float | None, typer.Option("--min", help="lowest edge (default: data minimum)")] = None,
     max: Annotated[float | None, typer.Option("--max", help="highest edge (default: data maximum)")] = None,
     plot: Annotated[Path | None, typer.Option(help="write a PNG bar chart, titled with INPUT's file name")] = None,
-    log: Annotated[bool | None, typer.Option("--log/--linear", help="--plot's y-scale; default: log when the tallest bar is at least 20x the next (the plot says so)", show_default=False)] = None,
+    log: Annotated[bool | None, typer.Option("--log/--linear", help="y-scale of the --plot picture; default: log when the tallest bar is at least 20x the next (the plot says so)", show_default=False)] = None,
     csv: Annotated[Path | None, typer.Option(help="write bins and counts as CSV")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     chunks: Chunks = None,
