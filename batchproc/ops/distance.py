@@ -2,9 +2,10 @@
 and in chunks.
 
 The squared distance is separable: a pass along each axis in turn, each over whole
-lines (:mod:`batchproc.kernels.edt`), the array rechunked between passes so that
-the axis of the next pass is whole and the blocks stay about
-:data:`~batchproc.io.readers.TARGET_BLOCK_BYTES`. Squared distances are summed in
+lines (:mod:`batchproc.kernels.edt`). Axis 0 is done a column of blocks at a time
+into a scratch file on local disk, the other axes a slab of planes at a time from
+it (:func:`edt_apply`), so memory stays at a few blocks whatever the volume.
+Squared distances are summed in
 scipy's order, so without ``sampling`` (or with integer sampling) they are exact
 integers and the distances equal scipy's bit for bit; with other spacings, where
 two background voxels are all but equally near, the one taken may differ from
