@@ -31,6 +31,7 @@ WARM_STEPS: dict[str, list[dict[str, Any]]] = {
     "convolve": [{"op": "convolve", "weights": (np.ones((3, 3, 3)) / 27).tolist()}],
     "correlate": [{"op": "correlate", "weights": (np.arange(27.0).reshape(3, 3, 3) / 351).tolist()}],
     "equalize": [{"op": "equalize"}],
+    "binary_dilation": [{"op": "binary_dilation", "iterations": 2}],
 }
 DTYPES = ("uint8", "uint16", "int16", "float32", "float64")
 

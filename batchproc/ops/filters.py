@@ -574,6 +574,7 @@ for _name, _order in _BINARY_ORDER.items():
         relate=relate_structure,
         dtype=bool_dtype,
         block=binary_block(_name),
+        fast=compiled("fast_binary", _name),
     )
 
 
