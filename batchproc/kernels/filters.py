@@ -17,7 +17,7 @@ import numpy as np
 import scipy.ndimage as ndi
 from scipy.ndimage._filters import _gaussian_kernel1d
 
-from batchproc.kernels import sobel
+from batchproc.kernels import sobel, stencil
 from batchproc.kernels.lines import MODE_CODES, as_lines, correlate1d, correlate_last_two, minmax1d_3d, uniform1d_3d
 from batchproc.kernels.params import axes_tuple, expand
 
@@ -124,32 +124,97 @@ gaussian_block.overwrites = True  # type: ignore[attr-defined]
 
 # ---------------------------------------------------------------- sobel, prewitt, magnitude
 
-_DERIVATIVE = np.array([-1.0, 0.0, 1.0])
-_SMOOTH = {"sobel": np.array([1.0, 2.0, 1.0]), "prewitt": np.array([1.0, 1.0, 1.0])}
+#: Centre weight of each edge filter's smoothing ``[1, c, 1]``.
+_SMOOTH_CENTRE = {"sobel": 2, "prewitt": 1}
 
 
-def _edge_filter(x: np.ndarray, axis: int, out: np.ndarray, modes: tuple, cval: float, smooth: np.ndarray) -> None:
-    correlate1d(x, _DERIVATIVE, axis, out, modes[axis], cval, 0)
-    for other in range(x.ndim):
-        if other != axis:
-            correlate1d(out, smooth, other, out, modes[other], cval, 0)
+def _integer_passes(dtype: np.dtype, out: np.dtype, modes: tuple, cval: float) -> bool:
+    """Can the three-tap passes run in integers (:mod:`batchproc.kernels.stencil`):
+    an input of at most 16 bits, an 8- or 16-bit output whose cast from float64
+    scipy does as a wrap, and an integral cval where a constant edge reads it?"""
+    if np.dtype(dtype).kind not in "iu" or np.dtype(dtype).itemsize > 2 or np.dtype(out) not in stencil.WRAPPING:
+        return False
+    if any(MODE_CODES[m] == 4 for m in modes) and not stencil.integral_cval(cval):
+        return False
+    return stencil.scipy_wraps(np.dtype(out))
+
+
+def _three_taps(src: np.ndarray, dst: np.ndarray, axis: int, taps: tuple[int, int, int], mode: str, cval: float, integer: bool) -> None:
+    """scipy's correlate1d of ``src`` with the integer weights ``taps`` (symmetric
+    or antisymmetric) along ``axis`` into ``dst``."""
+    lines, into = as_lines(src, axis), as_lines(dst, axis)
+    if integer:
+        # (a cval that is not an integer is never read: no constant edge then)
+        stencil.int_pass(lines, into, taps[0], taps[1], taps[2], MODE_CODES[mode], int(cval) if stencil.integral_cval(cval) else 0)
+    else:
+        stencil.float_pass(lines, into, float(taps[1]), float(taps[0]), taps[0] == -taps[2] != 0, MODE_CODES[mode], float(cval))
+
+
+def _passes_into(x: np.ndarray, out: np.ndarray, passes: list[tuple[int, tuple[int, int, int], str]], cval: float, integer: bool) -> np.ndarray:
+    """``passes`` (axis, weights, mode) one after the other from ``x``, each into
+    the output dtype, the last one into ``out``."""
+    spare = np.empty_like(out) if len(passes) > 1 else out
+    src = x
+    for k, (axis, taps, mode) in enumerate(passes):
+        dst = out if (len(passes) - 1 - k) % 2 == 0 else spare
+        _three_taps(src, dst, axis, taps, mode, cval, integer)
+        src = dst
+    return out
 
 
 def fast_edges(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None]:
+    """sobel/prewitt as scipy runs them (the derivative along ``axis``, then the
+    smoothing along each other axis in increasing order, each rounded to the
+    output dtype), in three-tap passes: float outputs in float64, 8- and 16-bit
+    outputs of inputs of at most 16 bits in integers (:func:`_integer_passes`)."""
+    centre = _SMOOTH_CENTRE[kind]
+
     def fast(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
-        # Derivatives are signed: only float outputs replay scipy exactly.
-        if _out_dtype(dtype, params).kind != "f" or np.dtype(dtype).kind not in "iuf":
+        out = _out_dtype(dtype, params)
+        if np.dtype(dtype).kind not in "iuf":
+            return None
+        integer = _integer_passes(dtype, out, expand(params["mode"], 1), params["cval"])
+        if out.kind != "f" and not integer:
             return None
 
         def block(x: np.ndarray, **p: Any) -> np.ndarray:
-            out = np.empty(x.shape, _out_dtype(x.dtype, p))
             axis = p["axis"] % x.ndim
-            _edge_filter(_contiguous(x), axis, out, expand(p["mode"], x.ndim), p["cval"], _SMOOTH[kind])
-            return out
+            modes = expand(p["mode"], x.ndim)
+            passes = [(axis, (-1, 0, 1), modes[axis])] + [(a, (1, centre, 1), modes[a]) for a in range(x.ndim) if a != axis]
+            return _passes_into(_contiguous(x), np.empty(x.shape, out), passes, p["cval"], integer)
 
         return block
 
     return fast
+
+
+def fast_laplace(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
+    """laplace as scipy's generic_laplace runs it: the second derivative along the
+    first of ``axes`` into the output, then each other one into the output dtype
+    and added to it (numpy's ``+=``), in three-tap passes as for sobel."""
+    out = _out_dtype(dtype, params)
+    if np.dtype(dtype).kind not in "iuf":
+        return None
+    integer = _integer_passes(dtype, out, expand(params["mode"], 1), params["cval"])
+    if out.kind != "f" and not integer:
+        return None
+
+    def block(x: np.ndarray, **p: Any) -> np.ndarray:
+        axes = axes_tuple(p["axes"], x.ndim)
+        if not axes:
+            return ndi.laplace(x, **p)
+        modes = expand(p["mode"], len(axes))
+        src = _contiguous(x)
+        result = np.empty(x.shape, out)
+        _three_taps(src, result, axes[0], (1, -2, 1), modes[0], p["cval"], integer)
+        if len(axes) > 1:
+            each = np.empty_like(result)
+            for axis, mode in zip(axes[1:], modes[1:], strict=True):
+                _three_taps(src, each, axis, (1, -2, 1), mode, p["cval"], integer)
+                result += each
+        return result
+
+    return block
 
 
 def fast_sobel_magnitude(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:

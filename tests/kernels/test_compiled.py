@@ -428,3 +428,61 @@ def test_binary_morphology_until_settled_with_a_false_centre_is_the_operations_o
     assert fast_binary("binary_dilation")(np.dtype(bool), params) is None
     assert fast_binary("binary_dilation")(np.dtype(bool), {**params, "iterations": 2}) is not None
     assert fast_binary("binary_dilation")(np.dtype(bool), {**params, "structure": np.array([True, True, False])}) is not None
+
+
+_EDGE_MODES = ("reflect", "constant", "nearest", "mirror", "wrap", "grid-wrap", "grid-constant", "grid-mirror")
+
+
+@pytest.mark.parametrize(("dtype", "output"), [("uint16", None), ("uint8", None), ("int16", None), ("int8", None), ("uint8", "int16"), ("int16", "uint16"), ("uint16", "float32"), ("float32", None), ("float64", None), ("int32", "float64")])
+@pytest.mark.parametrize("shape", [(7, 9, 70), (1, 5, 3), (13,), (3, 40), (2, 3, 4, 5)])
+def test_sobel_prewitt_laplace_three_tap_passes_equal_scipy(dtype: str, output: str | None, shape: tuple[int, ...]) -> None:
+    # 8- and 16-bit outputs of integer inputs run in integers modulo the output's
+    # range (scipy's cast of its float64 sums wraps: negative derivatives, sums past
+    # the top, a cval beyond the dtype); float outputs in float64 as scipy's C
+    # loop. Every mode (one for all axes and one per axis), each axis, a cval that
+    # is no integer (integer outputs: scipy's own then), lines of 1 and 2 voxels.
+    from batchproc.kernels.filters import fast_edges, fast_laplace
+
+    rng = np.random.default_rng(len(shape) * 7 + shape[-1])
+    if dtype.startswith("float"):
+        a = rng.normal(0, 1000, shape).astype(dtype)
+        a.flat[:3] = [np.inf, -0.0, np.nan][: a.size]
+    else:
+        info = np.iinfo(dtype)
+        a = rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+    ran = 0
+    for k, mode in enumerate(_EDGE_MODES):
+        modes = mode if k % 2 else tuple(_EDGE_MODES[(k + j) % 8] for j in range(len(shape)))
+        for cval in (0.0, 70001.0, -3.0, 2.5):
+            for kind in ("sobel", "prewitt"):
+                params = {"axis": (k + int(cval)) % len(shape) - len(shape) * (k % 2), "output": output, "mode": modes, "cval": cval}
+                block = fast_edges(kind)(a.dtype, params)
+                if block is not None:
+                    ran += 1
+                    got, want = block(a, **params), getattr(ndi, kind)(a, **params)
+                    assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True), (kind, params)
+            axes = None if k % 3 else tuple(range(len(shape)))[k % len(shape) :]
+            laplace_modes = modes if axes is None or isinstance(modes, str) else modes[: len(axes)]
+            params = {"output": output, "mode": laplace_modes, "cval": cval, "axes": axes}
+            block = fast_laplace(a.dtype, params)
+            if block is not None:
+                ran += 1
+                got, want = block(a, **params), ndi.laplace(a, **params)
+                assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True), ("laplace", params)
+    assert ran >= 40
+
+
+def test_integer_edge_filters_go_to_scipy_where_its_cast_is_no_wrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    from batchproc.kernels import stencil
+    from batchproc.kernels.filters import fast_edges, fast_laplace
+
+    assert stencil.scipy_wraps(np.dtype(np.uint16))  # this build's scipy, asked once
+    params = {"axis": 0, "output": None, "mode": "reflect", "cval": 0.0, "axes": None}
+    assert fast_edges("sobel")(np.dtype(np.uint16), params) is not None
+    assert fast_edges("sobel")(np.dtype(np.int32), params) is None  # sums past 16 bits: scipy's
+    assert fast_edges("sobel")(np.dtype(np.uint16), {**params, "mode": "constant", "cval": 0.5}) is None
+    assert fast_edges("sobel")(np.dtype(np.uint16), {**params, "mode": "wrap", "cval": 0.5}) is not None
+    monkeypatch.setattr(stencil, "scipy_wraps", lambda dtype: False)
+    assert fast_edges("prewitt")(np.dtype(np.uint16), params) is None
+    assert fast_laplace(np.dtype(np.uint8), params) is None
+    assert fast_laplace(np.dtype(np.uint8), {**params, "output": "float32"}) is not None
