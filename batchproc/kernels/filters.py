@@ -426,8 +426,8 @@ _DENSE_MODES = ("reflect", "grid-mirror", "mirror", "nearest", "wrap", "constant
 
 def fast_dense(convolution: bool) -> Callable[[np.dtype, Mapping[str, Any]], Block | None]:
     """Row-vectorized correlation for 2-D and 3-D blocks; scipy for the rest
-    (64-bit integers, grid-wrap/grid-constant, a cval the input dtype cannot hold,
-    and integer results out of the output's range, whose C cast is scipy's)."""
+    (64-bit integers, grid-wrap/grid-constant, and integer results out of the
+    output's range, whose C cast is scipy's)."""
     from batchproc.kernels import dense
 
     scipy_fn = ndi.convolve if convolution else ndi.correlate
@@ -438,9 +438,8 @@ def fast_dense(convolution: bool) -> Callable[[np.dtype, Mapping[str, Any]], Blo
             return None
         if out.kind not in "iuf" or out == np.float16 or out.itemsize > 4 and out.kind != "f":
             return None
-        if params["mode"] not in _DENSE_MODES or params["mode"] == "constant" and not _exact_cval(dt, float(params["cval"])):
+        if params["mode"] not in _DENSE_MODES:
             return None
-        cval = _block_cval(dt, params)
 
         def block(x: np.ndarray, **p: Any) -> np.ndarray:
             window = _over_all_axes(np.asarray(p["weights"], dtype=np.float64), p, x.ndim) if x.ndim in (2, 3) else None
@@ -452,15 +451,9 @@ def fast_dense(convolution: bool) -> Callable[[np.dtype, Mapping[str, Any]], Blo
                 # mirrored origins (one further along even sizes).
                 weights = weights[(slice(None, None, -1),) * x.ndim]
                 origins = [-o - (0 if size & 1 else 1) for o, size in zip(origins, weights.shape, strict=True)]
-            sums = dense.correlate(x, weights, tuple(origins), p["mode"], cval)
-            if out.kind == "f":
-                return sums.astype(out)
-            info = np.iinfo(out)
-            # C's cast truncates toward zero; it is defined (and numpy's equals it)
-            # when the truncated value fits the output dtype.
-            if not (np.all(sums > info.min - 1) and np.all(sums < info.max + 1)):
-                return scipy_fn(x, **p)
-            return sums.astype(out)
+            # scipy's constant edge adds weight * cval in float64, whatever the dtype
+            result = dense.correlate(x, weights, tuple(origins), p["mode"], float(p["cval"]), out)
+            return scipy_fn(x, **p) if result is None else result
 
         return block
 

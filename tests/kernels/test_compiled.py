@@ -486,3 +486,23 @@ def test_integer_edge_filters_go_to_scipy_where_its_cast_is_no_wrap(monkeypatch:
     assert fast_edges("prewitt")(np.dtype(np.uint16), params) is None
     assert fast_laplace(np.dtype(np.uint8), params) is None
     assert fast_laplace(np.dtype(np.uint8), {**params, "output": "float32"}) is not None
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "float32", "float64"])
+@pytest.mark.parametrize(("shape", "wshape"), [((9, 20, 33), (4, 3, 2)), ((2, 5, 300), (3, 3, 3)), ((30, 41), (5, 2)), ((3, 4, 5), (5, 1, 6))])
+def test_dense_correlation_on_float64_planes_equals_scipy(dtype: str, shape: tuple[int, ...], wshape: tuple[int, ...]) -> None:
+    # Each plane is read once into a ring of float64 planes extended by the mode;
+    # a constant edge adds weight * cval in float64 whatever the dtype (a cval the
+    # dtype cannot hold included); weights deeper than the block, weights below
+    # DBL_EPSILON left out as scipy does, origins at the window's ends.
+    rng = np.random.default_rng(sum(shape))
+    a = (rng.normal(0, 60, shape) + (100 if dtype == "uint8" else 0)).clip(-1000, 255 if dtype == "uint8" else 1000).astype(dtype)
+    w = rng.normal(0, 1, wshape) * (rng.random(wshape) < 0.7)
+    w.flat[0] = 1e-17
+    for k, mode in enumerate(("reflect", "mirror", "nearest", "wrap", "constant", "grid-mirror")):
+        origin = tuple((-(s // 2), (s - 1) // 2, 0)[(k + j) % 3] for j, s in enumerate(wshape))
+        for cval in (-3.5, 300.0):
+            for fn in ("correlate", "convolve"):
+                got = compiled(getattr(batchproc.ndimage, fn), a, tuple(max(1, n // 2) for n in shape), weights=w, mode=mode, cval=cval, origin=origin, output="float64" if k % 2 else None)
+                want = getattr(ndi, fn)(a, w, mode=mode, cval=cval, origin=origin, output="float64" if k % 2 else None)
+                assert got.dtype == want.dtype and np.array_equal(got, want), (fn, mode, cval, origin)
