@@ -506,3 +506,32 @@ def test_dense_correlation_on_float64_planes_equals_scipy(dtype: str, shape: tup
                 got = compiled(getattr(batchproc.ndimage, fn), a, tuple(max(1, n // 2) for n in shape), weights=w, mode=mode, cval=cval, origin=origin, output="float64" if k % 2 else None)
                 want = getattr(ndi, fn)(a, w, mode=mode, cval=cval, origin=origin, output="float64" if k % 2 else None)
                 assert got.dtype == want.dtype and np.array_equal(got, want), (fn, mode, cval, origin)
+
+
+@pytest.mark.parametrize("dtype", ["int32", "uint32", "uint8", "float32"])
+@pytest.mark.parametrize("shape", [(5, 3000), (701, 3), (37, 64)])
+def test_last_axis_correlation_in_groups_of_lines_equals_scipy(dtype: str, shape: tuple[int, ...]) -> None:
+    # Along the last axis the lines go side by side in groups (one line when a line
+    # is longer than a group; a last group cut short), integer lines in their own
+    # dtype where it holds cval, their pairs of taps summed in integers: the
+    # extremes of 32-bit integers, whose pair sums pass 2^31, included.
+    from batchproc.kernels.lines import correlate1d
+
+    rng = np.random.default_rng(shape[0])
+    if dtype == "float32":
+        a = rng.normal(0, 1e3, shape).astype(dtype)
+    else:
+        info = np.iinfo(dtype)
+        a = rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+        a[:, ::3] = info.max
+        a[:, 1::5] = info.min
+    weights = {"symmetric": np.array([1.0, 4, 6, 4, 1]) / 16, "antisymmetric": np.array([-1.0, -2, 0, 2, 1]), "other": np.array([0.25, -1, 3, 0.5])}
+    for name, w in weights.items():
+        for mode, cval in (("reflect", 0.0), ("constant", 7.0), ("constant", 7.5), ("wrap", 0.0), ("mirror", 0.0), ("nearest", 0.0)):
+            for lo, cut in ((0, 0), (1, 2), (3, 2)):
+                if lo + cut >= shape[1]:
+                    continue
+                want = ndi.correlate1d(a, w, 1, output=np.float64, mode=mode, cval=cval)[:, lo : shape[1] - cut]
+                got = np.empty(want.shape, np.float64)
+                correlate1d(a, w, 1, got, mode, cval, 0, lo)
+                assert np.array_equal(got, want), (name, mode, cval, lo, cut)
