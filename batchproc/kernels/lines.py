@@ -71,20 +71,22 @@ def _fill(ext, src, o, t0, t1, before, mode, cval):
             for t in range(t1 - t0):
                 ext[r, t] = cval
         else:
+            # (a slice: an index computed as t0 + t is checked for wrapping around,
+            # which keeps the loop scalar)
+            row = src[o, s, t0:t1]
             for t in range(t1 - t0):
-                ext[r, t] = src[o, s, t0 + t]
+                ext[r, t] = row[t]
 
 
 @numba.njit(**_JIT)
-def _fill_line(ext, src, o, before, mode, cval):
-    """ext = line ``o`` of ``src`` (outer, n, 1) in float64, ``before`` values of the
-    mode before it and the rest after; the line itself in one loop (asking the mode
-    for each value cost more than the correlation of a 256-voxel line)."""
-    n = src.shape[1]
+def _fill_line(ext, line, before, mode, cval):
+    """ext = ``line`` (1-D) in float64, ``before`` values of the mode before it and
+    the rest after; the line itself in one loop (asking the mode for each value
+    cost more than the correlation of a 256-voxel line)."""
+    n = line.shape[0]
     m = ext.shape[0]
     start = min(max(before, 0), m)
     stop = min(max(before + n, start), m)
-    line = src[o, :, 0]
     inside = ext[start:stop]
     values = line[start - before : stop - before]
     for r in range(stop - start):
@@ -383,16 +385,28 @@ def uniform1d_3d(src, size, origin, mode, cval, out):
     after = size2 - origin
     fsize = float(size)
     if inner == 1:
+        # The running sum is a chain of adds; the divisions wait for it in a loop
+        # of their own, which vectorizes (a division per step, in the chain, cost
+        # more than the adds).
         line = np.empty(n + before + after, np.float64)
+        sums = np.empty(n, np.float64)
+        following = sums[1:]
+        # (2-D views: a line taken as [o, :, 0] is typed as strided, and its loops
+        # do not vectorize)
+        lines, results = src.reshape(outer, n), out.reshape(outer, n)
         for o in range(outer):
-            _fill_line(line, src, o, before, mode, cval)
+            _fill_line(line, lines[o], before, mode, cval)
             acc = 0.0
             for r in range(size):
                 acc += line[r]
-            out[o, 0, 0] = acc / fsize
-            for i in range(1, n):
-                acc += line[i + size - 1] - line[i - 1]
-                out[o, i, 0] = acc / fsize
+            sums[0] = acc
+            entering, leaving = line[size : size + n - 1], line[: n - 1]
+            for k in range(n - 1):
+                acc += entering[k] - leaving[k]
+                following[k] = acc
+            dst = results[o]
+            for i in range(n):
+                dst[i] = sums[i] / fsize
         return
     ext = np.empty((n + before + after, TILE), np.float64)
     acc = np.empty(TILE, np.float64)
@@ -406,12 +420,14 @@ def uniform1d_3d(src, size, origin, mode, cval, out):
             for r in range(size):
                 for t in range(width):
                     acc[t] += ext[r, t]
+            first = out[o, 0, t0:t1]
             for t in range(width):
-                out[o, 0, t0 + t] = acc[t] / fsize
+                first[t] = acc[t] / fsize
             for i in range(1, n):
+                row = out[o, i, t0:t1]
                 for t in range(width):
                     acc[t] += ext[i + size - 1, t] - ext[i - 1, t]
-                    out[o, i, t0 + t] = acc[t] / fsize
+                    row[t] = acc[t] / fsize
 
 
 #: From this window size on, the moving minimum/maximum uses van Herk/Gil-Werman
@@ -436,9 +452,10 @@ def minmax1d_3d(src, size, origin, mode, cval, minimum, out):
         line = np.empty((m, 1), np.float64)
         flat = line.reshape(-1)
         results = out.reshape(outer, n)
+        lines = src.reshape(outer, n)
         acc = np.empty(n, np.float64)
         for o in range(outer):
-            _fill_line(flat, src, o, before, mode, cval)
+            _fill_line(flat, lines[o], before, mode, cval)
             if size >= VAN_HERK_FROM:
                 _moving_extreme(line, n, 1, size, minimum, out[o, :, 0:1])
                 continue
@@ -447,14 +464,18 @@ def minmax1d_3d(src, size, origin, mode, cval, minimum, out):
             # 8.6-8.8 ms).
             for i in range(n):
                 acc[i] = flat[i]
+            # (each shift a slice: an index computed as i + j is checked for
+            # wrapping around, which keeps the loop scalar)
             if minimum:
                 for j in range(1, size):
+                    shifted = flat[j : j + n]
                     for i in range(n):
-                        acc[i] = min(acc[i], flat[i + j])
+                        acc[i] = min(acc[i], shifted[i])
             else:
                 for j in range(1, size):
+                    shifted = flat[j : j + n]
                     for i in range(n):
-                        acc[i] = max(acc[i], flat[i + j])
+                        acc[i] = max(acc[i], shifted[i])
             dst = results[o]
             for i in range(n):
                 dst[i] = acc[i]

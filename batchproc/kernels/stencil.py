@@ -48,16 +48,22 @@ def float_pass(src, dst, wc, ws, antisymmetric, mode, cval):
     ``dst`` (not ``src``'s memory), in float64, rounded to ``dst``'s float dtype."""
     outer, n, inner = src.shape
     if inner == 1:
-        # Along the lines themselves: the inside of each line in one loop.
+        # Along the lines themselves: the inside of each line in one loop (2-D
+        # views: a line taken as [o, :, 0] is typed as strided and does not
+        # vectorize).
+        lines, results = src.reshape(outer, n), dst.reshape(outer, n)
         for o in range(outer):
-            s = src[o, :, 0]
-            d = dst[o, :, 0]
+            s = lines[o]
+            d = results[o]
+            # (shifted slices: an index computed as i - 1 is checked for wrapping
+            # around, which keeps the loop scalar)
+            left, centre, right, inside = s[: n - 2], s[1 : n - 1], s[2:], d[1 : n - 1]
             if antisymmetric:
-                for i in range(1, n - 1):
-                    d[i] = np.float64(s[i]) * wc + (np.float64(s[i - 1]) - np.float64(s[i + 1])) * ws
+                for i in range(n - 2):
+                    inside[i] = np.float64(centre[i]) * wc + (np.float64(left[i]) - np.float64(right[i])) * ws
             else:
-                for i in range(1, n - 1):
-                    d[i] = np.float64(s[i]) * wc + (np.float64(s[i - 1]) + np.float64(s[i + 1])) * ws
+                for i in range(n - 2):
+                    inside[i] = np.float64(centre[i]) * wc + (np.float64(left[i]) + np.float64(right[i])) * ws
             for i in range(0, n, max(n - 1, 1)):
                 a = source_index(i - 1, n, mode)
                 b = source_index(i + 1, n, mode)
@@ -94,11 +100,13 @@ def int_pass(src, dst, wl, wc, wr, mode, cval):
     integers modulo ``dst``'s range (``cval`` an integer)."""
     outer, n, inner = src.shape
     if inner == 1:
+        lines, results = src.reshape(outer, n), dst.reshape(outer, n)
         for o in range(outer):
-            s = src[o, :, 0]
-            d = dst[o, :, 0]
-            for i in range(1, n - 1):
-                d[i] = np.int64(s[i - 1]) * wl + np.int64(s[i]) * wc + np.int64(s[i + 1]) * wr
+            s = lines[o]
+            d = results[o]
+            left, centre, right, inside = s[: n - 2], s[1 : n - 1], s[2:], d[1 : n - 1]
+            for i in range(n - 2):
+                inside[i] = np.int64(left[i]) * wl + np.int64(centre[i]) * wc + np.int64(right[i]) * wr
             for i in range(0, n, max(n - 1, 1)):
                 a = source_index(i - 1, n, mode)
                 b = source_index(i + 1, n, mode)
