@@ -88,12 +88,20 @@ def test_kernel_benchmark_smoke(tmp_path: Path) -> None:
     import sys
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "kernels.py"
-    args = [sys.executable, str(script), "--shape", "6,16,16", "--dtypes", "uint16", "--out", str(tmp_path), "--no-compile-cost"]
+    args = [sys.executable, str(script), "--shape", "6,16,16", "--dtypes", "uint16", "--out", str(tmp_path), "--no-compile-cost", "--repeat", "1", "--peak-mib", "4"]
     done = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    rows = json.loads((tmp_path / "kernels.json").read_text())["kernels"]
-    assert len(rows) == 15 and all(r["equal"] for r in rows), [r["kernel"] for r in rows if not r["equal"]]
-    assert "| median_filter 3 | uint16 |" in (tmp_path / "kernels.md").read_text()
+    written = json.loads((tmp_path / "kernels.json").read_text())
+    rows = written["kernels"]
+    assert len(rows) == 21 and all(r["equal"] for r in rows), [r["kernel"] for r in rows if not r["equal"]]
+    assert written["command"].startswith(".venv/bin/python benchmarks/kernels.py --shape 6,16,16")
+    # The machine's limits beside each kernel's rates.
+    assert all(written["limits"][k] > 0 for k in ("madd G/s", "fma G/s", "copy, memory GB/s", "triad, cache GB/s"))
+    gaussian = next(r for r in rows if r["kernel"] == "gaussian_filter σ=2")
+    assert gaussian["G madd/s"] > 0 and gaussian["GB/s"] > 0
+    assert next(r for r in rows if r["kernel"] == "binary_dilation ×5")["dtype"] == "bool"
+    text = (tmp_path / "kernels.md").read_text()
+    assert "| median_filter 3 | uint16 |" in text and "multiply + add" in text
     # The large-window table (docs/benchmarks.md): chosen kernels on 8-bit data (the histogram median).
     only = [*args[:4], "--dtypes", "uint8", "--out", str(tmp_path / "only"), "--no-compile-cost", "--only", "median_filter 7,maximum_filter 9"]
     done = subprocess.run(only, capture_output=True, text=True, timeout=300)

@@ -21,6 +21,8 @@ WARM_STEPS: dict[str, list[dict[str, Any]]] = {
     "course pipeline": [{"op": "gaussian_filter", "sigma": 2}, {"op": "sobel_magnitude"}, {"op": "threshold", "above": 40}],
     "gaussian_filter": [{"op": "gaussian_filter", "sigma": 1.5, "mode": "nearest"}],
     "sobel": [{"op": "sobel", "axis": 0, "output": "float32"}],
+    "sobel in the input's dtype": [{"op": "sobel", "axis": 1}],
+    "laplace": [{"op": "laplace"}],
     "prewitt": [{"op": "prewitt", "axis": 1, "output": "float64"}],
     "uniform_filter": [{"op": "uniform_filter", "size": 5}],
     "minimum_filter": [{"op": "minimum_filter", "size": 3}],
@@ -31,6 +33,7 @@ WARM_STEPS: dict[str, list[dict[str, Any]]] = {
     "convolve": [{"op": "convolve", "weights": (np.ones((3, 3, 3)) / 27).tolist()}],
     "correlate": [{"op": "correlate", "weights": (np.arange(27.0).reshape(3, 3, 3) / 351).tolist()}],
     "equalize": [{"op": "equalize"}],
+    "binary_dilation": [{"op": "binary_dilation", "iterations": 2}],
 }
 DTYPES = ("uint8", "uint16", "int16", "float32", "float64")
 

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.ndimage as ndi
 from scipy.ndimage._filters import _gaussian_kernel1d
 
-from batchproc.kernels import sobel
+from batchproc.kernels import sobel, stencil
 from batchproc.kernels.lines import MODE_CODES, as_lines, correlate1d, correlate_last_two, minmax1d_3d, uniform1d_3d
 from batchproc.kernels.params import axes_tuple, expand
 
@@ -124,32 +124,97 @@ gaussian_block.overwrites = True  # type: ignore[attr-defined]
 
 # ---------------------------------------------------------------- sobel, prewitt, magnitude
 
-_DERIVATIVE = np.array([-1.0, 0.0, 1.0])
-_SMOOTH = {"sobel": np.array([1.0, 2.0, 1.0]), "prewitt": np.array([1.0, 1.0, 1.0])}
+#: Centre weight of each edge filter's smoothing ``[1, c, 1]``.
+_SMOOTH_CENTRE = {"sobel": 2, "prewitt": 1}
 
 
-def _edge_filter(x: np.ndarray, axis: int, out: np.ndarray, modes: tuple, cval: float, smooth: np.ndarray) -> None:
-    correlate1d(x, _DERIVATIVE, axis, out, modes[axis], cval, 0)
-    for other in range(x.ndim):
-        if other != axis:
-            correlate1d(out, smooth, other, out, modes[other], cval, 0)
+def _integer_passes(dtype: np.dtype, out: np.dtype, modes: tuple, cval: float) -> bool:
+    """Can the three-tap passes run in integers (:mod:`batchproc.kernels.stencil`):
+    an input of at most 16 bits, an 8- or 16-bit output whose cast from float64
+    scipy does as a wrap, and an integral cval where a constant edge reads it?"""
+    if np.dtype(dtype).kind not in "iu" or np.dtype(dtype).itemsize > 2 or np.dtype(out) not in stencil.WRAPPING:
+        return False
+    if any(MODE_CODES[m] == 4 for m in modes) and not stencil.integral_cval(cval):
+        return False
+    return stencil.scipy_wraps(np.dtype(out))
+
+
+def _three_taps(src: np.ndarray, dst: np.ndarray, axis: int, taps: tuple[int, int, int], mode: str, cval: float, integer: bool) -> None:
+    """scipy's correlate1d of ``src`` with the integer weights ``taps`` (symmetric
+    or antisymmetric) along ``axis`` into ``dst``."""
+    lines, into = as_lines(src, axis), as_lines(dst, axis)
+    if integer:
+        # (a cval that is not an integer is never read: no constant edge then)
+        stencil.int_pass(lines, into, taps[0], taps[1], taps[2], MODE_CODES[mode], int(cval) if stencil.integral_cval(cval) else 0)
+    else:
+        stencil.float_pass(lines, into, float(taps[1]), float(taps[0]), taps[0] == -taps[2] != 0, MODE_CODES[mode], float(cval))
+
+
+def _passes_into(x: np.ndarray, out: np.ndarray, passes: list[tuple[int, tuple[int, int, int], str]], cval: float, integer: bool) -> np.ndarray:
+    """``passes`` (axis, weights, mode) one after the other from ``x``, each into
+    the output dtype, the last one into ``out``."""
+    spare = np.empty_like(out) if len(passes) > 1 else out
+    src = x
+    for k, (axis, taps, mode) in enumerate(passes):
+        dst = out if (len(passes) - 1 - k) % 2 == 0 else spare
+        _three_taps(src, dst, axis, taps, mode, cval, integer)
+        src = dst
+    return out
 
 
 def fast_edges(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None]:
+    """sobel/prewitt as scipy runs them (the derivative along ``axis``, then the
+    smoothing along each other axis in increasing order, each rounded to the
+    output dtype), in three-tap passes: float outputs in float64, 8- and 16-bit
+    outputs of inputs of at most 16 bits in integers (:func:`_integer_passes`)."""
+    centre = _SMOOTH_CENTRE[kind]
+
     def fast(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
-        # Derivatives are signed: only float outputs replay scipy exactly.
-        if _out_dtype(dtype, params).kind != "f" or np.dtype(dtype).kind not in "iuf":
+        out = _out_dtype(dtype, params)
+        if np.dtype(dtype).kind not in "iuf":
+            return None
+        integer = _integer_passes(dtype, out, expand(params["mode"], 1), params["cval"])
+        if out.kind != "f" and not integer:
             return None
 
         def block(x: np.ndarray, **p: Any) -> np.ndarray:
-            out = np.empty(x.shape, _out_dtype(x.dtype, p))
             axis = p["axis"] % x.ndim
-            _edge_filter(_contiguous(x), axis, out, expand(p["mode"], x.ndim), p["cval"], _SMOOTH[kind])
-            return out
+            modes = expand(p["mode"], x.ndim)
+            passes = [(axis, (-1, 0, 1), modes[axis])] + [(a, (1, centre, 1), modes[a]) for a in range(x.ndim) if a != axis]
+            return _passes_into(_contiguous(x), np.empty(x.shape, out), passes, p["cval"], integer)
 
         return block
 
     return fast
+
+
+def fast_laplace(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
+    """laplace as scipy's generic_laplace runs it: the second derivative along the
+    first of ``axes`` into the output, then each other one into the output dtype
+    and added to it (numpy's ``+=``), in three-tap passes as for sobel."""
+    out = _out_dtype(dtype, params)
+    if np.dtype(dtype).kind not in "iuf":
+        return None
+    integer = _integer_passes(dtype, out, expand(params["mode"], 1), params["cval"])
+    if out.kind != "f" and not integer:
+        return None
+
+    def block(x: np.ndarray, **p: Any) -> np.ndarray:
+        axes = axes_tuple(p["axes"], x.ndim)
+        if not axes:
+            return ndi.laplace(x, **p)
+        modes = expand(p["mode"], len(axes))
+        src = _contiguous(x)
+        result = np.empty(x.shape, out)
+        _three_taps(src, result, axes[0], (1, -2, 1), modes[0], p["cval"], integer)
+        if len(axes) > 1:
+            each = np.empty_like(result)
+            for axis, mode in zip(axes[1:], modes[1:], strict=True):
+                _three_taps(src, each, axis, (1, -2, 1), mode, p["cval"], integer)
+                result += each
+        return result
+
+    return block
 
 
 def fast_sobel_magnitude(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
@@ -361,8 +426,8 @@ _DENSE_MODES = ("reflect", "grid-mirror", "mirror", "nearest", "wrap", "constant
 
 def fast_dense(convolution: bool) -> Callable[[np.dtype, Mapping[str, Any]], Block | None]:
     """Row-vectorized correlation for 2-D and 3-D blocks; scipy for the rest
-    (64-bit integers, grid-wrap/grid-constant, a cval the input dtype cannot hold,
-    and integer results out of the output's range, whose C cast is scipy's)."""
+    (64-bit integers, grid-wrap/grid-constant, and integer results out of the
+    output's range, whose C cast is scipy's)."""
     from batchproc.kernels import dense
 
     scipy_fn = ndi.convolve if convolution else ndi.correlate
@@ -373,9 +438,8 @@ def fast_dense(convolution: bool) -> Callable[[np.dtype, Mapping[str, Any]], Blo
             return None
         if out.kind not in "iuf" or out == np.float16 or out.itemsize > 4 and out.kind != "f":
             return None
-        if params["mode"] not in _DENSE_MODES or params["mode"] == "constant" and not _exact_cval(dt, float(params["cval"])):
+        if params["mode"] not in _DENSE_MODES:
             return None
-        cval = _block_cval(dt, params)
 
         def block(x: np.ndarray, **p: Any) -> np.ndarray:
             window = _over_all_axes(np.asarray(p["weights"], dtype=np.float64), p, x.ndim) if x.ndim in (2, 3) else None
@@ -387,16 +451,60 @@ def fast_dense(convolution: bool) -> Callable[[np.dtype, Mapping[str, Any]], Blo
                 # mirrored origins (one further along even sizes).
                 weights = weights[(slice(None, None, -1),) * x.ndim]
                 origins = [-o - (0 if size & 1 else 1) for o, size in zip(origins, weights.shape, strict=True)]
-            sums = dense.correlate(x, weights, tuple(origins), p["mode"], cval)
-            if out.kind == "f":
-                return sums.astype(out)
-            info = np.iinfo(out)
-            # C's cast truncates toward zero; it is defined (and numpy's equals it)
-            # when the truncated value fits the output dtype.
-            if not (np.all(sums > info.min - 1) and np.all(sums < info.max + 1)):
-                return scipy_fn(x, **p)
-            return sums.astype(out)
+            # scipy's constant edge adds weight * cval in float64, whatever the dtype
+            result = dense.correlate(x, weights, tuple(origins), p["mode"], float(p["cval"]), out)
+            return scipy_fn(x, **p) if result is None else result
 
+        return block
+
+    return fast
+
+
+# ---------------------------------------------------------------- binary morphology
+
+#: Each operation's steps, True for a dilation (scipy: opening is erosion then
+#: dilation, closing the reverse, each step repeated ``iterations`` times).
+_BINARY_STEPS = {
+    "binary_erosion": (False,),
+    "binary_dilation": (True,),
+    "binary_opening": (False, True),
+    "binary_closing": (True, False),
+}
+
+
+def _centre_is_true(params: Mapping[str, Any]) -> bool:
+    """Is the structure's element at its origin true (scipy's _center_is_true; a
+    dilation's reflected structure and mirrored origin pick the same element)?"""
+    structure = params.get("structure")
+    if structure is None:
+        return True
+    structure = np.asarray(structure, dtype=bool)
+    origin = expand(params["origin"], structure.ndim)
+    return bool(structure[tuple(s // 2 + o for s, o in zip(structure.shape, origin, strict=True))])
+
+
+def fast_binary(name: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None]:
+    """Bit-packed erosion/dilation (:mod:`batchproc.kernels.morphology`) for every
+    input dtype scipy takes, ``iterations`` included; scipy's (the operation's own
+    block) where ``iterations < 1`` meets a structure whose centre is false, whose
+    repeated passes need not settle."""
+    from batchproc.kernels import morphology
+
+    steps = _BINARY_STEPS[name]
+
+    def fast(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
+        if np.dtype(dtype).kind not in "biuf":
+            return None
+        if params["iterations"] < 1 and not _centre_is_true(params):
+            return None
+
+        def block(x: np.ndarray, *extra: np.ndarray, **p: Any) -> np.ndarray:
+            mask = p["mask"] if "mask" in p else (extra[0] if extra else None)
+            if x.size == 0:
+                return np.zeros(x.shape, bool)
+            return morphology.binary_morphology(x, steps, p.get("structure"), p["iterations"], mask, p["border_value"], p["origin"], p.get("axes"))
+
+        block.__name__ = name
         return block
 
     return fast

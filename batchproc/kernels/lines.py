@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 MODE_CODES = {
     "reflect": 0,
@@ -69,16 +71,58 @@ def _fill(ext, src, o, t0, t1, before, mode, cval):
             for t in range(t1 - t0):
                 ext[r, t] = cval
         else:
+            # (a slice: an index computed as t0 + t is checked for wrapping around,
+            # which keeps the loop scalar)
+            row = src[o, s, t0:t1]
             for t in range(t1 - t0):
-                ext[r, t] = src[o, s, t0 + t]
+                ext[r, t] = row[t]
 
 
 @numba.njit(**_JIT)
-def _fill_line(ext, src, o, before, mode, cval):
-    n = src.shape[1]
-    for r in range(ext.shape[0]):
+def _fill_line(ext, line, before, mode, cval):
+    """ext = ``line`` (1-D) in float64, ``before`` values of the mode before it and
+    the rest after; the line itself in one loop (asking the mode for each value
+    cost more than the correlation of a 256-voxel line)."""
+    n = line.shape[0]
+    m = ext.shape[0]
+    start = min(max(before, 0), m)
+    stop = min(max(before + n, start), m)
+    inside = ext[start:stop]
+    values = line[start - before : stop - before]
+    for r in range(stop - start):
+        inside[r] = values[r]
+    for r in range(start):
         s = source_index(r - before, n, mode)
-        ext[r] = cval if s < 0 else src[o, s, 0]
+        ext[r] = cval if s < 0 else line[s]
+    for r in range(stop, m):
+        s = source_index(r - before, n, mode)
+        ext[r] = cval if s < 0 else line[s]
+
+
+def _plus(a, b):
+    """``float(a) + float(b)`` in float64 (scipy's sum of a pair of taps)."""
+    return np.float64(a) + np.float64(b)
+
+
+def _minus(a, b):
+    """``float(a) - float(b)`` in float64."""
+    return np.float64(a) - np.float64(b)
+
+
+@overload(_plus, jit_options=_JIT)
+def _plus_typed(a, b):
+    # Integers of up to 32 bits add exactly in int64, and their sum converts to
+    # float64 exactly: one conversion instead of two, the add off the float pipes.
+    if isinstance(a, types.Integer) and isinstance(b, types.Integer) and a.bitwidth <= 32 and b.bitwidth <= 32:
+        return lambda a, b: np.float64(np.int64(a) + np.int64(b))
+    return lambda a, b: np.float64(a) + np.float64(b)
+
+
+@overload(_minus, jit_options=_JIT)
+def _minus_typed(a, b):
+    if isinstance(a, types.Integer) and isinstance(b, types.Integer) and a.bitwidth <= 32 and b.bitwidth <= 32:
+        return lambda a, b: np.float64(np.int64(a) - np.int64(b))
+    return lambda a, b: np.float64(a) - np.float64(b)
 
 
 @numba.njit(**_JIT)
@@ -121,22 +165,22 @@ def _correlate_taps(a, o, rows, col0, colstep, width, weights, symmetric, acc):
             if j == 0:
                 for t in range(width):
                     acc[t] = (
-                        ((np.float64(mid[t]) * wm + (np.float64(a0[t]) + np.float64(b0[t])) * w0) + (np.float64(a1[t]) + np.float64(b1[t])) * w1)
-                        + (np.float64(a2[t]) + np.float64(b2[t])) * w2
-                    ) + (np.float64(a3[t]) + np.float64(b3[t])) * w3
+                        ((np.float64(mid[t]) * wm + _plus(a0[t], b0[t]) * w0) + _plus(a1[t], b1[t]) * w1)
+                        + _plus(a2[t], b2[t]) * w2
+                    ) + _plus(a3[t], b3[t]) * w3
             else:
                 for t in range(width):
                     acc[t] = (
-                        ((acc[t] + (np.float64(a0[t]) + np.float64(b0[t])) * w0) + (np.float64(a1[t]) + np.float64(b1[t])) * w1)
-                        + (np.float64(a2[t]) + np.float64(b2[t])) * w2
-                    ) + (np.float64(a3[t]) + np.float64(b3[t])) * w3
+                        ((acc[t] + _plus(a0[t], b0[t]) * w0) + _plus(a1[t], b1[t]) * w1)
+                        + _plus(a2[t], b2[t]) * w2
+                    ) + _plus(a3[t], b3[t]) * w3
             j += 4
         while j < size1:
             aa = _tap(a, o, rows, col0, colstep, width, j)
             bb = _tap(a, o, rows, col0, colstep, width, size - 1 - j)
             wa = weights[j]
             for t in range(width):
-                acc[t] += (np.float64(aa[t]) + np.float64(bb[t])) * wa
+                acc[t] += _plus(aa[t], bb[t]) * wa
             j += 1
         return
     if symmetric != 0:
@@ -155,18 +199,18 @@ def _correlate_taps(a, o, rows, col0, colstep, width, weights, symmetric, acc):
                 wb = weights[j + 1]
                 if symmetric > 0:
                     for t in range(width):
-                        acc[t] = (acc[t] + (np.float64(aa[t]) + np.float64(bb[t])) * wa) + (np.float64(cc[t]) + np.float64(dd[t])) * wb
+                        acc[t] = (acc[t] + _plus(aa[t], bb[t]) * wa) + _plus(cc[t], dd[t]) * wb
                 else:
                     for t in range(width):
-                        acc[t] = (acc[t] + (np.float64(aa[t]) - np.float64(bb[t])) * wa) + (np.float64(cc[t]) - np.float64(dd[t])) * wb
+                        acc[t] = (acc[t] + _minus(aa[t], bb[t]) * wa) + _minus(cc[t], dd[t]) * wb
                 j += 2
             else:
                 if symmetric > 0:
                     for t in range(width):
-                        acc[t] += (np.float64(aa[t]) + np.float64(bb[t])) * wa
+                        acc[t] += _plus(aa[t], bb[t]) * wa
                 else:
                     for t in range(width):
-                        acc[t] += (np.float64(aa[t]) - np.float64(bb[t])) * wa
+                        acc[t] += _minus(aa[t], bb[t]) * wa
                 j += 1
         return
     top = _tap(a, o, rows, col0, colstep, width, size1 + size2)
@@ -180,43 +224,77 @@ def _correlate_taps(a, o, rows, col0, colstep, width, weights, symmetric, acc):
             acc[t] += np.float64(aa[t]) * w
 
 
+#: Lanes of one sweep along the last axis: lines go a group at a time, side by
+#: side in the lanes, so that a sweep's set-up (a slice per tap) is shared by the
+#: group rather than paid per line.
+LINE_LANES = 2048
+
+
 @numba.njit(**_JIT)
-def _correlate_lines(src, weights, before, mode, cval, symmetric, out, lo):
+def _correlate_lines(src, weights, before, mode, cval, symmetric, out, lo, buf):
     """scipy's NI_Correlate1D along the last axis of an (outer, n) array, for the
     outputs ``lo`` to ``lo + out.shape[1]`` of each line, side by side in the
-    lanes: each line is copied into a float64 buffer extended by the boundary mode,
-    as scipy does. ``out`` may be ``src``'s memory, packed from its start (a line is
-    read before its outputs are written)."""
+    lanes: each line is copied into ``buf`` extended by the boundary mode, as scipy
+    does (``buf``: float64, or ``src``'s dtype where it holds ``cval``; a whole
+    number of extended lines long), a group of lines after another. ``out`` may be
+    ``src``'s memory, packed from its start (a group's lines are read before its
+    outputs are written)."""
     outer, n = src.shape
     width = out.shape[1]
     size = weights.shape[0]
-    line = np.empty((1, 1, n + size - 1), np.float64)
-    acc = np.empty(width, np.float64)
+    after = size - 1 - before
+    m = n + size - 1
+    group = max(1, buf.shape[0] // m)
+    acc = np.empty(group * m, np.float64)
     rows = np.zeros(size, np.int64)
-    columns = src.reshape(outer, n, 1)
-    for o in range(outer):
-        _fill_line(line[0, 0], columns, o, before, mode, cval)
-        _correlate_taps(line, 0, rows, lo, 1, width, weights, symmetric, acc)
-        for i in range(width):
-            out[o, i] = acc[i]
+    lanes3 = buf.reshape(1, 1, buf.shape[0])
+    ahead = np.empty(before, np.int64)
+    behind = np.empty(after, np.int64)
+    for r in range(before):
+        ahead[r] = source_index(r - before, n, mode)
+    for r in range(after):
+        behind[r] = source_index(n + r, n, mode)
+    for o0 in range(0, outer, group):
+        count = min(group, outer - o0)
+        for g in range(count):
+            line = src[o0 + g]
+            seg = buf[g * m : (g + 1) * m]
+            inside = seg[before : before + n]
+            for i in range(n):
+                inside[i] = line[i]
+            for r in range(before):
+                seg[r] = cval if ahead[r] < 0 else line[ahead[r]]
+            for r in range(after):
+                seg[before + n + r] = cval if behind[r] < 0 else line[behind[r]]
+        _correlate_taps(lanes3, 0, rows, lo, 1, (count - 1) * m + width, weights, symmetric, acc)
+        for g in range(count):
+            row = out[o0 + g]
+            values = acc[g * m : g * m + width]
+            for i in range(width):
+                row[i] = values[i]
 
 
 @numba.njit(**_JIT)
 def _correlate_inside_lines(src, weights, before, symmetric, out, lo):
     """:func:`_correlate_lines` when every output's taps lie inside its line (a
     block's halo is wider than the weights): read from the block itself, without
-    the line buffer (third gaussian pass of an 82x274x274 float32 block: 13 ->
-    10.2-10.8 ms). (One function holding both loops ran the buffered one 50 %
-    slower.)"""
+    the line buffer, a group of lines side by side in the lanes (the lanes between
+    two lines' outputs computed and dropped). (One function holding both loops
+    ran the buffered one 50 % slower.)"""
     outer, n = src.shape
     width = out.shape[1]
-    acc = np.empty(width, np.float64)
+    group = max(1, LINE_LANES // n)
+    acc = np.empty(group * n, np.float64)
     rows = np.zeros(weights.shape[0], np.int64)
-    lines = src.reshape(outer, 1, n)
-    for o in range(outer):
-        _correlate_taps(lines, o, rows, lo - before, 1, width, weights, symmetric, acc)
-        for i in range(width):
-            out[o, i] = acc[i]
+    flat = src.reshape(1, 1, outer * n)
+    for o0 in range(0, outer, group):
+        count = min(group, outer - o0)
+        _correlate_taps(flat, 0, rows, o0 * n + lo - before, 1, (count - 1) * n + width, weights, symmetric, acc)
+        for g in range(count):
+            row = out[o0 + g]
+            values = acc[g * n : g * n + width]
+            for i in range(width):
+                row[i] = values[i]
 
 
 @numba.njit(**_JIT)
@@ -307,16 +385,28 @@ def uniform1d_3d(src, size, origin, mode, cval, out):
     after = size2 - origin
     fsize = float(size)
     if inner == 1:
+        # The running sum is a chain of adds; the divisions wait for it in a loop
+        # of their own, which vectorizes (a division per step, in the chain, cost
+        # more than the adds).
         line = np.empty(n + before + after, np.float64)
+        sums = np.empty(n, np.float64)
+        following = sums[1:]
+        # (2-D views: a line taken as [o, :, 0] is typed as strided, and its loops
+        # do not vectorize)
+        lines, results = src.reshape(outer, n), out.reshape(outer, n)
         for o in range(outer):
-            _fill_line(line, src, o, before, mode, cval)
+            _fill_line(line, lines[o], before, mode, cval)
             acc = 0.0
             for r in range(size):
                 acc += line[r]
-            out[o, 0, 0] = acc / fsize
-            for i in range(1, n):
-                acc += line[i + size - 1] - line[i - 1]
-                out[o, i, 0] = acc / fsize
+            sums[0] = acc
+            entering, leaving = line[size : size + n - 1], line[: n - 1]
+            for k in range(n - 1):
+                acc += entering[k] - leaving[k]
+                following[k] = acc
+            dst = results[o]
+            for i in range(n):
+                dst[i] = sums[i] / fsize
         return
     ext = np.empty((n + before + after, TILE), np.float64)
     acc = np.empty(TILE, np.float64)
@@ -330,12 +420,14 @@ def uniform1d_3d(src, size, origin, mode, cval, out):
             for r in range(size):
                 for t in range(width):
                     acc[t] += ext[r, t]
+            first = out[o, 0, t0:t1]
             for t in range(width):
-                out[o, 0, t0 + t] = acc[t] / fsize
+                first[t] = acc[t] / fsize
             for i in range(1, n):
+                row = out[o, i, t0:t1]
                 for t in range(width):
                     acc[t] += ext[i + size - 1, t] - ext[i - 1, t]
-                    out[o, i, t0 + t] = acc[t] / fsize
+                    row[t] = acc[t] / fsize
 
 
 #: From this window size on, the moving minimum/maximum uses van Herk/Gil-Werman
@@ -360,9 +452,10 @@ def minmax1d_3d(src, size, origin, mode, cval, minimum, out):
         line = np.empty((m, 1), np.float64)
         flat = line.reshape(-1)
         results = out.reshape(outer, n)
+        lines = src.reshape(outer, n)
         acc = np.empty(n, np.float64)
         for o in range(outer):
-            _fill_line(flat, src, o, before, mode, cval)
+            _fill_line(flat, lines[o], before, mode, cval)
             if size >= VAN_HERK_FROM:
                 _moving_extreme(line, n, 1, size, minimum, out[o, :, 0:1])
                 continue
@@ -371,14 +464,18 @@ def minmax1d_3d(src, size, origin, mode, cval, minimum, out):
             # 8.6-8.8 ms).
             for i in range(n):
                 acc[i] = flat[i]
+            # (each shift a slice: an index computed as i + j is checked for
+            # wrapping around, which keeps the loop scalar)
             if minimum:
                 for j in range(1, size):
+                    shifted = flat[j : j + n]
                     for i in range(n):
-                        acc[i] = min(acc[i], flat[i + j])
+                        acc[i] = min(acc[i], shifted[i])
             else:
                 for j in range(1, size):
+                    shifted = flat[j : j + n]
                     for i in range(n):
-                        acc[i] = max(acc[i], flat[i + j])
+                        acc[i] = max(acc[i], shifted[i])
             dst = results[o]
             for i in range(n):
                 dst[i] = acc[i]
@@ -487,8 +584,23 @@ def symmetry(weights: np.ndarray) -> int:
 def _along_last(src: np.ndarray, w: np.ndarray, before: int, mode: int, cval: float, symmetric: int, out: np.ndarray, lo: int) -> None:
     if lo >= before and lo + out.shape[1] + (w.shape[0] - 1 - before) <= src.shape[1]:
         _correlate_inside_lines(src, w, before, symmetric, out, lo)
-    else:
-        _correlate_lines(src, w, before, mode, cval, symmetric, out, lo)
+        return
+    m = src.shape[1] + w.shape[0] - 1
+    # Integer lines in their own dtype where it holds cval (sums of pairs then
+    # stay integers): scipy's float64 buffer holds the same values. Float lines
+    # in float64, as scipy (converted once, not once per tap).
+    kind = np.float64 if src.dtype.kind == "f" or mode == MODE_CODES["constant"] and not _holds(src.dtype, cval) else src.dtype
+    buf = np.empty(max(1, LINE_LANES // m) * m, kind)
+    _correlate_lines(src, w, before, mode, cval, symmetric, out, lo, buf)
+
+
+def _holds(dtype: np.dtype, value: float) -> bool:
+    """Is ``value`` a value of ``dtype``?"""
+    if dtype.kind == "f":
+        with np.errstate(over="ignore", invalid="ignore"):
+            return bool(float(dtype.type(value)) == value)
+    info = np.iinfo(dtype)
+    return bool(np.isfinite(value)) and float(value).is_integer() and info.min <= value <= info.max
 
 
 def _weights_and_taps(weights, mode: str, cval: float, origin: int = 0) -> tuple[np.ndarray, tuple[int, int, float, int]]:

@@ -171,8 +171,9 @@ def _select_planes(padded, offsets, network, rank, out):
                     row = padded[z + offsets[e, 0], y + offsets[e, 1]]
                     start = x0 + offsets[e, 2]
                     lane = lanes[e]
+                    values = row[start : start + width]  # (a slice: start + t would be checked for wrapping)
                     for t in range(width):
-                        lane[t] = row[start + t]
+                        lane[t] = values[t]
                 for c in range(network.shape[0]):
                     a = lanes[network[c, 0]]
                     b = lanes[network[c, 1]]
@@ -194,9 +195,9 @@ def _select_planes(padded, offsets, network, rank, out):
                             vb = b[t]
                             b[t] = vb if va < vb else va
                 result = lanes[rank]
-                o = out[z, y]
+                o = out[z, y, x0 : x0 + width]
                 for t in range(width):
-                    o[x0 + t] = result[t]
+                    o[t] = result[t]
 
 
 def rank_filter(x: np.ndarray, rank: int, footprint: np.ndarray, origins: tuple[int, ...], mode: str, cval) -> np.ndarray:

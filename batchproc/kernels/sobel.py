@@ -46,12 +46,17 @@ def _pass_x(src, dst, derivative, mode, cval):
     ny, nx = src.shape
     s = src.reshape(-1)
     d = dst.reshape(-1)
-    if derivative:
-        for i in range(1, ny * nx - 1):
-            d[i] = np.float64(s[i]) * _DERIV_C + (np.float64(s[i - 1]) - np.float64(s[i + 1])) * _DERIV_S
-    else:
-        for i in range(1, ny * nx - 1):
-            d[i] = np.float64(s[i]) * _SMOOTH_C + (np.float64(s[i - 1]) + np.float64(s[i + 1])) * _SMOOTH_S
+    # (shifted slices: an index computed as i - 1 is checked for wrapping around,
+    # which keeps the loop scalar)
+    total = ny * nx
+    if total >= 2:
+        left, centre, right, inside = s[: total - 2], s[1 : total - 1], s[2:], d[1 : total - 1]
+        if derivative:
+            for i in range(total - 2):
+                inside[i] = np.float64(centre[i]) * _DERIV_C + (np.float64(left[i]) - np.float64(right[i])) * _DERIV_S
+        else:
+            for i in range(total - 2):
+                inside[i] = np.float64(centre[i]) * _SMOOTH_C + (np.float64(left[i]) + np.float64(right[i])) * _SMOOTH_S
     lo = source_index(-1, nx, mode)
     hi = source_index(nx, nx, mode)
     for y in range(ny):

@@ -397,7 +397,7 @@ for _name in ("sobel", "prewitt"):
         relate=relate_full_rank_modes,
         fast=compiled("fast_edges", _name),
     )
-declare("laplace", (OUTPUT, mode(True), CVAL, AXES), halo=active_halo(1), relate=relate_axes_modes)
+declare("laplace", (OUTPUT, mode(True), CVAL, AXES), halo=active_halo(1), relate=relate_axes_modes, fast=compiled("fast_laplace"))
 
 def running_sum_tolerance(a: np.ndarray, want: np.ndarray) -> float:
     """scipy's uniform_filter keeps a running sum along each line, whose rounding
@@ -589,6 +589,7 @@ for _name, _order in _BINARY_ORDER.items():
         relate=relate_structure,
         dtype=bool_dtype,
         block=binary_block(_name),
+        fast=compiled("fast_binary", _name),
     )
 
 

@@ -351,3 +351,187 @@ def test_a_non_finite_cval_equals_scipy(dtype: str, cval: float) -> None:
             assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True), name
     with pytest.raises(BatchprocError, match="cval.*a number"):
         batchproc.ndimage.maximum_filter(a, size=3, cval="-inf")
+
+
+_BINARY = ("binary_erosion", "binary_dilation", "binary_opening", "binary_closing")
+
+
+def _counting_binary(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    from batchproc.kernels import morphology
+
+    runs = {"packed": 0}
+    kernel = morphology.binary_morphology
+    monkeypatch.setattr(morphology, "binary_morphology", lambda *a, **k: (runs.__setitem__("packed", runs["packed"] + 1), kernel(*a, **k))[1])
+    return runs
+
+
+@pytest.mark.parametrize("name", _BINARY)
+@pytest.mark.parametrize(
+    ("shape", "chunks"),
+    [((9, 11, 130), (2, 3, 50)), ((3, 200), (1, 7)), ((2, 3, 4, 70), (1, 2, 2, 33)), ((150,), (4,)), ((6, 1, 64), (2, 1, 64))],
+)
+def test_binary_morphology_packed_equals_scipy(name: str, shape: tuple[int, ...], chunks: tuple[int, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rows of 64-bit words: rows across word boundaries (130, 70, 200 voxels) and
+    # exactly one word; structures of every size to 4 (even ones included) with
+    # origins at their ends, one reaching over more than a word along the rows;
+    # iterations (until nothing changes, too), masks, both border values, and
+    # chunks smaller than the halo (iterations x reach), where each block repeats
+    # its passes over its neighbours' voxels.
+    runs = _counting_binary(monkeypatch)
+    rng = np.random.default_rng(len(shape) * 100 + shape[-1])
+    a = rng.random(shape) < 0.55
+    fn = getattr(batchproc.ndimage, name)
+    wide = np.zeros((1,) * (len(shape) - 1) + (69,), bool)
+    wide[..., [0, 5, 66, 68]] = True
+    cases = [
+        {},
+        {"iterations": 3, "border_value": 1},
+        {"iterations": 0},
+        {"structure": np.ones((2,) * len(shape), bool), "origin": -1, "iterations": 2},
+        {"structure": rng.random((4,) * len(shape)) < 0.5, "origin": [1] * len(shape), "border_value": 1},
+        {"structure": rng.random((3,) * len(shape)) < 0.4, "iterations": 2, "mask": rng.random(shape) < 0.7, "origin": [-1] + [0] * (len(shape) - 1)},
+        {"structure": wide, "origin": [0] * (len(shape) - 1) + [-30], "mask": rng.random(shape) < 0.5},
+        {"structure": ndi.generate_binary_structure(len(shape), len(shape)), "iterations": 4, "border_value": 1, "mask": rng.random(shape) < 0.5},
+        {"structure": np.zeros((3,) * len(shape), bool)},
+    ]
+    for params in cases:
+        if params.get("iterations", 1) != 1:
+            params = {**params, "brute_force": True}  # scipy's other path can corrupt its heap
+        want = getattr(ndi, name)(a, **params)
+        got = compiled(fn, a, chunks, **params)
+        assert got.dtype == bool and np.array_equal(got, want), params
+    assert runs["packed"] > 0
+
+
+@pytest.mark.parametrize("name", _BINARY)
+def test_binary_morphology_of_any_dtype_equals_scipy(name: str) -> None:
+    # scipy's C code tests each value as `v ? 1 : 0`: any non-zero byte of a bool
+    # (a bool array written by a C filter may hold 2 or 255), NaN true, -0.0 false;
+    # a mask of another dtype the same way; `axes` filters along some axes only.
+    rng = np.random.default_rng(9)
+    raw = rng.choice(np.array([0, 1, 2, 255], np.uint8), (7, 10, 67))
+    floats = rng.choice(np.array([0.0, -0.0, np.nan, 1.5, -2.0], np.float32), raw.shape)
+    mask = rng.choice(np.array([0, 3, -1], np.int16), raw.shape)
+    for a in (raw.view(bool), raw, raw.astype(np.int16) - 1, floats):
+        for params in ({"iterations": 2, "brute_force": True}, {"mask": mask, "border_value": 1}, {"axes": (0, 2), "iterations": 2, "brute_force": True}):
+            want = getattr(ndi, name)(a, **params)
+            got = compiled(getattr(batchproc.ndimage, name), a, (3, 4, 30), **params)
+            assert np.array_equal(got, want), (a.dtype, params)
+
+
+def test_binary_morphology_until_settled_with_a_false_centre_is_the_operations_own() -> None:
+    # iterations < 1 with the structure's centre false: scipy's loop need not end,
+    # so the operation's own block runs (it stops a cycle with an error).
+    from batchproc.kernels.filters import fast_binary
+
+    params = {"structure": np.array([True, False, True]), "iterations": 0, "origin": 0, "mask": None, "border_value": 0}
+    assert fast_binary("binary_dilation")(np.dtype(bool), params) is None
+    assert fast_binary("binary_dilation")(np.dtype(bool), {**params, "iterations": 2}) is not None
+    assert fast_binary("binary_dilation")(np.dtype(bool), {**params, "structure": np.array([True, True, False])}) is not None
+
+
+_EDGE_MODES = ("reflect", "constant", "nearest", "mirror", "wrap", "grid-wrap", "grid-constant", "grid-mirror")
+
+
+@pytest.mark.parametrize(("dtype", "output"), [("uint16", None), ("uint8", None), ("int16", None), ("int8", None), ("uint8", "int16"), ("int16", "uint16"), ("uint16", "float32"), ("float32", None), ("float64", None), ("int32", "float64")])
+@pytest.mark.parametrize("shape", [(7, 9, 70), (1, 5, 3), (13,), (3, 40), (2, 3, 4, 5)])
+def test_sobel_prewitt_laplace_three_tap_passes_equal_scipy(dtype: str, output: str | None, shape: tuple[int, ...]) -> None:
+    # 8- and 16-bit outputs of integer inputs run in integers modulo the output's
+    # range (scipy's cast of its float64 sums wraps: negative derivatives, sums past
+    # the top, a cval beyond the dtype); float outputs in float64 as scipy's C
+    # loop. Every mode (one for all axes and one per axis), each axis, a cval that
+    # is no integer (integer outputs: scipy's own then), lines of 1 and 2 voxels.
+    from batchproc.kernels.filters import fast_edges, fast_laplace
+
+    rng = np.random.default_rng(len(shape) * 7 + shape[-1])
+    if dtype.startswith("float"):
+        a = rng.normal(0, 1000, shape).astype(dtype)
+        a.flat[:3] = [np.inf, -0.0, np.nan][: a.size]
+    else:
+        info = np.iinfo(dtype)
+        a = rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+    ran = 0
+    for k, mode in enumerate(_EDGE_MODES):
+        modes = mode if k % 2 else tuple(_EDGE_MODES[(k + j) % 8] for j in range(len(shape)))
+        for cval in (0.0, 70001.0, -3.0, 2.5):
+            for kind in ("sobel", "prewitt"):
+                params = {"axis": (k + int(cval)) % len(shape) - len(shape) * (k % 2), "output": output, "mode": modes, "cval": cval}
+                block = fast_edges(kind)(a.dtype, params)
+                if block is not None:
+                    ran += 1
+                    got, want = block(a, **params), getattr(ndi, kind)(a, **params)
+                    assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True), (kind, params)
+            axes = None if k % 3 else tuple(range(len(shape)))[k % len(shape) :]
+            laplace_modes = modes if axes is None or isinstance(modes, str) else modes[: len(axes)]
+            params = {"output": output, "mode": laplace_modes, "cval": cval, "axes": axes}
+            block = fast_laplace(a.dtype, params)
+            if block is not None:
+                ran += 1
+                got, want = block(a, **params), ndi.laplace(a, **params)
+                assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True), ("laplace", params)
+    assert ran >= 40
+
+
+def test_integer_edge_filters_go_to_scipy_where_its_cast_is_no_wrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    from batchproc.kernels import stencil
+    from batchproc.kernels.filters import fast_edges, fast_laplace
+
+    assert stencil.scipy_wraps(np.dtype(np.uint16))  # this build's scipy, asked once
+    params = {"axis": 0, "output": None, "mode": "reflect", "cval": 0.0, "axes": None}
+    assert fast_edges("sobel")(np.dtype(np.uint16), params) is not None
+    assert fast_edges("sobel")(np.dtype(np.int32), params) is None  # sums past 16 bits: scipy's
+    assert fast_edges("sobel")(np.dtype(np.uint16), {**params, "mode": "constant", "cval": 0.5}) is None
+    assert fast_edges("sobel")(np.dtype(np.uint16), {**params, "mode": "wrap", "cval": 0.5}) is not None
+    monkeypatch.setattr(stencil, "scipy_wraps", lambda dtype: False)
+    assert fast_edges("prewitt")(np.dtype(np.uint16), params) is None
+    assert fast_laplace(np.dtype(np.uint8), params) is None
+    assert fast_laplace(np.dtype(np.uint8), {**params, "output": "float32"}) is not None
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "float32", "float64"])
+@pytest.mark.parametrize(("shape", "wshape"), [((9, 20, 33), (4, 3, 2)), ((2, 5, 300), (3, 3, 3)), ((30, 41), (5, 2)), ((3, 4, 5), (5, 1, 6))])
+def test_dense_correlation_on_float64_planes_equals_scipy(dtype: str, shape: tuple[int, ...], wshape: tuple[int, ...]) -> None:
+    # Each plane is read once into a ring of float64 planes extended by the mode;
+    # a constant edge adds weight * cval in float64 whatever the dtype (a cval the
+    # dtype cannot hold included); weights deeper than the block, weights below
+    # DBL_EPSILON left out as scipy does, origins at the window's ends.
+    rng = np.random.default_rng(sum(shape))
+    a = (rng.normal(0, 60, shape) + (100 if dtype == "uint8" else 0)).clip(-1000, 255 if dtype == "uint8" else 1000).astype(dtype)
+    w = rng.normal(0, 1, wshape) * (rng.random(wshape) < 0.7)
+    w.flat[0] = 1e-17
+    for k, mode in enumerate(("reflect", "mirror", "nearest", "wrap", "constant", "grid-mirror")):
+        origin = tuple((-(s // 2), (s - 1) // 2, 0)[(k + j) % 3] for j, s in enumerate(wshape))
+        for cval in (-3.5, 300.0):
+            for fn in ("correlate", "convolve"):
+                got = compiled(getattr(batchproc.ndimage, fn), a, tuple(max(1, n // 2) for n in shape), weights=w, mode=mode, cval=cval, origin=origin, output="float64" if k % 2 else None)
+                want = getattr(ndi, fn)(a, w, mode=mode, cval=cval, origin=origin, output="float64" if k % 2 else None)
+                assert got.dtype == want.dtype and np.array_equal(got, want), (fn, mode, cval, origin)
+
+
+@pytest.mark.parametrize("dtype", ["int32", "uint32", "uint8", "float32"])
+@pytest.mark.parametrize("shape", [(5, 3000), (701, 3), (37, 64)])
+def test_last_axis_correlation_in_groups_of_lines_equals_scipy(dtype: str, shape: tuple[int, ...]) -> None:
+    # Along the last axis the lines go side by side in groups (one line when a line
+    # is longer than a group; a last group cut short), integer lines in their own
+    # dtype where it holds cval, their pairs of taps summed in integers: the
+    # extremes of 32-bit integers, whose pair sums pass 2^31, included.
+    from batchproc.kernels.lines import correlate1d
+
+    rng = np.random.default_rng(shape[0])
+    if dtype == "float32":
+        a = rng.normal(0, 1e3, shape).astype(dtype)
+    else:
+        info = np.iinfo(dtype)
+        a = rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+        a[:, ::3] = info.max
+        a[:, 1::5] = info.min
+    weights = {"symmetric": np.array([1.0, 4, 6, 4, 1]) / 16, "antisymmetric": np.array([-1.0, -2, 0, 2, 1]), "other": np.array([0.25, -1, 3, 0.5])}
+    for name, w in weights.items():
+        for mode, cval in (("reflect", 0.0), ("constant", 7.0), ("constant", 7.5), ("wrap", 0.0), ("mirror", 0.0), ("nearest", 0.0)):
+            for lo, cut in ((0, 0), (1, 2), (3, 2)):
+                if lo + cut >= shape[1]:
+                    continue
+                want = ndi.correlate1d(a, w, 1, output=np.float64, mode=mode, cval=cval)[:, lo : shape[1] - cut]
+                got = np.empty(want.shape, np.float64)
+                correlate1d(a, w, 1, got, mode, cval, 0, lo)
+                assert np.array_equal(got, want), (name, mode, cval, lo, cut)
