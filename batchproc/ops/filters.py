@@ -147,6 +147,19 @@ def gaussian_derivative_halo(params: Mapping[str, Any], ndim: int) -> tuple[int,
     return _gaussian_radii(params, tuple(range(ndim)), ndim)
 
 
+def gaussian_laplace_halo(params: Mapping[str, Any], ndim: int) -> tuple[int, ...]:
+    """gaussian_laplace: scipy gives ``sigma`` one value per axis of ``axes`` and
+    smooths no other axis (sigma 0 there); ``radius`` stays one per array axis."""
+    active = axes_tuple(params.get("axes"), ndim)
+    sigmas = expand(params["sigma"], len(active))
+    radii = expand(params.get("radius"), ndim)
+    halo = [0] * ndim
+    for axis, sigma in zip(active, sigmas, strict=True):
+        if sigma > 1e-15:
+            halo[axis] = radii[axis] if radii[axis] is not None else int(params["truncate"] * sigma + 0.5)
+    return tuple(halo)
+
+
 def _gaussian_radii(params: Mapping[str, Any], active: tuple[int, ...], ndim: int) -> tuple[int, ...]:
     n = len(active)
     sigmas = expand(params["sigma"], n)
@@ -248,9 +261,11 @@ def per_derivative_edges(params: Mapping[str, Any], ndim: int) -> tuple[str, ...
 
 
 def relate_gaussian_derivative(params: dict[str, Any], ctx: c.Context) -> None:
-    check_lengths(params, ctx, ("mode",))
+    # scipy: gaussian_laplace takes a sigma per axis of ``axes``; the gradient
+    # magnitude one per array axis; both a radius per array axis.
+    check_lengths(params, ctx, ("mode", "sigma") if ctx.op == "gaussian_laplace" else ("mode",))
     if ctx.ndim is not None:
-        for name in ("sigma", "radius"):
+        for name in ("radius",) if ctx.op == "gaussian_laplace" else ("sigma", "radius"):
             c.check_length(name, params.get(name), ctx.ndim, ctx)
 
 
@@ -384,7 +399,7 @@ for _name in ("gaussian_gradient_magnitude", "gaussian_laplace"):
             Param("truncate", TRUNCATE.check, 4.0, TRUNCATE.help, positional=False),
             RADIUS,
         ),
-        halo=gaussian_derivative_halo,
+        halo=gaussian_laplace_halo if _name == "gaussian_laplace" else gaussian_derivative_halo,
         relate=relate_gaussian_derivative,
         edge_rule=per_derivative_edges,
     )
