@@ -230,4 +230,4 @@ def _write_levels(out: Output, levels: int) -> None:
         source = down.rechunk(chunks)
         compute_blocks(block_writes(source, writer), list(np.ndindex(*source.numblocks)))
         out.level_done(level)
-        prev = da.from_array(writer, chunks=chunks) if isinstance(writer, ChunkFiles) else da.from_zarr(array)
+        prev = da.from_array(writer, chunks=chunks)
