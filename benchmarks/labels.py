@@ -44,11 +44,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
+from processes import batchproc_cli, measure, provenance
 
 PLANE = (1024, 1024)
 CHUNKS = (64, 256, 256)
@@ -203,60 +200,6 @@ lap("distance_transform_edt+write")
 done()
 json.dump({"phases": phases}, open(spec["result_json"], "w"))
 """
-
-
-def batchproc_cli() -> list[str]:
-    exe = Path(sys.executable).with_name("batchproc")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "batchproc.cli"]
-
-
-# ------------------------------------------------------------------ measuring
-
-
-def _tree_rss(ps: psutil.Process) -> int:
-    try:
-        return ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
-    except psutil.Error:
-        return 0
-
-
-def measure(command: list[str], done: Path | None, timeout: float, rss_limit: float) -> dict[str, Any]:
-    """Run ``command``: seconds from start to ``done`` appearing (else to exit),
-    peak RSS (MB) of its process tree until then; stopped past ``timeout`` seconds
-    or ``rss_limit`` bytes."""
-    if done is not None:
-        done.unlink(missing_ok=True)
-    started = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    ps = psutil.Process(proc.pid)
-    peak, work, status = 0, None, "ok"
-    while proc.poll() is None:
-        if work is None:
-            peak = max(peak, _tree_rss(ps))
-            if done is not None and done.exists():
-                work = time.perf_counter() - started
-        elapsed = time.perf_counter() - started
-        if work is None and (elapsed > timeout or peak > rss_limit):
-            status = f"timed out after {elapsed:.0f} s" if elapsed > timeout else f"stopped at {peak / 1e6:.0f} MB RSS (limit {rss_limit / 1e6:.0f} MB)"
-            for child in ps.children(recursive=True):
-                with_error(child.kill)
-            proc.kill()
-            break
-        time.sleep(0.02)
-    _, stderr = proc.communicate()
-    total = time.perf_counter() - started
-    if work is None and done is not None and done.exists():
-        work = total
-    if status == "ok" and proc.returncode != 0:
-        status = "failed: " + stderr.strip()[-1500:]
-    return {"seconds": work if work is not None else total, "exit_seconds": total, "peak_mb": peak / 1e6, "status": status}
-
-
-def with_error(fn: Any) -> None:
-    try:
-        fn()
-    except psutil.Error:
-        pass
 
 
 def run_engine(name: str, script: str | None, spec: dict[str, Any], args: argparse.Namespace, root: Path, *,
@@ -493,15 +436,8 @@ def main() -> None:
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         parser.error(f"unknown part(s) {', '.join(unknown)}; valid: {', '.join(PARTS)}")
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "batchproc"], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
-    from importlib.metadata import version
-
     results: dict[str, Any] = {
-        "command": " ".join([".venv/bin/python", "benchmarks/labels.py", *sys.argv[1:]]),
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}",
-        "code": f"batchproc at {head}{' with uncommitted changes in batchproc/' if dirty else ''}; scipy {version('scipy')}, dask {version('dask')}, dask-image {version('dask-image')}, zarr {version('zarr')}",
+        **provenance("benchmarks/labels.py", sys.argv[1:]),
         "repeat": args.repeat,
         "parts": {},
     }
