@@ -8,7 +8,9 @@ scipy.
 
 The kernel set is chosen with ``BATCHPROC_KERNELS`` or
 ``dask.config.set({"batchproc.kernels": "scipy"})`` (``compiled``, the default,
-or ``scipy``), read when a graph is built.
+or ``scipy``), read when a graph is built. How the compiled ones get ready
+(:func:`compile_mode`) is ``BATCHPROC_COMPILE`` or ``batchproc.compile``; which
+set runs each block is decided in :mod:`batchproc.dispatch`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ import threading
 import dask
 
 KERNEL_SETS = ("compiled", "scipy")
+#: How compiled kernels get ready: in another process while scipy's run
+#: (``background``), in a thread of the run's process while scipy's run
+#: (``thread``), or where they are first called (``wait``).
+COMPILE_MODES = ("background", "thread", "wait")
 
 
 def checked(value: str, name: str = "kernels") -> str:
@@ -43,11 +49,24 @@ def chosen() -> str:
 
 
 def active() -> str:
-    """:func:`chosen`, for kernels about to run in this process: numba's set-up
-    starts in the background."""
+    """:func:`chosen`, for kernels about to run in this process: in ``wait``
+    mode numba's set-up starts in the background (in the others, it is part of
+    getting the kernels ready)."""
     value = chosen()
-    if value == "compiled":
+    if value == "compiled" and compile_mode() == "wait":
         warm_up()
+    return value
+
+
+def compile_mode() -> str:
+    """How compiled kernels get ready (:data:`COMPILE_MODES`): dask config
+    ``batchproc.compile``, else ``BATCHPROC_COMPILE``, else ``background``; read
+    where the blocks run."""
+    value = dask.config.get("batchproc.compile", default=None) or os.environ.get("BATCHPROC_COMPILE") or "background"
+    if value not in COMPILE_MODES:
+        from batchproc.errors import BatchprocError
+
+        raise BatchprocError(f"batchproc.compile (or BATCHPROC_COMPILE) must be one of {', '.join(COMPILE_MODES)}; got {value!r}.")
     return value
 
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from batchproc import dispatch
+from batchproc.dispatch import Trial
 from batchproc.errors import BatchprocError
 from batchproc.ops import _checks as c
 from batchproc.ops._registry import Operation, Param, Pass, register
@@ -107,7 +109,7 @@ def block_histogram(dtype: np.dtype, edges: np.ndarray) -> CountFn:
     from batchproc import kernels
 
     small_int = dtype.kind in "iu" and dtype.itemsize <= 2
-    if not small_int or kernels.active() != "compiled" or not np.all(np.diff(edges) > 0):
+    if not small_int or kernels.chosen() != "compiled" or not np.all(np.diff(edges) > 0):
         return lambda b: np.histogram(b, edges)[0]
     info = np.iinfo(dtype)
     values = np.arange(int(info.min), int(info.max) + 1, dtype=np.float64)
@@ -116,10 +118,13 @@ def block_histogram(dtype: np.dtype, edges: np.ndarray) -> CountFn:
     inside = (place >= 0) & (place < len(edges) - 1)
     bins_of_values = np.where(inside, place, len(edges) - 1)  # a spill bin, dropped below
     offset = -int(info.min)
-
-    from batchproc.kernels.lines import count_values
+    trial = counting_trial(dtype)
 
     def count(block: np.ndarray) -> np.ndarray:
+        if not dispatch.ready(trial):
+            return np.histogram(block, edges)[0]
+        from batchproc.kernels.lines import count_values
+
         per_value = np.zeros(values.size, np.int64)
         count_values(np.ascontiguousarray(block).reshape(-1), offset, per_value)
         totals = np.zeros(len(edges), np.int64)
@@ -216,24 +221,42 @@ def _integer_range(dtype: np.dtype, lo: Any, hi: Any) -> tuple[int, int] | None:
     return None
 
 
+def counting_trial(dtype: np.dtype) -> Trial:
+    """The trial that loads the compiled value counter for ``dtype``
+    (:mod:`batchproc.dispatch`)."""
+    return Trial("batchproc.ops.measure:load_counter", (np.dtype(dtype).str,))
+
+
+def load_counter(dtype: str) -> None:
+    """Call the compiled value counter once on ``dtype``, as the counts call it."""
+    from batchproc.kernels.lines import count_values
+
+    count_values(np.zeros(1, np.dtype(dtype)), 0, np.zeros(1, np.int64))
+
+
 def _value_counter(dtype: np.dtype, lo: int, hi: int, kernels: str) -> CountFn:
     """Per-block counts of each integer value lo..hi (values outside are ignored)."""
     n = hi - lo + 1
+
+    def count(b: np.ndarray) -> np.ndarray:
+        v = b.astype(np.int64, copy=False) - lo
+        return np.bincount(v[(v >= 0) & (v < n)], minlength=n)
+
     if dtype.kind in "iu" and dtype.itemsize <= 2 and kernels == "compiled":
         info = np.iinfo(dtype)
         if info.min <= lo and hi <= info.max:
-            from batchproc.kernels.lines import count_values
+            trial = counting_trial(dtype)
 
             def count_compiled(b: np.ndarray) -> np.ndarray:
+                if not dispatch.ready(trial):
+                    return count(b)
+                from batchproc.kernels.lines import count_values
+
                 per_value = np.zeros(int(info.max) - int(info.min) + 1, np.int64)
                 count_values(np.ascontiguousarray(b).reshape(-1), -int(info.min), per_value)
                 return per_value[lo - int(info.min) : hi - int(info.min) + 1]
 
             return count_compiled
-
-    def count(b: np.ndarray) -> np.ndarray:
-        v = b.astype(np.int64, copy=False) - lo
-        return np.bincount(v[(v >= 0) & (v < n)], minlength=n)
 
     return count
 
