@@ -125,7 +125,7 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
 
     # Each step's kernels are chosen now, from the dtype that reaches it; which
     # set runs a block is decided as it runs (batchproc.dispatch).
-    kernel_set = kernels.chosen()
+    kernel_set = kernels.for_input(x.size, [op.name for op, _ in steps])
     dtype = np.dtype(x.dtype)
     fixed, described = [], []
     for (op, params), present in zip(steps, layout, strict=True):

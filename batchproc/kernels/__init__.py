@@ -48,6 +48,22 @@ def chosen() -> str:
     return asked() or "compiled"
 
 
+#: Below this many voxels an input takes scipy's kernels unless a set is asked
+#: for: loading the compiled ones costs a process about half a second, more than
+#: they save on so little (docs/design.md, "Kernels").
+SMALL_INPUT = 2**22
+#: The same where a rank filter runs, where scipy is slowest.
+SMALL_INPUT_RANK = 2**18
+RANK_FILTERS = ("median_filter", "percentile_filter", "rank_filter")
+
+
+def for_input(voxels: int, names: tuple[str, ...] | list[str] = ()) -> str:
+    """The kernel set for an input of ``voxels`` going through the operations
+    ``names``: :func:`asked`, else scipy's for a small input, else ``compiled``."""
+    small = SMALL_INPUT_RANK if any(name in RANK_FILTERS for name in names) else SMALL_INPUT
+    return asked() or ("scipy" if voxels <= small else "compiled")
+
+
 def active() -> str:
     """:func:`chosen`, for kernels about to run in this process: in ``wait``
     mode numba's set-up starts in the background (in the others, it is part of

@@ -98,18 +98,21 @@ def _histogram_edges(lo: float, hi: float, bins: int) -> np.ndarray:
     return np.linspace(lo, hi, bins + 1)
 
 
-def block_histogram(dtype: np.dtype, edges: np.ndarray) -> CountFn:
+def block_histogram(dtype: np.dtype, edges: np.ndarray, voxels: int | None = None) -> CountFn:
     """A per-block counter equal to ``np.histogram(block, edges)[0]``.
 
     For 8/16-bit integer images (and the compiled kernel set) it counts each value
     once (a compiled counting loop) and then adds the counts of the values that fall in
     each bin, each value placed by the same comparisons np.histogram makes
     (e_i <= v < e_i+1, the last bin closed): about 8x faster than np.histogram.
+    ``voxels``: the size of the whole input (a small one counts with numpy,
+    :func:`batchproc.kernels.for_input`).
     """
     from batchproc import kernels
 
     small_int = dtype.kind in "iu" and dtype.itemsize <= 2
-    if not small_int or kernels.chosen() != "compiled" or not np.all(np.diff(edges) > 0):
+    chosen = kernels.chosen() if voxels is None else kernels.for_input(voxels)
+    if not small_int or chosen != "compiled" or not np.all(np.diff(edges) > 0):
         return lambda b: np.histogram(b, edges)[0]
     info = np.iinfo(dtype)
     values = np.arange(int(info.min), int(info.max) + 1, dtype=np.float64)
@@ -145,7 +148,7 @@ def histogram_apply(
     if labels is None:
         if index is not None:
             raise BatchprocError("histogram: parameter 'index' needs 'labels'.")
-        return lazy_counts(x, block_histogram(np.dtype(x.dtype), edges), (bins,)), np.asarray
+        return lazy_counts(x, block_histogram(np.dtype(x.dtype), edges, x.size), (bins,)), np.asarray
 
     xb, lab = aligned_labels(x, labels, "histogram")
     if index is None:

@@ -265,7 +265,7 @@ import batchproc
 from batchproc import dispatch
 
 data = np.random.default_rng(3).integers(0, 4000, size=(40, 70, 90)).astype(sys.argv[1])
-with dask.config.set({"batchproc.compile": "thread"}):
+with dask.config.set({"batchproc.compile": "thread", "batchproc.kernels": "compiled"}):
     for chunks in ((16, 30, 40), (40, 70, 45), (7, 70, 90)):
         x = da.from_array(data, chunks=chunks)
         lazy = batchproc.sobel_magnitude(batchproc.ndimage.gaussian_filter(x, 1.5)) > 40
