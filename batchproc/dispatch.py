@@ -77,8 +77,13 @@ class Trial:
 
 @dataclass
 class _State:
+    #: Set once the trial is done, well or not.
     done: threading.Event = field(default_factory=threading.Event)
+    #: Set once it is known whether blocks should wait: the kernels are ready,
+    #: or they must be compiled (or the trial failed).
+    settled: threading.Event = field(default_factory=threading.Event)
     ok: bool = False
+    cached: bool = False
     error: BaseException | None = None
 
 
@@ -86,6 +91,10 @@ _STATES: dict[str, _State] = {}
 _LOCK = threading.Lock()
 #: How many times blocks asked, per trial key and answer (compiled or scipy).
 ASKED: Counter[tuple[str, str]] = Counter()
+
+#: Seconds a block waits for kernels that numba's cache is noted to hold as
+#: they load (a bound: a slow load, or a note gone stale, leaves it to scipy's).
+LOAD_WAIT = 10.0
 
 
 def _forget_after_fork() -> None:
@@ -99,16 +108,18 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 def ready(trial: Trial) -> bool:
     """Are ``trial``'s compiled kernels ready in this process? The first ask
-    starts preparing them in a thread; until it is done the answer is False and
-    the caller runs scipy's kernels. Always True in ``wait`` mode. Each answer is
-    counted in :data:`ASKED`."""
-    answer = _ready(trial)
+    starts getting them ready in a thread. Until they are, the answer is False
+    and the caller runs scipy's kernels; but where numba's cache is noted to
+    hold them (:func:`note_cached`), the ask waits for them to load (at most
+    :data:`LOAD_WAIT` seconds): a load takes less than a compiled block saves.
+    Always True in ``wait`` mode. Each answer is counted in :data:`ASKED`."""
+    answer = _ready(trial, wait_for_load=True)
     with _LOCK:
         ASKED[(trial.key, "compiled" if answer else "scipy")] += 1
     return answer
 
 
-def _ready(trial: Trial) -> bool:
+def _ready(trial: Trial, wait_for_load: bool = False) -> bool:
     how = compile_mode()
     if how == "wait":
         return True
@@ -117,8 +128,10 @@ def _ready(trial: Trial) -> bool:
         with _LOCK:
             state = _STATES.get(trial.key)
             if state is None:
-                state = _STATES[trial.key] = _State()
+                state = _STATES[trial.key] = _State(cached=is_noted(trial))
                 threading.Thread(target=_prepare, args=(trial, how, state), name="batchproc-kernels", daemon=True).start()
+    if wait_for_load and state.cached and not state.ok:
+        state.settled.wait(LOAD_WAIT)
     return state.ok
 
 
@@ -134,14 +147,14 @@ def answers() -> dict[str, int]:
 
 def prepare(trial: Trial) -> None:
     """Start getting ``trial``'s kernels ready in this process, ahead of the
-    blocks that will ask (not an ask: nothing is counted)."""
+    blocks that will ask (not an ask: nothing is counted, nothing waits)."""
     _ready(trial)
 
 
 def wait(trial: Trial, timeout: float) -> bool:
     """Start preparing ``trial`` if need be and wait at most ``timeout`` seconds
     for it; whether its kernels are ready (for tests and benchmarks: a run never
-    waits)."""
+    waits for a compiler)."""
     if _ready(trial):
         return True
     state = _STATES[trial.key]
@@ -159,37 +172,46 @@ def waiting(timeout: float) -> bool:
 
 
 def _prepare(trial: Trial, how: str, state: _State) -> None:
-    """The preparing thread: load what numba's cache has; have the rest compiled
-    (by another process in ``background`` mode, here in ``thread`` mode), then
-    load it."""
+    """The preparing thread. Where numba's cache is noted to hold the kernels,
+    load them, compiling forbidden. Otherwise (or if the note was stale) the
+    blocks go on with scipy's while the kernels compile, in another process in
+    ``background`` mode (after waiting for one already compiling on this
+    machine: it may be writing them), here in ``thread`` mode; then they load."""
     try:
+        if state.cached:
+            try:
+                with compiles_forbidden():
+                    trial.run()
+                state.ok = True
+                return
+            except WouldCompile:
+                pass
+        state.settled.set()
         if how == "background":
-            _load_or_compile_elsewhere(trial)
-        else:
-            trial.run()
+            _compile_elsewhere_unless_cached(trial)
+        trial.run()  # loads what the compiler wrote; compiles here whatever is still missing
+        note_cached(trial)
         state.ok = True
     except BaseException as error:  # a trial that fails keeps this process on scipy's kernels
         state.error = error
         warnings.warn(f"batchproc: compiled kernels not loaded ({type(error).__name__}: {error}); scipy's run instead.", RuntimeWarning, stacklevel=1)
     finally:
+        state.settled.set()
         state.done.set()
 
 
-def _load_or_compile_elsewhere(trial: Trial) -> None:
-    """Load ``trial``'s kernels from numba's cache; what it lacks, another process
-    compiles (one already compiling on this machine may be writing them: it is
-    waited for first), then load them."""
-    for attempt in range(2):
+def _compile_elsewhere_unless_cached(trial: Trial) -> None:
+    """Have another process compile ``trial``'s kernels into numba's cache, unless
+    one compiling on this machine already did (it is waited for, then the cache
+    is tried, compiling forbidden)."""
+    if _waited_for_compiler() or is_noted(trial):
         try:
             with compiles_forbidden():
                 trial.run()
             return
         except WouldCompile:
-            if attempt == 0 and _waited_for_compiler():
-                continue
-            break
+            pass
     compile_elsewhere([trial])
-    trial.run()  # loads what the compiler wrote; compiles here whatever is still missing
 
 
 def _waited_for_compiler(timeout: float = COMPILER_TIMEOUT) -> bool:
@@ -201,6 +223,49 @@ def _waited_for_compiler(timeout: float = COMPILER_TIMEOUT) -> bool:
     while compiler_running() and time.monotonic() < end:
         time.sleep(0.2)
     return True
+
+
+# ---------------------------------------------------------------- what numba's cache holds
+
+
+def _note(trial: Trial) -> Path:
+    """The file whose presence says numba's cache holds ``trial``'s kernels, for
+    this numba and these kernels' sources (numba's cache itself is keyed by the
+    sources' stamps: a change to them leaves the note behind)."""
+    from dask.base import tokenize
+
+    return lock_folder() / "batchproc-cached" / tokenize(trial.key, _stamp())
+
+
+_STAMP: list[str] = []
+
+
+def _stamp() -> str:
+    if not _STAMP:
+        import platform
+        from importlib.metadata import version
+
+        from batchproc import kernels
+
+        sources = sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in Path(kernels.__file__).parent.glob("*.py"))
+        _STAMP.append(repr((version("numba"), sys.version_info[:2], platform.machine(), sources)))
+    return _STAMP[0]
+
+
+def is_noted(trial: Trial) -> bool:
+    """Is numba's cache noted to hold ``trial``'s kernels? (A hint: a stale note
+    only makes the first blocks wait a little for a load that then compiles.)"""
+    with contextlib.suppress(OSError):
+        return _note(trial).exists()
+    return False
+
+
+def note_cached(trial: Trial) -> None:
+    """Note that numba's cache holds ``trial``'s kernels (best effort)."""
+    with contextlib.suppress(OSError):
+        note = _note(trial)
+        note.parent.mkdir(parents=True, exist_ok=True)
+        note.touch()
 
 
 # ---------------------------------------------------------------- compiling forbidden
@@ -272,73 +337,120 @@ def lock_folder() -> Path:
     return Path(tempfile.gettempdir())
 
 
-@contextlib.contextmanager
-def compile_lock(blocking: bool = True) -> Iterator[bool]:
-    """Held while a process compiles kernels: one process of a machine at a time,
-    so that a kernel compiles once per machine and the others load it from
-    numba's cache (see docs/design.md, "Kernels"). Yields whether it is held
-    (always, when ``blocking``; else only when no one else held it)."""
+def _lock_file(folder: Path | None = None) -> int | None:
+    """The machine's compile lock (a file in ``folder``, default
+    :func:`lock_folder`), opened; None where there is nowhere to put one."""
+    try:
+        return os.open((folder or lock_folder()) / ".batchproc-compile.lock", os.O_CREAT | os.O_RDWR, 0o666)
+    except OSError:
+        return None
+
+
+def _locked(fd: int, timeout: float | None) -> bool:
+    """Take the lock on ``fd``, waiting at most ``timeout`` seconds (None: as
+    long as it takes); whether it is taken."""
     import fcntl
 
-    try:
-        fd = os.open(lock_folder() / ".batchproc-compile.lock", os.O_CREAT | os.O_RDWR, 0o666)
-    except OSError:  # nowhere to put a lock: unguarded
-        yield True
+    if timeout is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return True
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def compile_lock() -> Iterator[None]:
+    """Held while a process compiles kernels: one process of a machine at a time,
+    so that a kernel compiles once per machine and the others load it from
+    numba's cache (see docs/design.md, "Kernels")."""
+    fd = _lock_file()
+    if fd is None:  # nowhere to put a lock: unguarded
+        yield
         return
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        _locked(fd, None)
+        yield
+    finally:
+        os.close(fd)  # (which releases the lock)
+
+
+def compiler_running(folder: Path | None = None) -> bool:
+    """Is a process of this machine compiling kernels now (holding the lock in
+    ``folder``, default :func:`lock_folder`)?"""
+    fd = _lock_file(folder)
+    if fd is None:
+        return False
+    try:
+        return not _locked(fd, 0)
     finally:
         os.close(fd)
 
 
-def compiler_running() -> bool:
-    """Is a process of this machine compiling kernels now (holding the lock)?"""
-    with compile_lock(blocking=False) as held:
-        return not held
+def compilers_done(timeout: float, folder: Path | None = None) -> bool:
+    """Wait at most ``timeout`` seconds until no process of this machine compiles
+    kernels (into the cache whose lock is in ``folder``, default
+    :func:`lock_folder`); whether none does (for tests and benchmarks)."""
+    end = time.monotonic() + timeout
+    while compiler_running(folder):
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def compile_elsewhere(trials: Sequence[Trial], timeout: float = COMPILER_TIMEOUT) -> bool:
     """Have ``trials`` run in a new process (``python -m batchproc.dispatch``),
     which compiles into numba's cache what it lacks; wait for it at most
-    ``timeout`` seconds. The process is started in a session of its own and
-    outlives this one if need be: the cache it fills serves the next run. Whether
-    it finished in time and succeeded."""
+    ``timeout`` seconds. The machine's compile lock is taken here (waiting for a
+    process compiling already) and handed to the new process, which holds it to
+    its end. It starts in a session of its own and outlives this one if need be:
+    the cache it fills serves the next run. Whether it finished in time and
+    succeeded."""
     import batchproc
 
     env = dict(os.environ)
     # The child imports the batchproc this process runs, wherever it came from.
     root = str(Path(batchproc.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-    log = lock_folder() / "batchproc-compile.log"
+    deadline = time.monotonic() + timeout
+    fd = _lock_file()
     try:
-        with open(log, "wb") as errors:
+        if fd is not None and not _locked(fd, timeout):
+            return False
+        with open(lock_folder() / "batchproc-compile.log", "wb") as errors:
             child = subprocess.Popen(
-                [sys.executable, "-m", "batchproc.dispatch"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors,
-                env=env, start_new_session=True,
+                [sys.executable, "-m", "batchproc.dispatch", *(["--locked"] if fd is not None else [])],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, env=env, start_new_session=True,
+                pass_fds=(fd,) if fd is not None else (),
             )
         assert child.stdin is not None
         with child.stdin:
             child.stdin.write(pickle.dumps(list(trials)))
-        return child.wait(timeout) == 0
+        return child.wait(max(0.0, deadline - time.monotonic())) == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
+    finally:
+        if fd is not None:
+            os.close(fd)  # the child's copy of it keeps the lock
 
 
-def main() -> None:
-    """``python -m batchproc.dispatch``: run the pickled trials on standard input,
-    one compiling process of the machine at a time."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m batchproc.dispatch [--locked]``: run the pickled trials on
+    standard input, noting each in the cache, holding the machine's compile lock
+    (``--locked``: handed over by the process that started this one)."""
+    args = list(sys.argv[1:] if argv is None else argv)
     trials: list[Trial] = pickle.load(sys.stdin.buffer)
-    with compile_lock():
+    with contextlib.nullcontext() if "--locked" in args else compile_lock():
         for trial in trials:
             trial.run()
+            note_cached(trial)
 
 
 # ---------------------------------------------------------------- the trial of a run of steps

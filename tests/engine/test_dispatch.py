@@ -256,6 +256,52 @@ def test_a_first_run_compiles_nothing_on_its_blocks(tmp_path: Path, volume_tif: 
     assert np.array_equal(pixels(tmp_path / "o.zarr-again"), course(data))
 
 
+#: One run in a new process; its compiles and answers.
+ONE_RUN = COUNT_BY_THREAD + """
+import sys
+from batchproc import dispatch
+from batchproc.cli import app
+
+try:
+    app(["--kernels", "compiled", "run", sys.argv[1], sys.argv[2], *sys.argv[3:], "--chunks", "8,32,32", "-q"])
+except SystemExit as exit:
+    assert exit.code in (0, None), exit.code
+print("first", repr([""" + COMPILES + """, """ + ANSWERS + """]))
+"""
+
+
+@pytest.mark.slow
+def test_a_run_waits_for_kernels_the_cache_holds_as_they_load(tmp_path: Path, volume_tif: tuple[Path, np.ndarray]) -> None:
+    """Once a compiling process has filled numba's cache (and noted it), a new
+    process's blocks wait for the kernels to load (a load costs less than a
+    compiled block saves) and all run compiled, compiling nothing. A note gone
+    stale (the cache emptied beside it) costs no compile either: the load finds
+    a kernel missing and the blocks run scipy's while another process compiles."""
+    source, data = volume_tif
+    cache = tmp_path / "numba-cache"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "BATCHPROC_COMPILE": "background", "DASK_BATCHPROC__BLOCK_BYTES": "64KiB"}
+
+    def one_run(out: str) -> tuple[dict[str, int], dict[str, int]]:
+        done = subprocess.run([sys.executable, "-c", ONE_RUN, str(source), str(tmp_path / out), *STEPS], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert np.array_equal(pixels(tmp_path / out), course(data))
+        return tuple(_lines(done.stdout)["first"])  # type: ignore[return-value]
+
+    compiles, answers = one_run("cold.zarr")
+    assert not sum(compiles.values()) and answers["compiled"] == 0 and answers["scipy"] > 1, (compiles, answers)
+    assert dispatch.compilers_done(READY_TIMEOUT, cache)
+    compiles, answers = one_run("warm.zarr")
+    assert not sum(compiles.values()) and answers["scipy"] == 0 and answers["compiled"] > 1, (compiles, answers)
+    import shutil
+
+    for folder in cache.iterdir():  # numba's cache gone, the notes kept
+        if folder.is_dir() and folder.name != "batchproc-cached":
+            shutil.rmtree(folder)
+    compiles, answers = one_run("stale.zarr")
+    assert not sum(compiles.values()) and answers["compiled"] == 0 and answers["scipy"] > 1, (compiles, answers)
+    assert dispatch.compilers_done(READY_TIMEOUT, cache)
+
+
 #: The dask form (as the demo runs it) on a fresh cache, in thread mode: once
 #: its kernels are ready, blocks of other shapes and at every edge compile
 #: nothing: the trial covered what they call.
