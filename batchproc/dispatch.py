@@ -1,30 +1,35 @@
-"""Which kernel set runs a block: scipy's until this process has the compiled
-kernels, so that no block waits for numba.
+"""Which kernel set runs a block: scipy's until its process has the compiled
+kernels, so that no block waits for a compiler.
 
 numba compiles a kernel the first time a process calls it with new types, and
 keeps the machine code in its on-disk cache. Each set of compiled kernels a run
 needs is described by a :class:`Trial`: a call, by name and with arguments that
 pickle, that runs those kernels on tiny arrays of every layout the blocks will
 give them. The first time a block asks :func:`ready` for a trial, a thread of its
-process starts preparing it and the block runs scipy's kernels (equal by the
-contract); blocks that ask once the trial is done run the compiled ones. Either
-way the result is the same, bit for bit.
+process starts getting the kernels ready:
 
-The thread first runs the trial with compiling forbidden: with numba's cache
-warm, that only loads the kernels. If something would compile, the compiling
-happens in another process (``python -m batchproc.dispatch``, the trial pickled
-on its standard input), which writes numba's cache and outlives the run if it
-must, so that the next process finds the cache warm; the thread then loads what
-it wrote. numba holds the GIL for much of a compilation, so compiling in the
-run's own process would slow its scipy blocks (see docs/design.md, "Kernels").
+- where numba's cache is noted to hold them (:func:`is_noted`), the thread loads
+  them with compiling forbidden (:func:`compiles_forbidden`), and blocks wait for
+  that load, a bounded while;
+- otherwise blocks run scipy's kernels (equal by the contract) while another
+  process (``python -m batchproc.dispatch``, the trial pickled on its standard
+  input) compiles them into numba's cache, one such process per machine at a
+  time (:func:`compile_lock`); it outlives the run if it must, so that the next
+  process finds the cache warm. Then the thread loads them, and the blocks that
+  ask afterwards run the compiled ones.
+
+Either way a block's result is the same, bit for bit. numba holds the GIL for
+much of a compilation, and a thread ends with its process: compiling in the
+run's own process would slow its scipy blocks and, in a run shorter than the
+compilation, leave the cache empty (see docs/design.md, "Kernels").
 
 ``batchproc.compile`` (dask config) or ``BATCHPROC_COMPILE``, read where the
-blocks run, chooses how:
+blocks run, chooses how (:data:`batchproc.kernels.COMPILE_MODES`):
 
 - ``background`` (default): as above;
-- ``thread``: compiled in the preparing thread itself, no other process;
-- ``wait``: no dispatch: the compiled kernels compile when first called, in
-  the task that calls them (``batchproc warm`` and the kernels' own tests).
+- ``wait``: no dispatch: the compiled kernels compile where first called, in the
+  task that calls them (``batchproc warm``, and the test suite, which holds the
+  compiled kernels themselves to the contract).
 """
 
 from __future__ import annotations
@@ -99,11 +104,11 @@ LOAD_WAIT = 10.0
 
 def _forget_after_fork() -> None:
     # A forked child has none of its parent's threads: its trials start again.
+    global _SLOTS
     _STATES.clear()
     ASKED.clear()
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)
+    _COMPILING[0] = 0
+    _SLOTS = threading.BoundedSemaphore(max(1, _cores() - 1))
 
 
 def ready(trial: Trial) -> bool:
@@ -113,15 +118,58 @@ def ready(trial: Trial) -> bool:
     hold them (:func:`note_cached`), the ask waits for them to load (at most
     :data:`LOAD_WAIT` seconds): a load takes less than a compiled block saves.
     Always True in ``wait`` mode. Each answer is counted in :data:`ASKED`."""
+    return _counted(trial, _ready(trial, wait_for_load=True))
+
+
+@contextlib.contextmanager
+def turn(trial: Trial) -> Iterator[bool]:
+    """One block's turn: whether it runs the compiled kernels (:func:`ready`).
+    While this process's kernels compile in another process, its blocks on
+    scipy's kernels take turns for all the cores but one, which the compiler
+    has to itself: the compiled kernels, many times faster, come sooner."""
     answer = _ready(trial, wait_for_load=True)
+    if answer or not _COMPILING[0]:
+        yield _counted(trial, answer)
+        return
+    with _SLOTS:
+        yield _counted(trial, _ready(trial))  # (they may be ready by now)
+
+
+def _counted(trial: Trial, answer: bool) -> bool:
     with _LOCK:
         ASKED[(trial.key, "compiled" if answer else "scipy")] += 1
     return answer
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
+
+
+#: How many of this process's trials are compiling in another process now.
+_COMPILING = [0]
+#: The blocks on scipy's kernels that may run while they do.
+_SLOTS = threading.BoundedSemaphore(max(1, _cores() - 1))
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+@contextlib.contextmanager
+def _compiling() -> Iterator[None]:
+    with _LOCK:
+        _COMPILING[0] += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _COMPILING[0] -= 1
+
+
 def _ready(trial: Trial, wait_for_load: bool = False) -> bool:
-    how = compile_mode()
-    if how == "wait":
+    if compile_mode() == "wait":
         return True
     state = _STATES.get(trial.key)
     if state is None:
@@ -129,7 +177,7 @@ def _ready(trial: Trial, wait_for_load: bool = False) -> bool:
             state = _STATES.get(trial.key)
             if state is None:
                 state = _STATES[trial.key] = _State(cached=is_noted(trial))
-                threading.Thread(target=_prepare, args=(trial, how, state), name="batchproc-kernels", daemon=True).start()
+                threading.Thread(target=_prepare, args=(trial, state), name="batchproc-kernels", daemon=True).start()
     if wait_for_load and state.cached and not state.ok:
         state.settled.wait(LOAD_WAIT)
     return state.ok
@@ -171,12 +219,12 @@ def waiting(timeout: float) -> bool:
     return all(state.ok for state in _STATES.values())
 
 
-def _prepare(trial: Trial, how: str, state: _State) -> None:
+def _prepare(trial: Trial, state: _State) -> None:
     """The preparing thread. Where numba's cache is noted to hold the kernels,
     load them, compiling forbidden. Otherwise (or if the note was stale) the
-    blocks go on with scipy's while the kernels compile, in another process in
-    ``background`` mode (after waiting for one already compiling on this
-    machine: it may be writing them), here in ``thread`` mode; then they load."""
+    blocks go on with scipy's while another process compiles the kernels (after
+    waiting for one already compiling on this machine: it may be writing them);
+    then they load."""
     try:
         if state.cached:
             try:
@@ -187,7 +235,7 @@ def _prepare(trial: Trial, how: str, state: _State) -> None:
             except WouldCompile:
                 pass
         state.settled.set()
-        if how == "background":
+        with _compiling():
             _compile_elsewhere_unless_cached(trial)
         trial.run()  # loads what the compiler wrote; compiles here whatever is still missing
         note_cached(trial)

@@ -155,9 +155,11 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
             )
             for axis in range(ndim)
         ]
-        links = compiled.links() if trial is not None and dispatch.ready(trial) else fixed
         # The block joined from its halo is this task's own: a step may write over it.
-        return run_links(block, links, have, aligned_blocks, own=_is_joined(block))
+        if trial is None:
+            return run_links(block, fixed, have, aligned_blocks, own=_is_joined(block))
+        with dispatch.turn(trial) as ready:
+            return run_links(block, compiled.links() if ready else fixed, have, aligned_blocks, own=_is_joined(block))
 
     result = da.map_overlap(
         run_block,

@@ -434,13 +434,15 @@ def trial_of(plan: Plan, upto: int | None = None) -> Trial | None:
     return chain_trial(plan.source.dtype, described, layouts(plan.shape, plan.reach(upto), plan.blocks))
 
 
-def kernels_now(job: Job, upto: int | None) -> str:
-    """The kernel set block tasks of ``job`` run here, now: the plan's, but
+@contextlib.contextmanager
+def kernels_now(job: Job, upto: int | None) -> Iterator[str]:
+    """The kernel set a block task of ``job`` runs here, now: the plan's, but
     scipy's while this process is still getting the compiled ones ready
-    (:func:`batchproc.dispatch.ready`)."""
+    (:func:`batchproc.dispatch.turn`)."""
     plan = job.plan
     if plan.kernels != "compiled":
-        return plan.kernels
+        yield plan.kernels
+        return
     key = (*job.key, upto)
     if key not in _TRIALS:
         with _STARTED_LOCK:
@@ -449,9 +451,12 @@ def kernels_now(job: Job, upto: int | None) -> str:
                 _TRIALS.popitem(last=False)
     trial = _TRIALS.get(key)
     if trial is None:
-        return plan.kernels
+        yield plan.kernels
+        return
     if compile_mode() != "wait":
-        return plan.kernels if dispatch.ready(trial) else "scipy"
+        with dispatch.turn(trial) as compiled:
+            yield plan.kernels if compiled else "scipy"
+        return
     if job.processes and key not in _STARTED:
         # Several processes of a machine: their first compiles take turns, so a
         # kernel compiles once per machine and the others load it from the cache.
@@ -462,13 +467,14 @@ def kernels_now(job: Job, upto: int | None) -> str:
                 _STARTED[key] = None
                 while len(_STARTED) > 256:
                     _STARTED.popitem(last=False)
-    return plan.kernels
+    yield plan.kernels
 
 
 def compute_block(job: Job, index: tuple[int, ...], upto: int | None = None) -> np.ndarray:
     """Block ``index`` through the first ``upto`` steps (default all): read with
     their halo from the input, exactly the block's voxels out."""
-    return _compute_block(job, index, upto, kernels_now(job, upto))
+    with kernels_now(job, upto) as kernels:
+        return _compute_block(job, index, upto, kernels)
 
 
 def _compute_block(job: Job, index: tuple[int, ...], upto: int | None, kernels: str) -> np.ndarray:

@@ -22,9 +22,8 @@ import dask
 
 KERNEL_SETS = ("compiled", "scipy")
 #: How compiled kernels get ready: in another process while scipy's run
-#: (``background``), in a thread of the run's process while scipy's run
-#: (``thread``), or where they are first called (``wait``).
-COMPILE_MODES = ("background", "thread", "wait")
+#: (``background``), or where they are first called (``wait``).
+COMPILE_MODES = ("background", "wait")
 
 
 def checked(value: str, name: str = "kernels") -> str:
