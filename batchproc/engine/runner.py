@@ -37,8 +37,8 @@ from typing import Any
 import dask
 import numpy as np
 
-from batchproc.blocks import Link, run_links
 from batchproc import dispatch
+from batchproc.blocks import Link, run_links
 from batchproc.dispatch import Trial, chain_trial, compile_lock, compile_mode, layouts
 from batchproc.engine.progress import block_bar, is_bar, shown
 from batchproc.errors import BatchprocError, SchedulerLost
@@ -444,12 +444,13 @@ def kernels_now(job: Job, upto: int | None) -> Iterator[str]:
         yield plan.kernels
         return
     key = (*job.key, upto)
-    if key not in _TRIALS:
-        with _STARTED_LOCK:
-            _TRIALS[key] = trial_of(plan, upto)
+    with _STARTED_LOCK:
+        if key in _TRIALS:
+            trial = _TRIALS[key]
+        else:
+            trial = _TRIALS[key] = trial_of(plan, upto)
             while len(_TRIALS) > 64:
                 _TRIALS.popitem(last=False)
-    trial = _TRIALS.get(key)
     if trial is None:
         yield plan.kernels
         return
