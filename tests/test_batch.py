@@ -219,18 +219,25 @@ def test_batch_killed_with_sigkill_is_finished_by_the_same_command(tmp_path: Pat
     assert json.loads(manifest.read_text().splitlines()[-1])["status"] == "done"
 
 
-def test_an_input_damaged_inside_its_pixels_fails_alone(tmp_path: Path) -> None:
-    # Its header reads, so the damage shows only when a block reads the pixels.
+def tiffs_with_one_damaged(tmp_path: Path, seed: int) -> tuple[Path, dict[str, np.ndarray]]:
+    """Three TIFF slices, t1.tif cut in half: its header reads, so the damage shows
+    only when a block reads the pixels."""
     import tifffile
 
     folder = tmp_path / "tiffs"
     folder.mkdir()
-    rng = np.random.default_rng(18)
+    rng = np.random.default_rng(seed)
     images = {f"t{i}": (rng.random((40, 48)) * 255).astype(np.uint8) for i in range(3)}
     for name, image in images.items():
         tifffile.imwrite(folder / f"{name}.tif", image)
     data = (folder / "t1.tif").read_bytes()
     (folder / "t1.tif").write_bytes(data[: len(data) // 2])
+    return folder, images
+
+
+def test_an_input_damaged_inside_its_pixels_fails_alone(tmp_path: Path) -> None:
+    # Its header reads, so the damage shows only when a block reads the pixels.
+    folder, images = tiffs_with_one_damaged(tmp_path, seed=18)
     result = invoke("batch", folder, "--out", tmp_path / "out", *STEPS)
     assert result.exit_code == 3, result.output
     state = manifest_state(tmp_path / "out")
@@ -245,16 +252,7 @@ def test_batch_measure_with_a_damaged_item_measures_the_others(tmp_path: Path) -
     tables and the combined one hold exactly their objects."""
     import csv
 
-    import tifffile
-
-    folder = tmp_path / "tiffs"
-    folder.mkdir()
-    rng = np.random.default_rng(19)
-    images = {f"t{i}": (rng.random((40, 48)) * 255).astype(np.uint8) for i in range(3)}
-    for name, image in images.items():
-        tifffile.imwrite(folder / f"{name}.tif", image)
-    data = (folder / "t1.tif").read_bytes()
-    (folder / "t1.tif").write_bytes(data[: len(data) // 2])
+    folder, images = tiffs_with_one_damaged(tmp_path, seed=19)
     out = tmp_path / "out"
     result = invoke("batch", folder, "--out", out, *STEPS, "--measure", "-q")
     assert result.exit_code == 3, result.output

@@ -409,6 +409,12 @@ class _Reader(io.RawIOBase):
         return int(self.file.size)
 
 
+def _status(text: str, code: int) -> bool:
+    """Whether ``text`` holds the HTTP status ``code`` as a number of its own, not as
+    digits of a port or an address (``127.0.0.1:44031`` is no 403)."""
+    return re.search(rf"(?<![\d.:]){code}(?!\d)", text) is not None
+
+
 def describe(error: BaseException) -> str:
     """An object store's error in one line a user can act on, without credentials."""
     # The server's own body is left out: an S3 error document may name the access key.
@@ -417,9 +423,9 @@ def describe(error: BaseException) -> str:
     kind = type(error).__name__
     if "nosuchbucket" in low or "bucket does not exist" in low:
         return "the bucket does not exist"
-    if "permissiondenied" in kind.lower() or "403" in low or "accessdenied" in low or "signaturedoesnotmatch" in low or "invalidaccesskeyid" in low:
+    if "permissiondenied" in kind.lower() or _status(low, 403) or "accessdenied" in low or "signaturedoesnotmatch" in low or "invalidaccesskeyid" in low:
         return "access denied (check the credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or anonymous access with AWS_SKIP_SIGNATURE=true)"
-    if "unauthenticated" in kind.lower() or "401" in low:
+    if "unauthenticated" in kind.lower() or _status(low, 401):
         return "not authenticated (no valid credentials found in the environment)"
     if any(code in low for code in ("500 internal", "502 bad", "503 service", "504 gateway", "slowdown")):
         return f"the object store kept failing with server errors after {RETRY['max_retries']} retries ({text[:200]})"

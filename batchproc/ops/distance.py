@@ -156,16 +156,17 @@ def edt_apply(x: Any, sampling: Any = None, return_distances: bool = True, retur
 
 
 def _relate(params: dict[str, Any], ctx: c.Context) -> None:
-    if not params["return_distances"] and not params["return_indices"]:
-        raise ctx.fail("return_distances", "True (scipy: 'at least one of return_distances/return_indices must be True')", False, RuntimeError)
-    if not params["return_distances"] or params["return_indices"] or params["distances"] is not None or params["indices"] is not None:
-        raise ctx.fail("return_indices", "False, with return_distances True and no output arrays (the distances are returned; the feature transform is not offered yet)",
-                       {k: params[k] for k in ("return_distances", "return_indices")})
+    # scipy checks the sampling first
     sampling = params.get("sampling")
     if sampling is not None and ctx.ndim is not None:
         values = np.atleast_1d(np.asarray(sampling, dtype=float))
         if np.ndim(sampling) > 0 and values.size != ctx.ndim:  # scipy: a list has one per axis
             raise ctx.fail("sampling", f"one spacing, or one per axis ({ctx.ndim})", sampling, RuntimeError)
+    if not params["return_distances"] and not params["return_indices"]:
+        raise ctx.fail("return_distances", "True (scipy: 'at least one of return_distances/return_indices must be True')", False, RuntimeError)
+    if not params["return_distances"] or params["return_indices"] or params["distances"] is not None or params["indices"] is not None:
+        raise ctx.fail("return_indices", "False, with return_distances True and no output arrays (the distances are returned; the feature transform is not offered yet)",
+                       {k: params[k] for k in ("return_distances", "return_indices")})
 
 
 def _sampling(name: str, v: Any, ctx: c.Context) -> Any:

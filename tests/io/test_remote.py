@@ -199,6 +199,19 @@ def test_bad_credentials_a_missing_bucket_and_read_only_https_exit_2_without_sec
     assert result.exit_code == 2 and "read-only" in result.output
 
 
+def _free_port_among(ports: range) -> int | None:
+    import socket
+
+    for port in ports:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return None
+
+
 def test_an_object_store_that_does_not_answer_fails_within_bounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
@@ -206,7 +219,8 @@ def test_an_object_store_that_does_not_answer_fails_within_bounds(tmp_path: Path
 
     from batchproc.io import remote
 
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    # nothing listens there; a port with "403" in it once read as an HTTP 403
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port_among(range(40300, 40400)) or free_port()}")
     monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-value-1234")

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from ops_strategies import chunkings
 
 import batchproc
+from batchproc.ops import REGISTRY
 
 
 def _scratch_files(folder: str) -> list[str]:
@@ -42,7 +43,12 @@ def test_distances_in_small_tiles_and_slabs_equal_scipy(tmp_path_factory, data: 
         assert _scratch_files(folder) == []  # nothing made while the graph is built
         got = lazy.compute(scheduler="threads")
     assert got.dtype == want.dtype and got.shape == want.shape
-    assert np.array_equal(got, want), np.abs(got - want).max()
+    if all(float(s).is_integer() for s in np.atleast_1d(sampling if sampling is not None else 1)):
+        assert np.array_equal(got, want), np.abs(got - want).max()  # exact integer squares
+    else:  # where two zeros are all but equally near, the last bit may differ (declared)
+        bound = REGISTRY["distance_transform_edt"].tolerance(a, want)
+        assert np.abs(got - want).max() <= bound, (np.abs(got - want).max(), bound)
+        assert np.mean(got != want) < 0.05, np.mean(got != want)  # ties are rare, not the rule
     assert _scratch_files(folder) == []  # the last slab removed the scratch
 
 
