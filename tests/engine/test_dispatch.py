@@ -40,14 +40,20 @@ READY_TIMEOUT = 300.0
 
 class Alternating:
     """In place of :func:`batchproc.dispatch.ready` and :func:`~batchproc.dispatch.turn`:
-    scipy's kernels for the 1st, 3rd, 5th... ask, the compiled ones (waited for,
-    bounded) for the others; the answers, counted."""
+    scipy's kernels for the 1st, 3rd, 5th... ask, the compiled ones (their trial
+    run here first) for the others; the answers, counted."""
 
     def __init__(self) -> None:
         self.answers: list[bool] = []
+        self.loaded: set[str] = set()
 
     def __call__(self, trial: dispatch.Trial) -> bool:
-        answer = len(self.answers) % 2 == 1 and dispatch.wait(trial, READY_TIMEOUT)
+        answer = len(self.answers) % 2 == 1
+        if answer and trial.key not in self.loaded:
+            # made ready in this process, as `wait` mode does: the switch is under
+            # test here; the compiling process is, in the whole-process tests below
+            trial.run()
+            self.loaded.add(trial.key)
         self.answers.append(answer)
         return answer
 
@@ -151,7 +157,6 @@ def test_a_run_that_switches_kernel_sets_block_by_block_equals_scipy(name: str, 
             assert_same(name, got, want, a)
 
     check()
-    assert False not in [a for a in alternating.answers[1::2]], "the compiled kernels never got ready"
     assert switched, "no run had blocks on both kernel sets"
 
 
@@ -181,9 +186,11 @@ event.register("numba:compile", builtins._batchproc_compiles)
 COMPILES = "dict(__import__('builtins')._batchproc_compiles.by_thread)"
 ANSWERS = "__import__('batchproc.dispatch', fromlist=['answers']).answers()"
 
-STEPS = ["--step", "gaussian_filter:sigma=2", "--step", "sobel_magnitude", "--step", "threshold:above=40"]
+#: A two-step chain whose kernels compile in seconds (the course pipeline's take
+#: about ten times longer): what is under test is who compiles, not what.
+STEPS = ["--step", "uniform_filter:size=3", "--step", "threshold:above=2000"]
 
-#: Two runs of the course pipeline in one new process, with an empty numba
+#: Two runs of STEPS in one new process, with an empty numba
 #: cache: the first at once, the second once the kernels are ready.
 TWO_RUNS = COUNT_BY_THREAD + """
 import sys
@@ -205,9 +212,8 @@ print("second", repr([""" + COMPILES + """, """ + ANSWERS + """]))
 """
 
 
-def course(data: np.ndarray) -> np.ndarray:
-    smooth = ndi.gaussian_filter(data, 2).astype(np.float64)
-    return np.sqrt(sum(np.square(ndi.sobel(smooth, a)) for a in range(3))) > 40
+def expected(data: np.ndarray) -> np.ndarray:
+    return ndi.uniform_filter(data, 3) > 2000
 
 
 def pixels(path: Path) -> np.ndarray:
@@ -234,31 +240,6 @@ def volume_tif(tmp_path: Path) -> tuple[Path, np.ndarray]:
     return tmp_path / "v.tif", data
 
 
-@pytest.mark.slow
-def test_a_first_run_compiles_nothing(tmp_path: Path, volume_tif: tuple[Path, np.ndarray]) -> None:
-    """A new process, numba's cache empty: its blocks run at once on scipy's
-    kernels, and the process compiles nothing at all (another process fills the
-    cache, and the run's own thread only loads from it). Once ready, the next
-    run's blocks run the compiled kernels, still compiling nothing. Both results
-    equal scipy's."""
-    source, data = volume_tif
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache"), "BATCHPROC_COMPILE": "background", "DASK_BATCHPROC__BLOCK_BYTES": "64KiB"}
-    done = subprocess.run(
-        [sys.executable, "-c", TWO_RUNS, str(source), str(tmp_path / "o.zarr"), str(READY_TIMEOUT), *STEPS],
-        env=env, capture_output=True, text=True, timeout=READY_TIMEOUT + 200,
-    )
-    assert done.returncode == 0, done.stderr
-    seen = _lines(done.stdout)
-    (first_compiles, first_answers), (ready,), (second_compiles, second_answers) = seen["first"], seen["ready"], seen["second"]
-    assert ready is True, done.stderr
-    compiled_by = {thread for thread, n in {**first_compiles, **second_compiles}.items() if n}
-    assert not compiled_by, f"this process compiled, in {compiled_by}"
-    assert first_answers.get("scipy", 0) > 1 and first_answers.get("compiled", 0) == 0, first_answers
-    assert second_answers.get("compiled", 0) > 1 and second_answers.get("scipy", 0) == 0, second_answers
-    assert np.array_equal(pixels(tmp_path / "o.zarr"), course(data))
-    assert np.array_equal(pixels(tmp_path / "o.zarr-again"), course(data))
-
-
 #: One run in a new process; its compiles and answers.
 ONE_RUN = COUNT_BY_THREAD + """
 import sys
@@ -274,29 +255,44 @@ print("first", repr([""" + COMPILES + """, """ + ANSWERS + """]))
 
 
 @pytest.mark.slow
-def test_a_run_waits_for_kernels_the_cache_holds_as_they_load(tmp_path: Path, volume_tif: tuple[Path, np.ndarray]) -> None:
-    """Once a compiling process has filled numba's cache (and noted it), a new
-    process's blocks wait for the kernels to load (a load costs less than a
-    compiled block saves) and all run compiled, compiling nothing. A note gone
-    stale (the cache emptied beside it) costs no compile either: the load finds
-    a kernel missing and the blocks run scipy's while another process compiles."""
+def test_a_first_run_compiles_nothing_and_the_next_process_loads_the_cache(tmp_path: Path, volume_tif: tuple[Path, np.ndarray]) -> None:
+    """A new process, numba's cache empty: its blocks run at once on scipy's
+    kernels, and the process compiles nothing at all (another process fills the
+    cache, and the run's own thread only loads from it). Once ready, the next
+    run's blocks run the compiled ones, still compiling nothing. A new process
+    then finds the cache noted: its blocks wait for the kernels to load (a load
+    costs less than a compiled block saves) and all run compiled. A note gone
+    stale (the cache emptied beside it) costs no compile either: the blocks run
+    scipy's while another process compiles. Every result equals scipy's."""
+    import shutil
+
     source, data = volume_tif
     cache = tmp_path / "numba-cache"
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "BATCHPROC_COMPILE": "background", "DASK_BATCHPROC__BLOCK_BYTES": "64KiB"}
+    done = subprocess.run(
+        [sys.executable, "-c", TWO_RUNS, str(source), str(tmp_path / "o.zarr"), str(READY_TIMEOUT), *STEPS],
+        env=env, capture_output=True, text=True, timeout=READY_TIMEOUT + 200,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = _lines(done.stdout)
+    (first_compiles, first_answers), (ready,), (second_compiles, second_answers) = seen["first"], seen["ready"], seen["second"]
+    assert ready is True, done.stderr
+    compiled_by = {thread for thread, n in {**first_compiles, **second_compiles}.items() if n}
+    assert not compiled_by, f"this process compiled, in {compiled_by}"
+    assert first_answers.get("scipy", 0) > 1 and first_answers.get("compiled", 0) == 0, first_answers
+    assert second_answers.get("compiled", 0) > 1 and second_answers.get("scipy", 0) == 0, second_answers
+    assert np.array_equal(pixels(tmp_path / "o.zarr"), expected(data))
+    assert np.array_equal(pixels(tmp_path / "o.zarr-again"), expected(data))
 
     def one_run(out: str) -> tuple[dict[str, int], dict[str, int]]:
         done = subprocess.run([sys.executable, "-c", ONE_RUN, str(source), str(tmp_path / out), *STEPS], env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
-        assert np.array_equal(pixels(tmp_path / out), course(data))
+        assert np.array_equal(pixels(tmp_path / out), expected(data))
         return tuple(_lines(done.stdout)["first"])  # type: ignore[return-value]
 
-    compiles, answers = one_run("cold.zarr")
-    assert not sum(compiles.values()) and answers["compiled"] == 0 and answers["scipy"] > 1, (compiles, answers)
     assert dispatch.compilers_done(READY_TIMEOUT, cache)
     compiles, answers = one_run("warm.zarr")
     assert not sum(compiles.values()) and answers["scipy"] == 0 and answers["compiled"] > 1, (compiles, answers)
-    import shutil
-
     for folder in cache.iterdir():  # numba's cache gone, the notes kept
         if folder.is_dir() and folder.name != "batchproc-cached":
             shutil.rmtree(folder)
@@ -388,8 +384,8 @@ def test_a_new_cluster_worker_compiles_nothing_before_its_first_block(tmp_path: 
     assert not any(sum(c.values()) for c in [*compiles_first.values(), *compiles_second.values()]), (compiles_first, compiles_second)
     assert sum(a.get("scipy", 0) for a in first.values()) > 0 and not any(a.get("compiled", 0) for a in first.values()), first
     assert all(a.get("compiled", 0) > 0 for a in second.values()) and not any(a.get("scipy", 0) for a in second.values()), second
-    assert np.array_equal(pixels(tmp_path / "first.zarr"), course(data))
-    assert np.array_equal(pixels(tmp_path / "second.zarr"), course(data))
+    assert np.array_equal(pixels(tmp_path / "first.zarr"), expected(data))
+    assert np.array_equal(pixels(tmp_path / "second.zarr"), expected(data))
 
 
 # ---------------------------------------------------------------- the parts
@@ -493,7 +489,7 @@ def test_the_trial_covers_the_blocks_of_every_warmed_pipeline(tmp_path: Path) ->
     nothing at all in this process)."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
     done = subprocess.run(
-        [sys.executable, "-c", ENGINE_AFTER_TRIAL, str(READY_TIMEOUT), "uint16", "float32"], env=env, capture_output=True, text=True, timeout=1500,
+        [sys.executable, "-c", ENGINE_AFTER_TRIAL, str(READY_TIMEOUT), "uint16"], env=env, capture_output=True, text=True, timeout=1500,
     )
     assert done.returncode == 0, done.stderr
     import ast
