@@ -52,7 +52,7 @@ def global_apply(x: da.Array, op: Operation, params: dict[str, Any]) -> da.Array
     blocks = tuple(range(x.ndim))
     from batchproc import kernels
 
-    for one in op.passes(dtype, params, kernels.active()):
+    for one in op.passes(dtype, params, kernels.for_input(x.size)):
         parts = lazy_partials(x, one.partial, one.shape, scalars=tuple(results))
         if one.combine == "sum":
             results.append(parts.sum(axis=blocks))
@@ -79,7 +79,7 @@ def located_apply(x: da.Array, op: Operation, params: dict[str, Any]) -> tuple[d
     dtype = np.dtype(x.dtype)
     blocks, boxes = located_blocks(x)
     results: list[Any] = []
-    for one in op.passes(dtype, params, kernels.active()):
+    for one in op.passes(dtype, params, kernels.for_input(x.size)):
         assert one.located and one.combine == "collect" and one.reduce is not None
         parts = [dask.delayed(one.partial)(block, *results, where=box, shape=x.shape) for block, box in zip(blocks, boxes, strict=True)]
         results.append(dask.delayed(one.reduce)(parts, x.shape))

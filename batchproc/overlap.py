@@ -38,7 +38,7 @@ from dask.array.overlap import ensure_minimum_chunksize
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 from dask.layers import ArrayOverlapLayer
 
-from batchproc import kernels
+from batchproc import dispatch, kernels
 from batchproc.blocks import Link, run_links
 from batchproc.errors import BatchprocError
 from batchproc.ops._registry import Edge, Operation, reaching_edges
@@ -123,15 +123,27 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
         x = x.rechunk(merged)
     aligned = [a.rechunk(x.chunks) for a in aligned]
 
-    # Each step's kernel is chosen now, from the dtype that reaches it.
-    kernel_set = kernels.active()
+    # Each step's kernels are chosen now, from the dtype that reaches it; which
+    # set runs a block is decided as it runs (batchproc.dispatch).
+    kernel_set = kernels.for_input(x.size, [op.name for op, _ in steps])
     dtype = np.dtype(x.dtype)
-    links = []
+    fixed, described = [], []
     for (op, params), present in zip(steps, layout, strict=True):
         kwargs = {k: v for k, v in params.items() if k not in present}
-        links.append(Link(op.kernel(dtype, params, kernel_set), kwargs, present, op.halo(params, ndim)))
+        fixed.append(Link(op.kernel(dtype, params, "scipy"), kwargs, present, op.halo(params, ndim)))
+        described.append((op.name, kwargs, dtype.str, tuple((n, np.dtype(params[n].dtype).str) for n in present)))
         dtype = np.dtype(op.dtype(dtype, params))
     numblocks = tuple(len(c) for c in x.chunks)
+    compiled = _Compiled(steps, layout, np.dtype(x.dtype), ndim) if kernel_set == "compiled" and any(op.fast is not None for op, _ in steps) else None
+    trial = None
+    if compiled is not None and dispatch.compile_mode() == "wait":
+        kernels.active()  # numba's set-up, in the background while the graph is built
+        fixed = compiled.links()  # compiled where first called
+    elif compiled is not None:
+        blocks = tuple(min(c) for c in x.chunks)
+        trial = dispatch.chain_trial(x.dtype, described, dispatch.layouts(x.shape, [depth[a] for a in range(ndim)], blocks, owns=(True, False)))
+        if _runs_here():
+            dispatch.prepare(trial)  # while the graph is built
 
     def run_block(block: np.ndarray, *aligned_blocks: np.ndarray, block_info: Any = None) -> np.ndarray:
         where = block_info[None]["chunk-location"]
@@ -144,7 +156,10 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
             for axis in range(ndim)
         ]
         # The block joined from its halo is this task's own: a step may write over it.
-        return run_links(block, links, have, aligned_blocks, own=_is_joined(block))
+        if trial is None:
+            return run_links(block, fixed, have, aligned_blocks, own=_is_joined(block))
+        with dispatch.turn(trial) as ready:
+            return run_links(block, compiled.links() if ready else fixed, have, aligned_blocks, own=_is_joined(block))
 
     result = da.map_overlap(
         run_block,
@@ -160,6 +175,42 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
         token=f"batchproc-{names}",
     )
     return _copied_halos(result)
+
+
+def _runs_here() -> bool:
+    """Will this process's threads run the blocks (dask's local threads or the
+    calling thread; not a cluster's workers, nor a process pool)?"""
+    import sys
+
+    import dask
+
+    scheduler = dask.config.get("scheduler", None)
+    if scheduler is None:
+        return "distributed" not in sys.modules
+    return isinstance(scheduler, str) and scheduler.lower() in ("threads", "threading", "sync", "synchronous", "single-threaded")
+
+
+class _Compiled:
+    """A stage's compiled links, made in the process that runs its blocks when
+    first asked (making them loads numba, which a process that only builds the
+    graph need not)."""
+
+    def __init__(self, steps: Sequence[Step], layout: Sequence[tuple[str, ...]], dtype: np.dtype, ndim: int) -> None:
+        self.steps, self.layout, self.dtype, self.ndim = list(steps), list(layout), dtype, ndim
+        self._links: list[Link] | None = None
+
+    def links(self) -> list[Link]:
+        if self._links is None:
+            dtype, made = self.dtype, []
+            for (op, params), present in zip(self.steps, self.layout, strict=True):
+                kwargs = {k: v for k, v in params.items() if k not in present}
+                made.append(Link(op.kernel(dtype, params, "compiled"), kwargs, present, op.halo(params, self.ndim)))
+                dtype = np.dtype(op.dtype(dtype, params))
+            self._links = made
+        return self._links
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_links": None}  # each process makes its own
 
 
 def _copy_slice(block: Any, index: tuple[slice, ...]) -> Any:

@@ -410,7 +410,7 @@ def make_plan(
     elif shards is not False:
         shards = _checked_shards(tuple(shards), chunks, source.shape)  # type: ignore[arg-type]
     blocks = choose_blocks(source.shape, shards or chunks, itemsize, halo, edges, target, source.native)
-    chosen = kernels or kernel_sets.asked() or _kernels_for(source, steps)
+    chosen = kernels or kernel_sets.for_input(math.prod(source.shape), [step.name for step in steps])
     token = _token([source.token, [(s.name, repr(dict(s.params))) for s in steps], chunks, shards, blocks, chosen])
     return Plan(source, steps, chunks, blocks, edges, chosen, token, shards or None)
 
@@ -454,19 +454,6 @@ def _checked_shards(shards: tuple[int, ...], chunks: tuple[int, ...], shape: tup
                 f"got {','.join(map(str, shards))} (axis {axis}: {s} is not a multiple of {c})."
             )
     return tuple(min(s, -(-n // c) * c) for s, c, n in zip(shards, chunks, shape, strict=True))
-
-
-#: Below this many voxels a run takes scipy's kernels unless told otherwise:
-#: loading the compiled ones costs a process about half a second, more than they
-#: save on so little (docs/concepts/kernels.md).
-SMALL_INPUT = 2**22
-#: The same for a run with a rank filter, where scipy is slowest.
-SMALL_INPUT_RANK = 2**18
-
-
-def _kernels_for(source: Source, steps: Sequence[BoundStep]) -> str:
-    ranks = any(step.name in ("median_filter", "percentile_filter", "rank_filter") for step in steps)
-    return "scipy" if math.prod(source.shape) <= (SMALL_INPUT_RANK if ranks else SMALL_INPUT) else "compiled"
 
 
 def block_bytes() -> int:

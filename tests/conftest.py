@@ -24,6 +24,12 @@ settings.register_profile(
 )
 settings.load_profile("batchproc")
 
+# The suite holds the compiled kernels to the contract: each test that asks for
+# them runs them, compiled where first called, in this process and in every
+# process it starts (the environment carries it). tests/engine/test_dispatch.py asks
+# for the other modes itself.
+os.environ.setdefault("BATCHPROC_COMPILE", "wait")
+
 
 class ComputeForbidden(AssertionError):
     """Raised by the ``no_compute`` scheduler: something computed while it should not."""

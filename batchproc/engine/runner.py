@@ -37,7 +37,9 @@ from typing import Any
 import dask
 import numpy as np
 
+from batchproc import dispatch
 from batchproc.blocks import Link, run_links
+from batchproc.dispatch import Trial, chain_trial, compile_lock, compile_mode, layouts
 from batchproc.engine.progress import block_bar, is_bar, shown
 from batchproc.errors import BatchprocError, SchedulerLost
 from batchproc.ops._registry import combine
@@ -70,7 +72,7 @@ def collector_frozen() -> Iterator[None]:
     The collector holds the GIL while it walks every tracked object (about
     150,000 once numba, scipy and dask are imported), in which no task can start
     or hand back its block. Objects made during the computation are still
-    collected as usual (see docs/concepts/memory.md, "Memory and the collector")."""
+    collected as usual (see docs/concepts/memory.md)."""
     with _FROZEN_LOCK:
         if _FROZEN["depth"] == 0:
             # A program that froze objects itself (before forking, say) keeps
@@ -365,29 +367,31 @@ class Job:
 
 
 #: Each process's links of the jobs it ran lately: kernels are chosen once per
-#: job and process, not per block.
+#: job, kernel set and process, not per block.
 _LINKS: OrderedDict[tuple[Any, ...], list[Link]] = OrderedDict()
 _LINKS_LOCK = threading.Lock()
 
 
-def links(job: Job, upto: int) -> list[Link]:
-    """The first ``upto`` steps of ``job``'s plan, ready to run on blocks."""
-    key = (*job.key, upto)
+def links(job: Job, upto: int, kernels: str | None = None) -> list[Link]:
+    """The first ``upto`` steps of ``job``'s plan, ready to run on blocks, with the
+    kernel set ``kernels`` (default: the plan's)."""
+    plan = job.plan
+    kernels = kernels or plan.kernels
+    key = (*job.key, upto, kernels)
     with _LINKS_LOCK:
         found = _LINKS.get(key)
     if found is not None:
         return found
-    plan = job.plan
     chain = []
     for k, step in enumerate(plan.steps[:upto]):
         op = step.op
         if step.is_global:
             finish = op.finish(step.dtype, step.params)
-            count = len(op.passes(step.dtype, step.params, plan.kernels)) if op.passes else 0
+            count = len(op.passes(step.dtype, step.params, kernels)) if op.passes else 0
             results = tuple(job.results[(k, j)] for j in range(count))
             chain.append(Link(_Finished(finish, results, op.located), {}, (), step.reach))
         else:
-            chain.append(Link(op.kernel(step.dtype, step.params, plan.kernels), step.params, (), step.reach))
+            chain.append(Link(op.kernel(step.dtype, step.params, kernels), step.params, (), step.reach))
     with _LINKS_LOCK:
         _LINKS[key] = chain
         while len(_LINKS) > 8:
@@ -407,73 +411,74 @@ class _Finished:
         return self.finish(block, *self.results)
 
 
-#: Jobs (and passes) whose kernels this process has loaded.
+#: Each process's trials of the jobs it ran lately (None: no step of theirs has
+#: a compiled kernel), and in ``wait`` mode the trials it already ran.
+_TRIALS: OrderedDict[tuple[Any, ...], Trial | None] = OrderedDict()
 _STARTED: OrderedDict[tuple[Any, ...], None] = OrderedDict()
 _STARTED_LOCK = threading.Lock()
 
 
+def trial_of(plan: Plan, upto: int | None = None) -> Trial | None:
+    """The :class:`~batchproc.dispatch.Trial` that loads the compiled kernels of
+    the first ``upto`` steps of ``plan`` (default all); None where none of them
+    has one. A global step's finish compiles nothing and is stood in for by its
+    output dtype."""
+    upto = len(plan.steps) if upto is None else upto
+    steps = plan.steps[:upto]
+    if not any(step.op.fast is not None for step in steps):
+        return None
+    described = tuple(
+        (None, {}, step.out.str, ()) if step.is_global else (step.name, dict(step.params), step.dtype.str, ())
+        for step in steps
+    )
+    return chain_trial(plan.source.dtype, described, layouts(plan.shape, plan.reach(upto), plan.blocks))
+
+
 @contextlib.contextmanager
-def first_of_machine() -> Iterator[None]:
-    """Held while a process loads the compiled kernels of a job: one process of a
-    machine at a time, so that numba compiles a kernel once per machine (the
-    others wait, then load it from numba's cache, see docs/concepts/kernels.md).
-    The lock is a file beside numba's cache, or in the temporary folder."""
-    import fcntl
-    import tempfile
-    from pathlib import Path
-
-    from batchproc import kernels
-
-    folders = [os.environ.get("NUMBA_CACHE_DIR"), str(Path(kernels.__file__).parent / "__pycache__"), tempfile.gettempdir()]
-    fd = None
-    for folder in filter(None, folders):
-        with contextlib.suppress(OSError):
-            os.makedirs(folder, exist_ok=True)
-            fd = os.open(os.path.join(folder, ".batchproc-compile.lock"), os.O_CREAT | os.O_RDWR, 0o666)
-            break
-    if fd is None:  # nowhere to put a lock: compile unguarded
-        yield
+def kernels_now(job: Job, upto: int | None) -> Iterator[str]:
+    """The kernel set a block task of ``job`` runs here, now: the plan's, but
+    scipy's while this process is still getting the compiled ones ready
+    (:func:`batchproc.dispatch.turn`)."""
+    plan = job.plan
+    if plan.kernels != "compiled":
+        yield plan.kernels
         return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    key = (*job.key, upto)
+    with _STARTED_LOCK:
+        if key in _TRIALS:
+            trial = _TRIALS[key]
+        else:
+            trial = _TRIALS[key] = trial_of(plan, upto)
+            while len(_TRIALS) > 64:
+                _TRIALS.popitem(last=False)
+    if trial is None:
+        yield plan.kernels
+        return
+    if compile_mode() != "wait":
+        with dispatch.turn(trial) as compiled:
+            yield plan.kernels if compiled else "scipy"
+        return
+    if job.processes and key not in _STARTED:
+        # Several processes of a machine: their first compiles take turns, so a
+        # kernel compiles once per machine and the others load it from the cache.
+        with _STARTED_LOCK:
+            if key not in _STARTED:
+                with compile_lock():
+                    trial.run()
+                _STARTED[key] = None
+                while len(_STARTED) > 256:
+                    _STARTED.popitem(last=False)
+    yield plan.kernels
 
 
 def compute_block(job: Job, index: tuple[int, ...], upto: int | None = None) -> np.ndarray:
     """Block ``index`` through the first ``upto`` steps (default all): read with
     their halo from the input, exactly the block's voxels out."""
-    key = (*job.key, upto)
-    if job.processes and job.plan.kernels == "compiled" and key not in _STARTED:
-        with _STARTED_LOCK:
-            if key not in _STARTED:
-                with first_of_machine():
-                    _load_kernels(job, upto)
-                _STARTED[key] = None
-                while len(_STARTED) > 256:
-                    _STARTED.popitem(last=False)
-    return _compute_block(job, index, upto)
+    with kernels_now(job, upto) as kernels:
+        return _compute_block(job, index, upto, kernels)
 
 
-def _load_kernels(job: Job, upto: int | None) -> None:
-    """Run the steps on small blocks of the input's dtype, with a halo all round
-    (an inner block), on one side only and on none (blocks at the array's edges:
-    their cuts give the kernels arrays of other layouts): numba compiles, or loads
-    from its cache, what the blocks will call."""
-    plan = job.plan
-    upto = len(plan.steps) if upto is None else upto
-    reach = plan.reach(upto)
-    chain = links(job, upto)
-    with np.errstate(all="ignore"):
-        for left, right in ((True, True), (False, True), (True, False), (False, False)):
-            shape = [min(n, r * (left + right) + min(b, 4)) for n, r, b in zip(plan.shape, reach, plan.blocks, strict=True)]
-            have = [(r * left, r * right) if n > r * (left + right) else (0, 0) for r, n in zip(reach, shape, strict=True)]
-            run_links(np.zeros(shape, plan.source.dtype), chain, have, own=True)
-
-
-def _compute_block(job: Job, index: tuple[int, ...], upto: int | None) -> np.ndarray:
+def _compute_block(job: Job, index: tuple[int, ...], upto: int | None, kernels: str) -> np.ndarray:
     from batchproc.io.regions import CACHE, read_region
 
     plan = job.plan
@@ -487,7 +492,7 @@ def _compute_block(job: Job, index: tuple[int, ...], upto: int | None) -> np.nda
     readers = (lambda chunk: plan.chunk_readers(chunk, reach)) if src.native is not None else None
     faces = (lambda chunk: plan.chunk_faces(chunk, reach)) if src.native is not None else None
     block = read_region(src.reader, src.shape, src.dtype, src.native, lo, hi, exclusive, (src.token, upto), readers, faces=faces)
-    return run_links(block, links(job, upto), have, own=True, origin=lo)
+    return run_links(block, links(job, upto, kernels), have, own=True, origin=lo)
 
 
 def pass_task(job: Job, index: tuple[int, ...], step: int, number: int) -> np.ndarray:
@@ -532,9 +537,7 @@ def run_plan(
         todo = [(index, list(plan.files_of(index))) for index in plan.ordered_blocks()]
     with contextlib.nullcontext(on) if on is not None else pool() as workers:
         if plan.kernels == "compiled" and not isinstance(workers, ClientPool):
-            from batchproc.kernels import warm_up
-
-            warm_up()  # numba's set-up, in the background while the first blocks are read
+            _prepare_early(plan)
         window = max(2, 2 * workers.threads)
         cache = plan.cache_bytes(window, workers.processes)
         try:
@@ -551,6 +554,20 @@ def run_plan(
         finally:
             workers.release(plan.source.token)
     return written[0]
+
+
+def _prepare_early(plan: Plan) -> None:
+    """Start getting the compiled kernels ready in this process as the run starts,
+    while the first blocks are read (``wait`` mode: numba's own set-up only)."""
+    if compile_mode() == "wait":
+        from batchproc.kernels import warm_up
+
+        warm_up()
+        return
+    for upto in sorted({*(step for step, _ in plan.passes()), len(plan.steps)}):
+        trial = trial_of(plan, upto)
+        if trial is not None:
+            dispatch.prepare(trial)
 
 
 def _passes(plan: Plan, workers: Pool, window: int, cache: int) -> dict[tuple[int, int], np.ndarray]:

@@ -41,7 +41,12 @@ DTYPES = ("uint8", "uint16", "int16", "float32", "float64")
 def warm(dtypes: Sequence[str] = DTYPES, names: Sequence[str] | None = None, on_done: Callable[[str, str], None] | None = None) -> int:
     """Run each chosen pipeline of :data:`WARM_STEPS` with the compiled kernels on a
     small 3-D volume of each dtype, in several blocks (edge and inner blocks take
-    different paths), on the calling thread; the number of runs."""
+    different paths), on the calling thread; the number of runs.
+
+    The runs wait for their kernels (``batchproc.compile`` is ``wait``): compiled
+    here, in this process, is what warming is for."""
+    import dask
+
     from batchproc.engine.runner import InlinePool, run_plan
     from batchproc.io.readers import Image
     from batchproc.pipeline import Pipeline
@@ -49,15 +54,16 @@ def warm(dtypes: Sequence[str] = DTYPES, names: Sequence[str] | None = None, on_
 
     chosen = list(WARM_STEPS) if names is None else list(names)
     runs = 0
-    for dtype in dtypes:
-        volume = _volume(np.dtype(dtype))
-        image = Image(None, "zyx", (1.0, 1.0, 1.0), f"warm-up {dtype}", {}, volume, (8, 24, 24))
-        for name in chosen:
-            plan = make_plan(Pipeline(WARM_STEPS[name]), image, (8, 24, 24), kernels="compiled")
-            run_plan(plan, _Discard(), on=InlinePool())
-            runs += 1
-            if on_done is not None:
-                on_done(name, dtype)
+    with dask.config.set({"batchproc.compile": "wait"}):
+        for dtype in dtypes:
+            volume = _volume(np.dtype(dtype))
+            image = Image(None, "zyx", (1.0, 1.0, 1.0), f"warm-up {dtype}", {}, volume, (8, 24, 24))
+            for name in chosen:
+                plan = make_plan(Pipeline(WARM_STEPS[name]), image, (8, 24, 24), kernels="compiled")
+                run_plan(plan, _Discard(), on=InlinePool())
+                runs += 1
+                if on_done is not None:
+                    on_done(name, dtype)
     return runs
 
 

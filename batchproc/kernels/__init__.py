@@ -8,7 +8,9 @@ scipy.
 
 The kernel set is chosen with ``BATCHPROC_KERNELS`` or
 ``dask.config.set({"batchproc.kernels": "scipy"})`` (``compiled``, the default,
-or ``scipy``), read when a graph is built.
+or ``scipy``), read when a graph is built. How the compiled ones get ready
+(:func:`compile_mode`) is ``BATCHPROC_COMPILE`` or ``batchproc.compile``; which
+set runs each block is decided in :mod:`batchproc.dispatch`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import threading
 import dask
 
 KERNEL_SETS = ("compiled", "scipy")
+#: How compiled kernels get ready: in another process while scipy's run
+#: (``background``), or where they are first called (``wait``).
+COMPILE_MODES = ("background", "wait")
 
 
 def checked(value: str, name: str = "kernels") -> str:
@@ -42,12 +47,41 @@ def chosen() -> str:
     return asked() or "compiled"
 
 
+#: Below this many voxels an input takes scipy's kernels unless a set is asked
+#: for: loading the compiled ones costs a process about half a second, more than
+#: they save on so little (docs/concepts/kernels.md).
+SMALL_INPUT = 2**22
+#: The same where a rank filter runs, where scipy is slowest.
+SMALL_INPUT_RANK = 2**18
+RANK_FILTERS = ("median_filter", "percentile_filter", "rank_filter")
+
+
+def for_input(voxels: int, names: tuple[str, ...] | list[str] = ()) -> str:
+    """The kernel set for an input of ``voxels`` going through the operations
+    ``names``: :func:`asked`, else scipy's for a small input, else ``compiled``."""
+    small = SMALL_INPUT_RANK if any(name in RANK_FILTERS for name in names) else SMALL_INPUT
+    return asked() or ("scipy" if voxels <= small else "compiled")
+
+
 def active() -> str:
-    """:func:`chosen`, for kernels about to run in this process: numba's set-up
-    starts in the background."""
+    """:func:`chosen`, for kernels about to run in this process: in ``wait``
+    mode numba's set-up starts in the background (in the others, it is part of
+    getting the kernels ready)."""
     value = chosen()
-    if value == "compiled":
+    if value == "compiled" and compile_mode() == "wait":
         warm_up()
+    return value
+
+
+def compile_mode() -> str:
+    """How compiled kernels get ready (:data:`COMPILE_MODES`): dask config
+    ``batchproc.compile``, else ``BATCHPROC_COMPILE``, else ``background``; read
+    where the blocks run."""
+    value = dask.config.get("batchproc.compile", default=None) or os.environ.get("BATCHPROC_COMPILE") or "background"
+    if value not in COMPILE_MODES:
+        from batchproc.errors import BatchprocError
+
+        raise BatchprocError(f"batchproc.compile (or BATCHPROC_COMPILE) must be one of {', '.join(COMPILE_MODES)}; got {value!r}.")
     return value
 
 

@@ -114,13 +114,32 @@ DENSE_KEYS = 2**26
 COMPILED_MEASURES = frozenset({"sum", "min", "max", "bbox", "coords", "moments"})
 
 
+def table_trial(keys: np.dtype, values: np.dtype, acc: np.dtype, extreme: np.dtype) -> Any:
+    """The trial that loads the compiled tables for these dtypes (:mod:`batchproc.dispatch`)."""
+    from batchproc.dispatch import Trial
+
+    return Trial("batchproc.ops.objects:load_tables", tuple(np.dtype(d).str for d in (keys, values, acc, extreme)))
+
+
+def load_tables(keys: str, values: str, acc: str, extreme: str) -> None:
+    """Call the compiled table kernels once on these dtypes, as the tables call them."""
+    from batchproc.kernels.objects import key_rows, tabulate
+
+    k, v = np.zeros(1, keys), np.zeros(1, values)
+    place, rows = key_rows(k, 0, 1, False)
+    one = np.zeros((1, 1))
+    tabulate(k, v, 0, place, np.ones(1, np.int64), np.zeros(1, np.int64), False, np.zeros(1, np.int64), np.zeros(1, acc),
+             np.zeros(1, extreme), np.zeros(1, extreme), np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), one, one.copy(),
+             True, True, True, True, True)
+
+
 def _compiled_table(block: np.ndarray, keys: np.ndarray, where: Box, grouped: bool, wanted: frozenset[str]) -> dict[str, np.ndarray] | None:
     """:func:`block_table` in one compiled pass (:mod:`batchproc.kernels.objects`),
     or None where it does not apply: the scipy kernel set, measurements it does not
     make, labels that are not integers or span too many values for one block."""
-    from batchproc import kernels
+    from batchproc import dispatch, kernels
 
-    if not wanted <= COMPILED_MEASURES or keys.size == 0 or keys.dtype.kind not in "iu" or kernels.active() != "compiled":
+    if not wanted <= COMPILED_MEASURES or keys.size == 0 or keys.dtype.kind not in "iu" or kernels.chosen() != "compiled":
         return None
     if wanted & {"min", "max"} and block.dtype.kind not in "iu":
         return None
@@ -128,15 +147,17 @@ def _compiled_table(block: np.ndarray, keys: np.ndarray, where: Box, grouped: bo
     span = high - low + 1
     if span > max(2**20, 2 * keys.size):
         return None
+    acc = np.sum(np.zeros(1, block.dtype)).dtype if grouped and block.dtype.kind in "biu" else np.dtype(np.float64)
+    extreme = block.dtype if wanted & {"min", "max"} else np.dtype(np.int64)
+    if not dispatch.ready(table_trial(keys.dtype, block.dtype, acc, extreme)):
+        return None  # numpy's path while the compiled tables get ready (the same numbers)
     from batchproc.kernels.objects import key_rows, tabulate
 
     flat_keys, values = keys.reshape(-1), block.reshape(-1)
     place, rows = key_rows(flat_keys, low, span, grouped)
     ndim = block.ndim
-    acc = np.sum(np.zeros(1, block.dtype)).dtype if grouped and block.dtype.kind in "biu" else np.dtype(np.float64)
     table = {"key": (np.flatnonzero(place >= 0) + low).astype(keys.dtype), "count": np.zeros(rows, np.int64)}
     sums = np.zeros(rows if "sum" in wanted else 0, acc)
-    extreme = block.dtype if wanted & {"min", "max"} else np.dtype(np.int64)
     mins = np.full(rows if "min" in wanted or "max" in wanted else 0, _extreme(extreme, True), extreme)
     maxs = np.full(mins.size, _extreme(extreme, False), extreme)
     lo = np.full((rows if "bbox" in wanted else 0, ndim), _INT_MAX, np.int64)
@@ -460,7 +481,8 @@ for _name in MEASURES:
             kind="global",
             apply=measure_apply(_name),
             tolerance=_TOLERANCE.get(_name),
-            compiled_global=True,
+            # the first pass of a variance is compiled; positions of extremes never are
+            compiled_global=MEASURES[_name][0] - {"centered"} <= COMPILED_MEASURES,
             scipy=True,
             in_pipeline=False,
             returns_array=False,
