@@ -27,7 +27,10 @@ $(STAMP_DOCS): pyproject.toml | $(BIN)/python
 demo: $(STAMP_RUN)
 	$(BIN)/python -m batchproc.demo demo-output
 
+# Lint and format (ruff, configured in pyproject.toml), then the whole suite.
 test: $(STAMP_TEST)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 # The documentation site, strict (a broken link or reference fails), into site/.

@@ -29,9 +29,7 @@ def as_array(value: Any, where: str) -> da.Array:
     if value.ndim == 0:
         raise BatchprocError(f"{where}: the input must have at least one dimension; got a scalar.")
     if np.dtype(value.dtype).kind not in "biuf":
-        raise BatchprocError(
-            f"{where}: the input must be a boolean, integer or float array; got dtype {value.dtype}."
-        )
+        raise BatchprocError(f"{where}: the input must be a boolean, integer or float array; got dtype {value.dtype}.")
     if not np.dtype(value.dtype).isnative:
         # Big-endian data (from a file written on another machine) as this
         # machine's numbers, block by block: the compiled kernels take native

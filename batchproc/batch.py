@@ -400,7 +400,9 @@ def run_batch(
     return summary
 
 
-def _run_items(document: dict[str, Any], items: list[Item], chunks: Any, options: dict[str, Any], scheduler: Any, workers: int | None) -> Iterable[dict[str, Any]]:
+def _run_items(
+    document: dict[str, Any], items: list[Item], chunks: Any, options: dict[str, Any], scheduler: Any, workers: int | None
+) -> Iterable[dict[str, Any]]:
     """Records of ``items`` as they finish, on the current dask scheduler."""
     if not items:
         return

@@ -64,13 +64,12 @@ def run_links(
         # Local kernels keep the block's shape: the cut is known before the step,
         # and a kernel that can (``crops``) computes only that part.
         cut = tuple(
-            slice(left - min(left, n), block.shape[axis] - (right - min(right, n)))
-            for axis, ((left, right), n) in enumerate(zip(have, after, strict=True))
+            slice(left - min(left, n), block.shape[axis] - (right - min(right, n))) for axis, ((left, right), n) in enumerate(zip(have, after, strict=True))
         )
         mine: dict[str, Any] = {"overwrite_input": True} if own and getattr(link.kernel, "overwrites", False) else {}
         if getattr(link.kernel, "located", False):
-            mine["where"] = None if origin is None else tuple(
-                (o + (r.start or 0), o + (r.start or 0) + n) for o, r, n in zip(origin, region, block.shape, strict=True)
+            mine["where"] = (
+                None if origin is None else tuple((o + (r.start or 0), o + (r.start or 0) + n) for o, r, n in zip(origin, region, block.shape, strict=True))
             )
         if getattr(link.kernel, "crops", False):
             block = link.kernel(block, *extra, keep=cut, **mine, **link.params)

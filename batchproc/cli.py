@@ -34,17 +34,36 @@ STATE = {"debug": False}
 
 Scheduler = Annotated[
     str | None,
-    typer.Option("--scheduler", help="threads (default), processes, synchronous, local (a LocalCluster), tcp://HOST:PORT, or slurm/pbs/sge/lsf/… with --cluster-config; or BATCHPROC_SCHEDULER"),
+    typer.Option(
+        "--scheduler",
+        help="threads (default), processes, synchronous, local (a LocalCluster), tcp://HOST:PORT, or slurm/pbs/sge/lsf/… with --cluster-config; or BATCHPROC_SCHEDULER",
+    ),
 ]
 Workers = Annotated[int | None, typer.Option("--workers", help="local: worker processes (default: one per core); batch on threads/processes: items at once")]
 ThreadsPerWorker = Annotated[int | None, typer.Option("--threads-per-worker", help="local: threads in each worker (default 1)")]
 MemoryLimit = Annotated[str | None, typer.Option("--memory-limit", help="local: memory per worker, such as 4GiB")]
-ClusterConfig = Annotated[Path | None, typer.Option("--cluster-config", help="slurm/pbs/…: YAML with dask-jobqueue settings (cores, memory, queue, walltime, job_extra_directives; jobs or adaptive)")]
-Chunks = Annotated[str | None, typer.Option("--chunks", help="chunk shape, e.g. 64,256,256 (default: about 32 MiB); run and batch: the output's chunks, computed in blocks of several")]
+ClusterConfig = Annotated[
+    Path | None,
+    typer.Option(
+        "--cluster-config", help="slurm/pbs/…: YAML with dask-jobqueue settings (cores, memory, queue, walltime, job_extra_directives; jobs or adaptive)"
+    ),
+]
+Chunks = Annotated[
+    str | None,
+    typer.Option("--chunks", help="chunk shape, e.g. 64,256,256 (default: about 32 MiB); run and batch: the output's chunks, computed in blocks of several"),
+]
 PipelineFile = Annotated[Path | None, typer.Option("--pipeline", "-p", help="pipeline file (YAML or JSON)")]
 Steps = Annotated[list[str] | None, typer.Option("--step", "-s", help="OP[:name=value,...], repeatable")]
-Shards = Annotated[str | None, typer.Option("--shards", help="shard shape in voxels, whole multiples of --chunks (zarr's shards=), or none; default: shards the size of a compute block when the output would have more than 10,000 chunk files")]
-OmeVersion = Annotated[str, typer.Option("--ome-version", help="OME-Zarr 0.5 on zarr v3 (default), or 0.4 on zarr v2 (no shards) for viewers that read only that")]
+Shards = Annotated[
+    str | None,
+    typer.Option(
+        "--shards",
+        help="shard shape in voxels, whole multiples of --chunks (zarr's shards=), or none; default: shards the size of a compute block when the output would have more than 10,000 chunk files",
+    ),
+]
+OmeVersion = Annotated[
+    str, typer.Option("--ome-version", help="OME-Zarr 0.5 on zarr v3 (default), or 0.4 on zarr v2 (no shards) for viewers that read only that")
+]
 Codec = Annotated[str, typer.Option(help="blosc-lz4 (default), zstd or none")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
 ReportPath = Annotated[Path | None, typer.Option("--report", help="also write a self-contained HTML report of the output here (see batchproc report)")]
@@ -118,7 +137,13 @@ def parse_shards(text: str | None) -> Any:
 
 
 @contextlib.contextmanager
-def _on_cluster(scheduler: str | None, workers: int | None = None, threads_per_worker: int | None = None, memory_limit: str | None = None, cluster_config: Path | None = None) -> Iterator[Any]:
+def _on_cluster(
+    scheduler: str | None,
+    workers: int | None = None,
+    threads_per_worker: int | None = None,
+    memory_limit: str | None = None,
+    cluster_config: Path | None = None,
+) -> Iterator[Any]:
     """The ``--scheduler`` context, printing the dashboard address when there is one."""
     from batchproc.engine import scheduler as use_scheduler
 
@@ -225,7 +250,9 @@ def _pipeline(pipeline: Path | None, step: list[str] | None, command: str) -> An
 @app.command()
 def batch(
     inputs: Annotated[list[str] | None, typer.Argument(help="files, globs (quoted) or folders; a folder stands for its entries")] = None,
-    out_dir: Annotated[str, typer.Option("--out", "-o", help="output folder or object store prefix (s3://, gs://): one OME-Zarr store per input, and the manifest")] = "batchproc-out",
+    out_dir: Annotated[
+        str, typer.Option("--out", "-o", help="output folder or object store prefix (s3://, gs://): one OME-Zarr store per input, and the manifest")
+    ] = "batchproc-out",
     list_file: Annotated[Path | None, typer.Option("--list", help="a file with one input per line")] = None,
     pipeline: PipelineFile = None,
     step: Steps = None,
@@ -239,7 +266,10 @@ def batch(
     ome_version: OmeVersion = "0.5",
     overwrite: Annotated[bool, typer.Option(help="start unfinished items again instead of resuming their stores")] = False,
     codec: Codec = "default",
-    measure: Annotated[bool, typer.Option("--measure", help="label each output (the steps end in a mask) and measure its objects: a table per input and OUT/objects.csv of all")] = False,
+    measure: Annotated[
+        bool,
+        typer.Option("--measure", help="label each output (the steps end in a mask) and measure its objects: a table per input and OUT/objects.csv of all"),
+    ] = False,
     report: ReportPath = None,
     quiet: Quiet = False,
 ) -> None:
@@ -276,8 +306,20 @@ def batch(
                 if record["status"] != "done":
                     bar.console.print(f"[red]failed[/] {record['input']}: {record['error']}", highlight=False)
 
-            summary = run_batch(plan, items, out_dir, chunks=parsed_chunks, overwrite=overwrite, workers=workers, on_item=finished, on_start=started, codec=codec, shards=parsed_shards, ome_version=ome_version,
-                                **({"measure": True} if measure else {}))
+            summary = run_batch(
+                plan,
+                items,
+                out_dir,
+                chunks=parsed_chunks,
+                overwrite=overwrite,
+                workers=workers,
+                on_item=finished,
+                on_start=started,
+                codec=codec,
+                shards=parsed_shards,
+                ome_version=ome_version,
+                **({"measure": True} if measure else {}),
+            )
         rate = f", {summary.items_per_second:.2f} items/s" if summary.done else ""
         out_line = f"{len(summary.done)} done, {len(summary.skipped)} skipped (already done), {len(summary.failed)} failed in {summary.seconds:.1f} s{rate}; manifest {summary.manifest}"
         if summary.objects:
@@ -336,7 +378,9 @@ def jobscript(
 
 
 @app.command()
-def info(input: Annotated[str, typer.Argument(help="image, volume, folder, glob or store")], chunks: Chunks = None, scheduler: Scheduler = None, quiet: Quiet = False) -> None:
+def info(
+    input: Annotated[str, typer.Argument(help="image, volume, folder, glob or store")], chunks: Chunks = None, scheduler: Scheduler = None, quiet: Quiet = False
+) -> None:
     """Shape, dtype, bytes, chunks, spacing and intensity range of INPUT."""
     import dask
 
@@ -369,7 +413,9 @@ def measure(
     labels: Annotated[str | None, typer.Option("--labels", help="a label image of the same shape (a run ending in label makes one)")] = None,
     pipeline: PipelineFile = None,
     step: Steps = None,
-    labels_out: Annotated[str | None, typer.Option("--labels-out", help="with --pipeline/--step: where the label image goes (default: beside the table, NAME.labels.ome.zarr)")] = None,
+    labels_out: Annotated[
+        str | None, typer.Option("--labels-out", help="with --pipeline/--step: where the label image goes (default: beside the table, NAME.labels.ome.zarr)")
+    ] = None,
     table_format: Annotated[str, typer.Option("--format", help="csv (default) or parquet")] = "csv",
     scheduler: Scheduler = None,
     chunks: Chunks = None,
@@ -417,7 +463,9 @@ def distance(
     output: Annotated[str, typer.Argument(help="the OME-Zarr store of distances (float64)")],
     pipeline: PipelineFile = None,
     step: Steps = None,
-    sampling: Annotated[str | None, typer.Option("--sampling", help="spacing per axis, e.g. 2,0.5,0.5, or 'voxels' for 1 (default: the input's voxel spacing)")] = None,
+    sampling: Annotated[
+        str | None, typer.Option("--sampling", help="spacing per axis, e.g. 2,0.5,0.5, or 'voxels' for 1 (default: the input's voxel spacing)")
+    ] = None,
     scheduler: Scheduler = None,
     chunks: Chunks = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing output store")] = False,
@@ -459,7 +507,14 @@ def histogram(
     min: Annotated[float | None, typer.Option("--min", help="lowest edge (default: data minimum)")] = None,
     max: Annotated[float | None, typer.Option("--max", help="highest edge (default: data maximum)")] = None,
     plot: Annotated[Path | None, typer.Option(help="write a PNG bar chart, titled with INPUT's file name")] = None,
-    log: Annotated[bool | None, typer.Option("--log/--linear", help="y-scale of the --plot picture; default: log when the tallest bar is at least 20x the next (the plot says so)", show_default=False)] = None,
+    log: Annotated[
+        bool | None,
+        typer.Option(
+            "--log/--linear",
+            help="y-scale of the --plot picture; default: log when the tallest bar is at least 20x the next (the plot says so)",
+            show_default=False,
+        ),
+    ] = None,
     csv: Annotated[Path | None, typer.Option(help="write bins and counts as CSV")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     chunks: Chunks = None,
@@ -507,7 +562,9 @@ def preview(
     input: Annotated[str, typer.Argument(help="an input, or an output store (shown beside its recorded input)")],
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG to write")],
     compare: Annotated[str | None, typer.Option(help="another image to show beside INPUT")] = None,
-    slice_: Annotated[str | None, typer.Option("--slice", help="AXIS=INDEX for volumes, the axis by number or name (z=12); default: the middle of the axes not shown")] = None,
+    slice_: Annotated[
+        str | None, typer.Option("--slice", help="AXIS=INDEX for volumes, the axis by number or name (z=12); default: the middle of the axes not shown")
+    ] = None,
 ) -> None:
     """A before/after PNG of one slice, like the course's figures.
 
@@ -574,7 +631,8 @@ def warm(
     """Compile the kernels into numba's cache (NUMBA_CACHE_DIR) now, so that no run waits for numba later."""
     import os
 
-    from batchproc.engine.warm import WARM_STEPS, warm as warm_kernels
+    from batchproc.engine.warm import WARM_STEPS
+    from batchproc.engine.warm import warm as warm_kernels
 
     with guarded():
         names = [n.strip() for n in only.split(",")] if only else None

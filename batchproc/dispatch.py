@@ -475,7 +475,11 @@ def compile_elsewhere(trials: Sequence[Trial], timeout: float = COMPILER_TIMEOUT
         with open(lock_folder() / "batchproc-compile.log", "wb") as errors:
             child = subprocess.Popen(
                 [sys.executable, "-m", "batchproc.dispatch", *(["--locked"] if fd is not None else [])],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, env=env, start_new_session=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+                env=env,
+                start_new_session=True,
                 pass_fds=(fd,) if fd is not None else (),
             )
         assert child.stdin is not None

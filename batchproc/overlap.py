@@ -69,10 +69,7 @@ def stage_edges(steps: Sequence[Step], ndim: int) -> tuple[Edge, ...] | None:
 def _as_aligned(value: Any, x: da.Array, name: str, where: str) -> da.Array:
     arr = value if isinstance(value, da.Array) else da.asarray(np.asarray(value))
     if arr.shape != x.shape:
-        raise BatchprocError(
-            f"{where}: parameter '{name}' must be an array of the input's shape {x.shape}; "
-            f"got shape {arr.shape}."
-        )
+        raise BatchprocError(f"{where}: parameter '{name}' must be an array of the input's shape {x.shape}; got shape {arr.shape}.")
     return arr.rechunk(x.chunks)
 
 
@@ -149,7 +146,9 @@ def map_stage(x: da.Array, steps: Sequence[Step]) -> da.Array:
         where = block_info[None]["chunk-location"]
         # The halo this block really has on each side: none at a true edge ('none').
         have = [
-            (0, 0) if not depth[axis] else (
+            (0, 0)
+            if not depth[axis]
+            else (
                 depth[axis] if boundary[axis] == "periodic" or where[axis] > 0 else 0,
                 depth[axis] if boundary[axis] == "periodic" or where[axis] < numblocks[axis] - 1 else 0,
             )

@@ -13,9 +13,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -74,9 +72,7 @@ class Pipeline:
                 raise BatchprocError(f"pipeline: step {number} must be a mapping with an 'op' key; got {raw!r}.")
             op = get(raw["op"], where=f"step {number}")
             if not op.in_pipeline:
-                raise BatchprocError(
-                    f"step {number}: {op.name} returns counts, not an image; use `batchproc {op.name}` instead."
-                )
+                raise BatchprocError(f"step {number}: {op.name} returns counts, not an image; use `batchproc {op.name}` instead.")
             given = {k: v for k, v in raw.items() if k != "op"}
             step = Step(op, given, number)
             op.validate(given, step.context())  # before any input is opened
@@ -105,9 +101,7 @@ class Pipeline:
             raise BatchprocError(f"pipeline: {where!r} must hold a mapping with 'version' and 'steps'.")
         unknown = sorted(set(document) - set(TOP_LEVEL_KEYS))
         if unknown:
-            raise BatchprocError(
-                f"pipeline: unknown key {', '.join(map(repr, unknown))} in {where!r}; valid keys are: {', '.join(TOP_LEVEL_KEYS)}."
-            )
+            raise BatchprocError(f"pipeline: unknown key {', '.join(map(repr, unknown))} in {where!r}; valid keys are: {', '.join(TOP_LEVEL_KEYS)}.")
         version = document.get("version", VERSION)
         if version != VERSION:
             raise BatchprocError(f"pipeline: 'version' must be {VERSION}; got {version!r}.")
@@ -165,7 +159,7 @@ class Pipeline:
             if stage.kind == "local":
                 array = map_stage(array, stage.steps)
             else:
-                (op, params), = stage.steps
+                ((op, params),) = stage.steps
                 array = global_apply(array, op, params)
         return array
 
@@ -257,7 +251,9 @@ def pipeline_schema() -> dict[str, Any]:
                 schema.setdefault("default", _plain(p.default))
             properties[p.name] = schema
         required = ["op"] + [p.name for p in op.params if p.required]
-        variants.append({"type": "object", "title": name, "description": op.summary, "properties": properties, "required": required, "additionalProperties": False})
+        variants.append(
+            {"type": "object", "title": name, "description": op.summary, "properties": properties, "required": required, "additionalProperties": False}
+        )
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "batchproc pipeline",

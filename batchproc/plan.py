@@ -114,8 +114,18 @@ class Source:
         # Unique to this opening: the chunk cache must never serve a file read
         # before it changed (an input rewritten in place between two runs).
         token = _token([image.source, image.shape, uuid.uuid4().hex])
-        return cls(image.reader, tuple(image.shape), np.dtype(image.dtype).newbyteorder("="), native, image.source, image.axes, tuple(image.spacing),
-                   str(image.meta.get("format", "?")), token, tuple(image.units))
+        return cls(
+            image.reader,
+            tuple(image.shape),
+            np.dtype(image.dtype).newbyteorder("="),
+            native,
+            image.source,
+            image.axes,
+            tuple(image.spacing),
+            str(image.meta.get("format", "?")),
+            token,
+            tuple(image.units),
+        )
 
 
 @dataclass(frozen=True)
@@ -331,8 +341,11 @@ class Plan:
         process; ``processes``: the blocks run in processes of their own)."""
         src = self.source
         rows = [
-            ("input", f"{src.name} ({src.format}) {_shape(src.shape)} {src.dtype}, {_mib(math.prod(src.shape) * src.dtype.itemsize)}"
-                      + (f", chunks {_shape(src.native)}" if src.native else "")),
+            (
+                "input",
+                f"{src.name} ({src.format}) {_shape(src.shape)} {src.dtype}, {_mib(math.prod(src.shape) * src.dtype.itemsize)}"
+                + (f", chunks {_shape(src.native)}" if src.native else ""),
+            ),
         ]
         for k, step in enumerate(self.steps, start=1):
             shown = ", ".join(f"{name}={_brief(value)}" for name, value in step.params.items() if value is not None and value is not False)
@@ -370,9 +383,7 @@ def layer_axis(numblocks: Sequence[int]) -> int:
     return max(range(len(numblocks)), key=lambda axis: (numblocks[axis], -axis))
 
 
-def make_plan(
-    pipeline: Any, image: Any, chunks: Sequence[int] | None = None, kernels: str | None = None, shards: Sequence[int] | bool | None = None
-) -> Plan:
+def make_plan(pipeline: Any, image: Any, chunks: Sequence[int] | None = None, kernels: str | None = None, shards: Sequence[int] | bool | None = None) -> Plan:
     """``pipeline`` bound to the opened ``image``: the plan of a run.
 
     ``chunks``: the output's chunks (default: blocks of about
@@ -421,8 +432,13 @@ SHARD_ABOVE = 10_000
 
 
 def choose_shards(
-    shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int, halo: tuple[int, ...], edges: Sequence[Edge],
-    target: int = TARGET_BLOCK_BYTES, native: Sequence[int] | None = None,
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    itemsize: int,
+    halo: tuple[int, ...],
+    edges: Sequence[Edge],
+    target: int = TARGET_BLOCK_BYTES,
+    native: Sequence[int] | None = None,
 ) -> tuple[int, ...] | None:
     """The shards of an output of more than :data:`SHARD_ABOVE` ``chunks``, else
     None: the compute blocks the chunks alone would make (so that each block writes
@@ -474,8 +490,13 @@ def block_bytes() -> int:
 
 
 def choose_blocks(
-    shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int, halo: tuple[int, ...], edges: Sequence[Edge],
-    target: int = TARGET_BLOCK_BYTES, native: Sequence[int] | None = None,
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    itemsize: int,
+    halo: tuple[int, ...],
+    edges: Sequence[Edge],
+    target: int = TARGET_BLOCK_BYTES,
+    native: Sequence[int] | None = None,
 ) -> tuple[int, ...]:
     """Compute blocks: whole numbers of ``chunks`` (or whole axes), at least the
     halo deep (a block mostly of halo computes little), grown up to ``target``

@@ -181,7 +181,9 @@ def image_plane(image: Any, axis: int | str | None = None, index: int | None = N
     for a in sorted(hidden, key=order.index):
         i = index if a == axis and index is not None else shape[a] // 2
         if not 0 <= i < shape[a]:
-            raise BatchprocError(f"--slice: index must be from 0 to {shape[a] - 1} along axis {a} ({_name(names, a)}) of {display_name(image.source)}; got {i}.")
+            raise BatchprocError(
+                f"--slice: index must be from 0 to {shape[a] - 1} along axis {a} ({_name(names, a)}) of {display_name(image.source)}; got {i}."
+            )
         key[a] = i
         where.append(f"{_name(names, a)}={i} of 0-{shape[a] - 1}")
     x = image.data[tuple(key)]

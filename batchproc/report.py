@@ -128,7 +128,7 @@ def load_job(out: str | Path) -> Job:
     try:
         manifest.path.read_text()
     except (OSError, BatchprocError):  # missing, or OUT is a file: not a batch's folder
-        raise BatchprocError(f"report: OUT {clean(str(out))!r} is not an output of batchproc; {expected}.")
+        raise BatchprocError(f"report: OUT {clean(str(out))!r} is not an output of batchproc; {expected}.") from None
     records = manifest.load()
     items = [_batch_item(record, where) for record in records.values()]
     items.sort(key=lambda item: (item.status == "done", natural_key(item.input)))
@@ -403,11 +403,15 @@ def _page(job: Job, chosen: list[int], drawn: dict[int, Pictures], rows: int) ->
     what = f"a batch of {len(items):,} item{'s' * (len(items) != 1)}" if job.kind == "batch" else "one run"
     times = [i.seconds for i in done if isinstance(i.seconds, int | float)]
     timing = f"; {sum(times):,.1f} s of item time, median {statistics.median(times):.2f} s" if times else ""
-    add(f'<p class="summary">{_e(what)}: <span class="status done">{len(done):,} done</span> '
-        f'<span class="status failed">{len(failed):,} failed</span>{_e(timing)}</p>')
+    add(
+        f'<p class="summary">{_e(what)}: <span class="status done">{len(done):,} done</span> '
+        f'<span class="status failed">{len(failed):,} failed</span>{_e(timing)}</p>'
+    )
 
     add("<h2>Job</h2><table>")
-    rows_job: list[tuple[str, str]] = [("output", f"<code>{_e(job.where)}</code> ({'OME-Zarr store from batchproc run' if job.kind == 'run' else 'folder of batchproc batch'})")]
+    rows_job: list[tuple[str, str]] = [
+        ("output", f"<code>{_e(job.where)}</code> ({'OME-Zarr store from batchproc run' if job.kind == 'run' else 'folder of batchproc batch'})")
+    ]
     if job.kind == "run":
         shape = provenance.get("input_shape")
         detail = f" {tuple(shape)} {provenance.get('input_dtype', '')}" if shape else ""
@@ -438,7 +442,9 @@ def _page(job: Job, chosen: list[int], drawn: dict[int, Pictures], rows: int) ->
     else:
         add('<p class="muted">Not recorded: no item finished, so no store holds the pipeline.</p>')
     if job.pipelines > 1:
-        add(f'<p class="error">The manifest\'s items ran {job.pipelines} different pipelines (the batch was run again with another); the one above is that of the first finished item.</p>')
+        add(
+            f'<p class="error">The manifest\'s items ran {job.pipelines} different pipelines (the batch was run again with another); the one above is that of the first finished item.</p>'
+        )
     add("<details><summary>Provenance recorded in the store" + (" (first finished item)" if job.kind == "batch" else "") + "</summary>")
     add(f"<pre>{_e(json.dumps(info, indent=2, default=str)) if info else 'none'}</pre></details>")
 
@@ -447,10 +453,15 @@ def _page(job: Job, chosen: list[int], drawn: dict[int, Pictures], rows: int) ->
         add('<p class="muted">No pictures (--pictures 0, or no items).</p>')
     else:
         sample = len(chosen) < len(items)
-        how = (f"a sample of {len(chosen):,} of the {len(items):,} items: failures first, then finished items spread evenly over the list"
-               if sample else f"all {len(items):,} item{'s' * (len(items) != 1)}, failures first")
-        add(f'<p class="muted" id="pictures-note">Showing {_e(how)}. Each thumbnail is one slice (the middle of the axes not shown), before | after, '
-            "drawn at the voxel spacing's aspect; the histograms count that slice.</p>")
+        how = (
+            f"a sample of {len(chosen):,} of the {len(items):,} items: failures first, then finished items spread evenly over the list"
+            if sample
+            else f"all {len(items):,} item{'s' * (len(items) != 1)}, failures first"
+        )
+        add(
+            f'<p class="muted" id="pictures-note">Showing {_e(how)}. Each thumbnail is one slice (the middle of the axes not shown), before | after, '
+            "drawn at the voxel spacing's aspect; the histograms count that slice.</p>"
+        )
         add('<div class="gallery">')
         for index in chosen:
             item, pics = items[index], drawn[index]
@@ -472,13 +483,18 @@ def _page(job: Job, chosen: list[int], drawn: dict[int, Pictures], rows: int) ->
     if len(listed) < len(items):
         add(f'<p class="muted">Listing {len(listed):,} of {len(items):,} items (failures first); the manifest holds them all.</p>')
     with_objects = any(i.objects is not None for i in items)
-    add('<table class="items"><thead><tr><th>#</th><th>status</th><th>input</th><th>output</th><th>seconds</th>'
-        + ("<th>objects</th>" if with_objects else "") + "<th>error</th></tr></thead><tbody>")
+    add(
+        '<table class="items"><thead><tr><th>#</th><th>status</th><th>input</th><th>output</th><th>seconds</th>'
+        + ("<th>objects</th>" if with_objects else "")
+        + "<th>error</th></tr></thead><tbody>"
+    )
     for n, item in enumerate(listed, 1):
         objects = f'<td class="num">{item.objects if item.objects is not None else "–"}</td>' if with_objects else ""
-        add(f'<tr data-status="{item.status}"><td class="num">{n}</td><td><span class="status {item.status}">{item.status}</span></td>'
-            f'<td><code>{_e(item.input)}</code></td><td><code>{_e(display_name(item.output)) if item.output else "–"}</code></td>'
-            f'<td class="num">{_seconds(item.seconds)}</td>{objects}<td class="error">{_e(item.error or "")}</td></tr>')
+        add(
+            f'<tr data-status="{item.status}"><td class="num">{n}</td><td><span class="status {item.status}">{item.status}</span></td>'
+            f"<td><code>{_e(item.input)}</code></td><td><code>{_e(display_name(item.output)) if item.output else '–'}</code></td>"
+            f'<td class="num">{_seconds(item.seconds)}</td>{objects}<td class="error">{_e(item.error or "")}</td></tr>'
+        )
     add("</tbody></table>")
     add(f'<p class="muted">Made by batchproc {_e(__version__)}.</p></body></html>')
     return "\n".join(parts)

@@ -98,8 +98,10 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for name, row in rows.items():
         runs = row["runs"]
-        lines.append(f"| {name} | {row['seconds']:.2f} ({min(runs):.2f}-{max(runs):.2f}) | {scipy / row['seconds']:.2f} | {dask_image / row['seconds']:.2f} | "
-                     f"{row['peak_mb']:.0f} | {row['equal']} |")
+        lines.append(
+            f"| {name} | {row['seconds']:.2f} ({min(runs):.2f}-{max(runs):.2f}) | {scipy / row['seconds']:.2f} | {dask_image / row['seconds']:.2f} | "
+            f"{row['peak_mb']:.0f} | {row['equal']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -133,10 +135,17 @@ def main() -> None:
                 print(f"  run {turn + 1}, {name}: {got['seconds']:.2f} s, peak {got['peak_mb']:.0f} MB", flush=True)
         results = {
             **provenance("benchmarks/course.py", sys.argv[1:]),
-            "shape": "x".join(map(str, shape)), "chunks": "x".join(map(str, chunks)), "mib": float(np.prod(shape)) * 2 / 2**20, "repeat": args.repeat,
+            "shape": "x".join(map(str, shape)),
+            "chunks": "x".join(map(str, chunks)),
+            "mib": float(np.prod(shape)) * 2 / 2**20,
+            "repeat": args.repeat,
             "engines": {
-                name: {"seconds": statistics.median(r["seconds"] for r in rs), "runs": [r["seconds"] for r in rs], "peak_mb": max(r["peak_mb"] for r in rs),
-                       "equal": "(reference)" if name == "scipy" else ("yes" if equal_to_scipy(root, name) else "NO")}
+                name: {
+                    "seconds": statistics.median(r["seconds"] for r in rs),
+                    "runs": [r["seconds"] for r in rs],
+                    "peak_mb": max(r["peak_mb"] for r in rs),
+                    "equal": "(reference)" if name == "scipy" else ("yes" if equal_to_scipy(root, name) else "NO"),
+                }
                 for name, rs in runs.items()
             },
         }

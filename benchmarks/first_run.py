@@ -73,7 +73,14 @@ def env_for(root: Path, cache: Path, extra: dict[str, str] | None = None) -> dic
 
 def imported_from(root: Path, cache: Path) -> str:
     # (from outside any checkout: Python puts the working folder first on the path)
-    done = subprocess.run([sys.executable, "-c", "import batchproc; print(batchproc.__file__)"], env=env_for(root, cache), capture_output=True, text=True, check=True, cwd=root.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", "import batchproc; print(batchproc.__file__)"],
+        env=env_for(root, cache),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root.parent,
+    )
     return done.stdout.strip()
 
 
@@ -185,9 +192,14 @@ def main() -> None:
                     finished = compiler_done(cache, args.compile_timeout)
                     warm = run_job(job, root, cache, work, extra)
                     row = {
-                        "repeat": r, "fresh": fresh["seconds"], "fresh_reported": fresh["reported"], "fresh_load": fresh["load"],
+                        "repeat": r,
+                        "fresh": fresh["seconds"],
+                        "fresh_reported": fresh["reported"],
+                        "fresh_load": fresh["load"],
                         "cache_filled_after": None if finished is None else round(finished - fresh["start"], 1),
-                        "warm": warm["seconds"], "warm_reported": warm["reported"], "warm_load": warm["load"],
+                        "warm": warm["seconds"],
+                        "warm_reported": warm["reported"],
+                        "warm_load": warm["load"],
                     }
                     runs[job].setdefault(variant, []).append(row)
                     print(job, variant, names[variant], row, flush=True)
@@ -199,8 +211,12 @@ def main() -> None:
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, numba {numba.__version__}, scipy {scipy.__version__}"
     result = {
-        "command": command, "date": time.strftime("%Y-%m-%d"), "machine": machine, "revisions": names,
-        "course_shape": list(shape), "runs": runs,
+        "command": command,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine,
+        "revisions": names,
+        "course_shape": list(shape),
+        "runs": runs,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -209,7 +225,7 @@ def main() -> None:
         f"Date: {result['date']}; {machine}  ",
         "",
         "Each job is a whole process, from start to exit, from a fresh clone of each revision: no `__pycache__`, "
-        "`NUMBA_CACHE_DIR` an empty folder (fresh), then the same cache again (warm). \"cache filled\": when no process "
+        '`NUMBA_CACHE_DIR` an empty folder (fresh), then the same cache again (warm). "cache filled": when no process '
         "was compiling into the cache any more, counted from the fresh run's start (the revision before this change "
         "compiles inside the job). Seconds: range over the repeats (median). The machine is shared by several "
         "developers: the load average (1 min) at each start is given, fresh/warm.",
@@ -224,7 +240,9 @@ def main() -> None:
             rows = runs[job][variant]
             filled = [row["cache_filled_after"] for row in rows if row["cache_filled_after"] is not None]
             loads = ", ".join(f"{row['fresh_load']:.1f}/{row['warm_load']:.1f}" for row in rows)
-            lines.append(f"| {variant} ({names[variant]}) | {spread([row['fresh'] for row in rows])} | {spread([row['warm'] for row in rows])} | {spread(filled)} | {loads} |")
+            lines.append(
+                f"| {variant} ({names[variant]}) | {spread([row['fresh'] for row in rows])} | {spread([row['warm'] for row in rows])} | {spread(filled)} | {loads} |"
+            )
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

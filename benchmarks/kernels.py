@@ -234,9 +234,9 @@ def peaks(block_bytes: int, memory_mib: int, repeat: int) -> dict[str, float]:
         a, b, c = np.full(n, 1.0), np.zeros(n), np.full(n, 2.0)
         loops["copy"](a, b)
         loops["triad"](a, b, c, 3.0)
-        seconds = min(_times(lambda: loops["copy"](a, b), repeat)[0])
+        seconds = min(_times(lambda a=a, b=b: loops["copy"](a, b), repeat)[0])
         figures[f"copy, {where} GB/s"] = 2 * 8 * n / seconds / 1e9
-        seconds = min(_times(lambda: loops["triad"](a, b, c, 3.0), repeat)[0])
+        seconds = min(_times(lambda a=a, b=b, c=c: loops["triad"](a, b, c, 3.0), repeat)[0])
         figures[f"triad, {where} GB/s"] = 3 * 8 * n / seconds / 1e9
         del a, b, c
     return figures
@@ -256,14 +256,14 @@ def speeds(shape: tuple[int, ...], dtypes: list[str], only: list[str] | None = N
             a = volume(shape, dtype) > 1000 if spec.mask else volume(shape, dtype)
             op, params = spec.op, spec.params
             _scipy(op, a, params)
-            scipy_times, scipy_wall, want = _both_times(lambda op=op, params=params: _scipy(op, a, params), repeat)
+            scipy_times, scipy_wall, want = _both_times(lambda op=op, params=params, a=a: _scipy(op, a, params), repeat)
             _batchproc(op, a, params, "compiled", a.shape, 1)  # loads (or compiles) the kernels once
-            one_times, got = _times(lambda op=op, params=params: _batchproc(op, a, params, "compiled", a.shape, 1), repeat)
+            one_times, got = _times(lambda op=op, params=params, a=a: _batchproc(op, a, params, "compiled", a.shape, 1), repeat)
             kernel = _block_kernel(op, a, params)
             kernel_times = _times(kernel, repeat)[0] if kernel is not None else one_times
             wall = time.perf_counter
-            t_two, _ = _times(lambda op=op, params=params: _batchproc(op, a, params, "compiled", quarter, 2), repeat, wall)
-            t_scipy_two, _ = _times(lambda op=op, params=params: _batchproc(op, a, params, "scipy", quarter, 2), repeat, wall)
+            t_two, _ = _times(lambda op=op, params=params, a=a: _batchproc(op, a, params, "compiled", quarter, 2), repeat, wall)
+            t_scipy_two, _ = _times(lambda op=op, params=params, a=a: _batchproc(op, a, params, "scipy", quarter, 2), repeat, wall)
             got, want = np.asarray(got), np.asarray(want)
             kernel_s = min(kernel_times)
             row = {
@@ -423,7 +423,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "kernels.md").write_text(text)
-    (out / "kernels.json").write_text(json.dumps({"command": command, "date": time.strftime("%Y-%m-%d"), "shape": shape, "limits": limits, "kernels": rows, "compile": figures}, indent=1))
+    (out / "kernels.json").write_text(
+        json.dumps({"command": command, "date": time.strftime("%Y-%m-%d"), "shape": shape, "limits": limits, "kernels": rows, "compile": figures}, indent=1)
+    )
     print(text)
     print(f"written to {out}")
 

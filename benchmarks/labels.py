@@ -81,7 +81,9 @@ def done():
     open(spec["done"], "w").close()
 """
 
-SCIPY = _PRELUDE + r"""
+SCIPY = (
+    _PRELUDE
+    + r"""
 import numpy as np, zarr, scipy.ndimage as ndi
 mask = zarr.open_array(spec["mask"], mode="r")[...]
 intensity = zarr.open_array(spec["intensity"], mode="r")[...] if spec.get("intensity") else None
@@ -144,8 +146,11 @@ for name, other in spec.get("compare", {}).items():
 json.dump({"n": int(n), "phases": phases, "checks": checks, "sums_dtype": None if sums is None else str(sums.dtype),
            "foreground": float(np.count_nonzero(labels)) / labels.size}, open(spec["result_json"], "w"))
 """
+)
 
-BATCHPROC = _PRELUDE + r"""
+BATCHPROC = (
+    _PRELUDE
+    + r"""
 import numpy as np, batchproc
 lap("import")
 lab, n = batchproc.ndimage.label(batchproc.open(spec["mask"]))
@@ -161,8 +166,11 @@ done()
 pickle.dump({"n": n, "objects": objects, "sums": sums}, open(spec["result"], "wb"))
 json.dump({"n": n, "phases": phases}, open(spec["result_json"], "w"))
 """
+)
 
-DASK_IMAGE_LABEL = _PRELUDE + r"""
+DASK_IMAGE_LABEL = (
+    _PRELUDE
+    + r"""
 import dask, dask.array as da, numpy as np, dask_image.ndmeasure as dm
 lap("import")
 lab, n = dm.label(da.from_zarr(spec["mask"]))
@@ -172,8 +180,11 @@ done()
 pickle.dump({"n": int(n)}, open(spec["result"], "wb"))
 json.dump({"n": int(n), "phases": phases}, open(spec["result_json"], "w"))
 """
+)
 
-DASK_IMAGE_SUM = _PRELUDE + r"""
+DASK_IMAGE_SUM = (
+    _PRELUDE
+    + r"""
 import dask.array as da, numpy as np, dask_image.ndmeasure as dm
 lap("import")
 L = da.from_zarr(spec["labels"]); I = da.from_zarr(spec["intensity"])
@@ -182,8 +193,11 @@ lap("sum_labels")
 done()
 json.dump({"phases": phases, "sums": np.asarray(sums, np.float64).tolist()}, open(spec["result_json"], "w"))
 """
+)
 
-DASK_IMAGE_FIND = _PRELUDE + r"""
+DASK_IMAGE_FIND = (
+    _PRELUDE
+    + r"""
 import dask.array as da, numpy as np, dask_image.ndmeasure as dm
 lap("import")
 boxes = dm.find_objects(da.from_zarr(spec["labels"])).compute()
@@ -191,8 +205,11 @@ lap("find_objects")
 done()
 json.dump({"phases": phases, "rows": len(boxes)}, open(spec["result_json"], "w"))
 """
+)
 
-EDT = _PRELUDE + r"""
+EDT = (
+    _PRELUDE
+    + r"""
 import batchproc
 lap("import")
 batchproc.write(batchproc.ndimage.distance_transform_edt(batchproc.open(spec["mask"])), spec["out"])
@@ -200,10 +217,20 @@ lap("distance_transform_edt+write")
 done()
 json.dump({"phases": phases}, open(spec["result_json"], "w"))
 """
+)
 
 
-def run_engine(name: str, script: str | None, spec: dict[str, Any], args: argparse.Namespace, root: Path, *,
-               command: list[str] | None = None, timeout: float | None = None, clean: tuple[Path, ...] = ()) -> dict[str, Any]:
+def run_engine(
+    name: str,
+    script: str | None,
+    spec: dict[str, Any],
+    args: argparse.Namespace,
+    root: Path,
+    *,
+    command: list[str] | None = None,
+    timeout: float | None = None,
+    clean: tuple[Path, ...] = (),
+) -> dict[str, Any]:
     """``script`` (or ``command``) ``--repeat`` times: the median seconds, the highest
     peak, and the last run's own report (``result_json``)."""
     runs = []
@@ -253,7 +280,7 @@ def make_volumes(root: Path, depth: int, intensity: bool, seed: int = 0) -> dict
     for start in range(0, depth, SLAB):
         stop = min(depth, start + SLAB)
         lo, hi = max(0, start - HALO), min(depth, stop + HALO)
-        smooth = ndi.gaussian_filter(np.stack([_noise(z, seed) for z in range(lo, hi)]), SIGMA)[start - lo: stop - lo]
+        smooth = ndi.gaussian_filter(np.stack([_noise(z, seed) for z in range(lo, hi)]), SIGMA)[start - lo : stop - lo]
         if threshold is None:
             threshold = float(np.percentile(smooth[::2, ::4, ::4], PERCENTILE))
         slab = (smooth > threshold).astype(np.uint8)
@@ -262,8 +289,14 @@ def make_volumes(root: Path, depth: int, intensity: bool, seed: int = 0) -> dict
         mask[start:stop] = slab
         if inten is not None:
             inten[start:stop] = np.stack([np.random.default_rng([seed + 1, z]).integers(0, 4096, PLANE, dtype=np.uint16) for z in range(start, stop)])
-    return {"shape": shape, "threshold": threshold, "foreground": foreground / float(np.prod(shape)), "build_seconds": time.perf_counter() - started,
-            "mask": str(root / "mask.zarr"), "intensity": str(root / "intensity.zarr") if intensity else None}
+    return {
+        "shape": shape,
+        "threshold": threshold,
+        "foreground": foreground / float(np.prod(shape)),
+        "build_seconds": time.perf_counter() - started,
+        "mask": str(root / "mask.zarr"),
+        "intensity": str(root / "intensity.zarr") if intensity else None,
+    }
 
 
 def _du_mb(path: Path) -> float:
@@ -285,7 +318,8 @@ def part_measure(part: str, depth: int, args: argparse.Namespace, root: Path, da
     if dask_image:
         cli_out = root / "bp-cli-labels.zarr"
         engines["batchproc label only (CLI)"] = run_engine(
-            "batchproc-cli", None, {}, args, root, command=[*batchproc_cli(), "run", mask, str(cli_out), "--step", "label", "-q"], clean=(cli_out,))
+            "batchproc-cli", None, {}, args, root, command=[*batchproc_cli(), "run", mask, str(cli_out), "--step", "label", "-q"], clean=(cli_out,)
+        )
         compare["batchproc label only (CLI)"] = {"labels": str(cli_out)}
         di = {"labels": str(root / "di-labels.zarr"), "result": str(root / "di.pkl")}
         engines["dask-image label"] = run_engine("dask-image", DASK_IMAGE_LABEL, {"mask": mask, **di}, args, root, clean=(Path(di["labels"]),))
@@ -294,13 +328,19 @@ def part_measure(part: str, depth: int, args: argparse.Namespace, root: Path, da
         if n_di:
             engines["dask-image sum_labels"] = dask_image_sum(args, root, inten, di["labels"], int(n_di))
             if args.dask_image_timeout > 0:
-                engines["dask-image find_objects"] = run_engine("dask-image-find", DASK_IMAGE_FIND, {"labels": di["labels"]}, args, root,
-                                                                timeout=args.dask_image_timeout)
+                engines["dask-image find_objects"] = run_engine(
+                    "dask-image-find", DASK_IMAGE_FIND, {"labels": di["labels"]}, args, root, timeout=args.dask_image_timeout
+                )
             else:
                 engines["dask-image find_objects"] = {"status": "not run (--dask-image-timeout 0)", "seconds": None, "peak_mb": None, "report": {}}
     engines["scipy"] = run_engine("scipy", SCIPY, {"mask": mask, "intensity": inten, "compare": compare}, args, root)
-    return {"shape": vol["shape"], "mask_mb": float(np.prod(vol["shape"])) / 1e6, "volume": vol, "engines": engines,
-            "sizes_mb": {name: _du_mb(root / f) for name, f in (("mask", "mask.zarr"), ("intensity", "intensity.zarr"), ("batchproc labels", "bp-labels.zarr"))}}
+    return {
+        "shape": vol["shape"],
+        "mask_mb": float(np.prod(vol["shape"])) / 1e6,
+        "volume": vol,
+        "engines": engines,
+        "sizes_mb": {name: _du_mb(root / f) for name, f in (("mask", "mask.zarr"), ("intensity", "intensity.zarr"), ("batchproc labels", "bp-labels.zarr"))},
+    }
 
 
 def dask_image_sum(args: argparse.Namespace, root: Path, inten: str, labels: str, n: int) -> dict[str, Any]:
@@ -314,11 +354,15 @@ def dask_image_sum(args: argparse.Namespace, root: Path, inten: str, labels: str
     estimate = per_label * n / min(n, PROBE_LABELS)
     row = {"probe": probe, "estimate_seconds": estimate, "seconds": None, "peak_mb": None, "report": {}}
     if estimate > max(args.dask_image_timeout, 1):
-        row["status"] = (f"not run: its sum_labels over the first {PROBE_LABELS} labels took {per_label:.1f} s (probe process "
-                         f"{probe['seconds']:.1f} s, peak {probe['peak_mb']:.0f} MB); all {n:,} labels: about {estimate / 3600:.1f} h")
+        row["status"] = (
+            f"not run: its sum_labels over the first {PROBE_LABELS} labels took {per_label:.1f} s (probe process "
+            f"{probe['seconds']:.1f} s, peak {probe['peak_mb']:.0f} MB); all {n:,} labels: about {estimate / 3600:.1f} h"
+        )
         return row
-    return {**run_engine("dask-image-sum", DASK_IMAGE_SUM, {"labels": labels, "intensity": inten, "count": n}, args, root, timeout=args.dask_image_timeout),
-            "estimate_seconds": estimate}
+    return {
+        **run_engine("dask-image-sum", DASK_IMAGE_SUM, {"labels": labels, "intensity": inten, "count": n}, args, root, timeout=args.dask_image_timeout),
+        "estimate_seconds": estimate,
+    }
 
 
 def part_large(part: str, depth: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
@@ -332,7 +376,9 @@ def part_large(part: str, depth: int, args: argparse.Namespace, root: Path) -> d
     mask = vol["mask"]
     out = root / "bp-cli-labels.zarr"
     engines: dict[str, Any] = {}
-    engines["batchproc run --step label"] = run_engine("batchproc-cli", None, {}, args, root, command=[*batchproc_cli(), "run", mask, str(out), "--step", "label", "-q"], clean=(out,))
+    engines["batchproc run --step label"] = run_engine(
+        "batchproc-cli", None, {}, args, root, command=[*batchproc_cli(), "run", mask, str(out), "--step", "label", "-q"], clean=(out,)
+    )
     sizes = {"mask": _du_mb(root / "mask.zarr"), "batchproc labels": _du_mb(out)}
     if args.large_scipy:
         engines["scipy label"] = run_engine("scipy", SCIPY, {"mask": mask, "compare": {"batchproc run --step label": {"labels": str(out)}}}, args, root)
@@ -379,33 +425,47 @@ def _equal(name: str, part: dict[str, Any]) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     runs = "One run each" if results["repeat"] == 1 else f"Medians of {results['repeat']} runs, highest peaks"
-    lines = [f"Command: `{results['command']}`  ", f"Date: {results['date']}; {results['machine']}  ", f"Code: {results['code']}", "",
-             f"Each engine is a whole process (imports included), timed from start to the end of its work; peak RSS is that of its process tree "
-             f"(sampled every 20 ms). Engines run one after another. {runs}. "
-             f"MB/s is of the uint8 mask. The mask: gaussian σ={SIGMA} of uniform noise above its {PERCENTILE:g}th percentile, zarr chunks {'x'.join(map(str, CHUNKS))}.", ""]
+    lines = [
+        f"Command: `{results['command']}`  ",
+        f"Date: {results['date']}; {results['machine']}  ",
+        f"Code: {results['code']}",
+        "",
+        f"Each engine is a whole process (imports included), timed from start to the end of its work; peak RSS is that of its process tree "
+        f"(sampled every 20 ms). Engines run one after another. {runs}. "
+        f"MB/s is of the uint8 mask. The mask: gaussian σ={SIGMA} of uniform noise above its {PERCENTILE:g}th percentile, zarr chunks {'x'.join(map(str, CHUNKS))}.",
+        "",
+    ]
     for name, part in results["parts"].items():
         if "error" in part:
             lines += [f"## {name}: failed", "", f"    {part['error']}", ""]
             continue
         shape = "x".join(map(str, part["shape"]))
         vol = part["volume"]
-        lines += [f"## {name}: {shape} ({part['mask_mb']:.0f} MB of mask), foreground {vol['foreground']:.1%}", "",
-                  "| engine | seconds | MB/s | peak RSS MB | objects | equal to scipy | phases (s, in the process) |", "|---|---:|---:|---:|---:|---|---|"]
+        lines += [
+            f"## {name}: {shape} ({part['mask_mb']:.0f} MB of mask), foreground {vol['foreground']:.1%}",
+            "",
+            "| engine | seconds | MB/s | peak RSS MB | objects | equal to scipy | phases (s, in the process) |",
+            "|---|---:|---:|---:|---:|---|---|",
+        ]
         for engine, row in part["engines"].items():
             phases = ", ".join(f"{k} {v:.1f}" for k, v in row.get("report", {}).get("phases", {}).items())
             if row.get("status") != "ok" or row.get("seconds") is None:
                 peak = f"{row['peak_mb']:.0f}" if row.get("peak_mb") is not None else "—"
                 lines.append(f"| {engine} | — | — | {peak} |  | {row['status']} | {phases} |")
                 continue
-            lines.append(f"| {engine} | {row['seconds']:.1f} | {part['mask_mb'] / row['seconds']:.1f} | {row['peak_mb']:.0f} | {_objects(engine, row, part)} | "
-                         f"{_equal(engine, part)} | {phases} |")
+            lines.append(
+                f"| {engine} | {row['seconds']:.1f} | {part['mask_mb'] / row['seconds']:.1f} | {row['peak_mb']:.0f} | {_objects(engine, row, part)} | "
+                f"{_equal(engine, part)} | {phases} |"
+            )
         lines.append("")
         e = part["engines"]
 
-        def ratio(a: str, b: str, what: str) -> None:
+        def ratio(a: str, b: str, what: str, e: dict[str, Any] = e, lines: list[str] = lines) -> None:
             if a in e and b in e and e[a].get("status") == "ok" and e[b].get("status") == "ok" and e[a].get("seconds") and e[b].get("seconds"):
-                lines.append(f"- {what}: {e[a]['seconds']:.1f} s vs {e[b]['seconds']:.1f} s, {e[a]['peak_mb']:.0f} MB vs {e[b]['peak_mb']:.0f} MB: "
-                             f"batchproc takes {e[a]['seconds'] / e[b]['seconds']:.2f}x the time and {e[a]['peak_mb'] / e[b]['peak_mb']:.2f}x the peak RSS")
+                lines.append(
+                    f"- {what}: {e[a]['seconds']:.1f} s vs {e[b]['seconds']:.1f} s, {e[a]['peak_mb']:.0f} MB vs {e[b]['peak_mb']:.0f} MB: "
+                    f"batchproc takes {e[a]['seconds'] / e[b]['seconds']:.2f}x the time and {e[a]['peak_mb'] / e[b]['peak_mb']:.2f}x the peak RSS"
+                )
 
         ratio("batchproc", "scipy", "batchproc vs scipy (label, find_objects, sum_labels)")
         ratio("batchproc label only (CLI)", "dask-image label", "batchproc vs dask-image (label and write the labels)")

@@ -148,8 +148,15 @@ def use_environment(endpoint: str) -> None:
     for name in list(os.environ):
         if name.startswith("AWS_"):
             del os.environ[name]
-    os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="benchkeyid", AWS_SECRET_ACCESS_KEY="benchsecret", AWS_REGION="us-east-1",
-                      AWS_ALLOW_HTTP="true", AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="benchkeyid",
+        AWS_SECRET_ACCESS_KEY="benchsecret",
+        AWS_REGION="us-east-1",
+        AWS_ALLOW_HTTP="true",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    )
 
 
 # -- the clients, each built from the environment ------------------------------------------
@@ -163,8 +170,11 @@ class ObstoreClient:
         if not single_put:
             self.name = "obstore (default put)"
         # client_options replaces the environment's client options: allow_http must be repeated here
-        self.store = S3Store(BUCKET, client_options={"allow_http": os.environ["AWS_ENDPOINT_URL"].startswith("http://"), "connect_timeout": "5s", "timeout": "120s"},
-                             retry_config={"max_retries": 3, "retry_timeout": timedelta(seconds=60)})
+        self.store = S3Store(
+            BUCKET,
+            client_options={"allow_http": os.environ["AWS_ENDPOINT_URL"].startswith("http://"), "connect_timeout": "5s", "timeout": "120s"},
+            retry_config={"max_retries": 3, "retry_timeout": timedelta(seconds=60)},
+        )
 
     def put(self, key: str, data: bytes) -> None:
         # use_multipart=None (the default) uploads bytes above 5 MiB as a multipart upload (4 requests for 8 MiB)
@@ -201,7 +211,11 @@ class S3fsClient:
         # max_concurrency > 1 (the default, 10) makes every whole-object cat_file a HEAD and then a GET
         if max_concurrency != 10:
             self.name = f"s3fs max_concurrency={max_concurrency}"
-        self.fs = s3fs.S3FileSystem(skip_instance_cache=True, max_concurrency=max_concurrency, config_kwargs={"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 3, "mode": "standard"}})
+        self.fs = s3fs.S3FileSystem(
+            skip_instance_cache=True,
+            max_concurrency=max_concurrency,
+            config_kwargs={"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 3, "mode": "standard"}},
+        )
 
     def put(self, key: str, data: bytes) -> None:
         self.fs.pipe_file(f"{BUCKET}/{key}", data)
@@ -265,7 +279,12 @@ class Boto3Client:
         self.s3.delete_object(Bucket=BUCKET, Key=key)
 
 
-CLIENTS: dict[str, Callable[[], Any]] = {"obstore": ObstoreClient, "s3fs": S3fsClient, "s3fs max_concurrency=1": lambda: S3fsClient(max_concurrency=1), "boto3": Boto3Client}
+CLIENTS: dict[str, Callable[[], Any]] = {
+    "obstore": ObstoreClient,
+    "s3fs": S3fsClient,
+    "s3fs max_concurrency=1": lambda: S3fsClient(max_concurrency=1),
+    "boto3": Boto3Client,
+}
 
 
 def cpu_self() -> float:
@@ -308,7 +327,10 @@ def part_imports(repeat: int) -> dict[str, Any]:
     out = {}
     for module in ["obstore", "obstore.store", "s3fs", "boto3", "zarr"]:
         subprocess.run([sys.executable, "-c", f"import {module}"], check=True, timeout=120)  # warm the file cache
-        runs = [float(subprocess.run([sys.executable, "-c", code.format(m=module)], check=True, timeout=120, capture_output=True, text=True).stdout) for _ in range(repeat)]
+        runs = [
+            float(subprocess.run([sys.executable, "-c", code.format(m=module)], check=True, timeout=120, capture_output=True, text=True).stdout)
+            for _ in range(repeat)
+        ]
         out[module] = {"seconds": statistics.median(runs), "runs": runs}
     return out
 
@@ -338,7 +360,7 @@ def part_tiny(server: Moto, repeat: int, count: int) -> dict[str, Any]:
         c = make()
         c.get("tiny/warm")
         server.requests()
-        ops = {"PUT": lambda k: c.put(k, data), "GET": c.get, "suffix GET": lambda k: c.suffix(k, 16), "HEAD": c.head}
+        ops = {"PUT": lambda k, c=c: c.put(k, data), "GET": c.get, "suffix GET": lambda k, c=c: c.suffix(k, 16), "HEAD": c.head}
         for op, fn in ops.items():
             times: list[float] = []
             cpu0, scpu0 = cpu_self(), server.cpu()
@@ -347,8 +369,12 @@ def part_tiny(server: Moto, repeat: int, count: int) -> dict[str, Any]:
                     t = time.perf_counter()
                     fn(f"tiny/{i:04d}")
                     times.append(time.perf_counter() - t)
-            row[op] = {**_ms(times), "client_cpu_ms": (cpu_self() - cpu0) / (repeat * count) * 1e3, "server_cpu_ms": (server.cpu() - scpu0) / (repeat * count) * 1e3,
-                       "requests": per_op(server.requests(), repeat * count)}
+            row[op] = {
+                **_ms(times),
+                "client_cpu_ms": (cpu_self() - cpu0) / (repeat * count) * 1e3,
+                "server_cpu_ms": (server.cpu() - scpu0) / (repeat * count) * 1e3,
+                "requests": per_op(server.requests(), repeat * count),
+            }
         out[name] = row
     # moto's own floor: unsigned keep-alive GETs with http.client, no client library at all
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
@@ -367,7 +393,11 @@ def part_tiny(server: Moto, repeat: int, count: int) -> dict[str, Any]:
 
 def part_bulk(server: Moto, repeat: int, count: int, sizes: list[int], threads: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    variants: dict[str, Callable[[], Any]] = {"obstore": ObstoreClient, "obstore (default put)": lambda: ObstoreClient(single_put=False), **{k: v for k, v in CLIENTS.items() if k != "obstore"}}
+    variants: dict[str, Callable[[], Any]] = {
+        "obstore": ObstoreClient,
+        "obstore (default put)": lambda: ObstoreClient(single_put=False),
+        **{k: v for k, v in CLIENTS.items() if k != "obstore"},
+    }
     for mib in sizes:
         data = os.urandom(mib << 20)
         for name, make in variants.items():
@@ -377,7 +407,7 @@ def part_bulk(server: Moto, repeat: int, count: int, sizes: list[int], threads: 
             c.get("bulk/warm")
             server.requests()
             row: dict[str, Any] = {}
-            ops = {"PUT": lambda k: c.put(k, data), "GET": c.get}
+            ops = {"PUT": lambda k, c=c, data=data: c.put(k, data), "GET": c.get}
             if name == "obstore (default put)":
                 ops.pop("GET")  # the same GET as obstore
             for op, fn in ops.items():
@@ -391,8 +421,14 @@ def part_bulk(server: Moto, repeat: int, count: int, sizes: list[int], threads: 
                         cpu.append(cpu_self() - cpu0)
                         scpu.append(server.cpu() - scpu0)
                 s = statistics.median(seconds)
-                row[op] = {"seconds": s, "runs": seconds, "mib_per_s": count * mib / s, "client_cpu_s": statistics.median(cpu), "server_cpu_s": statistics.median(scpu),
-                           "requests": per_op(server.requests(), repeat * count)}
+                row[op] = {
+                    "seconds": s,
+                    "runs": seconds,
+                    "mib_per_s": count * mib / s,
+                    "client_cpu_s": statistics.median(cpu),
+                    "server_cpu_s": statistics.median(scpu),
+                    "requests": per_op(server.requests(), repeat * count),
+                }
             out.setdefault(f"{mib} MiB", {})[name] = row
     return out
 
@@ -410,8 +446,11 @@ def part_zarr(server: Moto, repeat: int) -> dict[str, Any]:
         return FsspecStore(s3fs.S3FileSystem(asynchronous=True, skip_instance_cache=True, max_concurrency=max_concurrency), path=f"{BUCKET}/{prefix}")
 
     out = {}
-    for name, make in {"ObjectStore(obstore S3Store)": obstore_store, "FsspecStore(s3fs)": fsspec_store,
-                       "FsspecStore(s3fs max_concurrency=1)": lambda prefix: fsspec_store(prefix, 1)}.items():
+    for name, make in {
+        "ObjectStore(obstore S3Store)": obstore_store,
+        "FsspecStore(s3fs)": fsspec_store,
+        "FsspecStore(s3fs max_concurrency=1)": lambda prefix: fsspec_store(prefix, 1),
+    }.items():
         server.reset()
         row: dict[str, Any] = {"write_s": [], "read_s": []}
         for r in range(repeat):
@@ -426,7 +465,12 @@ def part_zarr(server: Moto, repeat: int) -> dict[str, Any]:
             row["read_s"].append(time.perf_counter() - t)
             read_requests = server.requests()
             assert np.array_equal(back, a)
-        row.update(write_s=statistics.median(row["write_s"]), read_s=statistics.median(row["read_s"]), write_requests=per_op(write_requests, 1), read_requests=per_op(read_requests, 1))
+        row.update(
+            write_s=statistics.median(row["write_s"]),
+            read_s=statistics.median(row["read_s"]),
+            write_requests=per_op(write_requests, 1),
+            read_requests=per_op(read_requests, 1),
+        )
         out[name] = row
     return out
 
@@ -436,43 +480,73 @@ def part_zarr(server: Moto, repeat: int) -> dict[str, Any]:
 
 def markdown(results: dict[str, Any]) -> str:
     a = results["args"]
-    lines = [f"Command: `{results['command']}`  ", f"Date: {results['date']}; {results['machine']}  ",
-             "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()), "",
-             f"Server: moto {results['versions']['moto']} (`python -m moto.server`, werkzeug, threaded) on 127.0.0.1, sharing the cores with the client. "
-             "Medians of --repeat runs. CPU: client process (all its threads) and moto server, per request or per phase.", ""]
+    lines = [
+        f"Command: `{results['command']}`  ",
+        f"Date: {results['date']}; {results['machine']}  ",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()),
+        "",
+        f"Server: moto {results['versions']['moto']} (`python -m moto.server`, werkzeug, threaded) on 127.0.0.1, sharing the cores with the client. "
+        "Medians of --repeat runs. CPU: client process (all its threads) and moto server, per request or per phase.",
+        "",
+    ]
     if "checks" in results:
-        lines += ["Checks (each client built from the environment only):", "", "| client | get | suffix get | head | create, create again | list | after delete | pickle, then get | requests |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "Checks (each client built from the environment only):",
+            "",
+            "| client | get | suffix get | head | create, create again | list | after delete | pickle, then get | requests |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for name, r in results["checks"].items():
-            lines.append(f"| {name} | {r['get']} | {r['suffix_get']} | {r['head_size']} | {', '.join(r['create_twice'])} | {r['list']} | {r['list_after_delete']} | {r['pickle_then_get']} | "
-                         + ", ".join(f"{n} {k}" for k, n in sorted(r["requests"].items())) + " |")
+            lines.append(
+                f"| {name} | {r['get']} | {r['suffix_get']} | {r['head_size']} | {', '.join(r['create_twice'])} | {r['list']} | {r['list_after_delete']} | {r['pickle_then_get']} | "
+                + ", ".join(f"{n} {k}" for k, n in sorted(r["requests"].items()))
+                + " |"
+            )
         lines.append("")
     if "imports" in results:
         lines += ["Import time in a fresh interpreter (median):", "", "| module | s |", "|---|---:|"]
         lines += [f"| {m} | {r['seconds']:.3f} |" for m, r in results["imports"].items()]
         lines.append("")
     if "tiny" in results:
-        lines += [f"Tiny objects: {a['tiny']} x 1 KiB, one thread, one request at a time, x{a['repeat']} (ms per request: median / p90; CPU ms per request):", "",
-                  "| client | fresh client, first GET | PUT | GET | suffix GET (16 B) | HEAD | client CPU GET | moto CPU GET | requests per PUT / GET / suffix GET / HEAD |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        lines += [
+            f"Tiny objects: {a['tiny']} x 1 KiB, one thread, one request at a time, x{a['repeat']} (ms per request: median / p90; CPU ms per request):",
+            "",
+            "| client | fresh client, first GET | PUT | GET | suffix GET (16 B) | HEAD | client CPU GET | moto CPU GET | requests per PUT / GET / suffix GET / HEAD |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
         for name, r in results["tiny"].items():
             if "PUT" not in r:
                 lines.append(f"| {name} | | | {r['GET']['median_ms']:.2f} / {r['GET']['p90_ms']:.2f} | | | | | unsigned keep-alive GET |")
                 continue
             cell = {op: f"{r[op]['median_ms']:.2f} / {r[op]['p90_ms']:.2f}" for op in ("PUT", "GET", "suffix GET", "HEAD")}
-            lines.append(f"| {name} | {r['cold_first_get_ms']:.0f} | {cell['PUT']} | {cell['GET']} | {cell['suffix GET']} | {cell['HEAD']} | {r['GET']['client_cpu_ms']:.2f} | {r['GET']['server_cpu_ms']:.2f} | {' / '.join(r[op]['requests'] for op in ('PUT', 'GET', 'suffix GET', 'HEAD'))} |")
+            lines.append(
+                f"| {name} | {r['cold_first_get_ms']:.0f} | {cell['PUT']} | {cell['GET']} | {cell['suffix GET']} | {cell['HEAD']} | {r['GET']['client_cpu_ms']:.2f} | {r['GET']['server_cpu_ms']:.2f} | {' / '.join(r[op]['requests'] for op in ('PUT', 'GET', 'suffix GET', 'HEAD'))} |"
+            )
         lines.append("")
     if "bulk" in results:
-        lines += [f"Bulk: {a['count']} objects per size, {a['threads']} threads, x{a['repeat']} (median):", "",
-                  "| size | client | PUT MiB/s | GET MiB/s | PUT s | GET s | client CPU s PUT / GET | moto CPU s PUT / GET | requests per PUT | requests per GET |", "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
+        lines += [
+            f"Bulk: {a['count']} objects per size, {a['threads']} threads, x{a['repeat']} (median):",
+            "",
+            "| size | client | PUT MiB/s | GET MiB/s | PUT s | GET s | client CPU s PUT / GET | moto CPU s PUT / GET | requests per PUT | requests per GET |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+        ]
         for size, clients in results["bulk"].items():
             for name, r in clients.items():
                 g = r.get("GET")
-                lines.append(f"| {size} | {name} | {r['PUT']['mib_per_s']:.0f} | {g['mib_per_s']:.0f} | {r['PUT']['seconds']:.2f} | {g['seconds']:.2f} | {r['PUT']['client_cpu_s']:.2f} / {g['client_cpu_s']:.2f} | "
-                             f"{r['PUT']['server_cpu_s']:.2f} / {g['server_cpu_s']:.2f} | {r['PUT']['requests']} | {g['requests']} |" if g else
-                             f"| {size} | {name} | {r['PUT']['mib_per_s']:.0f} | | {r['PUT']['seconds']:.2f} | | {r['PUT']['client_cpu_s']:.2f} / | {r['PUT']['server_cpu_s']:.2f} / | {r['PUT']['requests']} | |")
+                lines.append(
+                    f"| {size} | {name} | {r['PUT']['mib_per_s']:.0f} | {g['mib_per_s']:.0f} | {r['PUT']['seconds']:.2f} | {g['seconds']:.2f} | {r['PUT']['client_cpu_s']:.2f} / {g['client_cpu_s']:.2f} | "
+                    f"{r['PUT']['server_cpu_s']:.2f} / {g['server_cpu_s']:.2f} | {r['PUT']['requests']} | {g['requests']} |"
+                    if g
+                    else f"| {size} | {name} | {r['PUT']['mib_per_s']:.0f} | | {r['PUT']['seconds']:.2f} | | {r['PUT']['client_cpu_s']:.2f} / | {r['PUT']['server_cpu_s']:.2f} / | {r['PUT']['requests']} | |"
+                )
         lines.append("")
     if "zarr" in results:
-        lines += ["zarr-python 3 over each client: 64 MiB uint16 (128x512x512), 128 chunks of 16x128x128 (512 KiB), no compression (median):", "",
-                  "| store | write s | read s | write requests | read requests |", "|---|---:|---:|---|---|"]
+        lines += [
+            "zarr-python 3 over each client: 64 MiB uint16 (128x512x512), 128 chunks of 16x128x128 (512 KiB), no compression (median):",
+            "",
+            "| store | write s | read s | write requests | read requests |",
+            "|---|---:|---:|---|---|",
+        ]
         lines += [f"| {n} | {r['write_s']:.2f} | {r['read_s']:.2f} | {r['write_requests']} | {r['read_requests']} |" for n, r in results["zarr"].items()]
         lines.append("")
     return "\n".join(lines)

@@ -77,7 +77,7 @@ def provenance(script: str, argv: list[str]) -> dict[str, str]:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}",
         "code": f"batchproc at {head}{' with uncommitted changes in batchproc/' if dirty else ''}; numpy {version('numpy')}, scipy {version('scipy')}, "
-                f"dask {version('dask')}, dask-image {version('dask-image')}, zarr {version('zarr')}",
+        f"dask {version('dask')}, dask-image {version('dask-image')}, zarr {version('zarr')}",
     }
 
 

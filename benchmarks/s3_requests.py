@@ -45,7 +45,9 @@ def main() -> None:
         for name, extra in (("unsharded", ["--shards", "none"]), ("shards of 32x128x128", ["--shards", "32,128,128"])):
             before = len(server.requests())
             started = time.perf_counter()
-            result = CliRunner().invoke(app, ["run", f"{bucket}/in.zarr", f"{bucket}/{name[:5]}.zarr", "--step", "gaussian_filter:sigma=2", "--chunks", "16,64,64", *extra, "-q"])
+            result = CliRunner().invoke(
+                app, ["run", f"{bucket}/in.zarr", f"{bucket}/{name[:5]}.zarr", "--step", "gaussian_filter:sigma=2", "--chunks", "16,64,64", *extra, "-q"]
+            )
             seconds = time.perf_counter() - started
             if result.exit_code != 0:
                 raise SystemExit(result.output)
@@ -67,10 +69,14 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     lines = [
         f"Command: `.venv/bin/python benchmarks/s3_requests.py --out {args.out}`  ",
-        f"Date: {time.strftime('%Y-%m-%d')}; moto's S3 server on 127.0.0.1; input 64 chunks of 16x64x64 uint16", "",
-        "| what | s | chunk GETs | file PUTs | listings | other requests |", "|---|---:|---:|---:|---:|---:|",
-        *(f"| {what} | {s:.2f} | {g} | {p} | {n} | {o} |" for what, s, g, p, n, o in rows), "",
-        "Other requests: metadata documents, the lock object, existence checks.", "",
+        f"Date: {time.strftime('%Y-%m-%d')}; moto's S3 server on 127.0.0.1; input 64 chunks of 16x64x64 uint16",
+        "",
+        "| what | s | chunk GETs | file PUTs | listings | other requests |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(f"| {what} | {s:.2f} | {g} | {p} | {n} | {o} |" for what, s, g, p, n, o in rows),
+        "",
+        "Other requests: metadata documents, the lock object, existence checks.",
+        "",
     ]
     (out / "results.md").write_text("\n".join(lines))
     print("\n".join(lines))

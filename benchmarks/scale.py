@@ -61,14 +61,41 @@ class Cluster:
         self.address = f"tcp://127.0.0.1:{port}"
         log = (folder / "cluster.log").open("a")
         self.scheduler = subprocess.Popen(
-            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", f"127.0.0.1:{free_port()}"],
-            stdout=log, stderr=log,
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dashboard-address",
+                f"127.0.0.1:{free_port()}",
+            ],
+            stdout=log,
+            stderr=log,
         )
         self.workers = [
             subprocess.Popen(
-                [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--host", "127.0.0.1", "--nthreads", "1", "--memory-limit", memory_limit,
-                 "--no-dashboard", "--name", f"w{i}", "--local-directory", str(folder / f"w{i}")],
-                stdout=log, stderr=log,
+                [
+                    sys.executable,
+                    "-m",
+                    "distributed.cli.dask_worker",
+                    self.address,
+                    "--host",
+                    "127.0.0.1",
+                    "--nthreads",
+                    "1",
+                    "--memory-limit",
+                    memory_limit,
+                    "--no-dashboard",
+                    "--name",
+                    f"w{i}",
+                    "--local-directory",
+                    str(folder / f"w{i}"),
+                ],
+                stdout=log,
+                stderr=log,
             )
             for i in range(workers)
         ]
@@ -175,7 +202,11 @@ def part_pipeline(root: Path, repeat: int) -> dict[str, Any]:
             got = timed_runs(
                 {
                     "threads": (run_command(source, root / "t.zarr", PIPELINE, *extra), [], []),
-                    "cluster": (run_command(source, root / "c.zarr", PIPELINE, "--scheduler", running.address, *extra), running.pids, [w.pid for w in running.workers]),
+                    "cluster": (
+                        run_command(source, root / "c.zarr", PIPELINE, "--scheduler", running.address, *extra),
+                        running.pids,
+                        [w.pid for w in running.workers],
+                    ),
                 },
                 repeat,
             )
@@ -242,7 +273,10 @@ def part_startup(root: Path, repeat: int) -> dict[str, Any]:
     make_volume(source, (8, 64, 64), "uint16", (8, 64, 64))
     job = run_command(source, root / "small-out.zarr", PIPELINE)
     measure(job)  # the kernel cache is warm from here on
-    got = timed_runs({"--help": ([*CLI, "--help"], [], []), "import batchproc": ([sys.executable, "-c", "import batchproc"], [], []), "64x64x8 job": (job, [], [])}, max(repeat, 5))
+    got = timed_runs(
+        {"--help": ([*CLI, "--help"], [], []), "import batchproc": ([sys.executable, "-c", "import batchproc"], [], []), "64x64x8 job": (job, [], [])},
+        max(repeat, 5),
+    )
     return got
 
 
@@ -256,7 +290,9 @@ def part_outofcore(root: Path, repeat: int, gbs: list[float]) -> dict[str, Any]:
             source = root / f"ooc-{gb:g}.zarr"
             shape = big_volume(source, gb)
             try:
-                got = measure(run_command(source, root / "ooc-out.zarr", PIPELINE, "--scheduler", running.address), running.pids, [w.pid for w in running.workers])
+                got = measure(
+                    run_command(source, root / "ooc-out.zarr", PIPELINE, "--scheduler", running.address), running.pids, [w.pid for w in running.workers]
+                )
             finally:
                 shutil.rmtree(source, ignore_errors=True)
                 shutil.rmtree(root / "ooc-out.zarr", ignore_errors=True)
@@ -267,18 +303,30 @@ def part_outofcore(root: Path, repeat: int, gbs: list[float]) -> dict[str, Any]:
 def markdown(results: dict[str, Any]) -> str:
     lines = [f"Command: `{results['command']}`  ", f"Date: {results['date']}; {results['machine']}", ""]
     if "pipeline" in results:
-        lines += ["Course pipeline, 256 MiB uint16, whole processes (medians; peak RSS of the process tree):", "",
-                  "| chunks | threads s | cluster s | cluster ÷ threads throughput | threads peak MB | cluster peak MB (all processes) |", "|---|---:|---:|---:|---:|---:|"]
+        lines += [
+            "Course pipeline, 256 MiB uint16, whole processes (medians; peak RSS of the process tree):",
+            "",
+            "| chunks | threads s | cluster s | cluster ÷ threads throughput | threads peak MB | cluster peak MB (all processes) |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for label, row in results["pipeline"].items():
-            lines.append(f"| {label} | {row['threads']['seconds']:.2f} | {row['cluster']['seconds']:.2f} | {row['cluster_vs_threads']:.2f} | {row['threads']['peak_mb']:.0f} | {row['cluster']['peak_mb']:.0f} |")
+            lines.append(
+                f"| {label} | {row['threads']['seconds']:.2f} | {row['cluster']['seconds']:.2f} | {row['cluster_vs_threads']:.2f} | {row['threads']['peak_mb']:.0f} | {row['cluster']['peak_mb']:.0f} |"
+            )
         lines.append("")
     if "blocks" in results:
-        lines += ["Cost per extra chunk, gaussian σ=1 on 64 MiB uint8 (default chunks vs 16,384 chunks of 16³, unsharded and sharded by default):", "",
-                  "| scheduler | default s | 16³ s (--shards none) | 16³ s sharded | files default / 16³ / sharded | ms per extra chunk |", "|---|---:|---:|---:|---:|---:|"]
+        lines += [
+            "Cost per extra chunk, gaussian σ=1 on 64 MiB uint8 (default chunks vs 16,384 chunks of 16³, unsharded and sharded by default):",
+            "",
+            "| scheduler | default s | 16³ s (--shards none) | 16³ s sharded | files default / 16³ / sharded | ms per extra chunk |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for name, row in results["blocks"].items():
             files = row.get("files", {})
-            lines.append(f"| {name} | {row['default']['seconds']:.2f} | {row['16^3']['seconds']:.2f} | {row['16^3 sharded']['seconds']:.2f} | "
-                         f"{files.get('default', '?')} / {files.get('16^3', '?')} / {files.get('16^3 sharded', '?')} | {row['ms_per_extra_chunk']:.3f} |")
+            lines.append(
+                f"| {name} | {row['default']['seconds']:.2f} | {row['16^3']['seconds']:.2f} | {row['16^3 sharded']['seconds']:.2f} | "
+                f"{files.get('default', '?')} / {files.get('16^3', '?')} / {files.get('16^3 sharded', '?')} | {row['ms_per_extra_chunk']:.3f} |"
+            )
         lines.append("")
     if "dryrun" in results:
         row = results["dryrun"]
@@ -289,10 +337,16 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {name} | {row['seconds']:.2f} |")
         lines.append("")
     if "outofcore" in results:
-        lines += ["Out of core on the 2-worker cluster, 1.5 GiB memory limit per worker:", "",
-                  "| volume | wall s | MB/s | peak MB, all processes | peak MB per worker |", "|---|---:|---:|---:|---|"]
+        lines += [
+            "Out of core on the 2-worker cluster, 1.5 GiB memory limit per worker:",
+            "",
+            "| volume | wall s | MB/s | peak MB, all processes | peak MB per worker |",
+            "|---|---:|---:|---:|---|",
+        ]
         for name, row in results["outofcore"].items():
-            lines.append(f"| {name} | {row['seconds']:.0f} | {row['mb'] / row['seconds']:.0f} | {row['peak_mb']:.0f} | {', '.join(f'{p:.0f}' for p in row['worker_peaks_mb'])} |")
+            lines.append(
+                f"| {name} | {row['seconds']:.0f} | {row['mb'] / row['seconds']:.0f} | {row['peak_mb']:.0f} | {', '.join(f'{p:.0f}' for p in row['worker_peaks_mb'])} |"
+            )
         lines.append("")
     return "\n".join(lines)
 

@@ -40,7 +40,7 @@ def main() -> None:
 
     a = np.random.default_rng(0).normal(100, 30, size=(args.size, args.size)).astype(np.float32)
     x = da.from_array(a, chunks=args.chunk)
-    print(f"| operation | mode | batchproc max abs diff (voxels) | dask-image max abs diff (voxels) |")
+    print("| operation | mode | batchproc max abs diff (voxels) | dask-image max abs diff (voxels) |")
     print("|---|---|---|---|")
     for name, kwargs in CASES:
         for mode in ("reflect", "wrap", "constant"):

@@ -242,8 +242,13 @@ def ts_path(sync: bool | None) -> dict[str, Callable[..., Any]]:
             sharding = {"chunk_shape": list(chunks), "codecs": inner, "index_codecs": index, "index_location": "end"}
             grid, codecs = shards, [{"name": "sharding_indexed", "configuration": sharding}]
         meta = {
-            "shape": list(shape), "data_type": "uint16", "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(grid)}},
-            "chunk_key_encoding": {"name": "default"}, "fill_value": 0, "codecs": codecs, "dimension_names": AXES,
+            "shape": list(shape),
+            "data_type": "uint16",
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(grid)}},
+            "chunk_key_encoding": {"name": "default"},
+            "fill_value": 0,
+            "codecs": codecs,
+            "dimension_names": AXES,
         }
         return ts.open({"driver": "zarr3", "kvstore": kvstore(folder), "metadata": meta, "create": True, "delete_existing": True}).result()
 
@@ -309,7 +314,16 @@ def run_threads(function: Callable[[tuple[slice, ...]], Any], items: list[tuple[
     return time.perf_counter() - start
 
 
-def one_run(name: str, sharded: bool, folder: Path, data: Any, chunks: tuple[int, ...], shards: tuple[int, ...], units: dict[tuple[int, ...], np.ndarray] | None, check_zarr: bool) -> dict[str, Any]:
+def one_run(
+    name: str,
+    sharded: bool,
+    folder: Path,
+    data: Any,
+    chunks: tuple[int, ...],
+    shards: tuple[int, ...],
+    units: dict[tuple[int, ...], np.ndarray] | None,
+    check_zarr: bool,
+) -> dict[str, Any]:
     """Write then read ``data`` through one path into ``folder`` (removed at the end).
     ``units``: the blocks to write, cut beforehand (None: each task cuts its own from
     ``data``, the large variant)."""
@@ -319,7 +333,7 @@ def one_run(name: str, sharded: bool, folder: Path, data: Any, chunks: tuple[int
     write_boxes = boxes(shape, unit)
     writer = fn["create"](folder, shape, chunks, shards if sharded else None)
 
-    def write(box: tuple[slice, ...]) -> None:
+    def write(box: tuple[slice, ...], writer: Any = writer) -> None:
         block = units[index_of(box, unit)] if units is not None else data[box]
         fn["write"](writer, box, block)
 
@@ -395,14 +409,24 @@ def measure(root: Path, data: Any, layouts: list[str], paths: list[str], repeat:
                     shutil.rmtree(folder, ignore_errors=True)
                     continue
                 runs[cell].append(got)
-                print(f"  [{label} r{rep}] {layout:7} {'sharded' if sharded else 'chunks ':7} {name:18} write {got['write_s']:6.2f} s  read {got['read_s']:6.2f} s  "
-                      f"{got['files']} files", flush=True)
+                print(
+                    f"  [{label} r{rep}] {layout:7} {'sharded' if sharded else 'chunks ':7} {name:18} write {got['write_s']:6.2f} s  read {got['read_s']:6.2f} s  "
+                    f"{got['files']} files",
+                    flush=True,
+                )
     mb = int(np.prod(data.shape)) * 2 / 1e6
     rows = []
     for layout, sharded, name in cells:
         chunks, shards = LAYOUTS[layout]
-        row: dict[str, Any] = {"volume": label, "path": name, "layout": layout, "chunks": list(chunks), "shards": list(shards) if sharded else None,
-                               "sharded": sharded, "mb": mb}
+        row: dict[str, Any] = {
+            "volume": label,
+            "path": name,
+            "layout": layout,
+            "chunks": list(chunks),
+            "shards": list(shards) if sharded else None,
+            "sharded": sharded,
+            "mb": mb,
+        }
         got = runs[(layout, sharded, name)]
         if not got:
             row["skipped"] = skipped.get((layout, sharded, name), "n/a")
@@ -410,12 +434,22 @@ def measure(root: Path, data: Any, layouts: list[str], paths: list[str], repeat:
             continue
         write_s = statistics.median(r["write_s"] for r in got)
         read_s = statistics.median(r["read_s"] for r in got)
-        row.update({
-            "write_s": write_s, "write_mb_s": mb / write_s, "read_s": read_s, "read_mb_s": mb / read_s,
-            "write_runs": [r["write_s"] for r in got], "read_runs": [r["read_s"] for r in got],
-            "files": got[0]["files"], "bytes_on_disk": got[0]["bytes"], "ratio": mb * 1e6 / got[0]["bytes"],
-            "equal": all(r["equal"] for r in got), "codecs": got[0]["codecs"], "chunk_grid": got[0]["chunk_grid"],
-        })
+        row.update(
+            {
+                "write_s": write_s,
+                "write_mb_s": mb / write_s,
+                "read_s": read_s,
+                "read_mb_s": mb / read_s,
+                "write_runs": [r["write_s"] for r in got],
+                "read_runs": [r["read_s"] for r in got],
+                "files": got[0]["files"],
+                "bytes_on_disk": got[0]["bytes"],
+                "ratio": mb * 1e6 / got[0]["bytes"],
+                "equal": all(r["equal"] for r in got),
+                "codecs": got[0]["codecs"],
+                "chunk_grid": got[0]["chunk_grid"],
+            }
+        )
         if "zarr_reads_it" in got[0]:
             row["zarr_reads_it"] = got[0]["zarr_reads_it"]
         rows.append(row)
@@ -486,8 +520,12 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     for label, rows in results["volumes"].items():
-        lines += [f"{label}:", "", "| path | layout | sharded | write s | write MB/s | read s | read MB/s | files | on disk MB |",
-                  "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"{label}:",
+            "",
+            "| path | layout | sharded | write s | write MB/s | read s | read MB/s | files | on disk MB |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
         for row in rows:
             chunks = "x".join(map(str, row["chunks"]))
             layout = f"{row['layout']} ({chunks})"
@@ -496,8 +534,10 @@ def markdown(results: dict[str, Any]) -> str:
                 sharded = "x".join(map(str, LAYOUTS[row["layout"]][1])) if row["sharded"] else "no"
                 lines.append(f"| {row['path']} | {layout} | {sharded} | {row['skipped']} | | | | | |")
                 continue
-            lines.append(f"| {row['path']} | {layout} | {sharded} | {row['write_s']:.2f} | {row['write_mb_s']:.0f} | {row['read_s']:.2f} | {row['read_mb_s']:.0f} | "
-                         f"{row['files']} | {row['bytes_on_disk'] / 1e6:.0f} |")
+            lines.append(
+                f"| {row['path']} | {layout} | {sharded} | {row['write_s']:.2f} | {row['write_mb_s']:.0f} | {row['read_s']:.2f} | {row['read_mb_s']:.0f} | "
+                f"{row['files']} | {row['bytes_on_disk'] / 1e6:.0f} |"
+            )
         lines.append("")
     checks = results.get("checks", [])
     if checks:
@@ -557,8 +597,10 @@ def main() -> None:
     checks = [f"every path read back exactly what it wrote: {all(r['equal'] for r in rows)} ({len(rows)} cells)"]
     for row in rows:
         if "zarr_reads_it" in row:
-            checks.append(f"zarr-python reads what batchproc's chunk files wrote ({row['volume']}, {row['layout']}, "
-                          f"{'sharded' if row['sharded'] else 'unsharded'}): {row['zarr_reads_it']}")
+            checks.append(
+                f"zarr-python reads what batchproc's chunk files wrote ({row['volume']}, {row['layout']}, "
+                f"{'sharded' if row['sharded'] else 'unsharded'}): {row['zarr_reads_it']}"
+            )
     for sharded in (False, True):
         kinds = {json.dumps(normal_codecs(row["codecs"]), sort_keys=True) for row in rows if row["sharded"] == sharded}
         checks.append(f"{'sharded' if sharded else 'unsharded'}: the zarr.json codecs of every path are the same (defaults filled in): {len(kinds) <= 1}")

@@ -133,7 +133,10 @@ def operations_markdown(up: str = "../") -> str:
             ("scipy equivalent", _scipy_link(name) if op.scipy else "none in `scipy.ndimage`: " + _cell(_first_paragraph(op.doc) or op.summary)),
             ("runs", _cell(KINDS[op.kind])),
             ("pipeline files and `--step`", "yes" if op.in_pipeline else "no: Python only (it returns a result that is not an image)"),
-            ("compiled kernel", f"yes (bit-identical to scipy's; see [Kernels]({up}concepts/kernels.md))" if op.has_compiled else "no: scipy's own, block by block"),
+            (
+                "compiled kernel",
+                f"yes (bit-identical to scipy's; see [Kernels]({up}concepts/kernels.md))" if op.has_compiled else "no: scipy's own, block by block",
+            ),
         ]
         if op.tolerance is not None:
             facts.append(("exactness", f"bit for bit, except where scipy's own summation order shows (see [Exactness]({up}concepts/exactness.md))"))

@@ -127,7 +127,16 @@ def s3(s3_server, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureReques
 
 CHROMIUM = "/usr/bin/chromium"
 #: Headless, no sandbox (tests run as root), and nothing that reaches the network.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _install_chromium() -> str | None:

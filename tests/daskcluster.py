@@ -42,9 +42,24 @@ class DaskCluster:
         )
         self.workers = [
             subprocess.Popen(
-                [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--host", "127.0.0.1", "--nthreads", "1",
-                 "--memory-limit", "2GiB", "--no-dashboard", "--nanny" if nanny else "--no-nanny", "--name", f"w{i}",
-                 "--local-directory", str(tmp / f"w{i}")],
+                [
+                    sys.executable,
+                    "-m",
+                    "distributed.cli.dask_worker",
+                    self.address,
+                    "--host",
+                    "127.0.0.1",
+                    "--nthreads",
+                    "1",
+                    "--memory-limit",
+                    "2GiB",
+                    "--no-dashboard",
+                    "--nanny" if nanny else "--no-nanny",
+                    "--name",
+                    f"w{i}",
+                    "--local-directory",
+                    str(tmp / f"w{i}"),
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=(tmp / f"worker{i}.log").open("w"),
                 preexec_fn=die_with_parent,

@@ -31,17 +31,25 @@ class S3Server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(SETUP_REQUESTS)},
-            stdout=self.log.open("w"), stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )
         self._wait()
         iam = boto3.client("iam", endpoint_url=self.endpoint, region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup")
         iam.create_user(UserName="batchproc")
-        iam.put_user_policy(UserName="batchproc", PolicyName="all", PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        iam.put_user_policy(
+            UserName="batchproc",
+            PolicyName="all",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+        )
         key = iam.create_access_key(UserName="batchproc")["AccessKey"]
         self.env = {
-            "AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"], "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_REGION": "us-east-1",
+            "AWS_ALLOW_HTTP": "true",
         }
 
     def _wait(self, timeout: float = 30.0) -> None:
@@ -61,8 +69,13 @@ class S3Server:
     def client(self):  # noqa: ANN201 - boto3's client
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"])
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+        )
 
     def bucket(self, name: str) -> str:
         self.client().create_bucket(Bucket=name)

@@ -191,7 +191,20 @@ def test_batch_killed_with_sigkill_is_finished_by_the_same_command(tmp_path: Pat
     rng = np.random.default_rng(6)
     for i in range(60):
         iio.imwrite(folder / f"s{i}.png", (rng.random((96, 96)) * 255).astype(np.uint8))
-    command = [sys.executable, "-m", "batchproc.cli", "batch", str(folder), "--out", str(tmp_path / "out"), "--step", "median_filter:size=9", "-q", "--workers", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "batchproc.cli",
+        "batch",
+        str(folder),
+        "--out",
+        str(tmp_path / "out"),
+        "--step",
+        "median_filter:size=9",
+        "-q",
+        "--workers",
+        "2",
+    ]
     job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     manifest = tmp_path / "out" / MANIFEST
     deadline = time.monotonic() + 120

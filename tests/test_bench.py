@@ -13,7 +13,13 @@ from batchproc.bench import compare, write_report
 
 @pytest.mark.slow
 def test_benchmark_smoke(tmp_path: Path) -> None:
-    results = compare(shape=(8, 32, 32), chunks=(4, 16, 16), cases=("pipeline", "median_filter"), engines=("scipy", "dask-image", "batchproc", "batchproc-local"), workdir=str(tmp_path))
+    results = compare(
+        shape=(8, 32, 32),
+        chunks=(4, 16, 16),
+        cases=("pipeline", "median_filter"),
+        engines=("scipy", "dask-image", "batchproc", "batchproc-local"),
+        workdir=str(tmp_path),
+    )
     assert len(results) == 8
     for r in results:
         assert r.error is None, (r.engine, r.case, r.error)
@@ -60,7 +66,23 @@ def test_bench_command_on_the_users_input(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "repeat must be at least 1; got 0" in bad.output
     # Repeated runs: the engines take turns, and the table gives each one's median
     # and the range of its runs.
-    twice = runner.invoke(app, ["bench", str(tmp_path / "scan.tif"), "--step", "median_filter:size=3", "--max-mb", "0.02", "--engines", "scipy,batchproc", "--repeat", "2", "--report", str(tmp_path / "twice")])
+    twice = runner.invoke(
+        app,
+        [
+            "bench",
+            str(tmp_path / "scan.tif"),
+            "--step",
+            "median_filter:size=3",
+            "--max-mb",
+            "0.02",
+            "--engines",
+            "scipy,batchproc",
+            "--repeat",
+            "2",
+            "--report",
+            str(tmp_path / "twice"),
+        ],
+    )
     assert twice.exit_code == 0, twice.output
     rows = [line for line in twice.output.splitlines() if line.startswith("| pipeline")]
     assert len(rows) == 2 and all(row.rstrip(" |").endswith("2 runs)") for row in rows), rows
@@ -88,7 +110,21 @@ def test_kernel_benchmark_smoke(tmp_path: Path) -> None:
     import sys
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "kernels.py"
-    args = [sys.executable, str(script), "--shape", "6,16,16", "--dtypes", "uint16", "--out", str(tmp_path), "--no-compile-cost", "--repeat", "1", "--peak-mib", "4"]
+    args = [
+        sys.executable,
+        str(script),
+        "--shape",
+        "6,16,16",
+        "--dtypes",
+        "uint16",
+        "--out",
+        str(tmp_path),
+        "--no-compile-cost",
+        "--repeat",
+        "1",
+        "--peak-mib",
+        "4",
+    ]
     done = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     written = json.loads((tmp_path / "kernels.json").read_text())
@@ -110,7 +146,9 @@ def test_kernel_benchmark_smoke(tmp_path: Path) -> None:
     rows = record["kernels"]
     assert [(r["kernel"], r["dtype"], r["equal"]) for r in rows] == [("maximum_filter 9", "uint8", True), ("median_filter 7", "uint8", True)]
     # What the documentation's benchmarks page shows with the table: the command, quoted to be run again, and the date.
-    assert record["command"].startswith(".venv/bin/python benchmarks/kernels.py --shape 6,16,16 ") and record["command"].endswith("--only 'median_filter 7,maximum_filter 9'")
+    assert record["command"].startswith(".venv/bin/python benchmarks/kernels.py --shape 6,16,16 ") and record["command"].endswith(
+        "--only 'median_filter 7,maximum_filter 9'"
+    )
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", record["date"])
     wrong = subprocess.run([*only[:-1], "median_filter 99"], capture_output=True, text=True, timeout=300)
     assert wrong.returncode == 2 and "unknown kernel(s) median_filter 99" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -217,9 +217,13 @@ def test_real_subprocess_exit_codes(tmp_path: Path, volume_file) -> None:
     path, _ = volume_file
     env = {**os.environ, "COLUMNS": "200"}
     cmd = [sys.executable, "-m", "batchproc.cli"]
-    ok = subprocess.run([*cmd, "run", str(path), str(tmp_path / "o.zarr"), "--step", "gaussian_filter:sigma=1"], capture_output=True, text=True, timeout=120, env=env)
+    ok = subprocess.run(
+        [*cmd, "run", str(path), str(tmp_path / "o.zarr"), "--step", "gaussian_filter:sigma=1"], capture_output=True, text=True, timeout=120, env=env
+    )
     assert ok.returncode == 0, ok.stderr
-    bad = subprocess.run([*cmd, "run", str(path), str(tmp_path / "o2.zarr"), "--step", "gaussian_filter:sigma=-1"], capture_output=True, text=True, timeout=120, env=env)
+    bad = subprocess.run(
+        [*cmd, "run", str(path), str(tmp_path / "o2.zarr"), "--step", "gaussian_filter:sigma=-1"], capture_output=True, text=True, timeout=120, env=env
+    )
     assert bad.returncode == 2 and "parameter 'sigma'" in bad.stderr and "Traceback" not in bad.stderr + bad.stdout
     usage = subprocess.run([*cmd, "run"], capture_output=True, text=True, timeout=120, env=env)
     assert usage.returncode == 2

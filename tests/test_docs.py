@@ -40,7 +40,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sections(page: Path) -> dict[str, str]:
     """The HTML of each ``<h2 id=...>`` section of a built page, by id."""
     text = page.read_text(encoding="utf-8")
-    parts = re.split(r'(?=<h2 id=")', text[text.index("<article"): text.index("</article>")])
+    parts = re.split(r'(?=<h2 id=")', text[text.index("<article") : text.index("</article>")])
     return {re.match(r'<h2 id="([^"]+)"', part)[1]: part for part in parts if part.startswith("<h2 id=")}
 
 
@@ -99,7 +99,21 @@ def test_the_python_api_is_in_the_reference(site: Path) -> None:
     import batchproc.ndimage
 
     api = (site / "reference" / "api" / "index.html").read_text(encoding="utf-8")
-    for name in ("open", "open_image", "Image", "write", "read_store_info", "Pipeline", "sobel_magnitude", "equalize", "threshold", "expression", "where", "astype", "BatchprocError"):
+    for name in (
+        "open",
+        "open_image",
+        "Image",
+        "write",
+        "read_store_info",
+        "Pipeline",
+        "sobel_magnitude",
+        "equalize",
+        "threshold",
+        "expression",
+        "where",
+        "astype",
+        "BatchprocError",
+    ):
         assert f'id="batchproc.{name}"' in api, name
     assert "Parameters" in api and "OME-Zarr" in api  # the docstrings, not only the names
     ndimage = (site / "reference" / "ndimage" / "index.html").read_text(encoding="utf-8")
@@ -135,7 +149,9 @@ def test_the_tutorial_is_rendered_with_its_figures(site: Path) -> None:
 
 
 def test_the_pages_load_nothing_from_the_network(site: Path) -> None:
-    loads = re.compile(r'<(?:script|img|iframe)[^>]+src="(?:https?:)?//|<link[^>]+href="(?:https?:)?//[^"]*"[^>]*rel="(?:stylesheet|preload|preconnect)|<link[^>]+rel="(?:stylesheet|preload|preconnect)"[^>]+href="(?:https?:)?//')
+    loads = re.compile(
+        r'<(?:script|img|iframe)[^>]+src="(?:https?:)?//|<link[^>]+href="(?:https?:)?//[^"]*"[^>]*rel="(?:stylesheet|preload|preconnect)|<link[^>]+rel="(?:stylesheet|preload|preconnect)"[^>]+href="(?:https?:)?//'
+    )
     pages = list(site.rglob("*.html"))
     assert len(pages) >= 20
     for page in pages:

@@ -98,12 +98,14 @@ def test_local_steps_fuse_into_one_map_overlap() -> None:
 
 
 def test_global_step_splits_stages_and_wrap_disagreement_splits_too() -> None:
-    p = Pipeline([
-        {"op": "gaussian_filter", "sigma": 1},
-        {"op": "equalize"},
-        {"op": "median_filter", "size": 3, "mode": "wrap"},
-        {"op": "uniform_filter", "size": 3},
-    ])
+    p = Pipeline(
+        [
+            {"op": "gaussian_filter", "sigma": 1},
+            {"op": "equalize"},
+            {"op": "median_filter", "size": 3, "mode": "wrap"},
+            {"op": "uniform_filter", "size": 3},
+        ]
+    )
     kinds = [(s.kind, [op.name for op, _ in s.steps]) for s in p.stages(2, np.dtype(np.uint8))]
     assert kinds == [("local", ["gaussian_filter"]), ("global", ["equalize"]), ("local", ["median_filter"]), ("local", ["uniform_filter"])]
 

@@ -89,7 +89,7 @@ def test_preview_slice_by_name_or_number_and_its_aspect(tmp_path: Path, nifti, m
     assert by_name.exit_code == 0, by_name.output
     by_number = invoke("preview", path, "--slice", "1=10", "-o", tmp_path / "n.png")
     assert by_number.exit_code == 0, by_number.output
-    (title, plane), = drawn[0]
+    ((title, plane),) = drawn[0]
     assert title == "knee.nii.gz" and str(tmp_path) not in title
     assert np.array_equal(plane.pixels, data[:, 10, :].T) and np.array_equal(drawn[1][0][1].pixels, plane.pixels)
     # Not a uniform slice: measure the frame the picture is drawn in instead.
@@ -137,13 +137,16 @@ SPIKE = np.array([10_000, 40, 30, 20, 10])
 EVEN = np.array([120, 100, 90, 80, 60])
 
 
-@pytest.mark.parametrize(("counts", "log", "scale", "noted"), [
-    (SPIKE, None, "log", True),      # one bar dwarfs the rest: log, and the plot says why
-    (SPIKE, False, "linear", False),  # --linear
-    (EVEN, None, "linear", False),
-    (EVEN, True, "log", False),       # --log: asked, so no note
-    (np.array([500, 0, 0, 0, 0]), None, "linear", False),  # one bar alone: a log scale shows nothing more
-])
+@pytest.mark.parametrize(
+    ("counts", "log", "scale", "noted"),
+    [
+        (SPIKE, None, "log", True),  # one bar dwarfs the rest: log, and the plot says why
+        (SPIKE, False, "linear", False),  # --linear
+        (EVEN, None, "linear", False),
+        (EVEN, True, "log", False),  # --log: asked, so no note
+        (np.array([500, 0, 0, 0, 0]), None, "linear", False),  # one bar alone: a log scale shows nothing more
+    ],
+)
 def test_histogram_scale(counts: np.ndarray, log: bool | None, scale: str, noted: bool) -> None:
     figure = histogram_figure([("scan.tif", np.arange(len(counts) + 1), counts)], log=log)
     ax = figure.axes[0]
@@ -160,10 +163,10 @@ def test_histogram_scale(counts: np.ndarray, log: bool | None, scale: str, noted
 def bar_heights(png: Path) -> np.ndarray:
     """Pixels of bar colour in each column of a histogram plot, from its first bar to its last."""
     rgb = iio.imread(png)[..., :3].astype(int)
-    want = np.array([int(BAR_COLOR[i: i + 2], 16) for i in (1, 3, 5)])
+    want = np.array([int(BAR_COLOR[i : i + 2], 16) for i in (1, 3, 5)])
     bar = (np.abs(rgb - want).sum(axis=-1) < 30).sum(axis=0)
     found = np.flatnonzero(bar)
-    return bar[found[0]: found[-1] + 1]
+    return bar[found[0] : found[-1] + 1]
 
 
 def test_histogram_plot_title_and_scale_on_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -181,7 +184,7 @@ def test_histogram_plot_title_and_scale_on_the_command_line(tmp_path: Path, monk
     assert {f.axes[0].get_title() for f in figures} == {"scan.png"}
     for name, low, high in (("auto", 0.25, 0.7), ("log", 0.25, 0.7), ("linear", 0.0, 0.03)):
         heights = bar_heights(tmp_path / f"{name}.png")
-        small = np.median(heights[len(heights) // 4:])  # the three short bars
+        small = np.median(heights[len(heights) // 4 :])  # the three short bars
         assert low <= small / heights.max() <= high, (name, small, heights.max())
 
 

@@ -144,8 +144,18 @@ def test_batch_report_samples_many_items_and_says_so(tmp_path: Path) -> None:
 def test_run_report_shows_input_pipeline_provenance_and_both_pictures(tmp_path: Path) -> None:
     volume = np.random.default_rng(2).integers(0, 255, size=(8, 40, 50)).astype(np.uint8)
     tifffile.imwrite(tmp_path / "volume.tif", volume)
-    result = invoke("run", tmp_path / "volume.tif", tmp_path / "o.ome.zarr", "--step", "gaussian_filter:sigma=1", "--step", "threshold:above=120",
-                    "--report", tmp_path / "run.html", "-q")
+    result = invoke(
+        "run",
+        tmp_path / "volume.tif",
+        tmp_path / "o.ome.zarr",
+        "--step",
+        "gaussian_filter:sigma=1",
+        "--step",
+        "threshold:above=120",
+        "--report",
+        tmp_path / "run.html",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     text = (tmp_path / "run.html").read_text()
     page = Page(text)
@@ -182,8 +192,15 @@ def test_credentials_never_reach_the_page(tmp_path: Path, monkeypatch: pytest.Mo
     assert invoke("batch", tmp_path / "a.png", "--out", out, *STEPS, "-q").exit_code == 0
     # An item whose error and input carry a credential (as an older version or a
     # third-party message might have recorded them).
-    Manifest(out / MANIFEST).append({"input": f"https://reader:{secret}@example.org/b.tif", "output": str(out / "b.ome.zarr"), "status": "failed",
-                                     "error": f"access denied for key {secret}", "seconds": 0.1})
+    Manifest(out / MANIFEST).append(
+        {
+            "input": f"https://reader:{secret}@example.org/b.tif",
+            "output": str(out / "b.ome.zarr"),
+            "status": "failed",
+            "error": f"access denied for key {secret}",
+            "seconds": 0.1,
+        }
+    )
     assert invoke("report", out, "-o", tmp_path / "r.html").exit_code == 0
     text = (tmp_path / "r.html").read_text()
     assert secret not in text and "reader:" not in text
@@ -201,17 +218,20 @@ def test_a_batch_written_to_an_object_store_is_reported(tmp_path: Path, s3, s3_s
     assert s3_server.env["AWS_SECRET_ACCESS_KEY"] not in text and s3_server.env["AWS_ACCESS_KEY_ID"] not in text
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["report", "{tmp}/missing", "-o", "{tmp}/r.html"], "does not exist"),
-    (["report", "{tmp}/plain", "-o", "{tmp}/r.html"], "is not an output of batchproc"),
-    (["report", "{tmp}/a.png", "-o", "{tmp}/r.html"], "is not an output of batchproc"),
-    (["report", "{tmp}/o.zarr", "-o", "{tmp}/nodir/r.html"], "does not exist"),
-    (["report", "{tmp}/o.zarr", "-o", "{tmp}/plain"], "it is a folder"),
-    (["report", "{tmp}/o.zarr", "-o", "{tmp}/r.html", "--pictures", "-1"], "--pictures must be 0 or more"),
-    (["run", "{tmp}/a.png", "{tmp}/o2.zarr", "--step", "threshold:above=1", "--dry-run", "--report", "{tmp}/r.html"], "--dry-run"),
-    (["run", "{tmp}/a.png", "{tmp}/o2.zarr", "--step", "threshold:above=1", "--report", "{tmp}/nodir/r.html"], "--report"),
-    (["batch", "{tmp}/a.png", "--out", "{tmp}/b", "--step", "threshold:above=1", "--report", "{tmp}/nodir/r.html"], "--report"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["report", "{tmp}/missing", "-o", "{tmp}/r.html"], "does not exist"),
+        (["report", "{tmp}/plain", "-o", "{tmp}/r.html"], "is not an output of batchproc"),
+        (["report", "{tmp}/a.png", "-o", "{tmp}/r.html"], "is not an output of batchproc"),
+        (["report", "{tmp}/o.zarr", "-o", "{tmp}/nodir/r.html"], "does not exist"),
+        (["report", "{tmp}/o.zarr", "-o", "{tmp}/plain"], "it is a folder"),
+        (["report", "{tmp}/o.zarr", "-o", "{tmp}/r.html", "--pictures", "-1"], "--pictures must be 0 or more"),
+        (["run", "{tmp}/a.png", "{tmp}/o2.zarr", "--step", "threshold:above=1", "--dry-run", "--report", "{tmp}/r.html"], "--dry-run"),
+        (["run", "{tmp}/a.png", "{tmp}/o2.zarr", "--step", "threshold:above=1", "--report", "{tmp}/nodir/r.html"], "--report"),
+        (["batch", "{tmp}/a.png", "--out", "{tmp}/b", "--step", "threshold:above=1", "--report", "{tmp}/nodir/r.html"], "--report"),
+    ],
+)
 def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "plain").mkdir()
     iio.imwrite(tmp_path / "a.png", np.zeros((8, 8), np.uint8))
@@ -247,7 +267,9 @@ def test_the_page_in_headless_chromium(tmp_path: Path, browser) -> None:
         assert sorted(name for status, name in cards[:2]) == failed and all(status == "failed" for status, _ in cards[:2])
         assert all(status == "done" for status, _ in cards[2:]) and len(cards) == len(expected)
         assert rows == ["failed"] * 2 + ["done"] * (len(expected) - 2)
-        images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.className, i.complete, i.naturalWidth, i.naturalHeight, i.getBoundingClientRect().width])")
+        images = page.eval_on_selector_all(
+            "img", "imgs => imgs.map(i => [i.className, i.complete, i.naturalWidth, i.naturalHeight, i.getBoundingClientRect().width])"
+        )
         assert len(images) == 10 and all(done and width > 0 and height > 0 and shown > 0 for _, done, width, height, shown in images), images
         # A thumbnail as the browser painted it: a picture, not a blank box.
         painted = iio.imread(page.locator(".card[data-status=done] img.thumb").first.screenshot())

@@ -62,9 +62,21 @@ def run_pipeline(
     # The job: pipeline, input (where, and its size and mtime), shape and dtype.
     key = f"{pipeline.fingerprint()}:{src.name}:{sorted(stamp.items())}:{src.shape}:{src.dtype}"
     with open_output(
-        output, shape=plan.shape, dtype=plan.dtype, chunks=plan.chunks, shards=plan.shards, axes=src.axes, spacing=src.spacing, units=src.units,
-        ome_version=ome_version, codec=codec, label_image=label_image,
-        overwrite=overwrite, resume=resume, provenance=provenance, layout_key=key,
+        output,
+        shape=plan.shape,
+        dtype=plan.dtype,
+        chunks=plan.chunks,
+        shards=plan.shards,
+        axes=src.axes,
+        spacing=src.spacing,
+        units=src.units,
+        ome_version=ome_version,
+        codec=codec,
+        label_image=label_image,
+        overwrite=overwrite,
+        resume=resume,
+        provenance=provenance,
+        layout_key=key,
     ) as out:
         if out.done or not compute:
             return str(out.target)
@@ -165,9 +177,20 @@ def write(
     if shards is None and ome_version != "0.4":
         shards = choose_shards(data.shape, chunks, data.dtype.itemsize, (0,) * data.ndim, ("none",) * data.ndim)
     with open_output(
-        path, shape=data.shape, dtype=data.dtype, chunks=chunks, shards=shards or None, axes=axes, spacing=spacing, units=units,
-        ome_version=ome_version, codec=codec,
-        overwrite=overwrite, resume=resume, provenance=provenance, layout_key=layout_key,
+        path,
+        shape=data.shape,
+        dtype=data.dtype,
+        chunks=chunks,
+        shards=shards or None,
+        axes=axes,
+        spacing=spacing,
+        units=units,
+        ome_version=ome_version,
+        codec=codec,
+        overwrite=overwrite,
+        resume=resume,
+        provenance=provenance,
+        layout_key=layout_key,
     ) as out:
         if out.done or not compute:
             return str(out.target)

@@ -151,7 +151,9 @@ def _shared_results(array: da.Array, axis: int, schedule: Callable[..., Any], ca
     shared = head.keys() & tail.keys()
     # Needed outside the shared part by both layers: the reduction's result, not
     # the first layer's own input blocks (which the reduction also reads).
-    needed = set.intersection(*({dep for key, node in graph.items() if key not in shared for dep in node.dependencies if dep in shared} for graph in (head, tail)))
+    needed = set.intersection(
+        *({dep for key, node in graph.items() if key not in shared for dep in node.dependencies if dep in shared} for graph in (head, tail))
+    )
     needed = {key for key in needed if not isinstance(head[key], DataNode)}  # data already (the zarr array)
     if not needed:
         return {}

@@ -427,10 +427,7 @@ def trial_of(plan: Plan, upto: int | None = None) -> Trial | None:
     steps = plan.steps[:upto]
     if not any(step.op.fast is not None for step in steps):
         return None
-    described = tuple(
-        (None, {}, step.out.str, ()) if step.is_global else (step.name, dict(step.params), step.dtype.str, ())
-        for step in steps
-    )
+    described = tuple((None, {}, step.out.str, ()) if step.is_global else (step.name, dict(step.params), step.dtype.str, ()) for step in steps)
     return chain_trial(plan.source.dtype, described, layouts(plan.shape, plan.reach(upto), plan.blocks))
 
 
@@ -516,19 +513,14 @@ def write_task(job: Job, index: tuple[int, ...], files: Sequence[tuple[int, ...]
     box = plan.box(index)
     written = 0
     for unit in files:
-        where = tuple(
-            slice(u * size - start, min((u + 1) * size, stop) - start)
-            for u, size, (start, stop) in zip(unit, plan.file_shape, box, strict=True)
-        )
+        where = tuple(slice(u * size - start, min((u + 1) * size, stop) - start) for u, size, (start, stop) in zip(unit, plan.file_shape, box, strict=True))
         part = block[where]
         job.target.write(tuple(unit), part)
         written += part.nbytes
     return written
 
 
-def run_plan(
-    plan: Plan, target: Any, todo: Sequence[tuple[tuple[int, ...], Sequence[tuple[int, ...]]]] | None = None, *, on: Pool | None = None
-) -> int:
+def run_plan(plan: Plan, target: Any, todo: Sequence[tuple[tuple[int, ...], Sequence[tuple[int, ...]]]] | None = None, *, on: Pool | None = None) -> int:
     """Compute ``plan`` into ``target`` (an array-like with ``write``) on the
     scheduler in force (or the pool ``on``): the passes of its global steps over
     every block, then the blocks of ``todo`` (``(block, files to write)``; default

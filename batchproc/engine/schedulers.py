@@ -123,8 +123,7 @@ def _reachable(address: str, timeout: float) -> str:
             pass
     except OSError as error:
         raise BatchprocError(
-            f"--scheduler {address!r}: no dask scheduler answers there ({error.strerror or error}). "
-            "Start one with `dask scheduler` or check the address."
+            f"--scheduler {address!r}: no dask scheduler answers there ({error.strerror or error}). Start one with `dask scheduler` or check the address."
         ) from None
     return address
 

@@ -44,8 +44,18 @@ class ChunkFiles:
     with it, so it pickles for the workers of a cluster."""
 
     def __init__(
-        self, root: Path | RemotePath, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], fill_value: Any, codec: str | None, key_prefix: str, separator: str,
-        codec_config: dict[str, Any] | None = None, shards: tuple[int, ...] | None = None, index_checksum: bool = True,
+        self,
+        root: Path | RemotePath,
+        shape: tuple[int, ...],
+        dtype: np.dtype,
+        chunks: tuple[int, ...],
+        fill_value: Any,
+        codec: str | None,
+        key_prefix: str,
+        separator: str,
+        codec_config: dict[str, Any] | None = None,
+        shards: tuple[int, ...] | None = None,
+        index_checksum: bool = True,
     ) -> None:
         self.root, self.shape, self.dtype, self.chunks, self.shards = root, shape, dtype, chunks, shards
         self.ndim = len(shape)
@@ -186,7 +196,9 @@ class ChunkFiles:
                     raw = _read_into(file, _read_buffer(size))
         except FileNotFoundError:  # never written: the fill value
             if self.complete:
-                raise BatchprocError(f"input: chunk file {str(path)!r} is missing from a store batchproc wrote and marked complete; the store is damaged.") from None
+                raise BatchprocError(
+                    f"input: chunk file {str(path)!r} is missing from a store batchproc wrote and marked complete; the store is damaged."
+                ) from None
             into[...] = self.fill_value
             return
         where = str(path) if span is None else f"{path}' (chunk {index}, bytes {span[0]}-{span[0] + span[1]})'"
@@ -224,7 +236,9 @@ class ChunkFiles:
                 raise BatchprocError(f"input: shard file {str(path)!r} is {end} bytes, too short for its index of {size} bytes; it is damaged.")
         except FileNotFoundError:
             if self.complete:
-                raise BatchprocError(f"input: shard file {str(path)!r} is missing from a store batchproc wrote and marked complete; the store is damaged.") from None
+                raise BatchprocError(
+                    f"input: shard file {str(path)!r} is missing from a store batchproc wrote and marked complete; the store is damaged."
+                ) from None
             table = None
         else:
             table = np.frombuffer(raw[: math.prod(per) * 16], "<u8").reshape(*per, 2)
@@ -374,7 +388,13 @@ def _v3_terms(v2: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any] | Non
             name = compressor.get("id")
             if name == "blosc":
                 shuffle = {0: "noshuffle", 1: "shuffle", 2: "bitshuffle", -1: "shuffle"}[int(compressor.get("shuffle", 1))]
-                config = {"cname": compressor["cname"], "clevel": compressor["clevel"], "shuffle": shuffle, "typesize": dtype.itemsize, "blocksize": compressor.get("blocksize", 0)}
+                config = {
+                    "cname": compressor["cname"],
+                    "clevel": compressor["clevel"],
+                    "shuffle": shuffle,
+                    "typesize": dtype.itemsize,
+                    "blocksize": compressor.get("blocksize", 0),
+                }
             elif name == "zstd":
                 config = {"level": compressor.get("level", 0), "checksum": bool(compressor.get("checksum", False))}
             elif name == "gzip":

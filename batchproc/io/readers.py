@@ -13,9 +13,7 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -240,8 +238,7 @@ def open_image(path: Any, chunks: Any = None, **options: Any) -> Image:
     if _is_dicom(p):
         return _open_dicom_series([p], chunks, options.get("series"), bool(options.get("rescale", False)), text)
     raise BatchprocError(
-        f"input: cannot tell the format of {text!r}; expected a TIFF, NIfTI, DICOM, PNG/JPEG, "
-        "zarr store, HDF5 (file.h5:/dataset) or a folder of images."
+        f"input: cannot tell the format of {text!r}; expected a TIFF, NIfTI, DICOM, PNG/JPEG, zarr store, HDF5 (file.h5:/dataset) or a folder of images."
     )
 
 
@@ -328,9 +325,7 @@ def _read_slice(path: Path | RemotePath, shape: tuple[int, ...], dtype: np.dtype
     except Exception as err:
         raise BatchprocError(f"input: cannot read {str(path)!r} as an image: {_first_line(err)}") from None
     if image.shape != shape or image.dtype != dtype:
-        raise BatchprocError(
-            f"input: {str(path)!r} is {image.shape} {image.dtype}, unlike the first image ({shape} {dtype})."
-        )
+        raise BatchprocError(f"input: {str(path)!r} is {image.shape} {image.dtype}, unlike the first image ({shape} {dtype}).")
     return image
 
 
@@ -357,9 +352,7 @@ def _open_stack(files: Sequence[Any], chunks: Any, source: str, squeeze: bool = 
     for f in files[1:] if not remote else ():
         other = _image_props(f)
         if other != (shape, dtype):
-            raise BatchprocError(
-                f"input: {str(f)!r} is {other[0]} {other[1]}, unlike the first image {str(files[0])!r} ({shape} {dtype})."
-            )
+            raise BatchprocError(f"input: {str(f)!r} is {other[0]} {other[1]}, unlike the first image {str(files[0])!r} ({shape} {dtype}).")
     reader = Planes(tuple(files), _read_slice, (shape, dtype), shape, dtype, squeeze)
     ndim = len(reader.shape)
     return Image(None, default_axes(ndim), (1.0,) * ndim, source, {"format": "image stack", "files": len(files)}, reader, reader.native, chunks)
@@ -653,7 +646,9 @@ def _open_nifti(path: Path, chunks: Any) -> Image:
         space = when = None
     units = ((space,) * 3 + (when,))[: len(shape)] if len(shape) <= 4 else None
     # NIfTI's own axis order, stated in the names: x, y, z (and t).
-    return Image(None, "xyzt"[: len(shape)] if len(shape) <= 4 else default_axes(len(shape)), zooms, str(path), {"format": "nifti"}, reader, None, chunks, units=units)
+    return Image(
+        None, "xyzt"[: len(shape)] if len(shape) <= 4 else default_axes(len(shape)), zooms, str(path), {"format": "nifti"}, reader, None, chunks, units=units
+    )
 
 
 class _NativeOrder:

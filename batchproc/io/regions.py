@@ -220,15 +220,23 @@ def read_region(
         box = [(start, stop) for start, stop, _ in parts]
         into = tuple(slice(offset, offset + stop - start) for start, stop, offset in parts)
         # Only a piece at the region's true place (not a periodic copy) may skip the cache.
-        mine = [(max(a, s), min(b, t)) if offset + lo[axis] == s else (0, 0)
-                for axis, ((a, b), (s, t, offset)) in enumerate(zip(exclusive, parts, strict=True))]
+        mine = [
+            (max(a, s), min(b, t)) if offset + lo[axis] == s else (0, 0) for axis, ((a, b), (s, t, offset)) in enumerate(zip(exclusive, parts, strict=True))
+        ]
         _read_box(reader, dtype, native, box, out[into], mine, key, readers, cache, faces)
     return out
 
 
 def _read_box(
-    reader: Any, dtype: np.dtype, native: Sequence[int] | None, box: list[tuple[int, int]], out: np.ndarray,
-    mine: list[tuple[int, int]], key: Hashable, readers: Callable[[tuple[int, ...]], int] | None, cache: ChunkCache,
+    reader: Any,
+    dtype: np.dtype,
+    native: Sequence[int] | None,
+    box: list[tuple[int, int]],
+    out: np.ndarray,
+    mine: list[tuple[int, int]],
+    key: Hashable,
+    readers: Callable[[tuple[int, ...]], int] | None,
+    cache: ChunkCache,
     faces: Callable[[tuple[int, ...]], list[list[tuple[int, int]]] | None] | None = None,
 ) -> None:
     """``box`` of ``reader`` into ``out``: the native chunks wholly inside ``mine``

@@ -33,7 +33,11 @@ READ_ONLY = ("https", "http")
 #: Environment variables whose values must never reach a message.
 SECRETS = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "GOOGLE_SERVICE_ACCOUNT_KEY", "AZURE_STORAGE_ACCOUNT_KEY")
 #: Bounded retries of transient errors (5xx, timeouts, refused connections), then the error.
-RETRY = {"max_retries": 3, "backoff": {"init_backoff": datetime.timedelta(milliseconds=100), "max_backoff": datetime.timedelta(seconds=2), "base": 2}, "retry_timeout": datetime.timedelta(seconds=20)}
+RETRY = {
+    "max_retries": 3,
+    "backoff": {"init_backoff": datetime.timedelta(milliseconds=100), "max_backoff": datetime.timedelta(seconds=2), "base": 2},
+    "retry_timeout": datetime.timedelta(seconds=20),
+}
 CLIENT = {"connect_timeout": "5s", "timeout": "60s"}
 
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://(.*)$")
@@ -68,7 +72,9 @@ def anonymous() -> bool:
     """Are object stores read without credentials (``--anonymous``, or
     ``BATCHPROC_ANONYMOUS``, ``AWS_SKIP_SIGNATURE`` or ``GOOGLE_SKIP_SIGNATURE``
     set to true)?"""
-    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes") for name in ("BATCHPROC_ANONYMOUS", "AWS_SKIP_SIGNATURE", "GOOGLE_SKIP_SIGNATURE"))
+    return any(
+        os.environ.get(name, "").strip().lower() in ("1", "true", "yes") for name in ("BATCHPROC_ANONYMOUS", "AWS_SKIP_SIGNATURE", "GOOGLE_SKIP_SIGNATURE")
+    )
 
 
 def scrub(text: str) -> str:
@@ -115,7 +121,9 @@ def _profile() -> dict[str, Any]:
         import boto3
         from obstore.auth.boto3 import Boto3CredentialProvider
     except ImportError:
-        raise BatchprocError("path: AWS_PROFILE is read with boto3, which is not installed; pip install 'batchproc[aws]', or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.") from None
+        raise BatchprocError(
+            "path: AWS_PROFILE is read with boto3, which is not installed; pip install 'batchproc[aws]', or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
+        ) from None
     try:
         session = boto3.Session(profile_name=os.environ["AWS_PROFILE"])
         options: dict[str, Any] = {"credential_provider": Boto3CredentialProvider(session)}
@@ -289,7 +297,7 @@ class RemotePath:
         found: set[str] = set()
         for key in base.rglob_keys():
             names = key.split("/")
-            if len(names) >= len(parts) - fixed and all(fnmatch.fnmatchcase(n, p) for n, p in zip(names, parts[fixed:])):
+            if len(names) >= len(parts) - fixed and all(fnmatch.fnmatchcase(n, p) for n, p in zip(names, parts[fixed:], strict=False)):
                 found.add("/".join(names[: len(parts) - fixed]))
         return [base / name for name in found]
 
@@ -362,7 +370,7 @@ class RemotePath:
         prefix = self.key + "/" if self.key else ""
         keys = [prefix + key for key in self.rglob_keys()]
         for start in range(0, len(keys), 1000):
-            self._call("cannot delete", lambda: obstore.delete(self._store, keys[start : start + 1000]))
+            self._call("cannot delete", lambda batch=keys[start : start + 1000]: obstore.delete(self._store, batch))
 
     def copy_to(self, target: RemotePath) -> None:
         """A copy made by the server (the bytes do not pass through here)."""

@@ -85,4 +85,3 @@ def check_writable(target: RemotePath) -> None:
         raise BatchprocError(f"output: {str(target)!r} is read-only ({target.scheme}://); write to a local path, s3:// or gs://.")
     if not target.key:
         raise BatchprocError(f"output: {str(target)!r} names a bucket, not a store in it; add a name, such as {str(target / 'out.ome.zarr')!r}.")
-

@@ -64,16 +64,25 @@ def compressors(codec: str, dtype: np.dtype) -> list[dict[str, Any]]:
     return codec_metadata(codec, dtype)[1:]
 
 
-def _array_metadata(shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], codec: str, axes: str, shards: tuple[int, ...] | None = None) -> dict[str, Any]:
+def _array_metadata(
+    shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], codec: str, axes: str, shards: tuple[int, ...] | None = None
+) -> dict[str, Any]:
     """The ``zarr.json`` of an array, as zarr writes it for these arguments
     (``shards``: zarr's ``shards=``)."""
     dtype = np.dtype(dtype)
     codecs = codec_metadata(codec, dtype)
     if shards is not None:
-        codecs = [{"name": "sharding_indexed", "configuration": {
-            "chunk_shape": list(chunks), "codecs": codecs,
-            "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}], "index_location": "end",
-        }}]
+        codecs = [
+            {
+                "name": "sharding_indexed",
+                "configuration": {
+                    "chunk_shape": list(chunks),
+                    "codecs": codecs,
+                    "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}],
+                    "index_location": "end",
+                },
+            }
+        ]
     return {
         "shape": list(shape),
         "data_type": dtype.name,
@@ -301,7 +310,9 @@ class Output:
     any subset, in any order, from any process); :meth:`commit` marks it
     complete."""
 
-    def __init__(self, target: Path | RemotePath, store: Path | RemotePath, files: ChunkFiles, *, resuming: bool, done: bool, ome: Ome, codec: str, started: float) -> None:
+    def __init__(
+        self, target: Path | RemotePath, store: Path | RemotePath, files: ChunkFiles, *, resuming: bool, done: bool, ome: Ome, codec: str, started: float
+    ) -> None:
         self.target, self.store, self.files = target, store, files
         self.resuming, self.done = resuming, done
         self.ome, self.codec, self.started = ome, codec, started
@@ -381,6 +392,7 @@ class Output:
             _replace(self.target, self.store)
         return str(self.target)
 
+
 def store_chunks(shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[int, ...]:
     """``chunks`` as the store keeps them: at most the array, at least 1."""
     return tuple(min(int(c), s) if s else 1 for c, s in zip(chunks, shape, strict=True))
@@ -437,8 +449,9 @@ def open_output(
 
         check_writable(where)
         with _output_lock(where):
-            yield _prepare_remote(where, layout, shape, np.dtype(dtype), chunks, shards, ome=ome, codec=codec,
-                                  overwrite=overwrite, resume=resume, provenance=provenance)
+            yield _prepare_remote(
+                where, layout, shape, np.dtype(dtype), chunks, shards, ome=ome, codec=codec, overwrite=overwrite, resume=resume, provenance=provenance
+            )
         return
     target = where
     parent = target.parent if str(target.parent) else Path(".")
@@ -447,13 +460,25 @@ def open_output(
     extra = _ADDED_NEW if not target.exists() else (_ADDED_OVERWRITE if overwrite else _ADDED_RESUME)
     _check_name_length(parent, target.name, extra)
     with _output_lock(target):
-        yield _prepare(target, parent, layout, shape, np.dtype(dtype), chunks, shards, ome=ome, codec=codec,
-                       overwrite=overwrite, resume=resume, provenance=provenance)
+        yield _prepare(
+            target, parent, layout, shape, np.dtype(dtype), chunks, shards, ome=ome, codec=codec, overwrite=overwrite, resume=resume, provenance=provenance
+        )
 
 
 def _prepare(
-    target: Path, parent: Path, layout: str, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], shards: tuple[int, ...] | None, *, ome: Ome,
-    codec: str, overwrite: bool, resume: bool, provenance: dict[str, Any] | None,
+    target: Path,
+    parent: Path,
+    layout: str,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    chunks: tuple[int, ...],
+    shards: tuple[int, ...] | None,
+    *,
+    ome: Ome,
+    codec: str,
+    overwrite: bool,
+    resume: bool,
+    provenance: dict[str, Any] | None,
 ) -> Output:
     """:func:`open_output`'s decisions on the store, once its arguments are
     checked and the output is this run's alone."""
@@ -528,8 +553,18 @@ def _refuse_existing(target: Path | RemotePath, existing: dict[str, Any] | None)
 
 
 def _prepare_remote(
-    target: RemotePath, layout: str, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], shards: tuple[int, ...] | None, *, ome: Ome,
-    codec: str, overwrite: bool, resume: bool, provenance: dict[str, Any] | None,
+    target: RemotePath,
+    layout: str,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    chunks: tuple[int, ...],
+    shards: tuple[int, ...] | None,
+    *,
+    ome: Ome,
+    codec: str,
+    overwrite: bool,
+    resume: bool,
+    provenance: dict[str, Any] | None,
 ) -> Output:
     """:func:`_prepare` on an object store (see :mod:`batchproc.io.remote_store`)."""
     from batchproc.io import remote_store
@@ -562,8 +597,16 @@ def _prepare_remote(
 
 
 def _create_store(
-    store: Path | RemotePath, layout: str, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], shards: tuple[int, ...] | None, *,
-    ome: Ome, codec: str, provenance: dict[str, Any] | None,
+    store: Path | RemotePath,
+    layout: str,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    chunks: tuple[int, ...],
+    shards: tuple[int, ...] | None,
+    *,
+    ome: Ome,
+    codec: str,
+    provenance: dict[str, Any] | None,
 ) -> None:
     """A new store's metadata documents, the group's last: marked incomplete."""
     ome.write_array(store / "0", shape, dtype, chunks, codec, shards)
@@ -594,9 +637,22 @@ def _files(store: Path | RemotePath) -> ChunkFiles:
 OME_VERSIONS = ("0.5", "0.4")
 #: The units NGFF names (a subset of UDUNITS-2), by the spellings inputs use.
 UNITS = {
-    "nm": "nanometer", "um": "micrometer", "µm": "micrometer", "micron": "micrometer", "microns": "micrometer", "mm": "millimeter",
-    "cm": "centimeter", "m": "meter", "meter": "meter", "s": "second", "sec": "second", "ms": "millisecond", "msec": "millisecond",
-    "us": "microsecond", "usec": "microsecond", **{u: u for u in ("angstrom", "nanometer", "micrometer", "millimeter", "centimeter", "second", "millisecond", "microsecond", "minute", "hour")},
+    "nm": "nanometer",
+    "um": "micrometer",
+    "µm": "micrometer",
+    "micron": "micrometer",
+    "microns": "micrometer",
+    "mm": "millimeter",
+    "cm": "centimeter",
+    "m": "meter",
+    "meter": "meter",
+    "s": "second",
+    "sec": "second",
+    "ms": "millisecond",
+    "msec": "millisecond",
+    "us": "microsecond",
+    "usec": "microsecond",
+    **{u: u for u in ("angstrom", "nanometer", "micrometer", "millimeter", "centimeter", "second", "millisecond", "microsecond", "minute", "hour")},
 }
 
 
@@ -627,8 +683,7 @@ class Ome:
         order = {"time": 0, "channel": 1, "space": 2}
         if self.zarr_format == 2 and (not 2 <= len(self.axes) <= 5 or not 2 <= kinds.count("space") <= 3 or kinds != sorted(kinds, key=order.get)):
             raise BatchprocError(
-                f"--ome-version 0.4 holds 2 to 5 axes, time first, then channel, then 2 or 3 spatial ones; "
-                f"this output's axes are {self.axes!r}."
+                f"--ome-version 0.4 holds 2 to 5 axes, time first, then channel, then 2 or 3 spatial ones; this output's axes are {self.axes!r}."
             )
 
     def attributes(self, levels: int) -> dict[str, Any]:
@@ -654,7 +709,9 @@ class Ome:
             _write_json(path / ".zgroup", {"zarr_format": 2})
             _write_json(path / ".zattrs", attributes)
 
-    def write_array(self, path: Path, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], codec: str, shards: tuple[int, ...] | None = None) -> None:
+    def write_array(
+        self, path: Path, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], codec: str, shards: tuple[int, ...] | None = None
+    ) -> None:
         """An array's metadata documents, as zarr writes them for these arguments."""
         path.mkdir(parents=True, exist_ok=True)
         if self.zarr_format == 3:
@@ -665,14 +722,29 @@ class Ome:
         codecs = codec_metadata(codec, dtype)[1:]
         if codecs and codecs[0]["name"] == "blosc":
             c = codecs[0]["configuration"]
-            compressor = {"id": "blosc", "cname": c["cname"], "clevel": c["clevel"], "shuffle": {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[c["shuffle"]], "blocksize": c["blocksize"]}
+            compressor = {
+                "id": "blosc",
+                "cname": c["cname"],
+                "clevel": c["clevel"],
+                "shuffle": {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[c["shuffle"]],
+                "blocksize": c["blocksize"],
+            }
         elif codecs:
             compressor = {"id": "zstd", "level": codecs[0]["configuration"]["level"]}
-        _write_json(path / ".zarray", {
-            "zarr_format": 2, "shape": list(shape), "chunks": list(chunks), "dtype": dtype.newbyteorder("<").str if dtype.itemsize > 1 else dtype.str,
-            "compressor": compressor, "fill_value": False if dtype.kind == "b" else (0.0 if dtype.kind == "f" else 0), "order": "C",
-            "filters": None, "dimension_separator": "/",
-        })
+        _write_json(
+            path / ".zarray",
+            {
+                "zarr_format": 2,
+                "shape": list(shape),
+                "chunks": list(chunks),
+                "dtype": dtype.newbyteorder("<").str if dtype.itemsize > 1 else dtype.str,
+                "compressor": compressor,
+                "fill_value": False if dtype.kind == "b" else (0.0 if dtype.kind == "f" else 0),
+                "order": "C",
+                "filters": None,
+                "dimension_separator": "/",
+            },
+        )
         _write_json(path / ".zattrs", {"_ARRAY_DIMENSIONS": list(self.axes)})
 
 

@@ -186,6 +186,8 @@ def correlate(x: np.ndarray, weights: np.ndarray, origins: tuple[int, ...], mode
     info = np.iinfo(dtype)
     # C's cast truncates toward zero; it is defined (and numba's equals it) when the
     # truncated value fits the output dtype.
-    if not _correlate_planes_int(src, np.ascontiguousarray(offsets), taps, np.array(before, np.int64), code, float(cval), out, float(info.min) - 1.0, float(info.max) + 1.0):
+    if not _correlate_planes_int(
+        src, np.ascontiguousarray(offsets), taps, np.array(before, np.int64), code, float(cval), out, float(info.min) - 1.0, float(info.max) + 1.0
+    ):
         return None
     return out.reshape(x.shape)

@@ -94,7 +94,10 @@ def gaussian_block(x: np.ndarray, keep: tuple[slice, ...] | None = None, overwri
     k = 0
     while k < len(passes):
         group = passes[k : k + 2] if fused and k == len(passes) - 2 else passes[k : k + 1]
-        weights = [_gaussian_kernel1d(sigma, order, int(p["truncate"] * float(sigma) + 0.5) if radius is None else radius)[::-1] for _, sigma, order, _, radius in group]
+        weights = [
+            _gaussian_kernel1d(sigma, order, int(p["truncate"] * float(sigma) + 0.5) if radius is None else radius)[::-1]
+            for _, sigma, order, _, radius in group
+        ]
         shape = list(src.shape)
         for axis, *_ in group:
             shape[axis] = keep[axis].stop - keep[axis].start

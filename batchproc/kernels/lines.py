@@ -164,16 +164,12 @@ def _correlate_taps(a, o, rows, col0, colstep, width, weights, symmetric, acc):
             w0, w1, w2, w3 = weights[j], weights[j + 1], weights[j + 2], weights[j + 3]
             if j == 0:
                 for t in range(width):
-                    acc[t] = (
-                        ((np.float64(mid[t]) * wm + _plus(a0[t], b0[t]) * w0) + _plus(a1[t], b1[t]) * w1)
-                        + _plus(a2[t], b2[t]) * w2
-                    ) + _plus(a3[t], b3[t]) * w3
+                    acc[t] = (((np.float64(mid[t]) * wm + _plus(a0[t], b0[t]) * w0) + _plus(a1[t], b1[t]) * w1) + _plus(a2[t], b2[t]) * w2) + _plus(
+                        a3[t], b3[t]
+                    ) * w3
             else:
                 for t in range(width):
-                    acc[t] = (
-                        ((acc[t] + _plus(a0[t], b0[t]) * w0) + _plus(a1[t], b1[t]) * w1)
-                        + _plus(a2[t], b2[t]) * w2
-                    ) + _plus(a3[t], b3[t]) * w3
+                    acc[t] = (((acc[t] + _plus(a0[t], b0[t]) * w0) + _plus(a1[t], b1[t]) * w1) + _plus(a2[t], b2[t]) * w2) + _plus(a3[t], b3[t]) * w3
             j += 4
         while j < size1:
             aa = _tap(a, o, rows, col0, colstep, width, j)

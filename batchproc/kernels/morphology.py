@@ -144,7 +144,9 @@ class _Packed:
         return np.unpackbits(inside, axis=-1, count=self.shape[-1], bitorder="little").view(bool)
 
 
-def _passes(words: np.ndarray, spare: np.ndarray, merge: np.ndarray, taps: tuple[np.ndarray, np.ndarray], span: tuple[int, int], dilate: bool, iterations: int) -> tuple[np.ndarray, np.ndarray]:
+def _passes(
+    words: np.ndarray, spare: np.ndarray, merge: np.ndarray, taps: tuple[np.ndarray, np.ndarray], span: tuple[int, int], dilate: bool, iterations: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``iterations`` passes (< 1: until one changes nothing), ping-ponging between
     ``words`` and ``spare``; the buffer holding the result, and the other."""
     count = 0

@@ -36,8 +36,9 @@ def key_rows(keys, low, span, skip_zero):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
-def tabulate(keys, values, low, place, shape, origin, skip_zero, count, sums, mins, maxs, lo, hi, coords, moments,
-             do_sum, do_minmax, do_bbox, do_coords, do_moments):  # pragma: no cover - compiled
+def tabulate(
+    keys, values, low, place, shape, origin, skip_zero, count, sums, mins, maxs, lo, hi, coords, moments, do_sum, do_minmax, do_bbox, do_coords, do_moments
+):  # pragma: no cover - compiled
     """Add the voxels of one block (``keys`` and ``values`` in C order, the block of
     ``shape`` at ``origin``) into the rows of ``place``."""
     ndim = shape.size

@@ -130,7 +130,7 @@ def unrolled_source() -> str:
         which = f"rank {rank} (counted from 0; ``rank`` must be {rank})" if rank is not None else "rank ``rank`` (counted from 0)"
         lines += [
             "",
-            '@numba.njit(cache=True, nogil=True)',
+            "@numba.njit(cache=True, nogil=True)",
             f"def {name}(padded, rank, out):",
             f'    """out[z, y, x] = the value of {which} in padded[z:z + {depth}, y:y + {rows}, x:x + {cols}]."""',
             "    nz, ny, nx = out.shape",
@@ -139,7 +139,9 @@ def unrolled_source() -> str:
         ]
         lines += [f"            r{dz * rows + dy} = padded[z + {dz}, y + {dy}]" for dz in range(depth) for dy in range(rows)]
         lines += ["            o = out[z, y]", "            for x in range(nx):"]
-        lines += [f"                v{(dz * rows + dy) * cols + dx} = r{dz * rows + dy}[x + {dx}]" for dz in range(depth) for dy in range(rows) for dx in range(cols)]
+        lines += [
+            f"                v{(dz * rows + dy) * cols + dx} = r{dz * rows + dy}[x + {dx}]" for dz in range(depth) for dy in range(rows) for dx in range(cols)
+        ]
         network = selection_network(n, rank) if rank is not None else ranks_network(n, tuple(range(n)))
         for low, high, kind in network:
             a, b = f"v{low}", f"v{high}"

@@ -168,7 +168,12 @@ def mode(per_axis_allowed: bool) -> Check:
         if not isinstance(v, str) or v not in MODES:
             # scipy: "A sequence of modes is not supported ..." is a RuntimeError
             sequence = isinstance(v, Sequence) and not isinstance(v, str) and not per_axis_allowed
-            raise ctx.fail(name, "one of " + ", ".join(MODES) + (" (one mode: this filter takes no list of modes)" if sequence else ""), v, RuntimeError if sequence else None)
+            raise ctx.fail(
+                name,
+                "one of " + ", ".join(MODES) + (" (one mode: this filter takes no list of modes)" if sequence else ""),
+                v,
+                RuntimeError if sequence else None,
+            )
         return v
 
     described(one, {"enum": list(MODES)})
@@ -193,7 +198,9 @@ def axes() -> Check:
                 raise ctx.fail(name, "distinct axes", v)
         return tuple(int(a) for a in items) if isinstance(v, Sequence) else int(v)
 
-    return described(check, {"anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}, "minItems": 1, "uniqueItems": True}, {"type": "null"}]})
+    return described(
+        check, {"anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}, "minItems": 1, "uniqueItems": True}, {"type": "null"}]}
+    )
 
 
 def dtype_(*, allow_none: bool = True, numeric: bool = False) -> Check:
@@ -215,7 +222,7 @@ def dtype_(*, allow_none: bool = True, numeric: bool = False) -> Check:
             raise ctx.fail(name, "a numeric dtype (scipy: 'output must have numeric dtype')", v, RuntimeError)
         return dt
 
-    names = ["bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float16", "float32", "float64"][int(numeric):]
+    names = ["bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float16", "float32", "float64"][int(numeric) :]
     return described(check, {"anyOf": [{"enum": names}, {"type": "null"}]} if allow_none else {"enum": names})
 
 
@@ -248,8 +255,13 @@ def array(*, kind: str, what: str) -> Check:
 
     element: dict[str, Any] = {"type": "boolean"} if kind == "bool" else {"type": "number"}
     # A rectangular nested list of booleans (or 0/1) or numbers, one level per dimension.
-    return described(check, {"anyOf": [{"type": "array", "minItems": 1, "items": {"anyOf": [element, {"type": "array"}]}}, {"type": "null"}],
-                             "description": f"{what}: a nested list of {'booleans' if kind == 'bool' else 'numbers'}"})
+    return described(
+        check,
+        {
+            "anyOf": [{"type": "array", "minItems": 1, "items": {"anyOf": [element, {"type": "array"}]}}, {"type": "null"}],
+            "description": f"{what}: a nested list of {'booleans' if kind == 'bool' else 'numbers'}",
+        },
+    )
 
 
 def choice(options: Sequence[str]) -> Check:

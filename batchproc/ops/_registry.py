@@ -93,6 +93,8 @@ def combine(kind: Combine, parts: list[np.ndarray]) -> np.ndarray:
         return total
     stacked = np.stack(parts)
     return np.stack([stacked[:, 0].min(axis=0), stacked[:, 1].max(axis=0)])
+
+
 HaloFn = Callable[[Mapping[str, Any], int], tuple[int, ...]]
 DtypeFn = Callable[[np.dtype, Mapping[str, Any]], np.dtype]
 RelateFn = Callable[[dict[str, Any], Context], None]
@@ -220,11 +222,7 @@ class Operation:
         """scipy's signature: ``(input, <params>)``, keyword-only after ``*``."""
         parameters = [inspect.Parameter("input", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
         for p in self.params:
-            kind = (
-                inspect.Parameter.POSITIONAL_OR_KEYWORD
-                if p.positional
-                else inspect.Parameter.KEYWORD_ONLY
-            )
+            kind = inspect.Parameter.POSITIONAL_OR_KEYWORD if p.positional else inspect.Parameter.KEYWORD_ONLY
             parameters.append(inspect.Parameter(p.name, kind, default=p.default))
         return inspect.Signature(parameters)
 
@@ -238,10 +236,7 @@ class Operation:
         unknown = sorted(set(given) - known)
         if unknown:
             valid = ", ".join(p.name for p in self.params) or "(none)"
-            raise BatchprocError(
-                f"{ctx.where}: unknown parameter {', '.join(repr(u) for u in unknown)}; "
-                f"valid parameters are: {valid}."
-            )
+            raise BatchprocError(f"{ctx.where}: unknown parameter {', '.join(repr(u) for u in unknown)}; valid parameters are: {valid}.")
         out: dict[str, Any] = {}
         for p in self.params:
             if p.name in given:

@@ -40,7 +40,6 @@ NOT_REACHED = np.iinfo(np.uint32).max
 
 def _whole_lines(x: Any, spacing: tuple[float, ...]) -> Any:
     """The transform of a 1-D array (or an empty one): its one line is whole."""
-    import dask.array as da
 
     from batchproc.kernels.edt import envelope
 
@@ -143,11 +142,15 @@ def edt_apply(x: Any, sampling: Any = None, return_distances: bool = True, retur
     blocks = mask.to_delayed()
     starts = [np.cumsum((0, *c)) for c in mask.chunks]
     columns = []
-    for index in itertools.product(*(range(len(c)) for c in mask.chunks[1:])):
+    for index in itertools.product(*(range(len(sizes)) for sizes in mask.chunks[1:])):
         box = tuple((int(starts[a + 1][i]), int(starts[a + 1][i + 1])) for a, i in enumerate(index))
         columns.append(dask.delayed(_column, pure=False)(list(blocks[(slice(None), *index)]), box, scratch, spacing, tile))
-    parts = [da.from_delayed(dask.delayed(_slab, pure=False)(scratch, z0, z1, columns, spacing), (z1 - z0, *rest), np.float64, meta=np.empty((0,) * x.ndim, np.float64))
-             for z0, z1 in slabs]
+    parts = [
+        da.from_delayed(
+            dask.delayed(_slab, pure=False)(scratch, z0, z1, columns, spacing), (z1 - z0, *rest), np.float64, meta=np.empty((0,) * x.ndim, np.float64)
+        )
+        for z0, z1 in slabs
+    ]
     out = da.concatenate(parts, axis=0)
     # The input's chunks where a row of them fits in a few blocks of float64; else
     # the slabs themselves (a row of chunks would gather that many slabs at once).
@@ -165,8 +168,11 @@ def _relate(params: dict[str, Any], ctx: c.Context) -> None:
     if not params["return_distances"] and not params["return_indices"]:
         raise ctx.fail("return_distances", "True (scipy: 'at least one of return_distances/return_indices must be True')", False, RuntimeError)
     if not params["return_distances"] or params["return_indices"] or params["distances"] is not None or params["indices"] is not None:
-        raise ctx.fail("return_indices", "False, with return_distances True and no output arrays (the distances are returned; the feature transform is not offered yet)",
-                       {k: params[k] for k in ("return_distances", "return_indices")})
+        raise ctx.fail(
+            "return_indices",
+            "False, with return_distances True and no output arrays (the distances are returned; the feature transform is not offered yet)",
+            {k: params[k] for k in ("return_distances", "return_indices")},
+        )
 
 
 def _sampling(name: str, v: Any, ctx: c.Context) -> Any:
@@ -192,8 +198,21 @@ register(
         summary="Exact Euclidean distance of every non-zero voxel to the nearest zero voxel, as scipy computes it.",
         doc=__import__("scipy.ndimage").ndimage.distance_transform_edt.__doc__ or "",
         params=(
-            Param("sampling", c.described(_sampling, {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}}, {"type": "null"}]}), None,
-                  "voxel spacing per axis (default 1)"),
+            Param(
+                "sampling",
+                c.described(
+                    _sampling,
+                    {
+                        "anyOf": [
+                            {"type": "number", "exclusiveMinimum": 0},
+                            {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}},
+                            {"type": "null"},
+                        ]
+                    },
+                ),
+                None,
+                "voxel spacing per axis (default 1)",
+            ),
             Param("return_distances", c.boolean(), True, "must be True: the distances are returned"),
             Param("return_indices", c.boolean(), False, "must be False: the feature transform is not offered yet"),
             Param("distances", c.anything(), None, "must be None"),

@@ -75,9 +75,7 @@ def _naxes(params: Mapping[str, Any], ndim: int) -> int:
     return len(axes_tuple(params.get("axes"), ndim))
 
 
-def expanded_window(
-    shape: tuple[int, ...], origin: Any, params: Mapping[str, Any], ndim: int
-) -> list[tuple[int, int, int]]:
+def expanded_window(shape: tuple[int, ...], origin: Any, params: Mapping[str, Any], ndim: int) -> list[tuple[int, int, int]]:
     """``(axis, size, origin)`` for each filtered axis.
 
     With ``axes`` in increasing order (or None) every scipy function pairs window
@@ -94,9 +92,7 @@ def expanded_window(
     return [(axis, s_max, o_max) for axis in given]
 
 
-def reach_from_shape(
-    shape: tuple[int, ...], origin: Any, params: Mapping[str, Any], ndim: int, times: int = 1
-) -> tuple[int, ...]:
+def reach_from_shape(shape: tuple[int, ...], origin: Any, params: Mapping[str, Any], ndim: int, times: int = 1) -> tuple[int, ...]:
     """Per-axis reach of a window array of ``shape`` placed at ``origin``.
 
     For a window of size s and origin o, scipy reads offsets from -(s//2 + o) to
@@ -247,7 +243,9 @@ def relate_window(params: dict[str, Any], ctx: c.Context) -> None:
         else:
             raise ctx.fail("mode", "a single mode when a footprint is given (or a footprint of all ones, for minimum/maximum_filter)", list(params["mode"]))
     if "rank" in params and not -count <= params["rank"] < count:
-        raise ctx.fail("rank", f"within the footprint's {count} elements (from {-count} to {count - 1})", params["rank"], RuntimeError)  # scipy: "rank not within filter footprint size"
+        raise ctx.fail(
+            "rank", f"within the footprint's {count} elements (from {-count} to {count - 1})", params["rank"], RuntimeError
+        )  # scipy: "rank not within filter footprint size"
 
 
 def per_derivative_edges(params: Mapping[str, Any], ndim: int) -> tuple[str, ...]:
@@ -414,6 +412,7 @@ for _name in ("sobel", "prewitt"):
     )
 declare("laplace", (OUTPUT, mode(True), CVAL, AXES), halo=active_halo(1), relate=relate_axes_modes, fast=compiled("fast_laplace"))
 
+
 def running_sum_tolerance(a: np.ndarray, want: np.ndarray) -> float:
     """scipy's uniform_filter keeps a running sum along each line, whose rounding
     depends on where the line starts (docs/concepts/exactness.md): a few ulp of
@@ -432,8 +431,16 @@ def _uniform_size(name: str, v: Any, ctx: c.Context) -> Any:
 
 declare(
     "uniform_filter",
-    (Param("size", c.described(_uniform_size, c.schema_of(c.per_axis(c.integer(0), "an integer >= 0"))), 3, "window size, per axis (0 or 1: the axis as it is)"),
-     OUTPUT, mode(True), CVAL, ORIGIN, AXES),
+    (
+        Param(
+            "size", c.described(_uniform_size, c.schema_of(c.per_axis(c.integer(0), "an integer >= 0"))), 3, "window size, per axis (0 or 1: the axis as it is)"
+        ),
+        OUTPUT,
+        mode(True),
+        CVAL,
+        ORIGIN,
+        AXES,
+    ),
     halo=window_halo,
     relate=relate_window,
     fast=compiled("fast_uniform"),
@@ -456,8 +463,16 @@ for _name, per_axis_mode in (("minimum_filter", True), ("maximum_filter", True),
     )
 declare(
     "percentile_filter",
-    (Param("percentile", c.real(-100, hi=100), help="percentile from -100 to 100 (negative counts from the top)"),
-     SIZE, FOOTPRINT, OUTPUT, mode(False), CVAL, ORIGIN, AXES),
+    (
+        Param("percentile", c.real(-100, hi=100), help="percentile from -100 to 100 (negative counts from the top)"),
+        SIZE,
+        FOOTPRINT,
+        OUTPUT,
+        mode(False),
+        CVAL,
+        ORIGIN,
+        AXES,
+    ),
     halo=window_halo,
     relate=relate_window,
     fast=compiled("fast_rank", "percentile"),
@@ -465,8 +480,7 @@ declare(
 )
 declare(
     "rank_filter",
-    (Param("rank", c.integer(), help="rank in the sorted window (negative counts from the top)"),
-     SIZE, FOOTPRINT, OUTPUT, mode(False), CVAL, ORIGIN, AXES),
+    (Param("rank", c.integer(), help="rank in the sorted window (negative counts from the top)"), SIZE, FOOTPRINT, OUTPUT, mode(False), CVAL, ORIGIN, AXES),
     halo=window_halo,
     relate=relate_window,
     fast=compiled("fast_rank", "rank"),
@@ -661,7 +675,9 @@ mode, cval
         halo=lambda params, ndim: (1,) * ndim,
         dtype=sobel_magnitude_dtype,
         edge_rule=full_rank_edges,
-        fast=lambda dtype, params: compiled("fast_sobel_magnitude")(dtype, {**params, "_out": sobel_magnitude_dtype(dtype, params), "_whole": sobel_magnitude_block}),
+        fast=lambda dtype, params: compiled("fast_sobel_magnitude")(
+            dtype, {**params, "_out": sobel_magnitude_dtype(dtype, params), "_whole": sobel_magnitude_block}
+        ),
         relate=relate_full_rank_modes,
     )
 )

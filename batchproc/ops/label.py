@@ -182,7 +182,12 @@ def _relate_label(params: dict[str, Any], ctx: c.Context) -> None:
     if structure is None or ctx.ndim is None:
         return
     if structure.ndim != ctx.ndim:
-        raise ctx.fail("structure", f"an array of {ctx.ndim} dimensions, like the input (scipy: 'structure and input must have equal rank')", f"{structure.ndim} dimensions", RuntimeError)
+        raise ctx.fail(
+            "structure",
+            f"an array of {ctx.ndim} dimensions, like the input (scipy: 'structure and input must have equal rank')",
+            f"{structure.ndim} dimensions",
+            RuntimeError,
+        )
     if structure.shape != (3,) * ctx.ndim:
         raise ctx.fail("structure", f"of shape {(3,) * ctx.ndim} (scipy: 'structure dimensions must be equal to 3')", f"shape {structure.shape}")
     if not np.array_equal(structure, structure[(slice(None, None, -1),) * ctx.ndim]):
@@ -239,9 +244,18 @@ register(
         summary="Connected components of the non-zero voxels, numbered as scipy.ndimage.label numbers them (first voxel in C order).",
         doc=__doc__ or "",
         params=(
-            Param("structure", c.described(_structure, c.schema_of(c.array(kind="bool", what="a structuring element (3 in every dimension, symmetric)"))), None,
-                  "which neighbours connect (default: those sharing a face)"),
-            Param("output", c.described(_integer_dtype, {"anyOf": [{"enum": ["int32", "int64", "uint16", "uint32", "uint64"]}, {"type": "null"}]}), None, "dtype of the labels (default int32)"),
+            Param(
+                "structure",
+                c.described(_structure, c.schema_of(c.array(kind="bool", what="a structuring element (3 in every dimension, symmetric)"))),
+                None,
+                "which neighbours connect (default: those sharing a face)",
+            ),
+            Param(
+                "output",
+                c.described(_integer_dtype, {"anyOf": [{"enum": ["int32", "int64", "uint16", "uint32", "uint64"]}, {"type": "null"}]}),
+                None,
+                "dtype of the labels (default int32)",
+            ),
         ),
         kind="global",
         passes=_label_passes,

@@ -8,9 +8,7 @@ voxel is assigned to its bin by the same comparisons scipy/numpy make.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,10 +42,7 @@ def aligned_labels(x: da.Array, labels: Any, where: str) -> tuple[da.Array, da.A
     try:
         xb, lab = da.broadcast_arrays(x, lab)
     except ValueError:
-        raise BatchprocError(
-            f"{where}: parameter 'labels' must have the input's shape {x.shape} "
-            f"(or broadcast to it); got shape {lab.shape}."
-        ) from None
+        raise BatchprocError(f"{where}: parameter 'labels' must have the input's shape {x.shape} (or broadcast to it); got shape {lab.shape}.") from None
     return xb, lab.rechunk(xb.chunks)
 
 
@@ -59,6 +54,7 @@ def lazy_partials(
     ``aligned`` arrays are chunked like ``x``; ``scalars`` (small arrays) are passed
     whole to every block."""
     import dask.array as da
+
     ndim = x.ndim
     ind = tuple(range(ndim))
     new = tuple(range(ndim, ndim + len(shape)))
@@ -137,12 +133,9 @@ def block_histogram(dtype: np.dtype, edges: np.ndarray, voxels: int | None = Non
     return count
 
 
-def histogram_apply(
-    x: da.Array, min: float, max: float, bins: int, labels: Any = None, index: Any = None
-) -> tuple[da.Array, Callable[[np.ndarray], Any]]:
+def histogram_apply(x: da.Array, min: float, max: float, bins: int, labels: Any = None, index: Any = None) -> tuple[da.Array, Callable[[np.ndarray], Any]]:
     """scipy.ndimage.histogram on a dask array: the counts, lazily, and the function
     that turns them into scipy's result once computed."""
-    import dask.array as da
 
     edges = _histogram_edges(min, max, bins)
     if labels is None:
@@ -159,9 +152,7 @@ def histogram_apply(
     if idx.dtype.kind not in "biu" and not (idx.dtype.kind == "f" and np.all(idx == np.round(idx))):
         raise BatchprocError(f"histogram: parameter 'index' must be label values (integers); got {index!r}.")
     if np.any(idx.astype(lab.dtype).astype(idx.dtype) != idx):
-        raise BatchprocError(
-            f"histogram: parameter 'index' has values that do not fit the labels' dtype {lab.dtype}: {index!r}."
-        )
+        raise BatchprocError(f"histogram: parameter 'index' has values that do not fit the labels' dtype {lab.dtype}: {index!r}.")
     idx = idx.astype(lab.dtype)
 
     def count(b: np.ndarray, lb: np.ndarray) -> np.ndarray:
@@ -344,8 +335,7 @@ def _relate_equalize(params: dict[str, Any], ctx: c.Context) -> None:
         if exact[1] - exact[0] + 1 > MAX_EXACT_BINS:
             raise ctx.fail(
                 "bins",
-                f"given when min..max spans more than {MAX_EXACT_BINS} integer values "
-                f"({exact[0]}..{exact[1]})",
+                f"given when min..max spans more than {MAX_EXACT_BINS} integer values ({exact[0]}..{exact[1]})",
                 None,
             )
     if ctx.dtype is not None and ctx.dtype.kind not in "biuf":

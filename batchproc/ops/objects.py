@@ -24,7 +24,7 @@ gives it for a single group.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -49,7 +49,14 @@ def _groups(lb: np.ndarray | None, shape: tuple[int, ...], index: Any) -> np.nda
 
 
 def block_table(
-    block: np.ndarray, lb: np.ndarray | None, *, where: Box, shape: Sequence[int], index: Any, wanted: frozenset[str], means: Any = None,
+    block: np.ndarray,
+    lb: np.ndarray | None,
+    *,
+    where: Box,
+    shape: Sequence[int],
+    index: Any,
+    wanted: frozenset[str],
+    means: Any = None,
 ) -> dict[str, np.ndarray]:
     """One block reduced per group: ``key``, ``count`` and what ``wanted`` asks for."""
     keys = _groups(lb, block.shape, index)
@@ -128,9 +135,28 @@ def load_tables(keys: str, values: str, acc: str, extreme: str) -> None:
     k, v = np.zeros(1, keys), np.zeros(1, values)
     place, rows = key_rows(k, 0, 1, False)
     one = np.zeros((1, 1))
-    tabulate(k, v, 0, place, np.ones(1, np.int64), np.zeros(1, np.int64), False, np.zeros(1, np.int64), np.zeros(1, acc),
-             np.zeros(1, extreme), np.zeros(1, extreme), np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), one, one.copy(),
-             True, True, True, True, True)
+    tabulate(
+        k,
+        v,
+        0,
+        place,
+        np.ones(1, np.int64),
+        np.zeros(1, np.int64),
+        False,
+        np.zeros(1, np.int64),
+        np.zeros(1, acc),
+        np.zeros(1, extreme),
+        np.zeros(1, extreme),
+        np.zeros((1, 1), np.int64),
+        np.zeros((1, 1), np.int64),
+        one,
+        one.copy(),
+        True,
+        True,
+        True,
+        True,
+        True,
+    )
 
 
 def _compiled_table(block: np.ndarray, keys: np.ndarray, where: Box, grouped: bool, wanted: frozenset[str]) -> dict[str, np.ndarray] | None:
@@ -164,9 +190,28 @@ def _compiled_table(block: np.ndarray, keys: np.ndarray, where: Box, grouped: bo
     hi = np.full(lo.shape, -1, np.int64)
     coords = np.zeros((rows if "coords" in wanted else 0, ndim))
     moments = np.zeros((rows if "moments" in wanted else 0, ndim))
-    tabulate(flat_keys, values, low, place, np.array(block.shape, np.int64), np.array([a for a, _ in where], np.int64), grouped,
-             table["count"], sums, mins, maxs, lo, hi, coords, moments,
-             "sum" in wanted, bool(wanted & {"min", "max"}), "bbox" in wanted, "coords" in wanted, "moments" in wanted)
+    tabulate(
+        flat_keys,
+        values,
+        low,
+        place,
+        np.array(block.shape, np.int64),
+        np.array([a for a, _ in where], np.int64),
+        grouped,
+        table["count"],
+        sums,
+        mins,
+        maxs,
+        lo,
+        hi,
+        coords,
+        moments,
+        "sum" in wanted,
+        bool(wanted & {"min", "max"}),
+        "bbox" in wanted,
+        "coords" in wanted,
+        "moments" in wanted,
+    )
     for name, column in (("sum", sums), ("min", mins), ("max", maxs), ("lo", lo), ("hi", hi), ("coords", coords), ("moments", moments)):
         if name in wanted or (name in ("lo", "hi") and "bbox" in wanted):
             table[name] = column
@@ -253,7 +298,10 @@ def lazy_table(x: Any, labels: Any, index: Any, wanted: frozenset[str]) -> Any:
     first = wanted - {"centered"}
 
     def one_pass(needs: frozenset[str], means: Any = None) -> Any:
-        parts = [dask.delayed(block_table)(b, lb, where=box, shape=x.shape, index=index, wanted=needs, means=means) for b, lb, box in zip(blocks, lbs, boxes, strict=True)]
+        parts = [
+            dask.delayed(block_table)(b, lb, where=box, shape=x.shape, index=index, wanted=needs, means=means)
+            for b, lb, box in zip(blocks, lbs, boxes, strict=True)
+        ]
         return dask.delayed(merge)(parts)
 
     table = one_pass(first | {"sum"} if "centered" in wanted else first)
@@ -451,6 +499,7 @@ def find_objects_apply(x: Any, max_label: int = 0) -> tuple[Any, Callable[[Any],
 
 _LABELS = Param("labels", c.anything(), None, "label image: measure where labels > 0, or per index", array=True)
 _INDEX = Param("index", c.anything(), None, "label value(s) to measure separately")
+
 
 def sum_order_tolerance(a: np.ndarray, want: np.ndarray) -> float:
     """Sums of floats, and every variance, are added in another order than

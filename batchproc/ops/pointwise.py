@@ -10,8 +10,8 @@ import numpy as np
 
 from batchproc.ops import _checks as c
 from batchproc.ops._registry import Operation, Param, Pass, register
-from batchproc.ops.measure import block_range
 from batchproc.ops.expr import compile_expression, result_dtype
+from batchproc.ops.measure import block_range
 
 
 def bool_dtype(dtype: np.dtype, params: Mapping[str, Any]) -> np.dtype:
@@ -182,8 +182,12 @@ register(
         params=(
             Param("dtype", c.dtype_(allow_none=False), help="target dtype, e.g. uint8 or float32"),
             Param("rescale", c.boolean(), False, "map the intensity range onto the dtype's range ([0, 1] for floats)"),
-            Param("in_range", c.described(_check_range, {"anyOf": [{"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}, {"type": "null"}]}), None,
-                  "input range [low, high] to map (default: the data's min and max)"),
+            Param(
+                "in_range",
+                c.described(_check_range, {"anyOf": [{"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}, {"type": "null"}]}),
+                None,
+                "input range [low, high] to map (default: the data's min and max)",
+            ),
         ),
         kind="global",
         passes=astype_passes,

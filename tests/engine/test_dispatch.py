@@ -139,8 +139,10 @@ def test_a_run_that_switches_kernel_sets_block_by_block_equals_scipy(name: str, 
                     got = run(a, [{"op": name, **params}], native, file_chunks, per_block, "compiled", shards)
                 else:
                     got = function_for(name)(da.from_array(a, chunks=chunks), **params)
-                    got = dask.compute(*got, scheduler="synchronous") if isinstance(got, tuple) and op.returns_array else (
-                        got.compute(scheduler="synchronous") if op.returns_array else got
+                    got = (
+                        dask.compute(*got, scheduler="synchronous")
+                        if isinstance(got, tuple) and op.returns_array
+                        else (got.compute(scheduler="synchronous") if op.returns_array else got)
                     )
             answers = alternating.answers[asked:]
             # Kernels of operations with a compiled kernel of their own are counted
@@ -192,7 +194,9 @@ STEPS = ["--step", "uniform_filter:size=3", "--step", "threshold:above=2000"]
 
 #: Two runs of STEPS in one new process, with an empty numba
 #: cache: the first at once, the second once the kernels are ready.
-TWO_RUNS = COUNT_BY_THREAD + """
+TWO_RUNS = (
+    COUNT_BY_THREAD
+    + """
 import sys
 from batchproc import dispatch
 from batchproc.cli import app
@@ -204,12 +208,21 @@ def run(out):
         assert exit.code in (0, None), exit.code
 
 run(sys.argv[2])
-print("first", repr([""" + COMPILES + """, """ + ANSWERS + """]))
+print("first", repr(["""
+    + COMPILES
+    + """, """
+    + ANSWERS
+    + """]))
 dispatch.ASKED.clear()
 print("ready", repr([dispatch.waiting(float(sys.argv[3]))]))
 run(sys.argv[2] + "-again")
-print("second", repr([""" + COMPILES + """, """ + ANSWERS + """]))
+print("second", repr(["""
+    + COMPILES
+    + """, """
+    + ANSWERS
+    + """]))
 """
+)
 
 
 def expected(data: np.ndarray) -> np.ndarray:
@@ -241,7 +254,9 @@ def volume_tif(tmp_path: Path) -> tuple[Path, np.ndarray]:
 
 
 #: One run in a new process; its compiles and answers.
-ONE_RUN = COUNT_BY_THREAD + """
+ONE_RUN = (
+    COUNT_BY_THREAD
+    + """
 import sys
 from batchproc import dispatch
 from batchproc.cli import app
@@ -250,8 +265,13 @@ try:
     app(["--kernels", "compiled", "run", sys.argv[1], sys.argv[2], *sys.argv[3:], "--chunks", "8,32,32", "-q"])
 except SystemExit as exit:
     assert exit.code in (0, None), exit.code
-print("first", repr([""" + COMPILES + """, """ + ANSWERS + """]))
+print("first", repr(["""
+    + COMPILES
+    + """, """
+    + ANSWERS
+    + """]))
 """
+)
 
 
 @pytest.mark.slow
@@ -271,7 +291,10 @@ def test_a_first_run_compiles_nothing_and_the_next_process_loads_the_cache(tmp_p
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "BATCHPROC_COMPILE": "background", "DASK_BATCHPROC__BLOCK_BYTES": "64KiB"}
     done = subprocess.run(
         [sys.executable, "-c", TWO_RUNS, str(source), str(tmp_path / "o.zarr"), str(READY_TIMEOUT), *STEPS],
-        env=env, capture_output=True, text=True, timeout=READY_TIMEOUT + 200,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=READY_TIMEOUT + 200,
     )
     assert done.returncode == 0, done.stderr
     seen = _lines(done.stdout)
@@ -304,7 +327,9 @@ def test_a_first_run_compiles_nothing_and_the_next_process_loads_the_cache(tmp_p
 #: The dask form (as the demo runs it, on a larger volume) on a fresh cache:
 #: once its kernels are ready, blocks of other shapes and at every edge compile
 #: nothing: the trial covered what they call.
-DASK_AFTER_TRIAL = COUNT_BY_THREAD + """
+DASK_AFTER_TRIAL = (
+    COUNT_BY_THREAD
+    + """
 import sys, numpy as np, dask, dask.array as da
 import batchproc
 from batchproc import dispatch
@@ -321,15 +346,22 @@ with dask.config.set({"batchproc.compile": "background", "batchproc.kernels": "c
         assert dispatch.waiting(float(sys.argv[2]))
         again = batchproc.ndimage.histogram(x, 0, 4000, 16)
         assert np.array_equal(counts, again)
-print("compiles", """ + COMPILES + """)
-print("answers", """ + ANSWERS + """)
+print("compiles", """
+    + COMPILES
+    + """)
+print("answers", """
+    + ANSWERS
+    + """)
 """
+)
 
 
 @pytest.mark.slow
 def test_the_trial_covers_the_blocks_of_the_dask_form(tmp_path: Path) -> None:
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
-    done = subprocess.run([sys.executable, "-c", DASK_AFTER_TRIAL, "int16", str(READY_TIMEOUT)], env=env, capture_output=True, text=True, timeout=READY_TIMEOUT + 200)
+    done = subprocess.run(
+        [sys.executable, "-c", DASK_AFTER_TRIAL, "int16", str(READY_TIMEOUT)], env=env, capture_output=True, text=True, timeout=READY_TIMEOUT + 200
+    )
     assert done.returncode == 0, done.stderr
     lines = dict(line.split(" ", 1) for line in done.stdout.splitlines() if line.startswith(("compiles", "answers")))
     import ast
@@ -343,7 +375,9 @@ def test_the_trial_covers_the_blocks_of_the_dask_form(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_new_cluster_worker_compiles_nothing_before_its_first_block(tmp_path: Path, volume_tif: tuple[Path, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_new_cluster_worker_compiles_nothing_before_its_first_block(
+    tmp_path: Path, volume_tif: tuple[Path, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two new workers, numba's cache empty: a small job's blocks run at once on
     scipy's kernels, and the workers compile nothing (a compiling process of
     their machine fills the cache). Once their kernels are ready, the next job's
@@ -360,9 +394,25 @@ def test_a_new_cluster_worker_compiles_nothing_before_its_first_block(tmp_path: 
 
     def job(out: str) -> None:
         done = subprocess.run(
-            [sys.executable, "-m", "batchproc.cli", "--kernels", "compiled", "run", str(source), str(tmp_path / out), *STEPS,
-             "--chunks", "4,64,64", "-q", "--scheduler", cluster.address],
-            capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "batchproc.cli",
+                "--kernels",
+                "compiled",
+                "run",
+                str(source),
+                str(tmp_path / out),
+                *STEPS,
+                "--chunks",
+                "4,64,64",
+                "-q",
+                "--scheduler",
+                cluster.address,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert done.returncode == 0, done.stderr
 
@@ -455,7 +505,9 @@ with dispatch.compiles_forbidden():
 #: chosen by the data), through the engine, on a fresh cache:
 #: each run once (its kernels get ready meanwhile), then again on blocks of
 #: random values, inner and at every edge, once they are ready.
-ENGINE_AFTER_TRIAL = COUNT_BY_THREAD + """
+ENGINE_AFTER_TRIAL = (
+    COUNT_BY_THREAD
+    + """
 import sys, numpy as np, dask
 from batchproc import dispatch
 from batchproc.engine.runner import InlinePool, run_plan
@@ -477,8 +529,11 @@ with dask.config.set({"batchproc.compile": "background", "batchproc.block-bytes"
             run_plan(plan, _Discard(), on=InlinePool())
             answers = dispatch.answers()
             assert answers["scipy"] == 0, (name, dtype, answers)  # (equalize on floats counts without a compiled kernel: no asks)
-print("compiles", repr(""" + COMPILES + """))
+print("compiles", repr("""
+    + COMPILES
+    + """))
 """
+)
 
 
 @pytest.mark.slow
@@ -489,7 +544,11 @@ def test_the_trial_covers_the_blocks_of_every_warmed_pipeline(tmp_path: Path) ->
     nothing at all in this process)."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
     done = subprocess.run(
-        [sys.executable, "-c", ENGINE_AFTER_TRIAL, str(READY_TIMEOUT), "uint16"], env=env, capture_output=True, text=True, timeout=1500,
+        [sys.executable, "-c", ENGINE_AFTER_TRIAL, str(READY_TIMEOUT), "uint16"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
     )
     assert done.returncode == 0, done.stderr
     import ast

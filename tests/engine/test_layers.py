@@ -16,12 +16,11 @@ import zarr
 from dask.callbacks import Callback
 
 import batchproc
-from batchproc.ops.filters import sobel_magnitude_block
-from batchproc.engine import progress, scheduler
-from batchproc.engine import layers
+from batchproc.engine import layers, progress, scheduler
 from batchproc.engine.layers import gated_graph, slabs
-from batchproc.plan import layer_axis
+from batchproc.ops.filters import sobel_magnitude_block
 from batchproc.pipeline import Pipeline
+from batchproc.plan import layer_axis
 
 SHAPE, BLOCK = (120, 24, 20), (8, 12, 10)  # 15 layers of 2 x 2 blocks
 BLOCK_BYTES = int(np.prod(BLOCK)) * 4
@@ -105,7 +104,7 @@ def test_slabs_cover_every_layer_once_within_the_budget():
         axis = layer_axis(numblocks)
         ranges = slabs(numblocks, axis, budget)
         assert ranges[0][0] == 0 and ranges[-1][1] == numblocks[axis]
-        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
         per_layer = int(np.prod(numblocks)) // numblocks[axis]
         assert all((hi - lo) * per_layer <= max(budget, per_layer) for lo, hi in ranges)
 

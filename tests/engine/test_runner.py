@@ -53,7 +53,12 @@ class Target:
 
 
 def run(
-    array: np.ndarray, steps: list[dict[str, Any]], native: tuple[int, ...], chunks: tuple[int, ...], per_block: tuple[int, ...], kernels: str,
+    array: np.ndarray,
+    steps: list[dict[str, Any]],
+    native: tuple[int, ...],
+    chunks: tuple[int, ...],
+    per_block: tuple[int, ...],
+    kernels: str,
     shards: tuple[int, ...] | None = None,
 ) -> np.ndarray:
     """``steps`` on ``array`` through the engine, on the calling thread

@@ -20,8 +20,8 @@ from daskcluster import DaskCluster
 from typer.testing import CliRunner
 
 from batchproc.cli import app
-from batchproc.errors import BatchprocError
 from batchproc.engine import job_script, scheduler
+from batchproc.errors import BatchprocError
 
 runner = CliRunner()
 STEPS = ["--step", "gaussian_filter:sigma=2", "--step", "sobel_magnitude", "--step", "threshold:above=40"]
@@ -80,7 +80,9 @@ def test_tcp_cluster_reads_hdf5_and_histogram(tmp_path: Path, dask_cluster: Dask
 
 
 def test_local_cluster_result_equals_threads(tmp_path: Path, volume: Path) -> None:
-    local = invoke("run", volume, tmp_path / "local.zarr", *STEPS, "--chunks", "8,32,32", "--scheduler", "local", "--workers", "2", "--memory-limit", "1GiB", "-q")
+    local = invoke(
+        "run", volume, tmp_path / "local.zarr", *STEPS, "--chunks", "8,32,32", "--scheduler", "local", "--workers", "2", "--memory-limit", "1GiB", "-q"
+    )
     assert local.exit_code == 0, local.output
     threads = invoke("run", volume, tmp_path / "threads.zarr", *STEPS, "--chunks", "8,32,32", "-q")
     assert threads.exit_code == 0, threads.output
@@ -279,7 +281,9 @@ def test_outputs_are_byte_identical_on_every_scheduler(tmp_path: Path, dask_clus
         stores[name] = tmp_path / f"{name}.zarr"
         done = subprocess.run(
             [sys.executable, "-m", "batchproc.cli", "run", str(tmp_path / "v.tif"), str(stores[name]), *steps, "--chunks", "4,16,16", "-q", *extra],
-            capture_output=True, text=True, timeout=300,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert done.returncode == 0, (name, done.stderr)
     reference = _chunk_bytes(stores["threads"])
@@ -320,9 +324,24 @@ def test_the_scheduler_never_holds_more_than_a_window_of_blocks(tmp_path: Path, 
     watcher.start()
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "batchproc.cli", "run", str(tmp_path / "v.tif"), str(tmp_path / "o.zarr"), "--step", "uniform_filter:size=3",
-             "--chunks", "8,16,16", "-q", "--scheduler", dask_cluster.address],
-            capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "batchproc.cli",
+                "run",
+                str(tmp_path / "v.tif"),
+                str(tmp_path / "o.zarr"),
+                "--step",
+                "uniform_filter:size=3",
+                "--chunks",
+                "8,16,16",
+                "-q",
+                "--scheduler",
+                dask_cluster.address,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
     finally:
         stop.set()
@@ -348,7 +367,19 @@ def test_scheduler_lost_mid_run_ends_with_exit_1_and_resume_finishes(tmp_path: P
     data = np.random.default_rng(9).integers(0, 255, size=(64, 128, 128)).astype(np.uint8)
     tifffile.imwrite(tmp_path / "v.tif", data)
     monkeypatch.setenv("DASK_BATCHPROC__BLOCK_BYTES", "32KiB")
-    run = [sys.executable, "-m", "batchproc.cli", "run", str(tmp_path / "v.tif"), str(tmp_path / "o.zarr"), "--step", "median_filter:size=5", "--chunks", "4,32,32", "-q"]
+    run = [
+        sys.executable,
+        "-m",
+        "batchproc.cli",
+        "run",
+        str(tmp_path / "v.tif"),
+        str(tmp_path / "o.zarr"),
+        "--step",
+        "median_filter:size=5",
+        "--chunks",
+        "4,32,32",
+        "-q",
+    ]
     cluster = DaskCluster(2, tmp_path)
     try:
         cluster.wait(2)
@@ -389,9 +420,28 @@ def test_a_kernel_compiles_once_per_machine(tmp_path: Path, monkeypatch: pytest.
         with Client(cluster.address, timeout="30s") as client:
             client.run(exec, COUNT_COMPILES)  # as source: this module does not travel
             done = subprocess.run(
-                [sys.executable, "-m", "batchproc.cli", "--kernels", "compiled", "run", str(tmp_path / "v.tif"), str(tmp_path / "o.zarr"),
-                 "--step", "uniform_filter:size=3", "--step", "threshold:above=2000", "--chunks", "4,128,128", "-q", "--scheduler", cluster.address],
-                capture_output=True, text=True, timeout=300,
+                [
+                    sys.executable,
+                    "-m",
+                    "batchproc.cli",
+                    "--kernels",
+                    "compiled",
+                    "run",
+                    str(tmp_path / "v.tif"),
+                    str(tmp_path / "o.zarr"),
+                    "--step",
+                    "uniform_filter:size=3",
+                    "--step",
+                    "threshold:above=2000",
+                    "--chunks",
+                    "4,128,128",
+                    "-q",
+                    "--scheduler",
+                    cluster.address,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=300,
             )
             assert done.returncode == 0, done.stderr
             counts = sorted(client.run(eval, COMPILES_SO_FAR).values())

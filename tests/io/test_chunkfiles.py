@@ -110,7 +110,18 @@ def test_any_numpy_index_as_dask_fuses_it_into_the_read(tmp_path: Path) -> None:
     # A preview's plane (an int), steps, negative steps, Ellipsis, lists, None.
     data = np.random.default_rng(4).random(SHAPE).astype(np.float32)
     files = chunk_files(store(tmp_path / "a.zarr", data))
-    for key in (5, -1, (slice(None), 3), (Ellipsis, 2), (1, slice(2, 20, 3), slice(None, None, -1)), np.s_[2:9, ..., 4:5], (np.int64(3), 2, 1), np.s_[[1, 2]], np.s_[3:3], np.s_[None, 1]):
+    for key in (
+        5,
+        -1,
+        (slice(None), 3),
+        (Ellipsis, 2),
+        (1, slice(2, 20, 3), slice(None, None, -1)),
+        np.s_[2:9, ..., 4:5],
+        (np.int64(3), 2, 1),
+        np.s_[[1, 2]],
+        np.s_[3:3],
+        np.s_[None, 1],
+    ):
         assert np.array_equal(files[key], data[key]), key
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from typer.testing import CliRunner
 
 import batchproc
 from batchproc.cli import app
-from batchproc.errors import BatchprocError
 
 
 def cli(*args: object):
@@ -94,7 +92,12 @@ def test_a_run_from_s3_to_s3_equals_scipy_and_is_marked_complete(tmp_path: Path,
 def test_sharded_output_on_s3_is_one_put_a_shard(tmp_path: Path, s3, s3_server, volume: np.ndarray) -> None:
     out = f"{s3}/sharded.ome.zarr"
     before = len(s3_server.requests())
-    assert cli("run", Path(batchproc.write(volume, tmp_path / "v.zarr")), out, "--step", "threshold:above=500", "--chunks", "2,16,16", "--shards", "4,64,64", "-q").exit_code == 0
+    assert (
+        cli(
+            "run", Path(batchproc.write(volume, tmp_path / "v.zarr")), out, "--step", "threshold:above=500", "--chunks", "2,16,16", "--shards", "4,64,64", "-q"
+        ).exit_code
+        == 0
+    )
     puts = [r for r in s3_server.requests()[before:] if r[0] == "PUT" and "/sharded.ome.zarr/0/c/" in r[1]]
     assert len(puts) == 2
     import zarr
@@ -110,10 +113,13 @@ def test_resume_on_s3_writes_only_missing_files_with_one_listing(tmp_path: Path,
     steps = ["--step", "gaussian_filter:sigma=1", "--chunks", "2,32,32", "-q"]
     assert cli("run", Path(batchproc.write(volume, tmp_path / "v.zarr")), out, *steps).exit_code == 0
     client, bucket = s3_server.client(), s3.split("//", 1)[1]
-    whole = {o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in client.list_objects_v2(Bucket=bucket, Prefix="resumed.ome.zarr/0/c/")["Contents"]}
+    whole = {
+        o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+        for o in client.list_objects_v2(Bucket=bucket, Prefix="resumed.ome.zarr/0/c/")["Contents"]
+    }
     # As a killed run leaves it: incomplete, some chunks missing.
-    from batchproc.io.store import _set_info
     from batchproc.io.remote import RemotePath
+    from batchproc.io.store import _set_info
 
     _set_info(RemotePath(out), complete=False)
     gone = sorted(whole)[::3]
@@ -131,10 +137,15 @@ def test_resume_on_s3_writes_only_missing_files_with_one_listing(tmp_path: Path,
     assert not [r for r in requests if r[0] == "HEAD" and "/0/c/" in r[1]]  # a listing, not a request per chunk
     assert len([r for r in requests if r[0] == "GET" and "list-type" in r[1] and "prefix=resumed.ome.zarr/0/" in r[1]]) == 1
     assert batchproc.read_store_info(out)["complete"] is True
-    assert {o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in client.list_objects_v2(Bucket=bucket, Prefix="resumed.ome.zarr/0/c/")["Contents"]} == whole
+    assert {
+        o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+        for o in client.list_objects_v2(Bucket=bucket, Prefix="resumed.ome.zarr/0/c/")["Contents"]
+    } == whole
 
 
-def test_overwrite_on_s3_keeps_the_old_output_until_the_new_one_is_complete(tmp_path: Path, s3, s3_server, volume: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_overwrite_on_s3_keeps_the_old_output_until_the_new_one_is_complete(
+    tmp_path: Path, s3, s3_server, volume: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from batchproc.io import remote_store
 
     source = batchproc.write(volume, tmp_path / "v.zarr")
@@ -180,7 +191,9 @@ def test_one_run_at_a_time_per_output_on_s3(tmp_path: Path, s3, volume: np.ndarr
     assert not RemotePath(out).exists()
 
 
-def test_bad_credentials_a_missing_bucket_and_read_only_https_exit_2_without_secrets(tmp_path: Path, s3, s3_server, monkeypatch: pytest.MonkeyPatch, volume: np.ndarray) -> None:
+def test_bad_credentials_a_missing_bucket_and_read_only_https_exit_2_without_secrets(
+    tmp_path: Path, s3, s3_server, monkeypatch: pytest.MonkeyPatch, volume: np.ndarray
+) -> None:
     from batchproc.io import remote
 
     source = upload(s3_server, s3, Path(batchproc.write(volume, tmp_path / "v.zarr")), "v.zarr")
@@ -327,7 +340,8 @@ def test_credentials_from_an_aws_profile(tmp_path: Path, s3, s3_server, monkeypa
 
     source = upload(s3_server, s3, Path(batchproc.write(volume, tmp_path / "v.zarr")), "v.zarr")
     (tmp_path / "credentials").write_text(
-        f"[lab]\naws_access_key_id = {s3_server.env['AWS_ACCESS_KEY_ID']}\naws_secret_access_key = {s3_server.env['AWS_SECRET_ACCESS_KEY']}\n")
+        f"[lab]\naws_access_key_id = {s3_server.env['AWS_ACCESS_KEY_ID']}\naws_secret_access_key = {s3_server.env['AWS_SECRET_ACCESS_KEY']}\n"
+    )
     (tmp_path / "config").write_text(f"[profile lab]\nregion = us-east-1\nendpoint_url = {s3_server.endpoint}\n")
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name)

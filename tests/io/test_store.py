@@ -373,7 +373,9 @@ def test_array_metadata_is_what_zarr_writes(tmp_path: Path, codec: str, dtype: s
     zarr.create_array(str(tmp_path / "z"), shape=(5, 6, 7), chunks=(2, 3, 7), dtype=dtype, compressors=meant, fill_value=0, dimension_names=list("zyx"))
     want = json.loads((tmp_path / "z" / "zarr.json").read_text())
     assert _array_metadata((5, 6, 7), np.dtype(dtype), (2, 3, 7), codec, "zyx") == want
-    zarr.create_array(str(tmp_path / "w"), shape=(5, 6, 7), chunks=(2, 3, 7), dtype=dtype, compressors=compressors(codec, dtype), fill_value=0, dimension_names=list("zyx"))
+    zarr.create_array(
+        str(tmp_path / "w"), shape=(5, 6, 7), chunks=(2, 3, 7), dtype=dtype, compressors=compressors(codec, dtype), fill_value=0, dimension_names=list("zyx")
+    )
     assert json.loads((tmp_path / "w" / "zarr.json").read_text()) == want
     # zarr v2 (OME-Zarr 0.4): the same codec as numcodecs names it.
     import numcodecs
@@ -381,7 +383,16 @@ def test_array_metadata_is_what_zarr_writes(tmp_path: Path, codec: str, dtype: s
     from batchproc.io.store import Ome
 
     meant_v2 = {"blosc-lz4": numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.BITSHUFFLE), "zstd": numcodecs.Zstd(level=3), "none": None}[codec]
-    zarr.create_array(str(tmp_path / "v2"), shape=(5, 6, 7), chunks=(2, 3, 7), dtype=dtype, compressors=meant_v2, fill_value=0, zarr_format=2, chunk_key_encoding={"name": "v2", "separator": "/"})
+    zarr.create_array(
+        str(tmp_path / "v2"),
+        shape=(5, 6, 7),
+        chunks=(2, 3, 7),
+        dtype=dtype,
+        compressors=meant_v2,
+        fill_value=0,
+        zarr_format=2,
+        chunk_key_encoding={"name": "v2", "separator": "/"},
+    )
     Ome("0.4", "zyx", (1.0,) * 3).write_array(tmp_path / "ours", (5, 6, 7), np.dtype(dtype), (2, 3, 7), codec)
     assert json.loads((tmp_path / "ours" / ".zarray").read_text()) == json.loads((tmp_path / "v2" / ".zarray").read_text())
 

@@ -94,7 +94,12 @@ def test_minimum_maximum_van_herk_sizes_equal_scipy(dtype: str, size: tuple[int,
     # windows that straddle two segments, segments cut by the line's end, origins.
     rng = np.random.default_rng(6)
     a = rng.integers(-100, 100, (12, 23, 37)).astype(dtype) if dtype != "uint8" else rng.integers(0, 255, (12, 23, 37)).astype(dtype)
-    for name, mode, shift in (("minimum_filter", "reflect", 0), ("maximum_filter", "nearest", -1), ("maximum_filter", "constant", 1), ("minimum_filter", "wrap", 0)):
+    for name, mode, shift in (
+        ("minimum_filter", "reflect", 0),
+        ("maximum_filter", "nearest", -1),
+        ("maximum_filter", "constant", 1),
+        ("minimum_filter", "wrap", 0),
+    ):
         origin = [min(max(shift, -(n // 2)), (n - 1) // 2) for n in size]  # within each window
         got = compiled(getattr(batchproc.ndimage, name), a, (6, 11, 19), size=size, mode=mode, origin=origin, cval=3)
         want = getattr(ndi, name)(a, size=size, mode=mode, origin=origin, cval=3)
@@ -102,7 +107,9 @@ def test_minimum_maximum_van_herk_sizes_equal_scipy(dtype: str, size: tuple[int,
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16"])
-@pytest.mark.parametrize(("shape", "size"), [((9, 20, 33), (5, 5, 5)), ((9, 20, 33), (2, 7, 3)), ((30, 41), (9, 9)), ((6, 8, 40), (3, 3, 12)), ((30, 41), (21, 21))])
+@pytest.mark.parametrize(
+    ("shape", "size"), [((9, 20, 33), (5, 5, 5)), ((9, 20, 33), (2, 7, 3)), ((30, 41), (9, 9)), ((6, 8, 40), (3, 3, 12)), ((30, 41), (21, 21))]
+)
 def test_integer_rank_filters_over_large_boxes_equal_scipy(dtype: str, shape: tuple[int, ...], size: tuple[int, ...]) -> None:
     # The sliding histogram (16-bit: from 65 voxels on, with coarse bins of 16
     # values, for blocks spanning fewer than 4096 values, here at the top of the
@@ -167,7 +174,9 @@ def test_unrolled_networks_equal_scipy(dtype: str, shape: tuple[int, ...], monke
     runs = {name: 0 for name in rank_kernels.UNROLLED.values()}
     for name in runs:
         kernel = getattr(unrolled, name)
-        monkeypatch.setattr(unrolled, name, lambda padded, rank, out, name=name, kernel=kernel: (runs.__setitem__(name, runs[name] + 1), kernel(padded, rank, out)))
+        monkeypatch.setattr(
+            unrolled, name, lambda padded, rank, out, name=name, kernel=kernel: (runs.__setitem__(name, runs[name] + 1), kernel(padded, rank, out))
+        )
     rng = np.random.default_rng(11)
     if dtype == "float32":
         a = rng.normal(0, 1e3, shape).astype(dtype)
@@ -266,7 +275,12 @@ def test_sobel_magnitude_written_over_its_input_equals_scipy(mode: str) -> None:
 
     a = np.random.default_rng(8).random((9, 12, 11)).astype(np.float32)
     want = np.sqrt(sum(np.square(ndi.sobel(a, axis, mode=mode, cval=0.25)) for axis in range(3)))
-    for keep in ((slice(0, 9), slice(0, 12), slice(0, 11)), (slice(1, 8), slice(1, 11), slice(2, 10)), (slice(0, 7), slice(3, 12), slice(0, 5)), (slice(2, 9), slice(0, 12), slice(1, 11))):
+    for keep in (
+        (slice(0, 9), slice(0, 12), slice(0, 11)),
+        (slice(1, 8), slice(1, 11), slice(2, 10)),
+        (slice(0, 7), slice(3, 12), slice(0, 5)),
+        (slice(2, 9), slice(0, 12), slice(1, 11)),
+    ):
         x = a.copy()
         got = sobel_magnitude(x, (mode,) * 3, 0.25, np.dtype(np.float32), keep, overwrite_input=True)
         assert np.array_equal(got, want[keep]), keep
@@ -343,7 +357,14 @@ def test_a_non_finite_cval_equals_scipy(dtype: str, cval: float) -> None:
     # kernels keep it in float64 or, where the dtype cannot hold it or its order is
     # the algorithm's (NaN in a rank), leave the block to scipy.
     a = np.random.default_rng(4).integers(0, 200, (6, 9, 11)).astype(dtype)
-    cases = (("maximum_filter", {"size": 3}), ("median_filter", {"size": 3}), ("gaussian_filter", {"sigma": 1.0}), ("uniform_filter", {"size": 3}), ("sobel", {}), ("correlate", {"weights": np.ones((3, 3, 3)) / 27}))
+    cases = (
+        ("maximum_filter", {"size": 3}),
+        ("median_filter", {"size": 3}),
+        ("gaussian_filter", {"sigma": 1.0}),
+        ("uniform_filter", {"size": 3}),
+        ("sobel", {}),
+        ("correlate", {"weights": np.ones((3, 3, 3)) / 27}),
+    )
     with np.errstate(invalid="ignore"):
         for name, params in cases:
             got = compiled(getattr(batchproc.ndimage, name), a, (3, 4, 5), mode="constant", cval=cval, **params)
@@ -433,7 +454,21 @@ def test_binary_morphology_until_settled_with_a_false_centre_is_the_operations_o
 _EDGE_MODES = ("reflect", "constant", "nearest", "mirror", "wrap", "grid-wrap", "grid-constant", "grid-mirror")
 
 
-@pytest.mark.parametrize(("dtype", "output"), [("uint16", None), ("uint8", None), ("int16", None), ("int8", None), ("uint8", "int16"), ("int16", "uint16"), ("uint16", "float32"), ("float32", None), ("float64", None), ("int32", "float64")])
+@pytest.mark.parametrize(
+    ("dtype", "output"),
+    [
+        ("uint16", None),
+        ("uint8", None),
+        ("int16", None),
+        ("int8", None),
+        ("uint8", "int16"),
+        ("int16", "uint16"),
+        ("uint16", "float32"),
+        ("float32", None),
+        ("float64", None),
+        ("int32", "float64"),
+    ],
+)
 @pytest.mark.parametrize("shape", [(7, 9, 70), (1, 5, 3), (13,), (3, 40), (2, 3, 4, 5)])
 def test_sobel_prewitt_laplace_three_tap_passes_equal_scipy(dtype: str, output: str | None, shape: tuple[int, ...]) -> None:
     # 8- and 16-bit outputs of integer inputs run in integers modulo the output's
@@ -503,7 +538,16 @@ def test_dense_correlation_on_float64_planes_equals_scipy(dtype: str, shape: tup
         origin = tuple((-(s // 2), (s - 1) // 2, 0)[(k + j) % 3] for j, s in enumerate(wshape))
         for cval in (-3.5, 300.0):
             for fn in ("correlate", "convolve"):
-                got = compiled(getattr(batchproc.ndimage, fn), a, tuple(max(1, n // 2) for n in shape), weights=w, mode=mode, cval=cval, origin=origin, output="float64" if k % 2 else None)
+                got = compiled(
+                    getattr(batchproc.ndimage, fn),
+                    a,
+                    tuple(max(1, n // 2) for n in shape),
+                    weights=w,
+                    mode=mode,
+                    cval=cval,
+                    origin=origin,
+                    output="float64" if k % 2 else None,
+                )
                 want = getattr(ndi, fn)(a, w, mode=mode, cval=cval, origin=origin, output="float64" if k % 2 else None)
                 assert got.dtype == want.dtype and np.array_equal(got, want), (fn, mode, cval, origin)
 

@@ -64,10 +64,7 @@ def drawable(param: Param) -> bool:
 
 def declared_ops() -> list[str]:
     """The scipy operations returning arrays whose required parameters can all be drawn."""
-    return sorted(
-        name for name, op in REGISTRY.items()
-        if op.scipy and op.returns_array and all(drawable(p) for p in op.params if p.required)
-    )
+    return sorted(name for name, op in REGISTRY.items() if op.scipy and op.returns_array and all(drawable(p) for p in op.params if p.required))
 
 
 @st.composite

@@ -48,7 +48,7 @@ def chunkings(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[tuple[int, ...],
 def make_array(seed: int, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     rng = np.random.default_rng(seed)
     dt = np.dtype(dtype)
-    if dt == bool:
+    if dt.kind == "b":
         return rng.random(shape) < rng.uniform(0.2, 0.8)
     if dt.kind in "iu":
         info = np.iinfo(dt)
@@ -95,7 +95,9 @@ def per_axis(draw: st.DrawFn, n: int, element: st.SearchStrategy) -> Any:
 
 def origin_for(draw: st.DrawFn, sizes: tuple[int, ...]) -> Any:
     """A valid origin, often at the extremes (where even windows are most fragile)."""
-    values = tuple(draw(st.sampled_from(sorted({-(s // 2), (s - 1) // 2, 0}))) if draw(st.booleans()) else draw(st.integers(-(s // 2), (s - 1) // 2)) for s in sizes)
+    values = tuple(
+        draw(st.sampled_from(sorted({-(s // 2), (s - 1) // 2, 0}))) if draw(st.booleans()) else draw(st.integers(-(s // 2), (s - 1) // 2)) for s in sizes
+    )
     if len(set(values)) == 1 and draw(st.booleans()):
         return values[0]
     return values
@@ -150,7 +152,13 @@ def _weights(draw: st.DrawFn, a: np.ndarray) -> dict[str, Any]:
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     weights = rng.integers(-3, 4, size=sizes) if draw(st.booleans()) else rng.normal(size=sizes).round(3)
-    params: dict[str, Any] = {"weights": weights, "mode": mode_param(draw, len(axes), False), "cval": cval(draw), "origin": origin_for(draw, sizes), "output": output_param(draw)}
+    params: dict[str, Any] = {
+        "weights": weights,
+        "mode": mode_param(draw, len(axes), False),
+        "cval": cval(draw),
+        "origin": origin_for(draw, sizes),
+        "output": output_param(draw),
+    }
     if axes_given is not None:
         params["axes"] = axes_given
     return params
@@ -271,7 +279,7 @@ def _rank(draw: st.DrawFn, a: np.ndarray) -> dict[str, Any]:
 
 def _centre_is_true(structure: np.ndarray, origin: Any) -> bool:
     origin = np.broadcast_to(origin, (structure.ndim,))
-    return bool(structure[tuple(s // 2 + o for s, o in zip(structure.shape, origin))])
+    return bool(structure[tuple(s // 2 + o for s, o in zip(structure.shape, origin, strict=True))])
 
 
 def morphology(draw: st.DrawFn, a: np.ndarray) -> dict[str, Any]:
@@ -333,7 +341,15 @@ def _label(draw: st.DrawFn, a: np.ndarray) -> dict[str, Any]:
         half = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).random((3,) * a.ndim) < 0.4
         params["structure"] = half | half[(slice(None, None, -1),) * a.ndim]
     elif kind == "wrong":  # scipy refuses: another rank, not 3 wide, or not symmetric
-        params["structure"] = draw(st.sampled_from([np.ones((3,) * (a.ndim % 4 + 1), bool), np.ones((2,) * a.ndim, bool), np.eye(3, dtype=bool)[(0,) * (a.ndim - 2)] if a.ndim >= 2 else np.array([1, 1, 0], bool)]))
+        params["structure"] = draw(
+            st.sampled_from(
+                [
+                    np.ones((3,) * (a.ndim % 4 + 1), bool),
+                    np.ones((2,) * a.ndim, bool),
+                    np.eye(3, dtype=bool)[(0,) * (a.ndim - 2)] if a.ndim >= 2 else np.array([1, 1, 0], bool),
+                ]
+            )
+        )
     params["output"] = draw(st.sampled_from([None, None, "int64", "uint32"]))
     return params
 

@@ -69,9 +69,7 @@ def test_every_operation_has_a_contract_case() -> None:
     assert set(CASES) == set(REGISTRY)
 
 
-KERNEL_CASES = [(name, "scipy") for name in sorted(CASES)] + [
-    (name, "compiled") for name in sorted(CASES) if REGISTRY[name].has_compiled
-]
+KERNEL_CASES = [(name, "scipy") for name in sorted(CASES)] + [(name, "compiled") for name in sorted(CASES) if REGISTRY[name].has_compiled]
 
 
 @pytest.mark.parametrize(("name", "kernels"), KERNEL_CASES)
