@@ -110,6 +110,8 @@ def apply_step(x: da.Array, op: Operation, params: dict[str, Any]) -> Any:
 
 def make_function(op: Operation, module: str) -> Callable[..., Any]:
     """A function with scipy's name, signature, defaults and docstring for ``op``."""
+    from batchproc.ops._describe import numpydoc
+
     signature = op.signature()
 
     def function(*args: Any, **kwargs: Any) -> Any:
@@ -131,6 +133,6 @@ def make_function(op: Operation, module: str) -> Callable[..., Any]:
 
     function.__name__ = function.__qualname__ = op.name
     function.__module__ = module
-    function.__doc__ = op.doc or op.summary
+    function.__doc__ = numpydoc(op)
     function.__signature__ = signature  # type: ignore[attr-defined]
     return function

@@ -61,6 +61,27 @@ class Pipeline:
     ----------
     steps : sequence of mappings
         Each ``{"op": name, **parameters}``, parameters named as in scipy.
+
+    Raises
+    ------
+    BatchprocError
+        An unknown operation or parameter, or an impossible value, naming the
+        step and the parameter (also the class scipy raises for it).
+
+    See Also
+    --------
+    Pipeline.load : the same steps from a pipeline file (YAML or JSON).
+    Pipeline.from_strings : from ``--step`` strings such as ``"gaussian_filter:sigma=2"``.
+
+    Examples
+    --------
+    >>> import numpy as np, batchproc
+    >>> pipeline = batchproc.Pipeline([{"op": "gaussian_filter", "sigma": 1}, {"op": "threshold", "above": 0.5}])
+    >>> mask = pipeline.apply(np.eye(8))
+    >>> mask.dtype, mask.shape
+    (dtype('bool'), (8, 8))
+    >>> pipeline.to_dict()["steps"][1]
+    {'op': 'threshold', 'above': 0.5}
     """
 
     def __init__(self, steps: Sequence[Mapping[str, Any]]) -> None:
@@ -123,7 +144,7 @@ class Pipeline:
 
     def stages(self, ndim: int, dtype: np.dtype) -> list[Stage]:
         """The steps bound to an ``ndim``-dimensional ``dtype`` input, as dask runs
-        them (:meth:`apply`): runs of local steps that share one ``map_overlap``,
+        them ([`apply`][batchproc.Pipeline.apply]): runs of local steps that share one ``map_overlap``,
         and the global steps between them."""
         from batchproc.overlap import stage_edges, stage_halo
         from batchproc.plan import bind
@@ -183,7 +204,7 @@ class Pipeline:
         written whole by one block (default: shards the size of a block when the
         output would have more than 10,000 chunk files; False: never).
         ``write_options``: ``codec``, ``levels``, ``overwrite``, ``resume``
-        (see :func:`batchproc.write`)."""
+        (see [`batchproc.write`][batchproc.write])."""
         from batchproc.engine.jobs import run_pipeline
 
         return run_pipeline(self, input, output, chunks=None if chunks is None else tuple(chunks), shards=shards, **write_options)

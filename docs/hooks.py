@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,7 @@ def operations_markdown(up: str = "../") -> str:
     """Every registry operation: summary, how it runs, scipy equivalent, parameters
     (``up``: the way from the page's folder to the site's root)."""
     from batchproc.ops import REGISTRY
-    from batchproc.ops._checks import schema_of
+    from batchproc.ops._describe import param_words
 
     out: list[str] = []
     index = ["| operation | kind | pipeline files | scipy equivalent |", "|---|---|---|---|"]
@@ -144,11 +144,8 @@ def operations_markdown(up: str = "../") -> str:
         if op.params:
             out += ["| parameter | type | default | accepted values | help |", "|---|---|---|---|---|"]
             for p in op.params:
-                schema = {**schema_of(p.check), **p.json_schema}
-                kind, values = describe_schema(schema) if not p.array else ("array aligned with the input", "Python only")
+                kind, values, help_text = param_words(p)
                 default = "required" if p.required else f"`{_plain(p.default)!r}`"
-                note = schema.get("description")
-                help_text = p.help + (f" ({note})" if note and not p.array else "")
                 out.append(f"| `{p.name}` | {_cell(kind)} | {default} | {_cell(values)} | {_cell(help_text)} |")
             out.append("")
         else:
@@ -188,52 +185,6 @@ def _first_paragraph(doc: str) -> str:
 def _cell(text: str) -> str:
     """Text safe inside a markdown table cell."""
     return " ".join(str(text).split()).replace("|", "\\|")
-
-
-def describe_schema(schema: Mapping[str, Any]) -> tuple[str, str]:
-    """A parameter's JSON Schema as (type, accepted values) in words."""
-    if "anyOf" in schema:
-        kinds, values = zip(*(describe_schema(s) for s in schema["anyOf"]), strict=True)
-        return " or ".join(_unique(kinds)), "; ".join(v for v in _unique(values) if v)
-    if "enum" in schema:
-        return "string", ", ".join(f"`{v}`" for v in schema["enum"])
-    if "const" in schema:
-        return "constant", f"`{schema['const']}`"
-    kind = schema.get("type")
-    if kind == "array":
-        item_kind, item_values = describe_schema(schema.get("items", {})) if schema.get("items") else ("value", "")
-        count = ""
-        low, high = schema.get("minItems"), schema.get("maxItems")
-        if low is not None and low == high:
-            count = f"{low} "
-        text = f"list of {count}{_plural(item_kind)}"
-        if schema.get("uniqueItems"):
-            text += " (distinct)"
-        return text, item_values
-    bounds = []
-    if "minimum" in schema:
-        bounds.append(f"≥ {schema['minimum']}")
-    if "exclusiveMinimum" in schema:
-        bounds.append(f"> {schema['exclusiveMinimum']}")
-    if "maximum" in schema:
-        bounds.append(f"≤ {schema['maximum']}")
-    names = {"integer": "integer", "number": "number", "boolean": "boolean", "string": "string", "null": "null"}
-    return names.get(kind, "any" if kind is None else str(kind)), ", ".join(bounds)
-
-
-def _plural(kind: str) -> str:
-    return " or ".join(k if k.endswith("s") or k.startswith("list") else k + "s" for k in kind.split(" or "))
-
-
-def _unique(items: Iterable[str]) -> list[str]:
-    seen: list[str] = []
-    for item in items:
-        if item not in seen:
-            seen.append(item)
-    return seen
-
-
-# ---------------------------------------------------------------- command line
 
 
 def cli_markdown() -> str:

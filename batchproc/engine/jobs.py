@@ -113,7 +113,9 @@ def write(
     Parameters
     ----------
     data : dask array, Image or numpy array
-        What to write; an :class:`Image` carries its axes and spacing.
+        What to write; an [`Image`][batchproc.Image] carries its axes and spacing.
+    path : str or Path
+        Where the store goes: a local folder, or ``s3://``, ``gs://``, ``https://``.
     spacing, axes, units : optional
         Voxel size, axis names and units (NGFF names such as ``micrometer``; default:
         the Image's, else 1.0, ``zyx``-like, and none).
@@ -142,6 +144,9 @@ def write(
         ``layout_key`` (the job: pipeline and input) differ.
     provenance : dict, optional
         Recorded under ``attrs["batchproc"]["provenance"]``.
+    layout_key : str, optional
+        What the job was (pipeline and input), recorded so that ``resume``
+        refuses to finish a store with another job's chunks.
     compute : bool
         With False, create the store (marked incomplete) and return without
         writing pixels; the same call with ``resume=True`` writes them later.
@@ -167,8 +172,8 @@ def write(
         data = data.data
     if not isinstance(data, da.Array):
         data = da.asarray(np.asarray(data))
-    # By default a store chunk is one of the data's blocks (or, for blocks under
-    # 1 MiB, a whole number of them): cutting blocks across several store chunks
+    # By default a store chunk is one of the data's blocks (or, for small blocks,
+    # a whole number of them): cutting blocks across several store chunks
     # keeps them alive longer.
     if chunks is None:
         one_block = int(np.prod(data.chunksize)) * data.dtype.itemsize

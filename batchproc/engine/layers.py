@@ -55,10 +55,8 @@ def gated_graph(
             for read in _reads(key, graph):
                 first.setdefault(read, rank)
     # Waiting for the layer just before (not two layers before) keeps about two
-    # layers of input alive: on a 4 GB volume 1.33 GB peak in 27.4 s, against
-    # 1.74 GB in 26.9 s for two layers before, and 2.8-3.0 GB when each read
-    # waited only for the one write behind it (the fronts of the columns drift
-    # apart by several layers).
+    # layers of input alive; waiting only for the one write behind each read lets
+    # the fronts of the columns drift apart by several layers (docs/concepts/memory.md, "Measured choices").
     tokens: dict[int, Key] = {}
     for read, rank in first.items():
         if rank == 0:
@@ -71,11 +69,9 @@ def gated_graph(
 
 
 #: At most this many blocks are computed from one graph. The task graph and the
-#: scheduler's bookkeeping grow with the number of blocks (about 12 MB per 100
-#: blocks of the out-of-core pipeline), so a large volume runs in slabs of whole
-#: layers; the input layers on either side of a slab are read by both slabs. At
-#: 512, a 16 GB volume (480 blocks) ran as one slab: 1242 MB peak in 109 s against
-#: 1130 MB at 4 GB; at 256, two slabs: 1195 MB in 102 s.
+#: scheduler's bookkeeping grow with the number of blocks, so a large volume runs
+#: in slabs of whole layers; the input layers on either side of a slab are read by
+#: both slabs (docs/concepts/memory.md, "Measured choices").
 SLAB_BLOCKS = 256
 
 

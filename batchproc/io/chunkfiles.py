@@ -260,9 +260,8 @@ class ChunkFiles:
         return ("batchproc-chunk-files", str(self.root), self.shape, str(self.dtype), self.chunks, self.shards)
 
 
-#: Each thread's buffer for the chunk files it reads, kept: a new 15 MB buffer per
-#: file cost 8 ms of page faults here (a file read in 10 ms, against 2 ms into the
-#: same buffer again).
+#: Each thread's buffer for the chunk files it reads, kept: a new buffer per file
+#: costs its page faults again (docs/concepts/memory.md, "Measured choices").
 _BUFFERS = threading.local()
 
 

@@ -34,17 +34,37 @@ DICOM_SUFFIXES = {".dcm", ".dicom", ".ima", ""}
 class Image:
     """An opened image: its pixels (a lazy dask array) and what is known of them.
 
-    data:    the pixels, a dask array; built on first use from ``reader`` when the
-             image was opened from a file (until then, no dask graph exists).
-    axes:    one letter per dimension (``"zyx"``, ``"yx"``, ``"xyzt"`` for NIfTI).
-    spacing: physical size of a voxel per axis (1.0 where unknown).
-    units:   the unit of each axis's spacing, as NGFF names it (``millimeter``,
-             ``micrometer``, ``second``), or None where the input does not say.
-    source:  where the data came from; ``meta`` holds format-specific facts.
-    reader:  the array-like the pixels are read from (any box of voxels by slicing,
-             in native byte order; it pickles, for the workers of a cluster), or None.
-    native:  the file's own chunks, the unit in which ``reader`` reads, or None.
-    chunks:  the blocks ``data`` is cut in (default: about 32 MiB, whole native chunks).
+    Made by [`open_image`][batchproc.open_image]; rarely built by hand.
+
+    Attributes
+    ----------
+    data : dask.array.Array
+        The pixels; built on first use from ``reader`` when the image was opened
+        from a file (until then, no dask graph exists).
+    axes : str
+        One letter per dimension (``"zyx"``, ``"yx"``, ``"xyzt"`` for NIfTI).
+    spacing : tuple of float
+        Physical size of a voxel per axis (1.0 where unknown).
+    units : tuple of str or None
+        The unit of each axis's spacing, as NGFF names it (``millimeter``,
+        ``micrometer``, ``second``), or None where the input does not say.
+    source : str
+        Where the data came from; ``meta`` holds format-specific facts.
+    reader : array-like or None
+        What the pixels are read from (any box of voxels by slicing, in native
+        byte order; it pickles, for the workers of a cluster).
+    native : tuple of int or None
+        The file's own chunks, the unit in which ``reader`` reads.
+    chunks : tuple of int
+        The blocks ``data`` is cut in (default: about 32 MiB, whole native chunks).
+
+    Examples
+    --------
+    >>> import numpy as np, tifffile, batchproc
+    >>> tifffile.imwrite("scan.tif", np.zeros((5, 8, 8), np.uint8))
+    >>> image = batchproc.open_image("scan.tif")
+    >>> image.units is None or len(image.units) == 3
+    True
     """
 
     def __init__(
@@ -135,9 +155,8 @@ def auto_chunks(
         axis = min(room, key=lambda a: (overhead(a, min(shape[a], chunks[a] * 2)), -a))
         chunks[axis] = min(shape[axis], chunks[axis] * 2)
     # A native chunk larger than the target is split where the halo adds least; of
-    # equals the longest leading axis (the last stays whole). Measured on a 4 GB
-    # uint16 volume through a float64 pipeline, 8 MiB blocks of 16 MiB native chunks
-    # peaked at 1.4 GB against 2.0 GB for whole native chunks, at the same speed.
+    # equals the longest leading axis (the last stays whole): half-size blocks of
+    # large native chunks lower the peak at the same speed (docs/concepts/memory.md, "Measured choices").
     while np.prod(chunks) * itemsize > target and max(chunks) > 1:
         split = [a for a in range(len(chunks)) if chunks[a] > 1]
         axis = min(split, key=lambda a: (overhead(a, (chunks[a] + 1) // 2), a == len(chunks) - 1, -chunks[a]))
@@ -193,10 +212,23 @@ def open_image(path: Any, chunks: Any = None, **options: Any) -> Image:
         ``level`` (OME-Zarr), ``series`` (DICOM SeriesInstanceUID), ``rescale``
         (DICOM: apply RescaleSlope/Intercept, default False).
 
+    Returns
+    -------
+    Image
+        The pixels (lazy) with their axes, voxel spacing, units and source.
+
     Raises
     ------
     BatchprocError
         Missing path, empty folder, unreadable or mismatched files, naming the file.
+
+    Examples
+    --------
+    >>> import numpy as np, tifffile, batchproc
+    >>> tifffile.imwrite("scan.tif", np.zeros((5, 8, 8), np.uint8))
+    >>> image = batchproc.open_image("scan.tif")
+    >>> image.axes, image.spacing, image.data.shape
+    ('zyx', (1.0, 1.0, 1.0), (5, 8, 8))
     """
     if isinstance(path, list | tuple):
         return _open_stack([local_or_remote(str(p)) for p in path], chunks, source=f"{len(path)} files")
@@ -268,7 +300,44 @@ def _open_remote(path: RemotePath, chunks: Any, options: dict[str, Any]) -> Imag
 
 
 def open(path: Any, chunks: Any = None, **options: Any) -> da.Array:  # noqa: A001 - the public name
-    """The pixels of :func:`open_image`, as a lazy dask array."""
+    """Open ``path`` lazily: its pixels as a dask array, read only when computed.
+
+    The array of [`open_image`][batchproc.open_image] (which also gives the axes, the voxel spacing
+    and their units).
+
+    Parameters
+    ----------
+    path : str, Path or list
+        As for [`open_image`][batchproc.open_image]: a file (TIFF, NIfTI, DICOM, PNG/JPEG), a folder
+        (a DICOM series, a zarr/OME-Zarr store, 2-D images), a glob pattern, a
+        list of 2-D image files, ``file.h5:/dataset``, or an ``s3://``, ``gs://``
+        or ``https://`` address.
+    chunks : tuple of int, optional
+        dask chunks; by default blocks of about 32 MiB aligned with the file's own.
+    **options
+        ``level`` (OME-Zarr), ``series`` (DICOM SeriesInstanceUID), ``rescale``
+        (DICOM: apply RescaleSlope/Intercept, default False).
+
+    Returns
+    -------
+    dask.array.Array
+        The pixels; only the headers have been read.
+
+    Raises
+    ------
+    BatchprocError
+        Missing path, empty folder, unreadable or mismatched files, naming the file.
+
+    Examples
+    --------
+    >>> import numpy as np, tifffile, batchproc
+    >>> tifffile.imwrite("scan.tif", np.arange(5 * 8 * 8, dtype=np.uint16).reshape(5, 8, 8))
+    >>> x = batchproc.open("scan.tif", chunks=(2, 8, 8))
+    >>> x.shape, x.dtype.name, x.numblocks
+    ((5, 8, 8), 'uint16', (3, 1, 1))
+    >>> int(x.max().compute())
+    319
+    """
     return open_image(path, chunks, **options).data
 
 
@@ -531,7 +600,7 @@ def _open_zarr(path: Path | RemotePath, chunks: Any, level: Any) -> Image:
     from batchproc.io.chunkfiles import open_chunk_files, read_metadata
 
     # A zarr v3 store on disk is read from its metadata documents without zarr
-    # (its import alone is 0.15 s); what they do not describe simply goes to zarr.
+    # (whose import is slow to start a run); what they do not describe goes to zarr.
     meta = read_metadata(path)
     units = None
     if meta is not None and meta.get("node_type") == "group":

@@ -330,7 +330,7 @@ class RemotePath:
         import obstore
 
         self._writable()
-        # One request, whatever the size (a multipart upload takes four for 8 MiB, at half the speed).
+        # One request, whatever the size (a multipart upload takes several, and is slower: benchmarks/results/s3-requests).
         self._call("cannot write", lambda: obstore.put(self._store, self.key, data, use_multipart=False))
 
     def write_text(self, text: str) -> None:

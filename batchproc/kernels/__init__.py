@@ -89,7 +89,7 @@ _warming: threading.Thread | None = None
 
 
 def warm_up() -> None:
-    """Start numba's one-time set-up (about 0.2 s per process, even with every
+    """Start numba's one-time set-up (paid once per process, even with every
     kernel cached on disk) in the background, once per process, so that it overlaps
     with building the graph and reading the first blocks instead of stalling the
     first compiled task."""

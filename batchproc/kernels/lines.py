@@ -56,9 +56,8 @@ TILE = 256
 
 #: Columns per sweep when a correlation along an axis that is not the last reads
 #: its taps straight from the block: the 2 * radius + 1 rows of a sweep stay in
-#: cache while the output row moves down. Rows up to 1.25 sweeps wide go whole.
-#: First pass of a gaussian (sigma 2) on an 82x274x274 float32 block: 19.6 ms
-#: through float64 line buffers, 9.2-10.8 ms direct (512-4096 columns).
+#: cache while the output row moves down. Rows up to 1.25 sweeps wide go whole
+#: (docs/concepts/kernels.md, "Measured choices").
 SWEEP = 2048
 
 
@@ -303,8 +302,7 @@ def _correlate_rows(src, weights, before, mode, cval, symmetric, out, lo, inplac
     float64 buffer first. Wide rows go in sweeps of SWEEP columns, the output row
     moving down under them (the sweep's rows stay in cache). In narrow rows (the
     second pass of a block) the rows whose taps all lie inside the plane are one
-    run of lanes, tap j the plane from row j on (second gaussian pass of an
-    82x274x274 float32 block: 12.7 -> 10.7 ms). With ``inplace`` (``out`` is
+    run of lanes, tap j the plane from row j on. With ``inplace`` (``out`` is
     ``src``'s memory, packed from its start) a sweep's outputs wait in a buffer
     until the sweep has read its last tap: they land at or before the rows they
     come from, and no later sweep reads those columns of those rows.
@@ -428,9 +426,8 @@ def uniform1d_3d(src, size, origin, mode, cval, out):
 
 #: From this window size on, the moving minimum/maximum uses van Herk/Gil-Werman
 #: (three comparisons per voxel whatever the size) instead of a direct scan
-#: (size - 1 comparisons, but vectorized and in cache). maximum_filter on
-#: 32x256x256 uint16, one block: size 9 0.028 s either way; 15: 0.031 s against
-#: 0.038 s for the scan; 31: 0.034 s against 0.058-0.068 s.
+#: (size - 1 comparisons, but vectorized and in cache): the two break even at
+#: about this size (docs/concepts/kernels.md, "Measured choices").
 VAN_HERK_FROM = 9
 
 
@@ -456,8 +453,7 @@ def minmax1d_3d(src, size, origin, mode, cval, minimum, out):
                 _moving_extreme(line, n, 1, size, minimum, out[o, :, 0:1])
                 continue
             # The direct scan along the line itself, its outputs side by side in
-            # the lanes (last axis of 64x256x256 float32, size 3: 17.6-19.0 ->
-            # 8.6-8.8 ms).
+            # the lanes.
             for i in range(n):
                 acc[i] = flat[i]
             # (each shift a slice: an index computed as i + j is checked for
@@ -506,7 +502,7 @@ def _moving_extreme(ext, n, width, size, minimum, out):
     # each segment's start (ahead) and from its end (behind); a window then spans
     # at most two segments and is the extreme of one value of each. The min and
     # max loops are written out twice: a branch inside the lane loop stops numba
-    # vectorizing it (size 15: 0.088 s against 0.031 s), and a min/max function
+    # vectorizing it (docs/concepts/kernels.md, "Measured choices"), and a min/max function
     # passed in makes the kernel uncacheable.
     rows = n + size - 1
     ahead = np.empty((rows, width), np.float64)

@@ -29,18 +29,13 @@ LANES = 256
 #: the sliding histogram takes them (:func:`histogram_pays`).
 MAX_WINDOW = 343
 #: Integer images of 8 or 16 bits (by itemsize) over a full box of more voxels
-#: than this take the sliding histogram (:func:`box_rank_histogram`), of any size.
-#: On 40x128x128 uint8, median of 5^3 in 0.050 s against 0.168 s for the network
-#: (scipy 1.5 s), 7^3 0.078 s against 0.42 s; at 3^3 the network is faster (0.038 s
-#: against 0.046 s). On 32x256x256 uint16 (noise of 4000 values / a smooth image):
-#: 3x5x5 0.20/0.15 s against 0.20 s, 5^3 0.26/0.22 s against 0.34 s, 4^3 0.20/0.13 s
-#: against 0.16 s; 2-D (1024x256): 9x9 0.019/0.012 s against 0.027 s, 15x15 0.022
-#: against 0.088 s, 7x7 even.
+#: than this take the sliding histogram (:func:`box_rank_histogram`), of any size:
+#: below it the sorting network is faster (docs/concepts/kernels.md, "Measured choices").
 HISTOGRAM_AFTER = {1: 27, 2: 64}
 
 #: 16-bit blocks take the histogram only while their values span fewer than this:
 #: where the selected value jumps across the range (a 0/65535 mask) it passes up to
-#: 4096 coarse bins per voxel, and 5^3 took 1.52 s against 0.36 s for the network.
+#: this many coarse bins per voxel, and the network is faster.
 HISTOGRAM_SPAN_16 = 4096
 
 
@@ -102,9 +97,7 @@ def ranks_network(n: int, ranks: tuple[int, ...]) -> np.ndarray:
 #: then the rank asked for) whose network is written out as straight-line code in
 #: :mod:`batchproc.kernels.unrolled`, by function name. The window's values then
 #: stay in registers, one output per vector lane, where :func:`_select_planes`
-#: sweeps every exchange through memory. On 64x256x256: median of 3^3 in 4.2 ms
-#: against 110 ms (uint16), 16 against 96 ms (float32); rank 6 of 3^3 (156
-#: exchanges instead of 126) in 11 ms (uint16), 27 ms (float32), with the padding.
+#: sweeps every exchange through memory (docs/concepts/kernels.md, "Measured choices").
 UNROLLED = {((3, 3, 3), 13): "median_3x3x3", ((1, 3, 3), 4): "median_3x3", ((3, 3, 3), None): "rank_3x3x3", ((1, 3, 3), None): "rank_3x3"}
 
 

@@ -99,7 +99,7 @@ def _pass_y(src, dst, derivative, mode, cval):
     """Along the columns of a plane (its first axis)."""
     ny = src.shape[0]
     if ny >= 3:  # the rows inside in one go, only the first and last asking the mode
-        # (a call per row: 28.4 us for a 258x258 float32 plane, 19.2 us so)
+        # (fewer calls than one per row)
         _combine(src[0 : ny - 2], src[1 : ny - 1], src[2:ny], False, False, dst[1 : ny - 1], derivative, cval)
     step = ny - 1 if ny >= 3 else 1
     for y in range(0, ny, step):

@@ -655,6 +655,8 @@ register(
 
 Parameters
 ----------
+input : dask.array.Array or numpy.ndarray
+    The image (a numpy array is wrapped in one dask block).
 axes : int or sequence of int, optional
     Axes whose Sobel derivatives are combined (default: all). Each derivative
     still smooths along every other axis, as ``scipy.ndimage.sobel`` does.

@@ -7,6 +7,7 @@ voxel is assigned to its bin by the same comparisons scipy/numpy make.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -346,7 +347,7 @@ register(
     Operation(
         name="equalize",
         summary="Histogram equalization: each value replaced by its CDF times out_max (cdf[im] * max).",
-        doc=(equalize_passes.__doc__ or "") + "\n\n" + (equalize_finish.__doc__ or ""),
+        doc=inspect.cleandoc(equalize_passes.__doc__ or "") + "\n\n" + inspect.cleandoc(equalize_finish.__doc__ or ""),
         params=(
             Param("bins", c.optional(c.integer(1)), None, "number of bins (default: one per integer value; 256 for floats)"),
             Param("min", c.optional(c.real()), None, "bottom of the range (default: dtype minimum for 8/16-bit, else data minimum)"),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -178,7 +179,7 @@ register(
     Operation(
         name="astype",
         summary="Convert to another dtype, optionally rescaling the intensity range onto the new dtype's range.",
-        doc=astype_finish.__doc__ or "",
+        doc=inspect.cleandoc(astype_finish.__doc__ or ""),
         params=(
             Param("dtype", c.dtype_(allow_none=False), help="target dtype, e.g. uint8 or float32"),
             Param("rescale", c.boolean(), False, "map the intensity range onto the dtype's range ([0, 1] for floats)"),
