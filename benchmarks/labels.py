@@ -28,7 +28,9 @@ Parts (shapes as the brief names them; "MB/s" is of the uint8 mask):
          find_objects (run with --dask-image-timeout; 0: not run).
   1GB    512x1024x1024: scipy and batchproc as above.
   4GB    --large-depth x1024x1024 (default 2048): `batchproc run mask labels
-         --step label -q`; scipy label alone (held in memory) to check it; and
+         --step label -q`; scipy label alone (held in memory) to check it;
+         `batchproc measure mask -o objects.csv --step threshold:above=0` (label
+         and measure in one command); and
          batchproc.write(batchproc.ndimage.distance_transform_edt(batchproc.open(mask))).
 
 Checks (run after an engine's work, in the scipy process, outside its timing):
@@ -383,6 +385,16 @@ def part_large(part: str, depth: int, args: argparse.Namespace, root: Path) -> d
     if args.large_scipy:
         engines["scipy label"] = run_engine("scipy", SCIPY, {"mask": mask, "compare": {"batchproc run --step label": {"labels": str(out)}}}, args, root)
     shutil.rmtree(out, ignore_errors=True)
+    # label and measure in one command, as a user counts the objects of a mask
+    table, labels = root / "objects.csv", root / "objects.labels.ome.zarr"
+    engines["batchproc measure (label + measurements)"] = run_engine(
+        "batchproc-measure", None, {}, args, root,
+        command=[*batchproc_cli(), "measure", mask, "-o", str(table), "--step", "threshold:above=0", "-q"], clean=(labels,),
+    )
+    if table.exists():
+        with table.open() as rows:
+            engines["batchproc measure (label + measurements)"]["report"] = {"rows": sum(1 for _ in rows) - 1}
+    shutil.rmtree(labels, ignore_errors=True)
     edt = root / "edt.zarr"
     engines["batchproc distance_transform_edt"] = run_engine("edt", EDT, {"mask": mask, "out": str(edt)}, args, root, clean=(edt,))
     sizes["distance map"] = _du_mb(edt)
