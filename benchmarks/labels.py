@@ -388,8 +388,13 @@ def part_large(part: str, depth: int, args: argparse.Namespace, root: Path) -> d
     # label and measure in one command, as a user counts the objects of a mask
     table, labels = root / "objects.csv", root / "objects.labels.ome.zarr"
     engines["batchproc measure (label + measurements)"] = run_engine(
-        "batchproc-measure", None, {}, args, root,
-        command=[*batchproc_cli(), "measure", mask, "-o", str(table), "--step", "threshold:above=0", "-q"], clean=(labels,),
+        "batchproc-measure",
+        None,
+        {},
+        args,
+        root,
+        command=[*batchproc_cli(), "measure", mask, "-o", str(table), "--step", "threshold:above=0", "-q"],
+        clean=(labels,),
     )
     if table.exists():
         with table.open() as rows:
