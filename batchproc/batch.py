@@ -275,12 +275,10 @@ def table_of(item: Item) -> Path | RemotePath:
 def measure_item(item: Item) -> int:
     """The item's objects (its output, a label image) measured on its input, as a
     table beside the output; how many."""
-    from batchproc.io import open_image
-    from batchproc.ops.objects import object_table
+    from batchproc.engine.jobs import measure_objects
     from batchproc.tables import write_table
 
-    image, labels = open_image(item.input), open_image(str(item.output))
-    columns = object_table(image.data, labels.data.rechunk(image.data.chunks), image.spacing, image.axes, image.units)
+    columns = measure_objects(item.input, str(item.output))
     write_table(columns, table_of(item))
     return len(columns["label"])
 

@@ -427,9 +427,8 @@ def measure(
     minimum and maximum there. The labels come from --labels, or from pipeline steps
     that end in a mask (labelled here, written as an OME-Zarr label image)."""
     from batchproc.engine import progress
-    from batchproc.engine.jobs import run_pipeline
+    from batchproc.engine.jobs import measure_objects, run_pipeline
     from batchproc.io import open_image
-    from batchproc.ops.objects import object_table
     from batchproc.pipeline import Pipeline
     from batchproc.tables import FORMATS, write_table
 
@@ -438,7 +437,7 @@ def measure(
             raise BatchprocError(f"--format must be one of {', '.join(FORMATS)}; got {table_format!r}.")
         if (labels is None) == (pipeline is None and not step):
             raise BatchprocError("measure: give either --labels IMAGE, or --pipeline FILE / --step OP[:...] ending in a mask.")
-        image = open_image(input, parse_chunks(chunks))
+        open_image(input, parse_chunks(chunks))  # the input opens, before any label image is made
         with _on_cluster(scheduler), progress(f"measuring {input}", enabled=not quiet):
             if labels is None:
                 made = _pipeline(pipeline, step, "measure").to_dict()
@@ -446,12 +445,7 @@ def measure(
                     made["steps"].append({"op": "label"})
                 labels = labels_out or str(Path(output).with_suffix("")) + ".labels.ome.zarr"
                 run_pipeline(Pipeline.from_dict(made), input, labels, overwrite=overwrite, label_image=True)
-            found = open_image(labels)
-            if found.shape != image.shape:
-                raise BatchprocError(f"measure: the labels {labels!r} are {found.shape}, the image {image.shape}; they must have the same shape.")
-            if found.dtype.kind not in "biu":
-                raise BatchprocError(f"measure: the labels {labels!r} must be integers; got {found.dtype}.")
-            columns = object_table(image.data, found.data.rechunk(image.data.chunks), image.spacing, image.axes, image.units)
+            columns = measure_objects(input, labels, parse_chunks(chunks))
         path = write_table(columns, output, table_format)
         if not quiet:
             out.print(f"wrote {path}: {len(columns['label']):,} objects", highlight=False)

@@ -7,6 +7,8 @@ chunks a run still has to write, what a failed run says, and the pyramid levels.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,24 @@ def plan_run(pipeline: Any, input: Any, chunks: tuple[int, ...] | None = None, s
     metadata is read), writing chunks of ``chunks`` (default: about 32 MiB) in
     ``shards`` (see :func:`~batchproc.plan.make_plan`)."""
     return make_plan(pipeline, open_image(input), chunks, shards=shards)
+
+
+def measure_objects(input: Any, labels: Any, chunks: Any = None) -> dict[str, np.ndarray]:
+    """One row per object of the label image ``labels``, measured on ``input``
+    (:func:`batchproc.ops.objects.object_table`), both opened from their files.
+
+    The image is read in the labels' blocks: no rechunk task holds blocks of
+    either, and a block's size is set by the wider labels (a rechunk to the
+    image's blocks kept dozens of label blocks alive on a 4 GB mask)."""
+    from batchproc.ops.objects import object_table
+
+    image, found = open_image(input, chunks), open_image(labels, chunks)
+    if found.shape != image.shape:
+        raise BatchprocError(f"measure: the labels {str(labels)!r} are {found.shape}, the image {image.shape}; they must have the same shape.")
+    if found.dtype.kind not in "biu":
+        raise BatchprocError(f"measure: the labels {str(labels)!r} must be integers; got {found.dtype}.")
+    image = open_image(input, found.data.chunks)
+    return object_table(image.data, found.data, image.spacing, image.axes, image.units)
 
 
 def run_pipeline(
@@ -87,7 +107,20 @@ def run_pipeline(
                 todo.append((index, missing))
         _computing(out, lambda: run_plan(plan, out.files, todo))
         _write_levels(out, levels)
-        return out.commit(files_written=sum(len(files) for _, files in todo))
+        written = out.commit(files_written=sum(len(files) for _, files in todo))
+    give_back_memory()
+    return written
+
+
+def give_back_memory() -> None:
+    """Return what a finished job freed to the system: glibc keeps freed blocks in
+    its arenas, and the next job of the process (the measurements after their
+    labels, the next item of a batch) would start from that high-water mark."""
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
 
 
 def write(

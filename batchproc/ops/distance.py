@@ -65,13 +65,25 @@ def _no_background(shape: tuple[int, ...], spacing: tuple[float, ...], z0: int) 
     return f
 
 
-def _column(blocks: list[np.ndarray], box: tuple[tuple[int, int], ...], scratch: Any, spacing: tuple[float, ...], tile: tuple[int, ...]) -> bool:
-    """The first pass over one column of blocks (whole along axis 0): each tile of
-    ``tile`` across the other axes in turn, written to the scratch. Whether the
-    column holds background."""
+def _stage(block: np.ndarray, box: tuple[tuple[int, int], ...], staging: Any) -> None:
+    """One input block into the staging scratch, where the columns read it."""
+    staging.write(tuple(slice(lo, hi) for lo, hi in box), block)
+
+
+def _column(blocks: Any, box: tuple[tuple[int, int], ...], scratch: Any, spacing: tuple[float, ...], tile: tuple[int, ...], *staged: Any) -> bool:
+    """The first pass over one column (whole along axis 0): its input ``blocks``,
+    or its part of the staging scratch they were written to (``staged``: the
+    writes, waited for); each tile of ``tile`` across the other axes in turn,
+    written to the scratch. Whether the column holds background."""
     from batchproc.kernels.edt import envelope
 
-    column = np.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
+    if isinstance(blocks, list):
+        column = np.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
+    else:
+        try:
+            column = blocks.read((slice(None), *(slice(lo, hi) for lo, hi in box)))
+        finally:
+            blocks.release()
     found = False
     for corner in itertools.product(*(range(0, hi - lo, t) for (lo, hi), t in zip(box, tile, strict=True))):
         part = tuple(slice(c, min(c + t, hi - lo)) for c, t, (lo, hi) in zip(corner, tile, box, strict=True))
@@ -128,23 +140,36 @@ def edt_apply(x: Any, sampling: Any = None, return_distances: bool = True, retur
     # A tile: whole along axis 0, of about a block of float64 across the others.
     side = max(1, int((budget / (8 * depth)) ** (1 / len(rest))))
     tile = tuple(min(side, n) for n in rest)
-    # A column: whole along axis 0, a whole number of tiles across the others, within
-    # an input chunk where it can be, and at most about four blocks of the input.
-    widths = {}
-    for a, t in enumerate(tile):
-        others = depth * x.dtype.itemsize * math.prod(tile[:a] + tile[a + 1 :])
-        widths[a + 1] = t * max(1, min(x.chunks[a + 1][0] // t, 4 * budget // (others * t)))
-    mask = x.rechunk({0: x.chunks[0], **widths})
+    # A column: whole along axis 0, of at most about four blocks of the input. Where
+    # a column of the input's own blocks is larger, the blocks go first to a staging
+    # scratch in narrower columns: splitting them in the graph would keep every
+    # piece of a block alive until the last column that needs it ran.
+    column_bytes = 4 * budget
+    blocks = x.to_delayed()
+    starts = [np.cumsum((0, *c)) for c in x.chunks]
+    staged = depth * x.dtype.itemsize * math.prod(max(c) for c in x.chunks[1:]) > column_bytes
+    widths = _column_widths(x.chunks[1:], depth * x.dtype.itemsize, column_bytes if staged else 0)
+    # Tiles divide the columns' widths: a column is a whole number of scratch chunks.
+    tile = tuple(max(d for d in range(1, min(t, w) + 1) if w % d == 0) for t, w in zip(tile, widths, strict=True))
     planes = max(1, min(depth, budget // (8 * math.prod(rest))))
     slabs = [(z, min(z + planes, depth)) for z in range(0, depth, planes)]
     exact = all(float(s).is_integer() for s in spacing[:1]) and (depth * spacing[0]) ** 2 < NOT_REACHED
     scratch = Scratch(x.shape, np.uint32 if exact else np.float64, (planes, *tile), readers=len(slabs))
-    blocks = mask.to_delayed()
-    starts = [np.cumsum((0, *c)) for c in mask.chunks]
     columns = []
-    for index in itertools.product(*(range(len(sizes)) for sizes in mask.chunks[1:])):
-        box = tuple((int(starts[a + 1][i]), int(starts[a + 1][i + 1])) for a, i in enumerate(index))
-        columns.append(dask.delayed(_column, pure=False)(list(blocks[(slice(None), *index)]), box, scratch, spacing, tile))
+    if not staged:
+        for index in itertools.product(*(range(len(sizes)) for sizes in x.chunks[1:])):
+            box = tuple((int(starts[a + 1][i]), int(starts[a + 1][i + 1])) for a, i in enumerate(index))
+            columns.append(dask.delayed(_column, pure=False)(list(blocks[(slice(None), *index)]), box, scratch, spacing, tile))
+    else:
+        grid = [range(0, n, w) for n, w in zip(rest, widths, strict=True)]
+        staging = Scratch(x.shape, x.dtype, (_grid_step(x.chunks[0]), *widths), readers=math.prod(len(g) for g in grid))
+        writes = [
+            dask.delayed(_stage, pure=False)(blocks[index], tuple((int(starts[a][i]), int(starts[a][i + 1])) for a, i in enumerate(index)), staging)
+            for index in np.ndindex(*x.numblocks)
+        ]
+        for corner in itertools.product(*grid):
+            box = tuple((c, min(c + w, n)) for c, w, n in zip(corner, widths, rest, strict=True))
+            columns.append(dask.delayed(_column, pure=False)(staging, box, scratch, spacing, tile, *writes))
     parts = [
         da.from_delayed(
             dask.delayed(_slab, pure=False)(scratch, z0, z1, columns, spacing), (z1 - z0, *rest), np.float64, meta=np.empty((0,) * x.ndim, np.float64)
@@ -156,6 +181,26 @@ def edt_apply(x: Any, sampling: Any = None, return_distances: bool = True, retur
     # the slabs themselves (a row of chunks would gather that many slabs at once).
     row = max(x.chunks[0]) * math.prod(rest) * 8
     return out.rechunk(x.chunks) if row <= 4 * budget else out
+
+
+def _grid_step(sizes: tuple[int, ...]) -> int:
+    """The widest step on which every chunk of ``sizes`` starts (the last may end short)."""
+    return math.gcd(*sizes[:-1]) if len(sizes) > 1 else sizes[0]
+
+
+def _column_widths(chunks: tuple[tuple[int, ...], ...], line_bytes: int, column_bytes: int) -> tuple[int, ...]:
+    """Widths across axes 1.. of the columns: each divides every input chunk along
+    its axis but the last (a block then covers whole columns), the widest such
+    that a column (``line_bytes`` per line) stays within ``column_bytes``; with 0,
+    the input's own chunk widths (their grid step)."""
+    divisors = [[d for d in range(g, 0, -1) if g % d == 0] for g in map(_grid_step, chunks)]
+    pick = [0] * len(chunks)
+    while column_bytes and line_bytes * math.prod(d[i] for d, i in zip(divisors, pick, strict=True)) > column_bytes:
+        widest = max((a for a in range(len(pick)) if pick[a] + 1 < len(divisors[a])), key=lambda a: divisors[a][pick[a]], default=None)
+        if widest is None:
+            break
+        pick[widest] += 1
+    return tuple(d[i] for d, i in zip(divisors, pick, strict=True))
 
 
 def _relate(params: dict[str, Any], ctx: c.Context) -> None:

@@ -61,3 +61,19 @@ def test_distances_of_a_volume_many_tiles_wide_written_to_a_store(tmp_path) -> N
         batchproc.write(lazy, tmp_path / "edt.zarr")
     assert np.array_equal(batchproc.open(tmp_path / "edt.zarr").compute(), ndi.distance_transform_edt(a, sampling=(2.0, 1.0, 0.5)))
     assert _scratch_files(str(tmp_path)) == []
+
+
+def test_columns_narrower_than_the_input_blocks_go_through_a_staging_scratch(tmp_path, monkeypatch) -> None:
+    """Input blocks wider than a column allows (a deep volume in wide chunks) are
+    written once to a staging scratch and read back a column at a time: equal to
+    scipy, and both scratch files removed at the end."""
+    from batchproc.ops import distance
+
+    staged, original = [], distance._stage
+    monkeypatch.setattr(distance, "_stage", lambda block, box, staging: staged.append(box) or original(block, box, staging))
+    a = np.random.default_rng(4).random((40, 24, 36)) < 0.9
+    with dask.config.set({"batchproc.block-bytes": 2000, "temporary-directory": str(tmp_path)}):
+        got = batchproc.ndimage.distance_transform_edt(da.from_array(a, chunks=(9, 24, 36))).compute(scheduler="threads")
+    assert len(staged) == 5  # every input block, once
+    assert np.array_equal(got, ndi.distance_transform_edt(a))
+    assert _scratch_files(str(tmp_path)) == []
