@@ -46,10 +46,11 @@ class Scratch:
         self._fd: int | None = None
         self._pending = readers
         self._lock = threading.Lock()
+        self._cleanup = False
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_fd"], state["_lock"] = None, None
+        state["_fd"], state["_lock"], state["_cleanup"] = None, None, False
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -65,7 +66,9 @@ class Scratch:
                     os.ftruncate(fd, size)  # sparse: blocks take disk as they are written
                 self._fd = fd
                 self._pending = self.readers
-                atexit.register(self.remove)
+                if not self._cleanup:  # once: a reopened scratch needs no second hook
+                    atexit.register(self.remove)
+                    self._cleanup = True
             return self._fd
 
     def _chunks_of(self, region: tuple[slice, ...]) -> Any:
