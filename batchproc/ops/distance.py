@@ -148,9 +148,7 @@ def edt_apply(x: Any, sampling: Any = None, return_distances: bool = True, retur
     blocks = x.to_delayed()
     starts = [np.cumsum((0, *c)) for c in x.chunks]
     staged = depth * x.dtype.itemsize * math.prod(max(c) for c in x.chunks[1:]) > column_bytes
-    widths = _column_widths(x.chunks[1:], depth * x.dtype.itemsize, column_bytes if staged else 0)
-    # Tiles divide the columns' widths: a column is a whole number of scratch chunks.
-    tile = tuple(max(d for d in range(1, min(t, w) + 1) if w % d == 0) for t, w in zip(tile, widths, strict=True))
+    widths, tile = _column_layout(x.chunks[1:], tile, depth * x.dtype.itemsize, column_bytes if staged else 0)
     planes = max(1, min(depth, budget // (8 * math.prod(rest))))
     slabs = [(z, min(z + planes, depth)) for z in range(0, depth, planes)]
     exact = all(float(s).is_integer() for s in spacing[:1]) and (depth * spacing[0]) ** 2 < NOT_REACHED
@@ -188,19 +186,31 @@ def _grid_step(sizes: tuple[int, ...]) -> int:
     return math.gcd(*sizes[:-1]) if len(sizes) > 1 else sizes[0]
 
 
-def _column_widths(chunks: tuple[tuple[int, ...], ...], line_bytes: int, column_bytes: int) -> tuple[int, ...]:
-    """Widths across axes 1.. of the columns: each divides every input chunk along
-    its axis but the last (a block then covers whole columns), the widest such
-    that a column (``line_bytes`` per line) stays within ``column_bytes``; with 0,
-    the input's own chunk widths (their grid step)."""
-    divisors = [[d for d in range(g, 0, -1) if g % d == 0] for g in map(_grid_step, chunks)]
+def _column_layout(chunks: tuple[tuple[int, ...], ...], tile: tuple[int, ...], line_bytes: int, column_bytes: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Widths of the columns across axes 1.., and the tiles that cut them.
+
+    Where an axis has several input chunks, a width divides the step on which they
+    start (each block then covers whole columns) and a tile divides the width;
+    where it has one, a width is the whole axis or a whole number of tiles. The
+    widest widths such that a column (``line_bytes`` per line) stays within
+    ``column_bytes``; with 0, the input's own (its chunks' step, or the whole axis)."""
+    options = []
+    for sizes, t in zip(chunks, tile, strict=True):
+        n = sum(sizes)
+        if len(sizes) == 1:
+            options.append([n, *range((n - 1) // t * t, 0, -t)])
+        else:
+            g = _grid_step(sizes)
+            options.append([d for d in range(g, 0, -1) if g % d == 0])
     pick = [0] * len(chunks)
-    while column_bytes and line_bytes * math.prod(d[i] for d, i in zip(divisors, pick, strict=True)) > column_bytes:
-        widest = max((a for a in range(len(pick)) if pick[a] + 1 < len(divisors[a])), key=lambda a: divisors[a][pick[a]], default=None)
+    while column_bytes and line_bytes * math.prod(o[i] for o, i in zip(options, pick, strict=True)) > column_bytes:
+        widest = max((a for a in range(len(pick)) if pick[a] + 1 < len(options[a])), key=lambda a: options[a][pick[a]], default=None)
         if widest is None:
             break
         pick[widest] += 1
-    return tuple(d[i] for d, i in zip(divisors, pick, strict=True))
+    widths = tuple(o[i] for o, i in zip(options, pick, strict=True))
+    tiles = tuple(t if len(sizes) == 1 else max(d for d in range(1, min(t, w) + 1) if w % d == 0) for sizes, t, w in zip(chunks, tile, widths, strict=True))
+    return widths, tiles
 
 
 def _relate(params: dict[str, Any], ctx: c.Context) -> None:
