@@ -36,10 +36,11 @@ def measure_objects(input: Any, labels: Any, chunks: Any = None) -> dict[str, np
     (:func:`batchproc.ops.objects.object_table`), both opened from their files.
 
     The image is read in the labels' blocks: no rechunk task holds blocks of
-    either, and a block's size is set by the wider labels (a rechunk to the
-    image's blocks kept dozens of label blocks alive on a 4 GB mask)."""
+    either, and a block's size is set by the wider labels. What the job before
+    (the labels, made in this process) freed goes back to the system first."""
     from batchproc.ops.objects import object_table
 
+    give_back_memory()
     image, found = open_image(input, chunks), open_image(labels, chunks)
     if found.shape != image.shape:
         raise BatchprocError(f"measure: the labels {str(labels)!r} are {found.shape}, the image {image.shape}; they must have the same shape.")
@@ -107,15 +108,13 @@ def run_pipeline(
                 todo.append((index, missing))
         _computing(out, lambda: run_plan(plan, out.files, todo))
         _write_levels(out, levels)
-        written = out.commit(files_written=sum(len(files) for _, files in todo))
-    give_back_memory()
-    return written
+        return out.commit(files_written=sum(len(files) for _, files in todo))
 
 
 def give_back_memory() -> None:
     """Return what a finished job freed to the system: glibc keeps freed blocks in
     its arenas, and the next job of the process (the measurements after their
-    labels, the next item of a batch) would start from that high-water mark."""
+    labels) would start from that high-water mark."""
     gc.collect()
     try:
         ctypes.CDLL(None).malloc_trim(0)
