@@ -178,7 +178,6 @@ def median_3x3x3(padded, rank, out):
                 v13 = v13 if v13 < v14 else v14
                 o[x] = v13
 
-
 @numba.njit(cache=True, nogil=True)
 def median_3x3(padded, rank, out):
     """out[z, y, x] = the value of rank 4 (counted from 0; ``rank`` must be 4) in padded[z:z + 1, y:y + 3, x:x + 3]."""
@@ -224,7 +223,6 @@ def median_3x3(padded, rank, out):
                 v3 = v3 if v3 < v5 else v5
                 v4 = v4 if v3 < v4 else v3
                 o[x] = v4
-
 
 @numba.njit(cache=True, nogil=True)
 def rank_3x3x3(padded, rank, out):
@@ -426,62 +424,7 @@ def rank_3x3x3(padded, rank, out):
                 v21, v22 = (v21, v22) if v21 < v22 else (v22, v21)
                 v23, v24 = (v23, v24) if v23 < v24 else (v24, v23)
                 v25, v26 = (v25, v26) if v25 < v26 else (v26, v25)
-                o[x] = (
-                    v0
-                    if rank == 0
-                    else v1
-                    if rank == 1
-                    else v2
-                    if rank == 2
-                    else v3
-                    if rank == 3
-                    else v4
-                    if rank == 4
-                    else v5
-                    if rank == 5
-                    else v6
-                    if rank == 6
-                    else v7
-                    if rank == 7
-                    else v8
-                    if rank == 8
-                    else v9
-                    if rank == 9
-                    else v10
-                    if rank == 10
-                    else v11
-                    if rank == 11
-                    else v12
-                    if rank == 12
-                    else v13
-                    if rank == 13
-                    else v14
-                    if rank == 14
-                    else v15
-                    if rank == 15
-                    else v16
-                    if rank == 16
-                    else v17
-                    if rank == 17
-                    else v18
-                    if rank == 18
-                    else v19
-                    if rank == 19
-                    else v20
-                    if rank == 20
-                    else v21
-                    if rank == 21
-                    else v22
-                    if rank == 22
-                    else v23
-                    if rank == 23
-                    else v24
-                    if rank == 24
-                    else v25
-                    if rank == 25
-                    else v26
-                )
-
+                o[x] = v0 if rank == 0 else v1 if rank == 1 else v2 if rank == 2 else v3 if rank == 3 else v4 if rank == 4 else v5 if rank == 5 else v6 if rank == 6 else v7 if rank == 7 else v8 if rank == 8 else v9 if rank == 9 else v10 if rank == 10 else v11 if rank == 11 else v12 if rank == 12 else v13 if rank == 13 else v14 if rank == 14 else v15 if rank == 15 else v16 if rank == 16 else v17 if rank == 17 else v18 if rank == 18 else v19 if rank == 19 else v20 if rank == 20 else v21 if rank == 21 else v22 if rank == 22 else v23 if rank == 23 else v24 if rank == 24 else v25 if rank == 25 else v26
 
 @numba.njit(cache=True, nogil=True)
 def rank_3x3(padded, rank, out):
@@ -531,22 +474,4 @@ def rank_3x3(padded, rank, out):
                 v3, v4 = (v3, v4) if v3 < v4 else (v4, v3)
                 v5, v6 = (v5, v6) if v5 < v6 else (v6, v5)
                 v7, v8 = (v7, v8) if v7 < v8 else (v8, v7)
-                o[x] = (
-                    v0
-                    if rank == 0
-                    else v1
-                    if rank == 1
-                    else v2
-                    if rank == 2
-                    else v3
-                    if rank == 3
-                    else v4
-                    if rank == 4
-                    else v5
-                    if rank == 5
-                    else v6
-                    if rank == 6
-                    else v7
-                    if rank == 7
-                    else v8
-                )
+                o[x] = v0 if rank == 0 else v1 if rank == 1 else v2 if rank == 2 else v3 if rank == 3 else v4 if rank == 4 else v5 if rank == 5 else v6 if rank == 6 else v7 if rank == 7 else v8
