@@ -36,12 +36,16 @@ def measure_objects(input: Any, labels: Any, chunks: Any = None) -> dict[str, np
     (:func:`batchproc.ops.objects.object_table`), both opened from their files.
 
     The image is read in the labels' blocks: no rechunk task holds blocks of
-    either, and a block's size is set by the wider labels. What the job before
-    (the labels, made in this process) freed goes back to the system first."""
+    either, and a block's size is set by the wider labels. Where the labels are
+    larger than a few blocks, what the job before (the labels, made in this
+    process) freed goes back to the system first; on small images the collection
+    would cost more than the measurement."""
     from batchproc.ops.objects import object_table
+    from batchproc.plan import block_bytes
 
-    give_back_memory()
     image, found = open_image(input, chunks), open_image(labels, chunks)
+    if found.data.nbytes > 4 * block_bytes():
+        give_back_memory()
     if found.shape != image.shape:
         raise BatchprocError(f"measure: the labels {str(labels)!r} are {found.shape}, the image {image.shape}; they must have the same shape.")
     if found.dtype.kind not in "biu":
