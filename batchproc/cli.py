@@ -7,6 +7,7 @@ Exit codes: 0 success; 2 bad usage or bad input (one paragraph, no traceback;
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import sys
@@ -15,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
 
@@ -383,6 +383,7 @@ def info(
 ) -> None:
     """Shape, dtype, bytes, chunks, spacing and intensity range of INPUT."""
     import dask
+    import numpy as np
 
     from batchproc.io import open_image
 
@@ -530,6 +531,8 @@ def histogram(
                 min = float(lo) if min is None else min
                 max = float(hi) if max is None else max
             counts = batchproc.ndimage.histogram(x, min, max, bins)
+        import numpy as np
+
         edges = np.linspace(min, max, bins + 1)
         if csv is not None:
             _writable(csv)
@@ -625,6 +628,8 @@ def warm(
     """Compile the kernels into numba's cache (NUMBA_CACHE_DIR) now, so that no run waits for numba later."""
     import os
 
+    import numpy as np
+
     from batchproc.engine.warm import WARM_STEPS
     from batchproc.engine.warm import warm as warm_kernels
 
@@ -646,8 +651,19 @@ def warm(
 
 
 def main() -> None:
-    """Entry point: typer's own usage errors exit 2 already; ours are mapped in guarded()."""
-    app()
+    """Entry point: typer's own usage errors exit 2 already; ours are mapped in guarded().
+
+    Two settings for a process that runs one command and ends (not made where
+    ``app`` is called from Python): OpenBLAS gets one thread unless the user
+    says otherwise, as no operation calls BLAS on more than a few numbers and
+    its idle threads take a core while they start; and the objects left at the
+    end are frozen out of the collector, which would otherwise walk them all once
+    more as the interpreter ends (docs/concepts/performance.md)."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    try:
+        app()
+    finally:
+        gc.freeze()
 
 
 if __name__ == "__main__":

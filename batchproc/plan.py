@@ -58,15 +58,15 @@ class BoundStep:
         return self.op.kind == "global"
 
 
-def bind(steps: Sequence[Any], ndim: int, dtype: np.dtype, size: int | None = None) -> tuple[BoundStep, ...]:
+def bind(steps: Sequence[Any], ndim: int, dtype: np.dtype, size: int | None = None, kernels: str | None = None) -> tuple[BoundStep, ...]:
     """Each step (a pipeline's ``Step``: ``op``, ``given``, ``number``) validated
     against the ``ndim``-dimensional ``dtype`` input of ``size`` voxels it will
-    receive, in order."""
+    receive, in order, for a run on the kernel set ``kernels`` (where known)."""
     bound = []
     dtype = np.dtype(dtype)
     for step in steps:
         op: Operation = step.op
-        params = op.validate(step.given, Context(op.name, ndim, dtype, step=step.number, size=size))
+        params = op.validate(step.given, Context(op.name, ndim, dtype, step=step.number, size=size, kernels=kernels))
         out = np.dtype(op.dtype(dtype, params))
         reach = tuple(op.halo(params, ndim)) if op.kind != "global" else (0,) * ndim
         bound.append(BoundStep(op.name, params, dtype, out, reach, tuple(op.edges(params, ndim))))
@@ -394,7 +394,8 @@ def make_plan(pipeline: Any, image: Any, chunks: Sequence[int] | None = None, ke
     from batchproc import kernels as kernel_sets
 
     source = Source.of(image)
-    steps = bind(pipeline.steps, len(source.shape), source.dtype, math.prod(source.shape))
+    chosen = kernels or kernel_sets.for_input(math.prod(source.shape), [step.op.name for step in pipeline.steps])
+    steps = bind(pipeline.steps, len(source.shape), source.dtype, math.prod(source.shape), chosen)
     for step in steps:
         arrays = [name for name in step.op.aligned if hasattr(step.params.get(name), "shape")]
         if arrays:
@@ -421,7 +422,6 @@ def make_plan(pipeline: Any, image: Any, chunks: Sequence[int] | None = None, ke
     elif shards is not False:
         shards = _checked_shards(tuple(shards), chunks, source.shape)  # type: ignore[arg-type]
     blocks = choose_blocks(source.shape, shards or chunks, itemsize, halo, edges, target, source.native)
-    chosen = kernels or kernel_sets.for_input(math.prod(source.shape), [step.name for step in steps])
     token = _token([source.token, [(s.name, repr(dict(s.params))) for s in steps], chunks, shards, blocks, chosen])
     return Plan(source, steps, chunks, blocks, edges, chosen, token, shards or None)
 

@@ -12,15 +12,13 @@ planes as the weights are deep.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from batchproc.kernels._jit import jit
 from batchproc.kernels.lines import MODE_CODES, source_index
 
-_JIT = {"cache": True, "nogil": True}
 
-
-@numba.njit(**_JIT)
+@jit
 def _fill_plane(x, z, by, bx, mode, cval, plane):
     """``plane`` = source plane ``z`` of ``x`` (-1: cval) in float64, extended by
     ``by`` rows and ``bx`` columns before (and the rest after) with the mode."""
@@ -45,12 +43,12 @@ def _fill_plane(x, z, by, bx, mode, cval, plane):
             dst[c] = cval if k < 0 else np.float64(src[k])
 
 
-@numba.njit(**_JIT)
+@jit
 def _tap(flat, starts, e, n):
     return flat[starts[e] : starts[e] + n]
 
 
-@numba.njit(**_JIT)
+@jit
 def _sum_taps(flat, starts, weights, acc, n):
     """acc[t] = sum over taps e, in order, from 0.0, of weights[e] * flat[starts[e] + t].
     (Each tap a slice: an index computed as starts[e] + t would be checked for
@@ -80,7 +78,7 @@ def _sum_taps(flat, starts, weights, acc, n):
         e += 1
 
 
-@numba.njit(**_JIT)
+@jit
 def _correlate_planes(x, offsets, weights, before, mode, cval, out):
     """out = scipy's correlation sums of 3-D ``x`` rounded to out's float dtype."""
     nz, ny, nx = x.shape
@@ -118,7 +116,7 @@ def _correlate_planes(x, offsets, weights, before, mode, cval, out):
                 starts[e] += width
 
 
-@numba.njit(**_JIT)
+@jit
 def _correlate_planes_int(x, offsets, weights, before, mode, cval, out, lo, hi):
     """:func:`_correlate_planes` for an integer ``out``: False (and ``out`` left
     part-written) as soon as a sum is not above ``lo`` and below ``hi``."""

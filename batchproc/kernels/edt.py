@@ -11,10 +11,11 @@ for integer spacings the squared distances are exact integers, as scipy's are.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from batchproc.kernels._jit import jit
 
 
-@njit(cache=True, nogil=True)
+@jit
 def _line(f: np.ndarray, s: float, out: np.ndarray, v: np.ndarray, z: np.ndarray) -> None:
     n = f.shape[0]
     s2 = s * s
@@ -51,7 +52,7 @@ def _line(f: np.ndarray, s: float, out: np.ndarray, v: np.ndarray, z: np.ndarray
         out[x] = f[v[j]] + d * d
 
 
-@njit(cache=True, nogil=True)
+@jit
 def envelope_lines(f: np.ndarray, s: float) -> np.ndarray:
     """The pass along the last axis of the 2-D array ``f`` (one line a row)."""
     rows, n = f.shape

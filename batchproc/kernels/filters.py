@@ -14,8 +14,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-import scipy.ndimage as ndi
-from scipy.ndimage._filters import _gaussian_kernel1d
 
 from batchproc.kernels import sobel, stencil
 from batchproc.kernels.lines import MODE_CODES, as_lines, correlate1d, correlate_last_two, minmax1d_3d, uniform1d_3d
@@ -38,6 +36,28 @@ def _cval_fits(dtype: np.dtype, params: Mapping[str, Any], modes: tuple) -> bool
 
 def _contiguous(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
+
+
+def _scipy(name: str) -> Callable[..., np.ndarray]:
+    """scipy.ndimage's ``name``, for the cases a compiled kernel hands back to
+    scipy: imported then, so that a run on compiled kernels never imports it."""
+    import scipy.ndimage
+
+    return getattr(scipy.ndimage, name)
+
+
+def gaussian_weights(sigma: float, order: int, radius: int) -> np.ndarray:
+    """scipy's 1-D Gaussian weights (``_gaussian_kernel1d``) bit for bit. Order 0
+    is the same numpy operations in the same order, done here so that a run need
+    not import scipy.ndimage; derivatives (a product of small matrices, whose
+    rounding is BLAS's) come from scipy itself."""
+    if order != 0:
+        from scipy.ndimage._filters import _gaussian_kernel1d
+
+        return _gaussian_kernel1d(sigma, order, radius)
+    x = np.arange(-radius, radius + 1)
+    phi = np.exp(-0.5 / (sigma * sigma) * x**2)
+    return phi / phi.sum()
 
 
 # ---------------------------------------------------------------- gaussian
@@ -94,8 +114,7 @@ def gaussian_block(x: np.ndarray, keep: tuple[slice, ...] | None = None, overwri
     while k < len(passes):
         group = passes[k : k + 2] if fused and k == len(passes) - 2 else passes[k : k + 1]
         weights = [
-            _gaussian_kernel1d(sigma, order, int(p["truncate"] * float(sigma) + 0.5) if radius is None else radius)[::-1]
-            for _, sigma, order, _, radius in group
+            gaussian_weights(sigma, order, int(p["truncate"] * float(sigma) + 0.5) if radius is None else radius)[::-1] for _, sigma, order, _, radius in group
         ]
         shape = list(src.shape)
         for axis, *_ in group:
@@ -204,7 +223,7 @@ def fast_laplace(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
     def block(x: np.ndarray, **p: Any) -> np.ndarray:
         axes = axes_tuple(p["axes"], x.ndim)
         if not axes:
-            return ndi.laplace(x, **p)
+            return _scipy("laplace")(x, **p)
         modes = expand(p["mode"], len(axes))
         src = _contiguous(x)
         result = np.empty(x.shape, out)
@@ -317,7 +336,7 @@ def fast_minmax(minimum: bool) -> Callable[[np.dtype, Mapping[str, Any]], Block 
 
         def block(x: np.ndarray, **p: Any) -> np.ndarray:
             if _ties_by_order(x, p):
-                return getattr(ndi, "minimum_filter" if minimum else "maximum_filter")(x, **p)
+                return _scipy("minimum_filter" if minimum else "maximum_filter")(x, **p)
             if p.get("footprint") is not None:
                 # scipy: an all-true footprint is the separable filter of its shape.
                 p = dict(p, size=p["footprint"].shape, footprint=None)
@@ -394,8 +413,6 @@ def fast_rank(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None
     block, empty blocks)."""
     from batchproc.kernels import rank as networks
 
-    scipy_fn = getattr(ndi, f"{kind}_filter")
-
     def fast(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
         dt = np.dtype(dtype)
         if dt.kind not in "iuf" or dt.itemsize > 4 or dt == np.float16 or _out_dtype(dt, params) != dt:
@@ -414,7 +431,7 @@ def fast_rank(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None
                     return networks.box_rank_histogram(x, rank, footprint.shape, tuple(origins), p["mode"], cval)
                 if 0 < rank < count - 1 and count <= networks.MAX_WINDOW and not _ties_by_order(x, p):
                     return networks.rank_filter(x, rank, footprint, tuple(origins), p["mode"], cval)
-            return scipy_fn(x, **p)
+            return _scipy(f"{kind}_filter")(x, **p)
 
         return block
 
@@ -432,7 +449,7 @@ def fast_dense(convolution: bool) -> Callable[[np.dtype, Mapping[str, Any]], Blo
     output's range, whose C cast is scipy's)."""
     from batchproc.kernels import dense
 
-    scipy_fn = ndi.convolve if convolution else ndi.correlate
+    scipy_name = "convolve" if convolution else "correlate"
 
     def fast(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
         dt, out = np.dtype(dtype), _out_dtype(dtype, params)
@@ -446,7 +463,7 @@ def fast_dense(convolution: bool) -> Callable[[np.dtype, Mapping[str, Any]], Blo
         def block(x: np.ndarray, **p: Any) -> np.ndarray:
             window = _over_all_axes(np.asarray(p["weights"], dtype=np.float64), p, x.ndim) if x.ndim in (2, 3) else None
             if window is None:
-                return scipy_fn(x, **p)
+                return _scipy(scipy_name)(x, **p)
             weights, origins = window
             if convolution:
                 # scipy: a convolution is the correlation with flipped weights and
@@ -455,7 +472,7 @@ def fast_dense(convolution: bool) -> Callable[[np.dtype, Mapping[str, Any]], Blo
                 origins = [-o - (0 if size & 1 else 1) for o, size in zip(origins, weights.shape, strict=True)]
             # scipy's constant edge adds weight * cval in float64, whatever the dtype
             result = dense.correlate(x, weights, tuple(origins), p["mode"], float(p["cval"]), out)
-            return scipy_fn(x, **p) if result is None else result
+            return _scipy(scipy_name)(x, **p) if result is None else result
 
         return block
 

@@ -8,10 +8,11 @@ that the inner loop runs over contiguous memory.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import types
 from numba.extending import overload
+
+from batchproc.kernels._jit import OPTIONS, jit
 
 MODE_CODES = {
     "reflect": 0,
@@ -24,10 +25,8 @@ MODE_CODES = {
     "grid-constant": 4,
 }
 
-_JIT = {"cache": True, "nogil": True}
 
-
-@numba.njit(**_JIT)
+@jit
 def source_index(k: int, n: int, mode: int) -> int:
     """Where position ``k`` of a line of length ``n`` reads from; -1 means cval."""
     if 0 <= k < n:
@@ -61,7 +60,7 @@ TILE = 256
 SWEEP = 2048
 
 
-@numba.njit(**_JIT)
+@jit
 def _fill(ext, src, o, t0, t1, before, mode, cval):
     n = src.shape[1]
     for r in range(ext.shape[0]):
@@ -77,7 +76,7 @@ def _fill(ext, src, o, t0, t1, before, mode, cval):
                 ext[r, t] = row[t]
 
 
-@numba.njit(**_JIT)
+@jit
 def _fill_line(ext, line, before, mode, cval):
     """ext = ``line`` (1-D) in float64, ``before`` values of the mode before it and
     the rest after; the line itself in one loop (asking the mode for each value
@@ -108,7 +107,7 @@ def _minus(a, b):
     return np.float64(a) - np.float64(b)
 
 
-@overload(_plus, jit_options=_JIT)
+@overload(_plus, jit_options=OPTIONS)
 def _plus_typed(a, b):
     # Integers of up to 32 bits add exactly in int64, and their sum converts to
     # float64 exactly: one conversion instead of two, the add off the float pipes.
@@ -117,14 +116,14 @@ def _plus_typed(a, b):
     return lambda a, b: np.float64(a) + np.float64(b)
 
 
-@overload(_minus, jit_options=_JIT)
+@overload(_minus, jit_options=OPTIONS)
 def _minus_typed(a, b):
     if isinstance(a, types.Integer) and isinstance(b, types.Integer) and a.bitwidth <= 32 and b.bitwidth <= 32:
         return lambda a, b: np.float64(np.int64(a) - np.int64(b))
     return lambda a, b: np.float64(a) - np.float64(b)
 
 
-@numba.njit(**_JIT)
+@jit
 def _tap(a, o, rows, col0, colstep, width, j):
     """Tap ``j`` of ``width`` neighbouring outputs: ``a[o, rows[j], c : c + width]``
     with ``c = col0 + j * colstep``. (A test for cval rows here, once per tap, cost
@@ -133,7 +132,7 @@ def _tap(a, o, rows, col0, colstep, width, j):
     return a[o, rows[j], c : c + width]
 
 
-@numba.njit(**_JIT)
+@jit
 def _correlate_taps(a, o, rows, col0, colstep, width, weights, symmetric, acc):
     """acc[t] = scipy's correlation sum for ``width`` neighbouring outputs at once,
     tap ``j`` (of weight ``weights[j]``) being :func:`_tap`'s.
@@ -225,7 +224,7 @@ def _correlate_taps(a, o, rows, col0, colstep, width, weights, symmetric, acc):
 LINE_LANES = 2048
 
 
-@numba.njit(**_JIT)
+@jit
 def _correlate_lines(src, weights, before, mode, cval, symmetric, out, lo, buf):
     """scipy's NI_Correlate1D along the last axis of an (outer, n) array, for the
     outputs ``lo`` to ``lo + out.shape[1]`` of each line, side by side in the
@@ -269,7 +268,7 @@ def _correlate_lines(src, weights, before, mode, cval, symmetric, out, lo, buf):
                 row[i] = values[i]
 
 
-@numba.njit(**_JIT)
+@jit
 def _correlate_inside_lines(src, weights, before, symmetric, out, lo):
     """:func:`_correlate_lines` when every output's taps lie inside its line (a
     block's halo is wider than the weights): read from the block itself, without
@@ -292,7 +291,7 @@ def _correlate_inside_lines(src, weights, before, symmetric, out, lo):
                 row[i] = values[i]
 
 
-@numba.njit(**_JIT)
+@jit
 def _correlate_rows(src, weights, before, mode, cval, symmetric, out, lo, inplace):
     """scipy's NI_Correlate1D along the middle axis of an (outer, n, inner) array,
     for the outputs ``lo`` to ``lo + out.shape[1]`` along it.
@@ -369,7 +368,7 @@ def _correlate_rows(src, weights, before, mode, cval, symmetric, out, lo, inplac
                     out[o, r, t0 : t0 + width] = held[r, :width]
 
 
-@numba.njit(**_JIT)
+@jit
 def uniform1d_3d(src, size, origin, mode, cval, out):
     """scipy's NI_UniformFilter1D: a running sum along each line, divided per output."""
     outer, n, inner = src.shape
@@ -431,7 +430,7 @@ def uniform1d_3d(src, size, origin, mode, cval, out):
 VAN_HERK_FROM = 9
 
 
-@numba.njit(**_JIT)
+@jit
 def minmax1d_3d(src, size, origin, mode, cval, minimum, out):
     """A moving minimum/maximum along each line (exact: comparisons only, so any
     order gives scipy's value when there is no NaN and no -0.0)."""
@@ -480,7 +479,7 @@ def minmax1d_3d(src, size, origin, mode, cval, minimum, out):
             _moving_extreme(ext, n, t1 - t0, size, minimum, out[o, :, t0:t1])
 
 
-@numba.njit(**_JIT)
+@jit
 def _moving_extreme(ext, n, width, size, minimum, out):
     """out[i] = extreme of ext[i : i + size], for each of ``width`` lanes."""
     if size < VAN_HERK_FROM:
@@ -637,7 +636,7 @@ def correlate_last_two(src: np.ndarray, weights: tuple, out: np.ndarray, modes: 
         _along_last(held[0], w2, *second, results[o], int(lo[1]))
 
 
-@numba.njit(**_JIT)
+@jit
 def count_values(flat, offset, counts):
     """counts[v + offset] += 1 for each value v (an integer histogram, one pass)."""
     for i in range(flat.shape[0]):

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numba
 import numpy as np
 
+from batchproc.kernels._jit import jit
 from batchproc.kernels.params import axes_tuple, expand
-
-_JIT = {"cache": True, "nogil": True}
 
 #: Words per sweep: a sweep's output, merge words and source rows stay in the
 #: first two cache levels while every offset of the structure passes over them.
@@ -31,7 +29,7 @@ _WORD = 64
 _ONES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 
 
-@numba.njit(**_JIT)
+@jit
 def _pass(src, dst, merge, offsets, shifts, lo, hi, dilate):
     """One pass over the flat words ``lo`` to ``hi`` of ``src`` into ``dst``.
 

@@ -10,13 +10,12 @@ so the results equal theirs bit for bit.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-_JIT = {"cache": True, "nogil": True}
+from batchproc.kernels._jit import jit
 
 
-@numba.njit(**_JIT)
+@jit
 def key_rows(keys, low, span, skip_zero):  # pragma: no cover - compiled
     """Each value of ``low .. low + span`` present in ``keys``: its row among them
     in sorted order (-1 where absent), and how many there are. ``skip_zero``: the
@@ -35,7 +34,7 @@ def key_rows(keys, low, span, skip_zero):  # pragma: no cover - compiled
     return place, rows
 
 
-@numba.njit(**_JIT)
+@jit
 def tabulate(
     keys, values, low, place, shape, origin, skip_zero, count, sums, mins, maxs, lo, hi, coords, moments, do_sum, do_minmax, do_bbox, do_coords, do_moments
 ):  # pragma: no cover - compiled

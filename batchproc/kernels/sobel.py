@@ -16,12 +16,10 @@ rounded float32 result (53 >= 2 * 24 + 2).
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from batchproc.kernels._jit import jit
 from batchproc.kernels.lines import MODE_CODES, source_index
-
-_JIT = {"cache": True, "nogil": True}
 
 # scipy's weights as its C loop uses them (NI_Correlate1D, size 3): a symmetric
 # [1, 2, 1] gives c * 2 + (left + right) * 1; an antisymmetric [-1, 0, 1] gives
@@ -31,14 +29,14 @@ _SMOOTH_C, _SMOOTH_S = 2.0, 1.0
 _DERIV_C, _DERIV_S = 0.0, -1.0
 
 
-@numba.njit(**_JIT)
+@jit
 def _tap(c, left, right, derivative):
     if derivative:
         return c * _DERIV_C + (left - right) * _DERIV_S
     return c * _SMOOTH_C + (left + right) * _SMOOTH_S
 
 
-@numba.njit(**_JIT)
+@jit
 def _pass_x(src, dst, derivative, mode, cval):
     """Along the rows of a plane (the last axis; both planes C-contiguous). The
     plane goes through as one long row, then each row's two ends are redone with
@@ -72,7 +70,7 @@ def _pass_x(src, dst, derivative, mode, cval):
         out[0] = first
 
 
-@numba.njit(**_JIT)
+@jit
 def _combine(prev, cur, nxt, prev_cval, next_cval, dst, derivative, cval):
     """dst = tap(cur, prev, nxt) over two planes' rows (or one plane's), ``cval``
     standing in for a neighbour beyond the edge in constant mode."""
@@ -94,7 +92,7 @@ def _combine(prev, cur, nxt, prev_cval, next_cval, dst, derivative, cval):
                 d[i] = np.float64(c[i]) * _SMOOTH_C + (left + right) * _SMOOTH_S
 
 
-@numba.njit(**_JIT)
+@jit
 def _pass_y(src, dst, derivative, mode, cval):
     """Along the columns of a plane (its first axis)."""
     ny = src.shape[0]
@@ -108,13 +106,13 @@ def _pass_y(src, dst, derivative, mode, cval):
         _combine(src[max(a, 0) : max(a, 0) + 1], src[y : y + 1], src[max(b, 0) : max(b, 0) + 1], a < 0, b < 0, dst[y : y + 1], derivative, cval)
 
 
-@numba.njit(**_JIT)
+@jit
 def _pass_z(src, a, z, b, dst, derivative, cval):
     """Along z: planes ``a``, ``z``, ``b`` of ``src`` (-1: beyond a constant edge)."""
     _combine(src[max(a, 0)], src[z], src[max(b, 0)], a < 0, b < 0, dst, derivative, cval)
 
 
-@numba.njit(**_JIT)
+@jit
 def _slot(cache, keys, s, need0, need1, need2):
     """The cache slot holding plane ``s``, or a free one (keys[j] = -2 - s marks it
     to be filled), never one of the planes needed now."""
@@ -129,7 +127,7 @@ def _slot(cache, keys, s, need0, need1, need2):
     return -1  # unreachable: three slots, at most three planes needed
 
 
-@numba.njit(**_JIT)
+@jit
 def _derivative_planes(x, cache, keys, planes, along_y, mode, cval, slots):
     """For each plane index in ``planes`` (-1 for none), the slot of x's derivative
     along y or x in that plane, computed if not cached."""
@@ -148,7 +146,7 @@ def _derivative_planes(x, cache, keys, planes, along_y, mode, cval, slots):
         slots[k] = j
 
 
-@numba.njit(**_JIT)
+@jit
 def _square_into(src, total, first):
     """Square ``src`` in place (rounded as stored), then start or add to ``total``."""
     ny, nx = src.shape
@@ -166,7 +164,7 @@ def _square_into(src, total, first):
                 t[i] = np.float64(t[i]) + np.float64(s[i])
 
 
-@numba.njit(**_JIT)
+@jit
 def _in_plane_axis(x, cache, keys, planes, along_y, use_z, a, b, work, response, total, first, m1, m2, cval, slots):
     """Plane z's sobel along y (``along_y``) or x, squared into ``total``: the
     derivative in the plane (cached for the neighbouring z), smoothing along z
@@ -184,7 +182,7 @@ def _in_plane_axis(x, cache, keys, planes, along_y, use_z, a, b, work, response,
     _square_into(response, total, first)
 
 
-@numba.njit(**_JIT)
+@jit
 def sobel_magnitude_planes(x, out, m0, m1, m2, cval, use_z, z0, y0, x0):
     """``out`` = scipy's sobel magnitude of ``x`` (nz, ny, nx) from ``(z0, y0, x0)``
     on, as far as ``out`` reaches; with ``use_z`` False each plane is a separate 2-D

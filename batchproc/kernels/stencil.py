@@ -22,15 +22,13 @@ from __future__ import annotations
 
 import functools
 
-import numba
 import numpy as np
 
+from batchproc.kernels._jit import jit
 from batchproc.kernels.lines import source_index
 
-_JIT = {"cache": True, "nogil": True}
 
-
-@numba.njit(**_JIT)
+@jit
 def _float_row(left, centre, right, lc, rc, cval, wc, ws, antisymmetric, out):
     """One output row of a float pass: ``lc``/``rc`` say the left/right neighbour is
     ``cval`` (a constant edge) instead of the row given."""
@@ -41,7 +39,7 @@ def _float_row(left, centre, right, lc, rc, cval, wc, ws, antisymmetric, out):
         out[t] = np.float64(centre[t]) * wc + pair * ws
 
 
-@numba.njit(**_JIT)
+@jit
 def float_pass(src, dst, wc, ws, antisymmetric, mode, cval):
     """scipy's correlate1d with weights ``(ws, wc, ws)`` (``(ws, wc, -ws)`` when
     ``antisymmetric``) along the middle axis of (outer, n, inner) ``src`` into
@@ -85,7 +83,7 @@ def float_pass(src, dst, wc, ws, antisymmetric, mode, cval):
                 _float_row(src[o, max(a, 0)], src[o, i], src[o, max(b, 0)], a < 0, b < 0, cval, wc, ws, antisymmetric, dst[o, i])
 
 
-@numba.njit(**_JIT)
+@jit
 def _int_row(left, centre, right, lc, rc, cval, wl, wc, wr, out):
     for t in range(out.shape[0]):
         lv = cval if lc else np.int64(left[t])
@@ -93,7 +91,7 @@ def _int_row(left, centre, right, lc, rc, cval, wl, wc, wr, out):
         out[t] = lv * wl + np.int64(centre[t]) * wc + rv * wr
 
 
-@numba.njit(**_JIT)
+@jit
 def int_pass(src, dst, wl, wc, wr, mode, cval):
     """scipy's correlate1d with integer weights ``(wl, wc, wr)`` along the middle
     axis of (outer, n, inner) ``src`` into ``dst`` (not ``src``'s memory), in

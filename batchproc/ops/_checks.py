@@ -44,6 +44,7 @@ class Context:
     dtype: np.dtype | None = None
     step: int | None = None
     size: int | None = None  # voxels in the input, where known (label's output dtype depends on it, as scipy's)
+    kernels: str | None = None  # the kernel set a planned run will use, where known
 
     @property
     def where(self) -> str:

@@ -9,6 +9,7 @@ import inspect
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -134,7 +135,10 @@ class Operation:
     """The single declaration of an operation.
 
     name:      the name in Python, pipeline files and the CLI (scipy's where it has one).
-    summary:   one line for ``batchproc ops``; ``doc`` holds the numpydoc body.
+    summary_text, doc_text: one line for ``batchproc ops`` and the numpydoc body;
+               or ``doc_of``: the scipy.ndimage function whose docstring gives both,
+               read when :attr:`summary` or :attr:`doc` is first asked for (importing
+               scipy.ndimage costs a process a fifth of a second; a run needs no docs).
     params:    in scipy's order; the first argument (the input array) is implicit.
     kind:      see :data:`Kind`.
     block:     ``block(x, *aligned_blocks, **params) -> ndarray`` for local/pointwise ops.
@@ -156,10 +160,11 @@ class Operation:
     """
 
     name: str
-    summary: str
     params: tuple[Param, ...]
     kind: Kind
-    doc: str = ""
+    summary_text: str = ""
+    doc_text: str = ""
+    doc_of: str | None = None
     block: BlockFn | None = None
     halo: HaloFn = no_halo
     dtype: DtypeFn = same_dtype
@@ -181,6 +186,23 @@ class Operation:
     #: ``(fn, dtype)``: the Python API also returns ``fn(*pass results)`` as a lazy
     #: 0-d array of ``dtype`` (label's count of objects, as scipy returns it).
     also: tuple[Callable[..., Any], Any] | None = None
+
+    @cached_property
+    def doc(self) -> str:
+        """The numpydoc body: ``doc_text``, or scipy's docstring of ``doc_of``."""
+        if self.doc_of is None:
+            return self.doc_text
+        import scipy.ndimage
+
+        return getattr(scipy.ndimage, self.doc_of).__doc__ or ""
+
+    @cached_property
+    def summary(self) -> str:
+        """One line: ``summary_text``, or the first line of :attr:`doc`."""
+        if self.summary_text or self.doc_of is None:
+            return self.summary_text
+        lines = self.doc.strip().splitlines()
+        return lines[0].strip() if lines else self.name
 
     @property
     def has_compiled(self) -> bool:
@@ -257,8 +279,15 @@ class Operation:
         The kernel is scipy itself, so whatever combination scipy refuses (its rules
         differ between functions) is refused here, up front, rather than in a task
         mid-computation. Costs microseconds: the probe has one voxel.
+
+        No probe where the run is planned on the compiled kernels (``ctx.kernels``)
+        and one covers these parameters: a compiled kernel covers only what scipy
+        accepts (``tests/ops/test_declared.py`` holds each to it), and the run
+        then need not import scipy.ndimage (a fifth of a second).
         """
         if self.block is None or ctx.ndim is None or ctx.dtype is None:
+            return
+        if ctx.kernels == "compiled" and self.fast is not None and self.fast(ctx.dtype, params) is not None:
             return
         tiny = np.zeros((1,) * ctx.ndim, dtype=ctx.dtype)
         present = [n for n in self.aligned if hasattr(params.get(n), "shape")]

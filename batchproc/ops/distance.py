@@ -250,8 +250,8 @@ def _tolerance(a: np.ndarray, want: np.ndarray) -> float:
 register(
     Operation(
         name="distance_transform_edt",
-        summary="Exact Euclidean distance of every non-zero voxel to the nearest zero voxel, as scipy computes it.",
-        doc=__import__("scipy.ndimage").ndimage.distance_transform_edt.__doc__ or "",
+        summary_text="Exact Euclidean distance of every non-zero voxel to the nearest zero voxel, as scipy computes it.",
+        doc_of="distance_transform_edt",
         params=(
             Param(
                 "sampling",

@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-import scipy.ndimage as ndi
 
 from batchproc.errors import BatchprocError
 from batchproc.kernels.params import axes_tuple, expand
@@ -304,33 +303,31 @@ def scipy_block(name: str, aligned: tuple[str, ...] = ()):
 
     ``aligned`` names the array parameters that ``map_stage`` passes as extra
     blocks (it leaves them out of ``params`` when present)."""
-    fn = getattr(ndi, name)
 
     def block(x: np.ndarray, *extra: np.ndarray, **params: Any) -> np.ndarray:
         present = [n for n in aligned if n not in params]
         params.update(zip(present, extra, strict=True))
-        return fn(x, **params)
+        return _scipy(name)(x, **params)
 
     block.__name__ = name
     return block
 
 
-def _doc(name: str) -> tuple[str, str]:
-    doc = getattr(ndi, name).__doc__ or ""
-    lines = [line.strip() for line in doc.strip().splitlines()]
-    summary = lines[0] if lines else name
-    return summary, doc
+def _scipy(name: str) -> Callable[..., np.ndarray]:
+    """scipy.ndimage's function ``name``, imported when a block first runs on
+    scipy's kernels (a run on the compiled ones never imports scipy.ndimage)."""
+    import scipy.ndimage
+
+    return getattr(scipy.ndimage, name)
 
 
 def declare(name: str, params: tuple[Param, ...], *, kind: str = "local", **fields: Any) -> Operation:
-    summary, doc = _doc(name)
     aligned = tuple(p.name for p in params if p.array)
     fields.setdefault("block", scipy_block(name, aligned))
     return register(
         Operation(
             name=name,
-            summary=summary,
-            doc=doc,
+            doc_of=name,
             params=params,
             kind=kind,  # type: ignore[arg-type]
             scipy=True,
@@ -602,7 +599,7 @@ def binary_block(name: str):
         one = {k: v for k, v in params.items() if k not in ("iterations", "mask", "output")}
         out = x
         for each in passes:
-            fn = getattr(ndi, each)
+            fn = _scipy(each)
             out = _settle(name, params["iterations"], lambda y, fn=fn: fn(y, iterations=1, mask=mask, **one), out)
         return out if params.get("output") is None else out.astype(params["output"])
 
@@ -640,7 +637,7 @@ def sobel_magnitude_block(x: np.ndarray, *, axes: Any, mode: Any, cval: float, o
         x = x.astype(dtype)
     total: np.ndarray | None = None
     for axis in axes_tuple(axes, x.ndim):
-        response = ndi.sobel(x, axis=axis, output=dtype, mode=mode, cval=cval)
+        response = _scipy("sobel")(x, axis=axis, output=dtype, mode=mode, cval=cval)
         np.square(response, out=response)
         total = response if total is None else np.add(total, response, out=total)
     assert total is not None
@@ -650,8 +647,8 @@ def sobel_magnitude_block(x: np.ndarray, *, axes: Any, mode: Any, cval: float, o
 register(
     Operation(
         name="sobel_magnitude",
-        summary="Edge strength: the square root of the sum of squared Sobel responses over the axes.",
-        doc="""Sobel gradient magnitude, as in ``np.sqrt(np.square(ndi.sobel(im, 0)) + np.square(ndi.sobel(im, 1)))``.
+        summary_text="Edge strength: the square root of the sum of squared Sobel responses over the axes.",
+        doc_text="""Sobel gradient magnitude, as in ``np.sqrt(np.square(ndi.sobel(im, 0)) + np.square(ndi.sobel(im, 1)))``.
 
 Parameters
 ----------

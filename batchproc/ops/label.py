@@ -241,8 +241,8 @@ def _integer_dtype(name: str, v: Any, ctx: c.Context) -> Any:
 register(
     Operation(
         name="label",
-        summary="Connected components of the non-zero voxels, numbered as scipy.ndimage.label numbers them (first voxel in C order).",
-        doc=__doc__ or "",
+        summary_text="Connected components of the non-zero voxels, numbered as scipy.ndimage.label numbers them (first voxel in C order).",
+        doc_text=__doc__ or "",
         params=(
             Param(
                 "structure",

@@ -183,8 +183,8 @@ def _relate_histogram(params: dict[str, Any], ctx: c.Context) -> None:
 register(
     Operation(
         name="histogram",
-        summary="Calculate the histogram of the values of an array, optionally at labels.",
-        doc=__import__("scipy.ndimage").ndimage.histogram.__doc__ or "",
+        summary_text="Calculate the histogram of the values of an array, optionally at labels.",
+        doc_of="histogram",
         params=(
             Param("min", c.real(), help="lowest bin edge"),
             Param("max", c.real(), help="highest bin edge"),
@@ -346,8 +346,8 @@ def _relate_equalize(params: dict[str, Any], ctx: c.Context) -> None:
 register(
     Operation(
         name="equalize",
-        summary="Histogram equalization: each value replaced by its CDF times out_max (cdf[im] * max).",
-        doc=inspect.cleandoc(equalize_passes.__doc__ or "") + "\n\n" + inspect.cleandoc(equalize_finish.__doc__ or ""),
+        summary_text="Histogram equalization: each value replaced by its CDF times out_max (cdf[im] * max).",
+        doc_text=inspect.cleandoc(equalize_passes.__doc__ or "") + "\n\n" + inspect.cleandoc(equalize_finish.__doc__ or ""),
         params=(
             Param("bins", c.optional(c.integer(1)), None, "number of bins (default: one per integer value; 256 for floats)"),
             Param("min", c.optional(c.real()), None, "bottom of the range (default: dtype minimum for 8/16-bit, else data minimum)"),

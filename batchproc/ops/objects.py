@@ -520,12 +520,10 @@ _TOLERANCE = {
 }
 
 for _name in MEASURES:
-    _doc = getattr(__import__("scipy.ndimage").ndimage, _name).__doc__ or ""
     register(
         Operation(
             name=_name,
-            summary=_doc.strip().splitlines()[0] if _doc.strip() else _name,
-            doc=_doc,
+            doc_of=_name,
             params=(_LABELS, _INDEX),
             kind="global",
             apply=measure_apply(_name),
@@ -541,8 +539,8 @@ for _name in MEASURES:
 register(
     Operation(
         name="find_objects",
-        summary="The bounding box of each label, as slices (None for a label that does not occur).",
-        doc=__import__("scipy.ndimage").ndimage.find_objects.__doc__ or "",
+        summary_text="The bounding box of each label, as slices (None for a label that does not occur).",
+        doc_of="find_objects",
         params=(Param("max_label", c.integer(0), 0, "the largest label to report (default: the largest present)"),),
         kind="global",
         apply=find_objects_apply,

@@ -36,7 +36,7 @@ def _relate_threshold(params: dict[str, Any], ctx: c.Context) -> None:
 register(
     Operation(
         name="threshold",
-        summary="A boolean mask: x > above, x < below, or both (strict, like im > 64).",
+        summary_text="A boolean mask: x > above, x < below, or both (strict, like im > 64).",
         params=(
             Param("above", c.optional(c.real()), None, "keep voxels strictly above this value"),
             Param("below", c.optional(c.real()), None, "keep voxels strictly below this value"),
@@ -64,8 +64,8 @@ def expression_block(x: np.ndarray, *, expr: str) -> np.ndarray:
 register(
     Operation(
         name="expression",
-        summary="Evaluate an expression over x, e.g. '(x > 32) & ~(x > 64)' (a whitelist; never eval).",
-        doc=__import__("batchproc.ops.expr", fromlist=["x"]).__doc__ or "",
+        summary_text="Evaluate an expression over x, e.g. '(x > 32) & ~(x > 64)' (a whitelist; never eval).",
+        doc_text=__import__("batchproc.ops.expr", fromlist=["x"]).__doc__ or "",
         params=(Param("expr", c.described(_expression_check, {"type": "string"}), help="expression over x, e.g. '(x > 32) & ~(x > 64)'"),),
         kind="pointwise",
         block=expression_block,
@@ -102,7 +102,7 @@ def _where_check_condition(params: dict[str, Any], ctx: c.Context) -> None:
 register(
     Operation(
         name="where",
-        summary="Keep x where the condition holds, fill elsewhere: np.where(condition, x, fill).",
+        summary_text="Keep x where the condition holds, fill elsewhere: np.where(condition, x, fill).",
         params=(
             Param("condition", c.described(c.anything(), {"type": "string"}), help="expression over x ('x > 64') or a boolean mask array", array=True),
             Param("fill", c.real(), 0, "value where the condition is false"),
@@ -178,8 +178,8 @@ def _relate_astype(params: dict[str, Any], ctx: c.Context) -> None:
 register(
     Operation(
         name="astype",
-        summary="Convert to another dtype, optionally rescaling the intensity range onto the new dtype's range.",
-        doc=inspect.cleandoc(astype_finish.__doc__ or ""),
+        summary_text="Convert to another dtype, optionally rescaling the intensity range onto the new dtype's range.",
+        doc_text=inspect.cleandoc(astype_finish.__doc__ or ""),
         params=(
             Param("dtype", c.dtype_(allow_none=False), help="target dtype, e.g. uint8 or float32"),
             Param("rescale", c.boolean(), False, "map the intensity range onto the dtype's range ([0, 1] for floats)"),
