@@ -658,7 +658,7 @@ def main() -> None:
     says otherwise, as no operation calls BLAS on more than a few numbers and
     its idle threads take a core while they start; and the objects left at the
     end are frozen out of the collector, which would otherwise walk them all once
-    more as the interpreter ends (docs/concepts/performance.md)."""
+    more as the interpreter ends (docs/concepts/startup.md)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         app()

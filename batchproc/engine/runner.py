@@ -470,26 +470,24 @@ def kernels_now(job: Job, upto: int | None) -> Iterator[str]:
 
 def compute_block(job: Job, index: tuple[int, ...], upto: int | None = None) -> np.ndarray:
     """Block ``index`` through the first ``upto`` steps (default all): read with
-    their halo from the input, exactly the block's voxels out."""
-    with kernels_now(job, upto) as kernels:
-        return _compute_block(job, index, upto, kernels)
-
-
-def _compute_block(job: Job, index: tuple[int, ...], upto: int | None, kernels: str) -> np.ndarray:
+    their halo from the input, exactly the block's voxels out. The block is read
+    before its kernels are asked for: the first blocks' reads overlap the loading
+    of the compiled kernels."""
     from batchproc.io.regions import CACHE, read_region
 
     plan = job.plan
-    upto = len(plan.steps) if upto is None else upto
+    steps = len(plan.steps) if upto is None else upto
     if job.cache_bytes:
         CACHE.reserve(plan.source.token, job.cache_bytes)
-    lo, hi, have = plan.region(index, upto)
-    reach = plan.reach(upto)
+    lo, hi, have = plan.region(index, steps)
+    reach = plan.reach(steps)
     exclusive = [(start + r, stop - r) for (start, stop), r in zip(plan.box(index), reach, strict=True)]
     src = plan.source
     readers = (lambda chunk: plan.chunk_readers(chunk, reach)) if src.native is not None else None
     faces = (lambda chunk: plan.chunk_faces(chunk, reach)) if src.native is not None else None
-    block = read_region(src.reader, src.shape, src.dtype, src.native, lo, hi, exclusive, (src.token, upto), readers, faces=faces)
-    return run_links(block, links(job, upto, kernels), have, own=True, origin=lo)
+    block = read_region(src.reader, src.shape, src.dtype, src.native, lo, hi, exclusive, (src.token, steps), readers, faces=faces)
+    with kernels_now(job, upto) as kernels:
+        return run_links(block, links(job, steps, kernels), have, own=True, origin=lo)
 
 
 def pass_task(job: Job, index: tuple[int, ...], step: int, number: int) -> np.ndarray:

@@ -15,9 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from batchproc.kernels import sobel, stencil
-from batchproc.kernels.lines import MODE_CODES, as_lines, correlate1d, correlate_last_two, minmax1d_3d, uniform1d_3d
-from batchproc.kernels.params import axes_tuple, expand
+from batchproc.kernels.params import MODE_CODES, axes_tuple, expand
 
 Block = Callable[..., np.ndarray]
 
@@ -32,6 +30,11 @@ def _cval_fits(dtype: np.dtype, params: Mapping[str, Any], modes: tuple) -> bool
         return True
     info = np.iinfo(dtype)
     return info.min <= params["cval"] <= info.max
+
+
+def _numeric(dtype: np.dtype) -> bool:
+    """An integer or float dtype scipy.ndimage's C code takes (not float16)."""
+    return np.dtype(dtype).kind in "iuf" and np.dtype(dtype) != np.float16
 
 
 def _contiguous(x: np.ndarray) -> np.ndarray:
@@ -65,7 +68,7 @@ def gaussian_weights(sigma: float, order: int, radius: int) -> np.ndarray:
 
 def fast_gaussian(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
     out = _out_dtype(dtype, params)
-    if out.kind not in "iuf" or np.dtype(dtype).kind not in "iuf":
+    if not _numeric(out) or not _numeric(dtype):
         return None
     orders = params["order"]
     if out.kind in "iu":
@@ -81,6 +84,8 @@ def fast_gaussian(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
 
 
 def gaussian_block(x: np.ndarray, keep: tuple[slice, ...] | None = None, overwrite_input: bool = False, **p: Any) -> np.ndarray:
+    from batchproc.kernels.lines import correlate1d, correlate_last_two
+
     """scipy's gaussian_filter of the block, cut to ``keep`` (slices with bounds).
 
     Each pass computes only the outputs kept along its own axis: it reads whole
@@ -153,6 +158,8 @@ def _integer_passes(dtype: np.dtype, out: np.dtype, modes: tuple, cval: float) -
     """Can the three-tap passes run in integers (:mod:`batchproc.kernels.stencil`):
     an input of at most 16 bits, an 8- or 16-bit output whose cast from float64
     scipy does as a wrap, and an integral cval where a constant edge reads it?"""
+    from batchproc.kernels import stencil
+
     if np.dtype(dtype).kind not in "iu" or np.dtype(dtype).itemsize > 2 or np.dtype(out) not in stencil.WRAPPING:
         return False
     if any(MODE_CODES[m] == 4 for m in modes) and not stencil.integral_cval(cval):
@@ -163,6 +170,9 @@ def _integer_passes(dtype: np.dtype, out: np.dtype, modes: tuple, cval: float) -
 def _three_taps(src: np.ndarray, dst: np.ndarray, axis: int, taps: tuple[int, int, int], mode: str, cval: float, integer: bool) -> None:
     """scipy's correlate1d of ``src`` with the integer weights ``taps`` (symmetric
     or antisymmetric) along ``axis`` into ``dst``."""
+    from batchproc.kernels import stencil
+    from batchproc.kernels.lines import as_lines
+
     lines, into = as_lines(src, axis), as_lines(dst, axis)
     if integer:
         # (a cval that is not an integer is never read: no constant edge then)
@@ -192,7 +202,7 @@ def fast_edges(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | Non
 
     def fast(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
         out = _out_dtype(dtype, params)
-        if np.dtype(dtype).kind not in "iuf":
+        if not _numeric(dtype) or not _numeric(out):
             return None
         integer = _integer_passes(dtype, out, expand(params["mode"], 1), params["cval"])
         if out.kind != "f" and not integer:
@@ -214,7 +224,7 @@ def fast_laplace(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
     first of ``axes`` into the output, then each other one into the output dtype
     and added to it (numpy's ``+=``), in three-tap passes as for sobel."""
     out = _out_dtype(dtype, params)
-    if np.dtype(dtype).kind not in "iuf":
+    if not _numeric(dtype) or not _numeric(out):
         return None
     integer = _integer_passes(dtype, out, expand(params["mode"], 1), params["cval"])
     if out.kind != "f" and not integer:
@@ -245,13 +255,15 @@ def fast_sobel_magnitude(dtype: np.dtype, params: Mapping[str, Any]) -> Block | 
     ``params`` also carry the result's dtype (``_out``) and the operation's own
     block function for other blocks (``_whole``): the kernels know no operation."""
     out, whole_block = params["_out"], params["_whole"]
-    if np.dtype(dtype).kind not in "iuf" or out not in (np.float32, np.float64):
+    if not _numeric(dtype) or out not in (np.float32, np.float64):
         return None
 
     def block(x: np.ndarray, keep: tuple[slice, ...] | None = None, overwrite_input: bool = False, **p: Any) -> np.ndarray:
         if x.ndim not in (2, 3) or axes_tuple(p["axes"], x.ndim) != tuple(range(x.ndim)):
             whole = whole_block(x, **p)
             return whole if keep is None else whole[keep]
+        from batchproc.kernels import sobel
+
         return sobel.sobel_magnitude(x, expand(p["mode"], x.ndim), p["cval"], out, keep, overwrite_input)
 
     # map_stage hands it the part later steps need, and its input to write over.
@@ -275,7 +287,7 @@ def _size_passes(p: Mapping[str, Any], ndim: int) -> list[tuple[int, int, int, s
 
 def fast_uniform(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
     out = _out_dtype(dtype, params)
-    if np.dtype(dtype).kind not in "iuf":
+    if not _numeric(dtype) or not _numeric(out):
         return None
     if out.kind in "iu":
         # An average stays within the input's range, but the running sum's
@@ -293,6 +305,8 @@ def uniform_block(x: np.ndarray, **p: Any) -> np.ndarray:
     if not passes:
         out[...] = x
         return out
+    from batchproc.kernels.lines import as_lines, uniform1d_3d
+
     src = _contiguous(x)
     for axis, size, origin, mode in passes:
         uniform1d_3d(as_lines(src, axis), size, origin, MODE_CODES[mode], float(p["cval"]), as_lines(out, axis))
@@ -320,7 +334,7 @@ def fast_minmax(minimum: bool) -> Callable[[np.dtype, Mapping[str, Any]], Block 
         fp = params.get("footprint")
         if fp is not None and not fp.all():
             return None  # a shaped footprint is not separable: scipy's own kernel
-        if np.dtype(dtype).kind not in "iuf" or out.kind not in "iuf":
+        if not _numeric(dtype) or not _numeric(out):
             return None
         if np.dtype(dtype).kind in "iu" and np.dtype(dtype).itemsize > 4:
             return None  # int64 is not exact in float64 line buffers
@@ -345,6 +359,8 @@ def fast_minmax(minimum: bool) -> Callable[[np.dtype, Mapping[str, Any]], Block 
             if not passes:
                 out_[...] = x
                 return out_
+            from batchproc.kernels.lines import as_lines, minmax1d_3d
+
             src = _contiguous(x)
             for axis, size, origin, mode in passes:
                 minmax1d_3d(as_lines(src, axis), size, origin, MODE_CODES[mode], float(p["cval"]), minimum, as_lines(out_, axis))
@@ -411,7 +427,6 @@ def fast_rank(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None
     (:func:`~batchproc.kernels.rank.histogram_pays`); scipy for the rest (min/max
     ranks, very large windows of other dtypes, 64-bit integers, NaN or -0.0 in the
     block, empty blocks)."""
-    from batchproc.kernels import rank as networks
 
     def fast(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
         dt = np.dtype(dtype)
@@ -419,9 +434,13 @@ def fast_rank(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None
             return None
         if MODE_CODES[params["mode"]] == 4 and not _exact_cval(dt, float(params["cval"])):
             return None
+        if dt.kind in "iu" and not np.isfinite(params["cval"]):
+            return None  # scipy casts cval to the dtype whatever the mode, and refuses these
         cval = _block_cval(dt, params)
 
         def block(x: np.ndarray, **p: Any) -> np.ndarray:
+            from batchproc.kernels import rank as networks
+
             window = _full_footprint(p, x.ndim) if x.ndim in (2, 3) and x.size else None
             if window is not None:
                 footprint, origins = window
@@ -447,15 +466,13 @@ def fast_dense(convolution: bool) -> Callable[[np.dtype, Mapping[str, Any]], Blo
     """Row-vectorized correlation for 2-D and 3-D blocks; scipy for the rest
     (64-bit integers, grid-wrap/grid-constant, and integer results out of the
     output's range, whose C cast is scipy's)."""
-    from batchproc.kernels import dense
-
     scipy_name = "convolve" if convolution else "correlate"
 
     def fast(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
         dt, out = np.dtype(dtype), _out_dtype(dtype, params)
         if dt.kind not in "iuf" or dt.itemsize > 4 and dt.kind != "f" or dt == np.float16:
             return None
-        if out.kind not in "iuf" or out == np.float16 or out.itemsize > 4 and out.kind != "f":
+        if not _numeric(out) or out == np.float16 or out.itemsize > 4 and out.kind != "f":
             return None
         if params["mode"] not in _DENSE_MODES:
             return None
@@ -470,6 +487,8 @@ def fast_dense(convolution: bool) -> Callable[[np.dtype, Mapping[str, Any]], Blo
                 # mirrored origins (one further along even sizes).
                 weights = weights[(slice(None, None, -1),) * x.ndim]
                 origins = [-o - (0 if size & 1 else 1) for o, size in zip(origins, weights.shape, strict=True)]
+            from batchproc.kernels import dense
+
             # scipy's constant edge adds weight * cval in float64, whatever the dtype
             result = dense.correlate(x, weights, tuple(origins), p["mode"], float(p["cval"]), out)
             return _scipy(scipy_name)(x, **p) if result is None else result
@@ -507,8 +526,6 @@ def fast_binary(name: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | No
     input dtype scipy takes, ``iterations`` included; scipy's (the operation's own
     block) where ``iterations < 1`` meets a structure whose centre is false, whose
     repeated passes need not settle."""
-    from batchproc.kernels import morphology
-
     steps = _BINARY_STEPS[name]
 
     def fast(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
@@ -521,6 +538,8 @@ def fast_binary(name: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | No
             mask = p["mask"] if "mask" in p else (extra[0] if extra else None)
             if x.size == 0:
                 return np.zeros(x.shape, bool)
+            from batchproc.kernels import morphology
+
             return morphology.binary_morphology(x, steps, p.get("structure"), p["iterations"], mask, p["border_value"], p["origin"], p.get("axes"))
 
         block.__name__ = name

@@ -13,17 +13,7 @@ from numba import types
 from numba.extending import overload
 
 from batchproc.kernels._jit import OPTIONS, jit
-
-MODE_CODES = {
-    "reflect": 0,
-    "grid-mirror": 0,
-    "mirror": 1,
-    "nearest": 2,
-    "wrap": 3,
-    "grid-wrap": 3,
-    "constant": 4,
-    "grid-constant": 4,
-}
+from batchproc.kernels.params import MODE_CODES
 
 
 @jit

@@ -1,10 +1,23 @@
 """Per-axis parameters as scipy normalizes them: the two rules every operation
-and kernel shares (kept here, in the kernels' own package, which imports nothing
-of the rest of batchproc)."""
+and kernel shares, and the boundary modes' numbers (kept here, in the kernels' own
+package, which imports nothing of the rest of batchproc; and without numba, so that
+choosing a kernel does not load it)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+#: scipy's boundary modes as the compiled kernels number them.
+MODE_CODES = {
+    "reflect": 0,
+    "grid-mirror": 0,
+    "mirror": 1,
+    "nearest": 2,
+    "wrap": 3,
+    "grid-wrap": 3,
+    "constant": 4,
+    "grid-constant": 4,
+}
 
 
 def expand(value: Any, n: int) -> tuple:

@@ -8,17 +8,28 @@ plane at a time (the passes along z read three planes), so that its working set 
 few planes instead of three whole float64 responses: bit-identical to scipy, a
 fraction of the memory traffic.
 
-All arithmetic is float64 (``np.float64(v)``: numba's ``float(v)`` keeps a float32 a float32), rounded to the output dtype after each step as scipy
-stores it. For a float32 output that equals native float32 arithmetic: a float64
-result of one +, * or sqrt on float32 operands, rounded to float32, is the correctly
-rounded float32 result (53 >= 2 * 24 + 2).
+The passes' arithmetic is float64 (``np.float64(v)``: numba's ``float(v)`` keeps a
+float32 a float32), rounded to the output dtype after each step as scipy stores it.
+For a float32 output that equals native float32 arithmetic: a float64 result of one
++, * or sqrt on float32 operands, rounded to float32, is the correctly rounded
+float32 result (53 >= 2 * 24 + 2).
+
+An integer input of at most 16 bits (and an integral cval of at most 2^16) takes
+the passes in float32 instead, twice the lanes of float64: every value they make is
+then an integer below 2^21 in magnitude (a derivative at most doubles the input's
+range, each smoothing quadruples it), which float32 and float64 both hold exactly, so
+no pass rounds in either, and the responses equal scipy's. The only difference is
+the sign of a zero response, which the square that follows removes. The arithmetic
+type is the ``like`` argument's (a 0 of it), resolved when numba compiles.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
-from batchproc.kernels._jit import jit
+from batchproc.kernels._jit import OPTIONS, jit
 from batchproc.kernels.lines import MODE_CODES, source_index
 
 # scipy's weights as its C loop uses them (NI_Correlate1D, size 3): a symmetric
@@ -29,15 +40,27 @@ _SMOOTH_C, _SMOOTH_S = 2.0, 1.0
 _DERIV_C, _DERIV_S = 0.0, -1.0
 
 
+def _as(value, like):
+    """``value`` in the passes' arithmetic type: that of ``like``."""
+    return np.float64(value)
+
+
+@overload(_as, jit_options=OPTIONS)
+def _as_typed(value, like):
+    if isinstance(like, types.Float) and like.bitwidth == 32:
+        return lambda value, like: np.float32(value)
+    return lambda value, like: np.float64(value)
+
+
 @jit
-def _tap(c, left, right, derivative):
+def _tap(c, left, right, derivative, like):
     if derivative:
-        return c * _DERIV_C + (left - right) * _DERIV_S
-    return c * _SMOOTH_C + (left + right) * _SMOOTH_S
+        return c * _as(_DERIV_C, like) + (left - right) * _as(_DERIV_S, like)
+    return c * _as(_SMOOTH_C, like) + (left + right) * _as(_SMOOTH_S, like)
 
 
 @jit
-def _pass_x(src, dst, derivative, mode, cval):
+def _pass_x(src, dst, derivative, mode, cval, like):
     """Along the rows of a plane (the last axis; both planes C-contiguous). The
     plane goes through as one long row, then each row's two ends are redone with
     the mode: a loop per row cost a third more (258x258 float32 plane: 27.8 -> 21.8 us)."""
@@ -49,32 +72,36 @@ def _pass_x(src, dst, derivative, mode, cval):
     total = ny * nx
     if total >= 2:
         left, centre, right, inside = s[: total - 2], s[1 : total - 1], s[2:], d[1 : total - 1]
+        dc, ds, sc, ss = _as(_DERIV_C, like), _as(_DERIV_S, like), _as(_SMOOTH_C, like), _as(_SMOOTH_S, like)
         if derivative:
             for i in range(total - 2):
-                inside[i] = np.float64(centre[i]) * _DERIV_C + (np.float64(left[i]) - np.float64(right[i])) * _DERIV_S
+                inside[i] = _as(centre[i], like) * dc + (_as(left[i], like) - _as(right[i], like)) * ds
         else:
             for i in range(total - 2):
-                inside[i] = np.float64(centre[i]) * _SMOOTH_C + (np.float64(left[i]) + np.float64(right[i])) * _SMOOTH_S
+                inside[i] = _as(centre[i], like) * sc + (_as(left[i], like) + _as(right[i], like)) * ss
     lo = source_index(-1, nx, mode)
     hi = source_index(nx, nx, mode)
+    edge = _as(cval, like)
     for y in range(ny):
         row = src[y]
         out = dst[y]
-        left = cval if lo < 0 else np.float64(row[lo])
-        right = np.float64(row[1]) if nx > 1 else (cval if hi < 0 else np.float64(row[hi]))
-        first = _tap(np.float64(row[0]), left, right, derivative)
+        left = edge if lo < 0 else _as(row[lo], like)
+        right = _as(row[1], like) if nx > 1 else (edge if hi < 0 else _as(row[hi], like))
+        first = _tap(_as(row[0], like), left, right, derivative, like)
         if nx > 1:
-            left = np.float64(row[nx - 2])
-            right = cval if hi < 0 else np.float64(row[hi])
-            out[nx - 1] = _tap(np.float64(row[nx - 1]), left, right, derivative)
+            left = _as(row[nx - 2], like)
+            right = edge if hi < 0 else _as(row[hi], like)
+            out[nx - 1] = _tap(_as(row[nx - 1], like), left, right, derivative, like)
         out[0] = first
 
 
 @jit
-def _combine(prev, cur, nxt, prev_cval, next_cval, dst, derivative, cval):
+def _combine(prev, cur, nxt, prev_cval, next_cval, dst, derivative, cval, like):
     """dst = tap(cur, prev, nxt) over two planes' rows (or one plane's), ``cval``
     standing in for a neighbour beyond the edge in constant mode."""
     ny, nx = cur.shape
+    edge = _as(cval, like)
+    dc, ds, sc, ss = _as(_DERIV_C, like), _as(_DERIV_S, like), _as(_SMOOTH_C, like), _as(_SMOOTH_S, like)
     for y in range(ny):
         c = cur[y]
         d = dst[y]
@@ -82,34 +109,34 @@ def _combine(prev, cur, nxt, prev_cval, next_cval, dst, derivative, cval):
         q = nxt[y]
         if derivative:
             for i in range(nx):
-                left = cval if prev_cval else np.float64(p[i])
-                right = cval if next_cval else np.float64(q[i])
-                d[i] = np.float64(c[i]) * _DERIV_C + (left - right) * _DERIV_S
+                left = edge if prev_cval else _as(p[i], like)
+                right = edge if next_cval else _as(q[i], like)
+                d[i] = _as(c[i], like) * dc + (left - right) * ds
         else:
             for i in range(nx):
-                left = cval if prev_cval else np.float64(p[i])
-                right = cval if next_cval else np.float64(q[i])
-                d[i] = np.float64(c[i]) * _SMOOTH_C + (left + right) * _SMOOTH_S
+                left = edge if prev_cval else _as(p[i], like)
+                right = edge if next_cval else _as(q[i], like)
+                d[i] = _as(c[i], like) * sc + (left + right) * ss
 
 
 @jit
-def _pass_y(src, dst, derivative, mode, cval):
+def _pass_y(src, dst, derivative, mode, cval, like):
     """Along the columns of a plane (its first axis)."""
     ny = src.shape[0]
     if ny >= 3:  # the rows inside in one go, only the first and last asking the mode
         # (fewer calls than one per row)
-        _combine(src[0 : ny - 2], src[1 : ny - 1], src[2:ny], False, False, dst[1 : ny - 1], derivative, cval)
+        _combine(src[0 : ny - 2], src[1 : ny - 1], src[2:ny], False, False, dst[1 : ny - 1], derivative, cval, like)
     step = ny - 1 if ny >= 3 else 1
     for y in range(0, ny, step):
         a = source_index(y - 1, ny, mode)
         b = source_index(y + 1, ny, mode)
-        _combine(src[max(a, 0) : max(a, 0) + 1], src[y : y + 1], src[max(b, 0) : max(b, 0) + 1], a < 0, b < 0, dst[y : y + 1], derivative, cval)
+        _combine(src[max(a, 0) : max(a, 0) + 1], src[y : y + 1], src[max(b, 0) : max(b, 0) + 1], a < 0, b < 0, dst[y : y + 1], derivative, cval, like)
 
 
 @jit
-def _pass_z(src, a, z, b, dst, derivative, cval):
+def _pass_z(src, a, z, b, dst, derivative, cval, like):
     """Along z: planes ``a``, ``z``, ``b`` of ``src`` (-1: beyond a constant edge)."""
-    _combine(src[max(a, 0)], src[z], src[max(b, 0)], a < 0, b < 0, dst, derivative, cval)
+    _combine(src[max(a, 0)], src[z], src[max(b, 0)], a < 0, b < 0, dst, derivative, cval, like)
 
 
 @jit
@@ -128,7 +155,7 @@ def _slot(cache, keys, s, need0, need1, need2):
 
 
 @jit
-def _derivative_planes(x, cache, keys, planes, along_y, mode, cval, slots):
+def _derivative_planes(x, cache, keys, planes, along_y, mode, cval, slots, like):
     """For each plane index in ``planes`` (-1 for none), the slot of x's derivative
     along y or x in that plane, computed if not cached."""
     for k in range(3):
@@ -139,51 +166,54 @@ def _derivative_planes(x, cache, keys, planes, along_y, mode, cval, slots):
         j = _slot(cache, keys, s, planes[0], planes[1], planes[2])
         if keys[j] != s:
             if along_y:
-                _pass_y(x[s], cache[j], True, mode, cval)
+                _pass_y(x[s], cache[j], True, mode, cval, like)
             else:
-                _pass_x(x[s], cache[j], True, mode, cval)
+                _pass_x(x[s], cache[j], True, mode, cval, like)
             keys[j] = s
         slots[k] = j
 
 
 @jit
 def _square_into(src, total, first):
-    """Square ``src`` in place (rounded as stored), then start or add to ``total``."""
+    """Square ``src`` in place (rounded as stored), then start or add to ``total``:
+    in the output's own arithmetic (see the module's text). The square is stored
+    first, as numpy's square and add do: fused into the add, it let the compiler
+    swap the add's operands, and which NaN comes first decides the sign of the one
+    that comes out."""
     ny, nx = src.shape
     for y in range(ny):
         s = src[y]
         t = total[y]
         for i in range(nx):
-            v = np.float64(s[i])
-            s[i] = v * v
+            s[i] = s[i] * s[i]
         if first:
             for i in range(nx):
                 t[i] = s[i]
         else:
             for i in range(nx):
-                t[i] = np.float64(t[i]) + np.float64(s[i])
+                t[i] = t[i] + s[i]
 
 
 @jit
-def _in_plane_axis(x, cache, keys, planes, along_y, use_z, a, b, work, response, total, first, m1, m2, cval, slots):
+def _in_plane_axis(x, cache, keys, planes, along_y, use_z, a, b, work, response, total, first, m1, m2, cval, slots, like):
     """Plane z's sobel along y (``along_y``) or x, squared into ``total``: the
     derivative in the plane (cached for the neighbouring z), smoothing along z
     (planes a, z, b) when ``use_z``, then along the plane's other axis."""
-    _derivative_planes(x, cache, keys, planes, along_y, m1 if along_y else m2, cval, slots)
+    _derivative_planes(x, cache, keys, planes, along_y, m1 if along_y else m2, cval, slots, like)
     if use_z:
-        _pass_z(cache, slots[0] if a >= 0 else -1, slots[1], slots[2] if b >= 0 else -1, work, False, cval)
+        _pass_z(cache, slots[0] if a >= 0 else -1, slots[1], slots[2] if b >= 0 else -1, work, False, cval, like)
         smoothed = work
     else:
         smoothed = cache[slots[1]]
     if along_y:
-        _pass_x(smoothed, response, False, m2, cval)
+        _pass_x(smoothed, response, False, m2, cval, like)
     else:
-        _pass_y(smoothed, response, False, m1, cval)
+        _pass_y(smoothed, response, False, m1, cval, like)
     _square_into(response, total, first)
 
 
 @jit
-def sobel_magnitude_planes(x, out, m0, m1, m2, cval, use_z, z0, y0, x0):
+def sobel_magnitude_planes(x, out, m0, m1, m2, cval, use_z, z0, y0, x0, like):
     """``out`` = scipy's sobel magnitude of ``x`` (nz, ny, nx) from ``(z0, y0, x0)``
     on, as far as ``out`` reaches; with ``use_z`` False each plane is a separate 2-D
     image (axes y and x only). Plane ``z`` of the result is written once plane
@@ -206,22 +236,22 @@ def sobel_magnitude_planes(x, out, m0, m1, m2, cval, use_z, z0, y0, x0):
             a = source_index(z - 1, nz, m0)
             b = source_index(z + 1, nz, m0)
             # axis 0: derivative along z, then smoothing along y, then x
-            _pass_z(x, a, z, b, plane_a, True, cval)
-            _pass_y(plane_a, plane_b, False, m1, cval)
-            _pass_x(plane_b, plane_a, False, m2, cval)
+            _pass_z(x, a, z, b, plane_a, True, cval, like)
+            _pass_y(plane_a, plane_b, False, m1, cval, like)
+            _pass_x(plane_b, plane_a, False, m2, cval, like)
             _square_into(plane_a, total, True)
             planes[0], planes[1], planes[2] = a, z, b
         else:
             planes[0], planes[1], planes[2] = -1, z, -1
         # axis 1: derivative along y, then smoothing along z, then x;
         # axis 2: derivative along x, then smoothing along z, then y
-        _in_plane_axis(x, dy, keys_y, planes, True, use_z, a, b, plane_a, plane_b, total, not use_z, m1, m2, cval, slots)
-        _in_plane_axis(x, dx, keys_x, planes, False, use_z, a, b, plane_a, plane_b, total, False, m1, m2, cval, slots)
+        _in_plane_axis(x, dy, keys_y, planes, True, use_z, a, b, plane_a, plane_b, total, not use_z, m1, m2, cval, slots, like)
+        _in_plane_axis(x, dx, keys_x, planes, False, use_z, a, b, plane_a, plane_b, total, False, m1, m2, cval, slots, like)
         if z > z0:
             out[z - 1 - z0] = pending
         for y in range(out.shape[1]):
             for i in range(out.shape[2]):
-                pending[y, i] = np.sqrt(np.float64(total[y0 + y, x0 + i]))
+                pending[y, i] = np.sqrt(total[y0 + y, x0 + i])
     if out.shape[0] > 0:
         out[out.shape[0] - 1] = pending
 
@@ -248,5 +278,7 @@ def sobel_magnitude(
         out = src.reshape(-1)[: int(np.prod(shape))].reshape(shape)
     else:
         out = np.empty(shape, dtype)
-    sobel_magnitude_planes(src, out, codes[0], codes[1], codes[2], np.float64(cval), x.ndim == 3, keep[0].start, keep[1].start, keep[2].start)
+    exact = src.dtype.kind in "iu" and src.dtype.itemsize <= 2 and (MODE_CODES["constant"] not in codes or float(cval).is_integer() and abs(cval) <= 2**16)
+    like = np.float32(0) if exact else np.float64(0)
+    sobel_magnitude_planes(src, out, codes[0], codes[1], codes[2], np.float64(cval), x.ndim == 3, keep[0].start, keep[1].start, keep[2].start, like)
     return out.reshape(shape[1:] if x.ndim == 2 else shape)

@@ -156,6 +156,11 @@ class Operation:
     apply:     for global ops outside pipelines (histogram), ``apply(x, **params)``
                -> the lazy result and the function that turns it into scipy's.
     relate:    checks between parameters once the input's ndim/dtype are known.
+    probed:    whether validation always runs the block kernel (scipy's) on one
+               voxel (:meth:`_probe`); False: not in a run planned on the compiled
+               kernels where one covers the parameters, as the declared checks and
+               that kernel's coverage refuse all that scipy refuses
+               (``tests/ops/test_declared.py`` holds the operations that say so to it).
     scipy:     True when ``scipy.ndimage`` has a function of this name and signature.
     """
 
@@ -172,6 +177,7 @@ class Operation:
     passes: Callable[[np.dtype, Mapping[str, Any], str], tuple[Pass, ...]] | None = None
     finish: Callable[[np.dtype, Mapping[str, Any]], BlockFn] | None = None
     relate: RelateFn | None = None
+    probed: bool = True
     scipy: bool = False
     in_pipeline: bool = True
     returns_array: bool = True
@@ -280,14 +286,13 @@ class Operation:
         differ between functions) is refused here, up front, rather than in a task
         mid-computation. Costs microseconds: the probe has one voxel.
 
-        No probe where the run is planned on the compiled kernels (``ctx.kernels``)
-        and one covers these parameters: a compiled kernel covers only what scipy
-        accepts (``tests/ops/test_declared.py`` holds each to it), and the run
-        then need not import scipy.ndimage (a fifth of a second).
+        No probe for an operation not ``probed``, in a run planned on the
+        compiled kernels (``ctx.kernels``) where one covers these parameters: the
+        run then need not import scipy.ndimage (a fifth of a second).
         """
         if self.block is None or ctx.ndim is None or ctx.dtype is None:
             return
-        if ctx.kernels == "compiled" and self.fast is not None and self.fast(ctx.dtype, params) is not None:
+        if not self.probed and ctx.kernels == "compiled" and self.fast is not None and self.fast(ctx.dtype, params) is not None:
             return
         tiny = np.zeros((1,) * ctx.ndim, dtype=ctx.dtype)
         present = [n for n in self.aligned if hasattr(params.get(n), "shape")]

@@ -380,6 +380,7 @@ declare(
     ),
     halo=gaussian_halo,
     relate=relate_gaussian,
+    probed=False,
     fast=compiled("fast_gaussian"),
 )
 for _name in ("gaussian_gradient_magnitude", "gaussian_laplace"):
@@ -678,5 +679,6 @@ mode, cval
             dtype, {**params, "_out": sobel_magnitude_dtype(dtype, params), "_whole": sobel_magnitude_block}
         ),
         relate=relate_full_rank_modes,
+        probed=False,
     )
 )

@@ -101,3 +101,62 @@ def test_declared_parameters_do_what_scipy_does(name: str) -> None:
             assert_same(name, got, want, a)
 
     check()
+
+
+#: Input dtypes for the coverage test: scipy's refusals among them (float16) too.
+EVERY_DTYPE = ("bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float16", "float32", "float64")
+
+
+def _block_answer(name: str, a: np.ndarray, params: dict) -> tuple[bool, object]:
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            REGISTRY[name].block(a, **params)
+            return True, None
+        except Exception as refused:
+            return False, refused
+
+
+def test_the_unprobed_operations_have_compiled_kernels() -> None:
+    unprobed = sorted(n for n, op in REGISTRY.items() if not op.probed)
+    assert unprobed and all(REGISTRY[n].fast is not None for n in unprobed), unprobed
+
+
+@pytest.mark.parametrize("name", sorted(n for n, op in REGISTRY.items() if op.fast is not None and n not in UNSAFE_REFERENCE))
+def test_a_compiled_kernel_covers_only_what_scipy_accepts(name: str) -> None:
+    """A run planned on the compiled kernels skips the validation probe (scipy on
+    one voxel) for an operation not ``probed``, wherever a compiled kernel covers
+    the parameters: what validation then lets through, scipy's own kernel must
+    accept (for every operation with a compiled kernel: each may come to skip it)."""
+    from batchproc.ops._checks import Context
+
+    op = REGISTRY[name]
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.data())
+    def check(data: st.DataObject) -> None:
+        ndim = data.draw(st.integers(1, 4), label="ndim")
+        dtype = np.dtype(data.draw(st.sampled_from(EVERY_DTYPE), label="dtype"))
+        given_params = data.draw(declared_params(op, ndim), label="params")
+        try:
+            params = op.validate(given_params, Context(name, ndim, dtype, kernels="compiled"))
+        except BatchprocError:
+            return
+        if op.fast(dtype, params) is None:
+            return
+        a = np.arange(4**ndim).reshape((4,) * ndim).astype(dtype)
+        if not _pool_answer(name, a, params):
+            raise AssertionError(f"{name}: a compiled kernel covers {dtype} {params}, which scipy refuses")
+
+    check()
+
+
+def _pool_answer(name: str, a: np.ndarray, params: dict) -> bool:
+    if not _POOL:
+        _POOL.append(ProcessPoolExecutor(1))
+    try:
+        accepted, refused = _POOL[0].submit(_block_answer, name, a, params).result(timeout=120)
+    except BrokenProcessPool:
+        _POOL.pop().shutdown(wait=False, cancel_futures=True)
+        return True  # scipy's process died: no answer to hold the kernel to
+    return accepted

@@ -1,0 +1,97 @@
+"""The kernels' numba cache loader (:mod:`batchproc.kernels._jit`): a cached
+kernel loads without numba's full set-up, and needs nothing that set-up adds.
+
+``LoadingCache`` readies only numba's runtime before it loads an entry. That is
+safe only while every compiled entry calls nothing beyond the runtime's
+``NRT_*`` functions, numba's C helpers, the C math functions (both added when
+numba's target context is made), the Python C API and libc: the second test reads
+the undefined symbols of every cached kernel's object code and holds them to that.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from llvmlite import binding as llvm
+
+import batchproc.kernels.filters  # noqa: F401  (its kernels' cache files are the ones read)
+from batchproc.kernels import _jit, lines, sobel
+
+#: What a cached kernel may call (see the module's text).
+ALLOWED = re.compile(
+    r"NRT_\w+|numba_\w+|_?Py\w+|_Py_NoneStruct"
+    r"|memset|memcpy|memmove|malloc|free|abort"
+    r"|(sqrt|floor|ceil|trunc|round|rint|nearbyint|fabs|fmod|pow|exp|exp2|expm1|log|log2|log10|log1p|"
+    r"sin|cos|tan|asin|acos|atan|atan2|sinh|cosh|tanh|asinh|acosh|atanh|hypot|copysign|fmin|fmax|erf|erfc|lgamma|tgamma)f?"
+    r"|__\w+"  # compiler runtime (__powidf2, __truncdfhf2, ...)
+)
+
+
+def undefined_symbols(object_code: bytes) -> set[str]:
+    """The undefined symbols of an ELF64 object file (its ``.symtab`` entries whose
+    section index is 0, named in ``.strtab``)."""
+    sections = {(s.name() or b"").decode(): s.data() for s in llvm.ObjectFileRef.from_data(object_code).sections()}
+    table, names = sections[".symtab"], sections[".strtab"]
+    found = set()
+    for offset in range(0, len(table), 24):  # Elf64_Sym: name u32, info u8, other u8, shndx u16, value u64, size u64
+        name, _, _, shndx = struct.unpack_from("<IBBH", table, offset)
+        if shndx == 0 and name:
+            found.add(names[name : names.index(b"\0", name)].decode())
+    return found
+
+
+def cache_files() -> list[Path]:
+    folders = [Path(os.environ["NUMBA_CACHE_DIR"])] if os.environ.get("NUMBA_CACHE_DIR") else []
+    folders.append(Path(_jit.__file__).parent / "__pycache__")
+    return [f for folder in folders if folder.is_dir() for f in folder.rglob("*.nbc")]
+
+
+def test_every_cached_kernel_calls_only_what_the_runtime_provides() -> None:
+    # Compile two kernels here, so that the cache holds entries whatever ran before.
+    out = np.empty((4, 6, 6), np.float32)
+    sobel.sobel_magnitude_planes(np.zeros((4, 6, 6), np.uint16), out, 0, 0, 0, 0.0, True, 0, 0, 0, np.float32(0))
+    lines.correlate1d(np.zeros((5, 7)), np.ones(3) / 3, 1, np.empty((5, 7)), "reflect", 0.0, 0, 0)
+    files = cache_files()
+    assert files, "no cached kernel to read"
+    strays: dict[str, set[str]] = {}
+    for file in files:
+        entry = pickle.loads(file.read_bytes())
+        kind, (object_code, _bitcode) = entry[0][1], entry[0][2]
+        assert kind == "object", file
+        stray = {s for s in undefined_symbols(object_code) if not ALLOWED.fullmatch(s)}
+        if stray:
+            strays[file.name] = stray
+    assert not strays, strays
+
+
+def test_a_warm_process_loads_kernels_without_numbas_full_set_up(tmp_path: Path) -> None:
+    # Two processes run the same kernel: the first compiles it into an empty
+    # cache, the second loads it, and must neither compile nor import what
+    # numba's refresh imports (numba.np.linalg, and through it scipy.linalg).
+    script = (
+        "import sys, numpy as np\n"
+        "from batchproc.kernels import sobel\n"
+        "x = np.arange(4 * 6 * 6, dtype=np.uint16).reshape(4, 6, 6)\n"
+        "out = np.empty(x.shape, np.float32)\n"
+        "sobel.sobel_magnitude_planes(x, out, 0, 0, 0, 0.0, True, 0, 0, 0, np.float32(0))\n"
+        "d = sobel.sobel_magnitude_planes\n"
+        "print(float(out.sum()), sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values()), 'numba.np.linalg' in sys.modules)\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600, check=True).stdout.split() for _ in range(2)]
+    first, second = runs
+    assert first[2] == "1", first  # compiled
+    assert second[1:] == ["1", "0", "False"], second  # loaded from the cache, no compiler set up
+    assert first[0] == second[0]
+    import scipy.ndimage as ndi
+
+    x = np.arange(4 * 6 * 6, dtype=np.uint16).reshape(4, 6, 6)
+    total = sum(np.square(ndi.sobel(x, a, output=np.float32)) for a in range(3))
+    assert float(second[0]) == float(np.sqrt(total).sum())
