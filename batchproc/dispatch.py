@@ -334,7 +334,7 @@ def compiles_forbidden() -> Iterator[None]:
     """In this thread, numba loads kernels from its cache but raises
     :class:`WouldCompile` instead of compiling one."""
     global _LISTENING
-    from numba.core import event
+    from batchproc.kernels._jit import event
 
     with _LOCK:
         if not _LISTENING:
@@ -351,7 +351,7 @@ def _forbidder() -> Any:
     """A listener of numba's compile events that raises :class:`WouldCompile`
     where compiling is forbidden, as a compilation is about to start (numba's
     ``with`` blocks around it release its locks)."""
-    from numba.core import event
+    from batchproc.kernels._jit import event
 
     class Forbidder(event.Listener):  # type: ignore[misc]
         def on_start(self, happened: Any) -> None:

@@ -12,6 +12,12 @@ Python C API and libc. So :class:`LoadingCache` sets up the runtime and loads.
 Compiling is unchanged: numba's compiler refreshes the context itself. The
 figures are in docs/concepts/startup.md; ``tests/kernels/test_jit.py`` checks
 that no cached entry calls anything else.
+
+batchproc imports numba here and nowhere else (the kernels take ``types``,
+``overload`` and ``event`` from this module): the first import of numba from two
+threads at once can fail ("partially initialized module 'numba.core.event'"), as
+numba's modules import each other in cycles, and Python's lock on this one module
+makes every other thread wait for the first.
 """
 
 from __future__ import annotations
@@ -20,8 +26,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numba
+from numba import types
+from numba.core import event
 from numba.core.caching import FunctionCache
 from numba.core.runtime import rtsys
+from numba.extending import overload
+
+__all__ = ["OPTIONS", "LoadingCache", "event", "jit", "overload", "types"]
 
 #: The options of every kernel.
 OPTIONS = {"cache": True, "nogil": True}

@@ -26,10 +26,8 @@ type is the ``like`` argument's (a 0 of it), resolved when numba compiles.
 from __future__ import annotations
 
 import numpy as np
-from numba import types
-from numba.extending import overload
 
-from batchproc.kernels._jit import OPTIONS, jit
+from batchproc.kernels._jit import OPTIONS, jit, overload, types
 from batchproc.kernels.lines import MODE_CODES, source_index
 
 # scipy's weights as its C loop uses them (NI_Correlate1D, size 3): a symmetric

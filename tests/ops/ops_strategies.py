@@ -255,6 +255,10 @@ def rank_common(draw: st.DrawFn, a: np.ndarray) -> tuple[dict[str, Any], int]:
     window = params["footprint"].shape[0] if "footprint" in params else params["size"][0]
     if a.ndim == 1 and window > a.shape[0] and params["mode"] in ("reflect", "mirror", "wrap", "grid-wrap", "grid-mirror"):
         params["mode"] = "nearest"
+    # Nor in 1-D with integers and a cval int64 cannot hold: scipy refuses it or not
+    # by the line's length (docs/concepts/exactness.md); batchproc always does.
+    if a.ndim == 1 and a.dtype.kind in "iu" and not np.isfinite(params["cval"]):
+        params["cval"] = 0.0
     return params, count
 
 
