@@ -58,6 +58,8 @@ from typing import Any
 
 import numpy as np
 
+from batchproc import dispatch
+
 
 @dataclass(frozen=True)
 class Kernel:
@@ -257,7 +259,12 @@ def speeds(shape: tuple[int, ...], dtypes: list[str], only: list[str] | None = N
             op, params = spec.op, spec.params
             _scipy(op, a, params)
             scipy_times, scipy_wall, want = _both_times(lambda op=op, params=params, a=a: _scipy(op, a, params), repeat)
-            _batchproc(op, a, params, "compiled", a.shape, 1)  # loads (or compiles) the kernels once
+            # Load (or compile, in another process) the kernels of both layouts, and
+            # wait for them: the timed runs are of the compiled kernels, not of the
+            # scipy ones a run takes while its kernels compile.
+            _batchproc(op, a, params, "compiled", a.shape, 1)
+            _batchproc(op, a, params, "compiled", quarter, 2)
+            dispatch.waiting(1800)
             one_times, got = _times(lambda op=op, params=params, a=a: _batchproc(op, a, params, "compiled", a.shape, 1), repeat)
             kernel = _block_kernel(op, a, params)
             kernel_times = _times(kernel, repeat)[0] if kernel is not None else one_times

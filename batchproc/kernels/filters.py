@@ -84,14 +84,14 @@ def fast_gaussian(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
 
 
 def gaussian_block(x: np.ndarray, keep: tuple[slice, ...] | None = None, overwrite_input: bool = False, **p: Any) -> np.ndarray:
-    from batchproc.kernels.lines import correlate1d, correlate_last_two
-
     """scipy's gaussian_filter of the block, cut to ``keep`` (slices with bounds).
 
     Each pass computes only the outputs kept along its own axis: it reads whole
     lines, and later passes read along other axes, so the result is the same.
     With ``overwrite_input`` the passes may write over ``x``.
     """
+    from batchproc.kernels.lines import correlate1d, correlate_last_two
+
     ndim = x.ndim
     keep = keep or tuple(slice(0, n) for n in x.shape)
     axes = axes_tuple(p["axes"], ndim)

@@ -14,8 +14,8 @@ For a float32 output that equals native float32 arithmetic: a float64 result of 
 +, * or sqrt on float32 operands, rounded to float32, is the correctly rounded
 float32 result (53 >= 2 * 24 + 2).
 
-An integer input of at most 16 bits (and an integral cval of at most 2^16) takes
-the passes in float32 instead, twice the lanes of float64: every value they make is
+An integer input of at most 16 bits with a float32 output (and an integral cval
+of at most 2^16) takes the passes in float32 instead, twice the lanes of float64: every value they make is
 then an integer below 2^21 in magnitude (a derivative at most doubles the input's
 range, each smoothing quadruples it), which float32 and float64 both hold exactly, so
 no pass rounds in either, and the responses equal scipy's. The only difference is
@@ -276,7 +276,9 @@ def sobel_magnitude(
         out = src.reshape(-1)[: int(np.prod(shape))].reshape(shape)
     else:
         out = np.empty(shape, dtype)
-    exact = src.dtype.kind in "iu" and src.dtype.itemsize <= 2 and (MODE_CODES["constant"] not in codes or float(cval).is_integer() and abs(cval) <= 2**16)
+    # (a float64 output keeps float64 passes: float32 ones between float64 planes were slower)
+    exact = dtype == np.float32 and src.dtype.kind in "iu" and src.dtype.itemsize <= 2
+    exact = exact and (MODE_CODES["constant"] not in codes or float(cval).is_integer() and abs(cval) <= 2**16)
     like = np.float32(0) if exact else np.float64(0)
     sobel_magnitude_planes(src, out, codes[0], codes[1], codes[2], np.float64(cval), x.ndim == 3, keep[0].start, keep[1].start, keep[2].start, like)
     return out.reshape(shape[1:] if x.ndim == 2 else shape)
