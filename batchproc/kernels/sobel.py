@@ -118,17 +118,26 @@ def _combine(prev, cur, nxt, prev_cval, next_cval, dst, derivative, cval, like):
 
 
 @jit
-def _pass_y(src, dst, derivative, mode, cval, like):
-    """Along the columns of a plane (its first axis)."""
+def _strip_y(src, r0, r1, dst, derivative, mode, cval, like):
+    """Rows ``r0`` to ``r1`` of the pass along the columns of a plane (its first
+    axis) into ``dst`` (``r1 - r0`` rows): the rows inside in one go, only the
+    plane's first and last asking the mode (fewer calls than one per row)."""
     ny = src.shape[0]
-    if ny >= 3:  # the rows inside in one go, only the first and last asking the mode
-        # (fewer calls than one per row)
-        _combine(src[0 : ny - 2], src[1 : ny - 1], src[2:ny], False, False, dst[1 : ny - 1], derivative, cval, like)
-    step = ny - 1 if ny >= 3 else 1
-    for y in range(0, ny, step):
+    lo, hi = max(r0, 1), min(r1, ny - 1)
+    if hi > lo:
+        _combine(src[lo - 1 : hi - 1], src[lo:hi], src[lo + 1 : hi + 1], False, False, dst[lo - r0 : hi - r0], derivative, cval, like)
+    for y in range(r0, r1):
+        if lo <= y < hi:
+            continue
         a = source_index(y - 1, ny, mode)
         b = source_index(y + 1, ny, mode)
-        _combine(src[max(a, 0) : max(a, 0) + 1], src[y : y + 1], src[max(b, 0) : max(b, 0) + 1], a < 0, b < 0, dst[y : y + 1], derivative, cval, like)
+        _combine(src[max(a, 0) : max(a, 0) + 1], src[y : y + 1], src[max(b, 0) : max(b, 0) + 1], a < 0, b < 0, dst[y - r0 : y - r0 + 1], derivative, cval, like)
+
+
+@jit
+def _pass_y(src, dst, derivative, mode, cval, like):
+    """Along the columns of a plane (its first axis)."""
+    _strip_y(src, 0, src.shape[0], dst, derivative, mode, cval, like)
 
 
 @jit
@@ -192,65 +201,81 @@ def _square_into(src, total, first):
                 t[i] = t[i] + s[i]
 
 
-@jit
-def _in_plane_axis(x, cache, keys, planes, along_y, use_z, a, b, work, response, total, first, m1, m2, cval, slots, like):
-    """Plane z's sobel along y (``along_y``) or x, squared into ``total``: the
-    derivative in the plane (cached for the neighbouring z), smoothing along z
-    (planes a, z, b) when ``use_z``, then along the plane's other axis."""
-    _derivative_planes(x, cache, keys, planes, along_y, m1 if along_y else m2, cval, slots, like)
-    if use_z:
-        _pass_z(cache, slots[0] if a >= 0 else -1, slots[1], slots[2] if b >= 0 else -1, work, False, cval, like)
-        smoothed = work
-    else:
-        smoothed = cache[slots[1]]
-    if along_y:
-        _pass_x(smoothed, response, False, m2, cval, like)
-    else:
-        _pass_y(smoothed, response, False, m1, cval, like)
-    _square_into(response, total, first)
+#: Rows per strip of a plane's last passes: a strip's buffers (a few rows of a
+#: plane) stay in the first cache levels between the passes that share them.
+STRIP = 32
 
 
 @jit
-def sobel_magnitude_planes(x, out, m0, m1, m2, cval, use_z, z0, y0, x0, like):
+def sobel_magnitude_planes(x, out, m0, m1, m2, cval, use_z, z0, y0, x0, like, direct):
     """``out`` = scipy's sobel magnitude of ``x`` (nz, ny, nx) from ``(z0, y0, x0)``
     on, as far as ``out`` reaches; with ``use_z`` False each plane is a separate 2-D
-    image (axes y and x only). Plane ``z`` of the result is written once plane
-    ``z + 1`` is done, so ``out`` may lie over ``x`` (packed at its start) as long as
-    no plane reads a plane before it (wrap along z does, at the last plane)."""
+    image (axes y and x only).
+
+    Per plane, the passes that need the whole plane (the derivatives, cached for
+    the neighbouring planes; the derivative along z; axis 2's smoothing along z)
+    go over it; the rest go a strip of rows at a time, all three responses of a
+    strip squared and summed while it is in cache. Without ``direct``, plane ``z``
+    of the result is written once plane ``z + 1`` is done, so ``out`` may lie over
+    ``x`` (packed at its start) as long as no plane reads a plane before it (wrap
+    along z does, at the last plane)."""
     nz, ny, nx = x.shape
+    my, mx = out.shape[1], out.shape[2]
     plane_a = np.empty((ny, nx), out.dtype)
     plane_b = np.empty((ny, nx), out.dtype)
-    total = np.empty((ny, nx), out.dtype)
     dy = np.empty((3, ny, nx), out.dtype)
     dx = np.empty((3, ny, nx), out.dtype)
+    s1 = np.empty((STRIP, nx), out.dtype)
+    s2 = np.empty((STRIP, nx), out.dtype)
+    total = np.empty((STRIP, nx), out.dtype)
     keys_y = np.full(3, -1 << 62, np.int64)
     keys_x = np.full(3, -1 << 62, np.int64)
     planes = np.empty(3, np.int64)
-    slots = np.empty(3, np.int64)
-    pending = np.empty((out.shape[1], out.shape[2]), out.dtype)
+    slots_y = np.empty(3, np.int64)
+    slots_x = np.empty(3, np.int64)
+    pending = np.empty((my if not direct else 1, mx), out.dtype)
     a = b = -1
     for z in range(z0, z0 + out.shape[0]):
         if use_z:
             a = source_index(z - 1, nz, m0)
             b = source_index(z + 1, nz, m0)
-            # axis 0: derivative along z, then smoothing along y, then x
+            # axis 0: derivative along z (here), then smoothing along y, then x
             _pass_z(x, a, z, b, plane_a, True, cval, like)
-            _pass_y(plane_a, plane_b, False, m1, cval, like)
-            _pass_x(plane_b, plane_a, False, m2, cval, like)
-            _square_into(plane_a, total, True)
             planes[0], planes[1], planes[2] = a, z, b
         else:
             planes[0], planes[1], planes[2] = -1, z, -1
         # axis 1: derivative along y, then smoothing along z, then x;
-        # axis 2: derivative along x, then smoothing along z, then y
-        _in_plane_axis(x, dy, keys_y, planes, True, use_z, a, b, plane_a, plane_b, total, not use_z, m1, m2, cval, slots, like)
-        _in_plane_axis(x, dx, keys_x, planes, False, use_z, a, b, plane_a, plane_b, total, False, m1, m2, cval, slots, like)
-        if z > z0:
+        # axis 2: derivative along x, then smoothing along z (here), then y
+        _derivative_planes(x, dy, keys_y, planes, True, m1, cval, slots_y, like)
+        _derivative_planes(x, dx, keys_x, planes, False, m2, cval, slots_x, like)
+        if use_z:
+            _pass_z(dx, slots_x[0] if a >= 0 else -1, slots_x[1], slots_x[2] if b >= 0 else -1, plane_b, False, cval, like)
+            across = plane_b
+        else:
+            across = dx[slots_x[1]]
+        if z > z0 and not direct:
             out[z - 1 - z0] = pending
-        for y in range(out.shape[1]):
-            for i in range(out.shape[2]):
-                pending[y, i] = np.sqrt(total[y0 + y, x0 + i])
-    if out.shape[0] > 0:
+        for r0 in range(y0, y0 + my, STRIP):
+            r1 = min(y0 + my, r0 + STRIP)
+            n = r1 - r0
+            if use_z:
+                _strip_y(plane_a, r0, r1, s1[:n], False, m1, cval, like)
+                _pass_x(s1[:n], s2[:n], False, m2, cval, like)
+                _square_into(s2[:n], total[:n], True)
+                ya, yz, yb = slots_y[0] if a >= 0 else -1, slots_y[1], slots_y[2] if b >= 0 else -1
+                _combine(dy[max(ya, 0), r0:r1], dy[yz, r0:r1], dy[max(yb, 0), r0:r1], ya < 0, yb < 0, s1[:n], False, cval, like)
+                _pass_x(s1[:n], s2[:n], False, m2, cval, like)
+            else:
+                _pass_x(dy[slots_y[1], r0:r1], s2[:n], False, m2, cval, like)
+            _square_into(s2[:n], total[:n], not use_z)
+            _strip_y(across, r0, r1, s2[:n], False, m1, cval, like)
+            _square_into(s2[:n], total[:n], False)
+            for y in range(n):
+                row = out[z - z0, r0 - y0 + y] if direct else pending[r0 - y0 + y]
+                t = total[y]
+                for i in range(mx):
+                    row[i] = np.sqrt(t[x0 + i])
+    if out.shape[0] > 0 and not direct:
         out[out.shape[0] - 1] = pending
 
 
@@ -280,5 +305,6 @@ def sobel_magnitude(
     exact = dtype == np.float32 and src.dtype.kind in "iu" and src.dtype.itemsize <= 2
     exact = exact and (MODE_CODES["constant"] not in codes or float(cval).is_integer() and abs(cval) <= 2**16)
     like = np.float32(0) if exact else np.float64(0)
-    sobel_magnitude_planes(src, out, codes[0], codes[1], codes[2], np.float64(cval), x.ndim == 3, keep[0].start, keep[1].start, keep[2].start, like)
+    direct = not np.may_share_memory(src, out)
+    sobel_magnitude_planes(src, out, codes[0], codes[1], codes[2], np.float64(cval), x.ndim == 3, keep[0].start, keep[1].start, keep[2].start, like, direct)
     return out.reshape(shape[1:] if x.ndim == 2 else shape)
