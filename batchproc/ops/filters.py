@@ -144,12 +144,14 @@ def gaussian_derivative_halo(params: Mapping[str, Any], ndim: int) -> tuple[int,
 
 def gaussian_laplace_halo(params: Mapping[str, Any], ndim: int) -> tuple[int, ...]:
     """gaussian_laplace: scipy gives ``sigma`` one value per axis of ``axes`` and
-    smooths no other axis (sigma 0 there); ``radius`` stays one per array axis."""
+    smooths no other axis (sigma 0 there); ``radius`` stays one per array axis.
+    But where ``axes`` names every axis (in any order), scipy leaves ``sigma`` as it
+    is: its i-th value is array axis i's, not that of ``axes[i]``."""
     active = axes_tuple(params.get("axes"), ndim)
     sigmas = expand(params["sigma"], len(active))
     radii = expand(params.get("radius"), ndim)
     halo = [0] * ndim
-    for axis, sigma in zip(active, sigmas, strict=True):
+    for axis, sigma in zip(active if len(active) < ndim else range(ndim), sigmas, strict=True):
         if sigma > 1e-15:
             halo[axis] = radii[axis] if radii[axis] is not None else int(params["truncate"] * sigma + 0.5)
     return tuple(halo)

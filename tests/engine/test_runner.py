@@ -160,3 +160,18 @@ def test_halo_chunks_are_read_once_with_the_cache() -> None:
     # the block before it read it first, then its faces for the block after).
     # Without the cache: 8 + 7 + 7 reads.
     assert image.reader.reads == 8
+
+
+def test_gaussian_laplace_with_every_axis_reordered_keeps_sigma_per_array_axis() -> None:
+    # scipy maps sigma onto ``axes`` only when they are fewer than the array's
+    # axes; given all of them in another order, sigma[i] is still axis i's. The
+    # halo once followed ``axes`` there, and a chunked axis got none (61.0 against
+    # scipy's -20.5 here).
+    import scipy.ndimage as ndi
+
+    a = np.array([25.0, -25.0], np.float32).reshape(1, 2, 1, 1)
+    params = {"sigma": (0.0, 0.5, 0.0, 0.0), "axes": (0, 2, 1, 3)}
+    want = ndi.gaussian_laplace(a, **params)
+    for kernels in ("scipy", "compiled"):
+        got = run(a, [{"op": "gaussian_laplace", **params}], (1, 1, 1, 1), (1, 1, 1, 1), (1, 1, 1, 1), kernels)
+        assert np.array_equal(got, want), (kernels, got.ravel(), want.ravel())
