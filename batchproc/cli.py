@@ -518,6 +518,7 @@ def histogram(
 ) -> None:
     """Histogram of INPUT's intensities (scipy.ndimage.histogram, exact)."""
     import dask
+    import numpy as np
 
     import batchproc
     from batchproc.io import open_image
@@ -531,8 +532,6 @@ def histogram(
                 min = float(lo) if min is None else min
                 max = float(hi) if max is None else max
             counts = batchproc.ndimage.histogram(x, min, max, bins)
-        import numpy as np
-
         edges = np.linspace(min, max, bins + 1)
         if csv is not None:
             _writable(csv)

@@ -56,7 +56,7 @@ def measure(command: list[str], done: Path | None, timeout: float, rss_limit: fl
         now = time.perf_counter()
         if work is None:
             if now - listed >= 0.2:
-                with_error(lambda: tree.__setitem__(slice(1, None), ps.children(recursive=True)))
+                tree = _tree(ps, tree)
                 listed = now
             peak = max(peak, _rss(tree))
             if done is not None and done.exists():
@@ -76,6 +76,14 @@ def measure(command: list[str], done: Path | None, timeout: float, rss_limit: fl
     if status == "ok" and proc.returncode != 0:
         status = "failed: " + stderr[0].strip()[-1500:]
     return {"seconds": work if work is not None else total, "exit_seconds": total, "peak_mb": peak / 1e6, "status": status}
+
+
+def _tree(ps: psutil.Process, known: list[psutil.Process]) -> list[psutil.Process]:
+    """``ps`` and its descendants now; those ``known`` before if it is gone."""
+    try:
+        return [ps, *ps.children(recursive=True)]
+    except psutil.Error:
+        return known
 
 
 def _rss(processes: list[psutil.Process]) -> int:

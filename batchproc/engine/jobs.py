@@ -44,12 +44,12 @@ def measure_objects(input: Any, labels: Any, chunks: Any = None) -> dict[str, np
     from batchproc.plan import block_bytes
 
     image, found = open_image(input, chunks), open_image(labels, chunks)
-    if found.data.nbytes > 4 * block_bytes():
-        give_back_memory()
     if found.shape != image.shape:
         raise BatchprocError(f"measure: the labels {str(labels)!r} are {found.shape}, the image {image.shape}; they must have the same shape.")
     if found.dtype.kind not in "biu":
         raise BatchprocError(f"measure: the labels {str(labels)!r} must be integers; got {found.dtype}.")
+    if found.data.nbytes > 4 * block_bytes():
+        give_back_memory()
     image = open_image(input, found.data.chunks)
     return object_table(image.data, found.data, image.spacing, image.axes, image.units)
 

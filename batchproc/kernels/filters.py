@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from batchproc.kernels.params import MODE_CODES, axes_tuple, expand
+from batchproc.kernels.params import MODE_CODES, axes_tuple, expand, scipy_function
 
 Block = Callable[..., np.ndarray]
 
@@ -39,14 +39,6 @@ def _numeric(dtype: np.dtype) -> bool:
 
 def _contiguous(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
-
-
-def _scipy(name: str) -> Callable[..., np.ndarray]:
-    """scipy.ndimage's ``name``, for the cases a compiled kernel hands back to
-    scipy: imported then, so that a run on compiled kernels never imports it."""
-    import scipy.ndimage
-
-    return getattr(scipy.ndimage, name)
 
 
 def gaussian_weights(sigma: float, order: int, radius: int) -> np.ndarray:
@@ -233,7 +225,7 @@ def fast_laplace(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
     def block(x: np.ndarray, **p: Any) -> np.ndarray:
         axes = axes_tuple(p["axes"], x.ndim)
         if not axes:
-            return _scipy("laplace")(x, **p)
+            return scipy_function("laplace")(x, **p)
         modes = expand(p["mode"], len(axes))
         src = _contiguous(x)
         result = np.empty(x.shape, out)
@@ -350,7 +342,7 @@ def fast_minmax(minimum: bool) -> Callable[[np.dtype, Mapping[str, Any]], Block 
 
         def block(x: np.ndarray, **p: Any) -> np.ndarray:
             if _ties_by_order(x, p):
-                return _scipy("minimum_filter" if minimum else "maximum_filter")(x, **p)
+                return scipy_function("minimum_filter" if minimum else "maximum_filter")(x, **p)
             if p.get("footprint") is not None:
                 # scipy: an all-true footprint is the separable filter of its shape.
                 p = dict(p, size=p["footprint"].shape, footprint=None)
@@ -430,7 +422,7 @@ def fast_rank(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None
 
     def fast(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
         dt = np.dtype(dtype)
-        if dt.kind not in "iuf" or dt.itemsize > 4 or dt == np.float16 or _out_dtype(dt, params) != dt:
+        if not _numeric(dt) or dt.itemsize > 4 or _out_dtype(dt, params) != dt:
             return None
         if MODE_CODES[params["mode"]] == 4 and not _exact_cval(dt, float(params["cval"])):
             return None
@@ -450,7 +442,7 @@ def fast_rank(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | None
                     return networks.box_rank_histogram(x, rank, footprint.shape, tuple(origins), p["mode"], cval)
                 if 0 < rank < count - 1 and count <= networks.MAX_WINDOW and not _ties_by_order(x, p):
                     return networks.rank_filter(x, rank, footprint, tuple(origins), p["mode"], cval)
-            return _scipy(f"{kind}_filter")(x, **p)
+            return scipy_function(f"{kind}_filter")(x, **p)
 
         return block
 
@@ -470,9 +462,9 @@ def fast_dense(convolution: bool) -> Callable[[np.dtype, Mapping[str, Any]], Blo
 
     def fast(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
         dt, out = np.dtype(dtype), _out_dtype(dtype, params)
-        if dt.kind not in "iuf" or dt.itemsize > 4 and dt.kind != "f" or dt == np.float16:
+        if not _numeric(dt) or dt.itemsize > 4 and dt.kind != "f":
             return None
-        if not _numeric(out) or out == np.float16 or out.itemsize > 4 and out.kind != "f":
+        if not _numeric(out) or out.itemsize > 4 and out.kind != "f":
             return None
         if params["mode"] not in _DENSE_MODES:
             return None
@@ -480,7 +472,7 @@ def fast_dense(convolution: bool) -> Callable[[np.dtype, Mapping[str, Any]], Blo
         def block(x: np.ndarray, **p: Any) -> np.ndarray:
             window = _over_all_axes(np.asarray(p["weights"], dtype=np.float64), p, x.ndim) if x.ndim in (2, 3) else None
             if window is None:
-                return _scipy(scipy_name)(x, **p)
+                return scipy_function(scipy_name)(x, **p)
             weights, origins = window
             if convolution:
                 # scipy: a convolution is the correlation with flipped weights and
@@ -491,7 +483,7 @@ def fast_dense(convolution: bool) -> Callable[[np.dtype, Mapping[str, Any]], Blo
 
             # scipy's constant edge adds weight * cval in float64, whatever the dtype
             result = dense.correlate(x, weights, tuple(origins), p["mode"], float(p["cval"]), out)
-            return _scipy(scipy_name)(x, **p) if result is None else result
+            return scipy_function(scipy_name)(x, **p) if result is None else result
 
         return block
 

@@ -1,10 +1,12 @@
 """Per-axis parameters as scipy normalizes them: the two rules every operation
-and kernel shares, and the boundary modes' numbers (kept here, in the kernels' own
-package, which imports nothing of the rest of batchproc; and without numba, so that
-choosing a kernel does not load it)."""
+and kernel shares, the boundary modes' numbers, and scipy's own functions where a
+block runs them (kept here, in the kernels' own package, which imports nothing of
+the rest of batchproc; and without numba, so that choosing a kernel does not load
+it)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 #: scipy's boundary modes as the compiled kernels number them.
@@ -34,3 +36,11 @@ def axes_tuple(axes: Any, ndim: int) -> tuple[int, ...]:
     if isinstance(axes, int):
         axes = (axes,)
     return tuple(a % ndim for a in axes)
+
+
+def scipy_function(name: str) -> Callable[..., Any]:
+    """scipy.ndimage's function ``name``, imported when a block first runs it: a run
+    on the compiled kernels never imports scipy.ndimage (a fifth of a second)."""
+    import scipy.ndimage
+
+    return getattr(scipy.ndimage, name)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from batchproc.errors import BatchprocError
-from batchproc.kernels.params import axes_tuple, expand
+from batchproc.kernels.params import axes_tuple, expand, scipy_function
 from batchproc.ops import _checks as c
 from batchproc.ops._registry import Operation, Param, mode_edges, register
 
@@ -309,18 +309,10 @@ def scipy_block(name: str, aligned: tuple[str, ...] = ()):
     def block(x: np.ndarray, *extra: np.ndarray, **params: Any) -> np.ndarray:
         present = [n for n in aligned if n not in params]
         params.update(zip(present, extra, strict=True))
-        return _scipy(name)(x, **params)
+        return scipy_function(name)(x, **params)
 
     block.__name__ = name
     return block
-
-
-def _scipy(name: str) -> Callable[..., np.ndarray]:
-    """scipy.ndimage's function ``name``, imported when a block first runs on
-    scipy's kernels (a run on the compiled ones never imports scipy.ndimage)."""
-    import scipy.ndimage
-
-    return getattr(scipy.ndimage, name)
 
 
 def declare(name: str, params: tuple[Param, ...], *, kind: str = "local", **fields: Any) -> Operation:
@@ -602,7 +594,7 @@ def binary_block(name: str):
         one = {k: v for k, v in params.items() if k not in ("iterations", "mask", "output")}
         out = x
         for each in passes:
-            fn = _scipy(each)
+            fn = scipy_function(each)
             out = _settle(name, params["iterations"], lambda y, fn=fn: fn(y, iterations=1, mask=mask, **one), out)
         return out if params.get("output") is None else out.astype(params["output"])
 
@@ -640,7 +632,7 @@ def sobel_magnitude_block(x: np.ndarray, *, axes: Any, mode: Any, cval: float, o
         x = x.astype(dtype)
     total: np.ndarray | None = None
     for axis in axes_tuple(axes, x.ndim):
-        response = _scipy("sobel")(x, axis=axis, output=dtype, mode=mode, cval=cval)
+        response = scipy_function("sobel")(x, axis=axis, output=dtype, mode=mode, cval=cval)
         np.square(response, out=response)
         total = response if total is None else np.add(total, response, out=total)
     assert total is not None

@@ -7,6 +7,7 @@ nothing scipy accepts."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -45,14 +46,15 @@ def _scipy_answer(name: str, a: np.ndarray, params: dict) -> tuple[bool, object]
             return False, refused
 
 
-def scipy_in_a_process(name: str, a: np.ndarray, params: dict) -> tuple[bool, object] | None:
-    """scipy's answer, computed in a process of its own: drawn values reach paths of
-    scipy's C code that corrupt the heap (a crash, sometimes calls later). None
-    where that process died: no answer to compare with."""
+def scipy_in_a_process(name: str, a: np.ndarray, params: dict, answer: Callable[..., tuple[bool, object]] = _scipy_answer) -> tuple[bool, object] | None:
+    """scipy's answer (``answer``: by default the reference's), computed in a
+    process of its own: drawn values reach paths of scipy's C code that corrupt the
+    heap (a crash, sometimes calls later). None where that process died: no answer
+    to compare with."""
     if not _POOL:
         _POOL.append(ProcessPoolExecutor(1))
     try:
-        return _POOL[0].submit(_scipy_answer, name, a, params).result(timeout=120)
+        return _POOL[0].submit(answer, name, a, params).result(timeout=120)
     except BrokenProcessPool:
         _POOL.pop().shutdown(wait=False, cancel_futures=True)
         return None
@@ -145,18 +147,8 @@ def test_a_compiled_kernel_covers_only_what_scipy_accepts(name: str) -> None:
         if op.fast(dtype, params) is None:
             return
         a = np.arange(4**ndim).reshape((4,) * ndim).astype(dtype)
-        if not _pool_answer(name, a, params):
-            raise AssertionError(f"{name}: a compiled kernel covers {dtype} {params}, which scipy refuses")
+        answer = scipy_in_a_process(name, a, params, _block_answer)
+        if answer is not None and not answer[0]:  # (None: scipy's process died, no answer)
+            raise AssertionError(f"{name}: a compiled kernel covers {dtype} {params}, which scipy refuses: {answer[1]}")
 
     check()
-
-
-def _pool_answer(name: str, a: np.ndarray, params: dict) -> bool:
-    if not _POOL:
-        _POOL.append(ProcessPoolExecutor(1))
-    try:
-        accepted, refused = _POOL[0].submit(_block_answer, name, a, params).result(timeout=120)
-    except BrokenProcessPool:
-        _POOL.pop().shutdown(wait=False, cancel_futures=True)
-        return True  # scipy's process died: no answer to hold the kernel to
-    return accepted
