@@ -42,6 +42,7 @@ from batchproc.blocks import Link, run_links
 from batchproc.dispatch import Trial, chain_trial, compile_lock, compile_mode, layouts
 from batchproc.engine.progress import block_bar, is_bar, shown
 from batchproc.errors import BatchprocError, SchedulerLost
+from batchproc.kernels import buffers
 from batchproc.ops._registry import combine
 from batchproc.plan import Plan
 
@@ -162,7 +163,8 @@ class Pool:
             future.cancel()
 
     def release(self, run: str) -> None:
-        """Free what ``run`` kept in this process (the input chunks kept for halos)."""
+        """Free what ``run`` kept in this process (the input chunks kept for halos,
+        the free block buffers)."""
         _release(run)
 
 
@@ -174,6 +176,7 @@ def _release(run: str) -> None:
     from batchproc.io.regions import CACHE
 
     CACHE.forget(run)
+    buffers.release()
 
 
 class InlinePool(Pool):

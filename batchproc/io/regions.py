@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from batchproc.kernels.buffers import empty
+
 
 class ChunkCache:
     """Decoded input chunks that more than one block reads, per process.
@@ -214,7 +216,7 @@ def read_region(
     blocks too and goes through ``cache`` under ``(key, chunk index)``;
     ``readers(chunk index)`` says how many blocks read it in all, and
     ``faces(chunk index)`` which parts of it the others read (None: any part)."""
-    out = np.empty([b - a for a, b in zip(lo, hi, strict=True)], dtype=dtype)
+    out = empty([b - a for a, b in zip(lo, hi, strict=True)], dtype)
     pieces = [segments(a, b, n) for a, b, n in zip(lo, hi, shape, strict=True)]
     for parts in itertools.product(*pieces):
         box = [(start, stop) for start, stop, _ in parts]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from batchproc.kernels._jit import jit
+from batchproc.kernels.buffers import empty
 from batchproc.kernels.lines import MODE_CODES, source_index
 
 
@@ -176,7 +177,7 @@ def correlate(x: np.ndarray, weights: np.ndarray, origins: tuple[int, ...], mode
         src = src[np.newaxis]
         offsets = np.column_stack([np.zeros(len(offsets), np.int64), offsets])
         before = (0, *before)
-    out = np.empty(src.shape, dtype)
+    out = empty(src.shape, dtype)
     code = MODE_CODES[mode]
     if np.dtype(dtype).kind == "f":
         _correlate_planes(src, np.ascontiguousarray(offsets), taps, np.array(before, np.int64), code, float(cval), out)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from batchproc.kernels.buffers import empty
 from batchproc.kernels.params import MODE_CODES, axes_tuple, expand, scipy_function
 
 Block = Callable[..., np.ndarray]
@@ -97,7 +98,7 @@ def gaussian_block(x: np.ndarray, keep: tuple[slice, ...] | None = None, overwri
     ]
     dtype = _out_dtype(x.dtype, p)
     if not passes:
-        out = np.empty(x[keep].shape, dtype)
+        out = empty(x[keep].shape, dtype)
         out[...] = x[keep]
         return out
     src = _contiguous(x)
@@ -117,7 +118,7 @@ def gaussian_block(x: np.ndarray, keep: tuple[slice, ...] | None = None, overwri
         for axis, *_ in group:
             shape[axis] = keep[axis].stop - keep[axis].start
         if buffer is None:  # the block itself is dask's: the first pass writes elsewhere
-            buffer = np.empty(int(np.prod(shape)), dtype)
+            buffer = empty(int(np.prod(shape)), dtype)
         # Later passes write over the pass before them, packed at the buffer's start:
         # a pass holds each sweep's outputs (or copies each line into its float64
         # buffer) until the sweep has read its inputs, and an output lands in its
@@ -176,7 +177,7 @@ def _three_taps(src: np.ndarray, dst: np.ndarray, axis: int, taps: tuple[int, in
 def _passes_into(x: np.ndarray, out: np.ndarray, passes: list[tuple[int, tuple[int, int, int], str]], cval: float, integer: bool) -> np.ndarray:
     """``passes`` (axis, weights, mode) one after the other from ``x``, each into
     the output dtype, the last one into ``out``."""
-    spare = np.empty_like(out) if len(passes) > 1 else out
+    spare = empty(out.shape, out.dtype) if len(passes) > 1 else out
     src = x
     for k, (axis, taps, mode) in enumerate(passes):
         dst = out if (len(passes) - 1 - k) % 2 == 0 else spare
@@ -204,7 +205,7 @@ def fast_edges(kind: str) -> Callable[[np.dtype, Mapping[str, Any]], Block | Non
             axis = p["axis"] % x.ndim
             modes = expand(p["mode"], x.ndim)
             passes = [(axis, (-1, 0, 1), modes[axis])] + [(a, (1, centre, 1), modes[a]) for a in range(x.ndim) if a != axis]
-            return _passes_into(_contiguous(x), np.empty(x.shape, out), passes, p["cval"], integer)
+            return _passes_into(_contiguous(x), empty(x.shape, out), passes, p["cval"], integer)
 
         return block
 
@@ -228,10 +229,10 @@ def fast_laplace(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
             return scipy_function("laplace")(x, **p)
         modes = expand(p["mode"], len(axes))
         src = _contiguous(x)
-        result = np.empty(x.shape, out)
+        result = empty(x.shape, out)
         _three_taps(src, result, axes[0], (1, -2, 1), modes[0], p["cval"], integer)
         if len(axes) > 1:
-            each = np.empty_like(result)
+            each = empty(result.shape, result.dtype)
             for axis, mode in zip(axes[1:], modes[1:], strict=True):
                 _three_taps(src, each, axis, (1, -2, 1), mode, p["cval"], integer)
                 result += each
@@ -292,7 +293,7 @@ def fast_uniform(dtype: np.dtype, params: Mapping[str, Any]) -> Block | None:
 
 
 def uniform_block(x: np.ndarray, **p: Any) -> np.ndarray:
-    out = np.empty(x.shape, _out_dtype(x.dtype, p))
+    out = empty(x.shape, _out_dtype(x.dtype, p))
     passes = _size_passes(p, x.ndim)
     if not passes:
         out[...] = x
@@ -346,7 +347,7 @@ def fast_minmax(minimum: bool) -> Callable[[np.dtype, Mapping[str, Any]], Block 
             if p.get("footprint") is not None:
                 # scipy: an all-true footprint is the separable filter of its shape.
                 p = dict(p, size=p["footprint"].shape, footprint=None)
-            out_ = np.empty(x.shape, _out_dtype(x.dtype, p))
+            out_ = empty(x.shape, _out_dtype(x.dtype, p))
             passes = _size_passes(p, x.ndim)
             if not passes:
                 out_[...] = x

@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from batchproc.kernels._jit import jit
+from batchproc.kernels.buffers import empty
 from batchproc.kernels.lines import extend
 
 #: Lanes per sweep of the network: one row segment of output voxels.
@@ -219,8 +220,8 @@ def _padded_planes(x: np.ndarray, shape: tuple[int, ...], origins: tuple[int, ..
     after = tuple(s - 1 - b for s, b in zip(shape, before, strict=True))
     padded = extend(x, before, after, mode, cval)
     if x.ndim == 2:
-        return padded[np.newaxis], np.empty((1, *x.shape), x.dtype)
-    return padded, np.empty(x.shape, x.dtype)
+        return padded[np.newaxis], empty((1, *x.shape), x.dtype)
+    return padded, empty(x.shape, x.dtype)
 
 
 @jit

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from batchproc.kernels._jit import OPTIONS, jit, overload, types
+from batchproc.kernels.buffers import empty
 from batchproc.kernels.lines import MODE_CODES, source_index
 
 # scipy's weights as its C loop uses them (NI_Correlate1D, size 3): a symmetric
@@ -300,7 +301,7 @@ def sobel_magnitude(
     if mine and not (codes[0] == MODE_CODES["wrap"] and keep[0].stop == src.shape[0]):
         out = src.reshape(-1)[: int(np.prod(shape))].reshape(shape)
     else:
-        out = np.empty(shape, dtype)
+        out = empty(shape, dtype)
     # (a float64 output keeps float64 passes: float32 ones between float64 planes were slower)
     exact = dtype == np.float32 and src.dtype.kind in "iu" and src.dtype.itemsize <= 2
     exact = exact and (MODE_CODES["constant"] not in codes or float(cval).is_integer() and abs(cval) <= 2**16)

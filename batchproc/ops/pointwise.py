@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from batchproc.kernels.buffers import empty
 from batchproc.ops import _checks as c
 from batchproc.ops._registry import Operation, Param, Pass, register
 from batchproc.ops.expr import compile_expression, result_dtype
@@ -23,9 +24,13 @@ def bool_dtype(dtype: np.dtype, params: Mapping[str, Any]) -> np.dtype:
 
 
 def threshold_block(x: np.ndarray, *, above: Any, below: Any) -> np.ndarray:
-    if above is not None and below is not None:
-        return (x > above) & (x < below)
-    return x > above if above is not None else x < below
+    out = empty(x.shape, bool)  # (x > above) & (x < below), on recycled memory
+    if above is None:
+        return np.less(x, below, out=out)
+    np.greater(x, above, out=out)
+    if below is not None:
+        out &= x < below
+    return out
 
 
 def _relate_threshold(params: dict[str, Any], ctx: c.Context) -> None:
