@@ -23,12 +23,36 @@ Halo = list[tuple[int, int]]
 class Link:
     """One step ready to run on blocks: its kernel, the parameters it is called
     with, the names of the aligned arrays it takes (Python API only) and its reach
-    per axis."""
+    per axis. For :func:`fused`: ``then``, how the step takes in the pointwise
+    step after it (:meth:`batchproc.ops.Operation.then`), and ``pointwise``, the
+    name of a pointwise step."""
 
     kernel: Callable[..., np.ndarray]
     params: Mapping[str, Any]
     present: tuple[str, ...]
     reach: tuple[int, ...]
+    then: Callable[[str, Mapping[str, Any]], Callable[..., np.ndarray] | None] | None = None
+    pointwise: str | None = None
+
+
+def fused(chain: Sequence[Link]) -> list[Link]:
+    """``chain`` with each step that can take in the pointwise step after it made
+    one link with it (one kernel: the sobel magnitude's mask, say, without the
+    magnitude's array). Every list of links that blocks run goes through here:
+    the engine's, and the trial's that loads their kernels."""
+    out: list[Link] = []
+    k = 0
+    while k < len(chain):
+        link, after = chain[k], chain[k + 1] if k + 1 < len(chain) else None
+        if link.then is not None and after is not None and after.pointwise is not None and not link.present and not after.present:
+            kernel = link.then(after.pointwise, after.params)
+            if kernel is not None:
+                out.append(Link(kernel, link.params, (), tuple(a + b for a, b in zip(link.reach, after.reach, strict=True))))
+                k += 2
+                continue
+        out.append(link)
+        k += 1
+    return out
 
 
 def still_needed(links: Sequence[Link], ndim: int) -> list[tuple[int, ...]]:

@@ -545,7 +545,7 @@ def run_chain(source: str, steps: Sequence[StepDescription], where: Sequence[Lay
     call."""
     import numpy as np
 
-    from batchproc.blocks import Link, run_links
+    from batchproc.blocks import Link, fused, run_links
     from batchproc.ops import REGISTRY
 
     if not steps:
@@ -557,7 +557,10 @@ def run_chain(source: str, steps: Sequence[StepDescription], where: Sequence[Lay
             chain.append(Link(_Cast(np.dtype(dtype)), {}, (), (0,) * ndim))
         else:
             op = REGISTRY[name]
-            chain.append(Link(op.kernel(np.dtype(dtype), params, "compiled"), params, tuple(a for a, _ in aligned), tuple(op.halo(params, ndim))))
+            kernel, then = op.kernel(np.dtype(dtype), params, "compiled"), op.then(np.dtype(dtype), params, "compiled")
+            pointwise = name if op.kind == "pointwise" else None
+            chain.append(Link(kernel, params, tuple(a for a, _ in aligned), tuple(op.halo(params, ndim)), then, pointwise))
+    chain = fused(chain)
     with np.errstate(all="ignore"):
         for shape, have, own in where:
             for block in _patterns(shape, np.dtype(source)):

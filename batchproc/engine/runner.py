@@ -38,7 +38,7 @@ import dask
 import numpy as np
 
 from batchproc import dispatch
-from batchproc.blocks import Link, run_links
+from batchproc.blocks import Link, fused, run_links
 from batchproc.dispatch import Trial, chain_trial, compile_lock, compile_mode, layouts
 from batchproc.engine.progress import block_bar, is_bar, shown
 from batchproc.errors import BatchprocError, SchedulerLost
@@ -394,7 +394,9 @@ def links(job: Job, upto: int, kernels: str | None = None) -> list[Link]:
             results = tuple(job.results[(k, j)] for j in range(count))
             chain.append(Link(_Finished(finish, results, op.located), {}, (), step.reach))
         else:
-            chain.append(Link(op.kernel(step.dtype, step.params, kernels), step.params, (), step.reach))
+            then = op.then(step.dtype, step.params, kernels)
+            chain.append(Link(op.kernel(step.dtype, step.params, kernels), step.params, (), step.reach, then, op.name if op.kind == "pointwise" else None))
+    chain = fused(chain)
     with _LINKS_LOCK:
         _LINKS[key] = chain
         while len(_LINKS) > 8:

@@ -265,6 +265,48 @@ def fast_sobel_magnitude(dtype: np.dtype, params: Mapping[str, Any]) -> Block | 
     return block
 
 
+def _held_exactly(dtype: np.dtype, value: Any) -> bool:
+    """Is ``value`` a finite number that ``dtype`` holds exactly? Then comparing a
+    value of ``dtype`` with it gives the same answer whatever the type it is
+    compared in (numpy's promotion rules differ between its versions)."""
+    try:
+        held = dtype.type(value)
+    except (OverflowError, ValueError, TypeError):
+        return False
+    return bool(np.isfinite(held)) and float(held) == value and (not isinstance(value, int) or int(held) == value)
+
+
+def fast_sobel_magnitude_then(dtype: np.dtype, params: Mapping[str, Any], then: str, then_params: Mapping[str, Any]) -> Block | None:
+    """The sobel magnitude and the threshold after it in one kernel, for blocks of
+    2-D and 3-D over all axes: each row's mask from its magnitude while the row is
+    in cache, with no magnitude array. Only where the thresholds are numbers the
+    magnitude's dtype holds exactly (see :func:`_held_exactly`), and a compiled
+    magnitude covers the parameters; otherwise None, and the two steps run apart."""
+    magnitude = fast_sobel_magnitude(dtype, params)
+    out = params["_out"]
+    above, below = then_params.get("above"), then_params.get("below")
+    if then != "threshold" or magnitude is None or not all(v is None or _held_exactly(out, v) for v in (above, below)):
+        return None
+
+    def block(x: np.ndarray, keep: tuple[slice, ...] | None = None, overwrite_input: bool = False, **p: Any) -> np.ndarray:
+        if x.ndim not in (2, 3) or axes_tuple(p["axes"], x.ndim) != tuple(range(x.ndim)):
+            v = magnitude(x, keep=keep, **p)
+            mask = empty(v.shape, bool)
+            if above is None:
+                return np.less(v, below, out=mask)
+            np.greater(v, above, out=mask)
+            if below is not None:
+                mask &= v < below
+            return mask
+        from batchproc.kernels import sobel
+
+        return sobel.sobel_magnitude(x, expand(p["mode"], x.ndim), p["cval"], out, keep, overwrite_input, above, below)
+
+    block.crops = True  # type: ignore[attr-defined]
+    block.overwrites = True  # type: ignore[attr-defined]
+    return block
+
+
 # ---------------------------------------------------------------- uniform, minimum, maximum
 
 

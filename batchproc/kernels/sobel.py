@@ -51,6 +51,18 @@ def _as_typed(value, like):
     return lambda value, like: np.float64(value)
 
 
+def _planes(shape, rounding):
+    """An empty array of ``shape`` in the type of ``rounding`` (the result's)."""
+    return np.empty(shape, np.float64)
+
+
+@overload(_planes, jit_options=OPTIONS)
+def _planes_typed(shape, rounding):
+    if isinstance(rounding, types.Float) and rounding.bitwidth == 32:
+        return lambda shape, rounding: np.empty(shape, np.float32)
+    return lambda shape, rounding: np.empty(shape, np.float64)
+
+
 @jit
 def _tap(c, left, right, derivative, like):
     if derivative:
@@ -208,10 +220,32 @@ STRIP = 32
 
 
 @jit
-def sobel_magnitude_planes(x, out, m0, m1, m2, cval, use_z, z0, y0, x0, like, direct):
+def _finish(t, row, x0, bounds, above, below):
+    """A row of the result from its sum of squares ``t``: the square root, or with
+    ``bounds`` (1: above, 2: below, 3: both) the mask ``above < root < below``
+    (exact: the bounds are numbers of the root's own type)."""
+    mx = row.shape[0]
+    if bounds == 0:
+        for i in range(mx):
+            row[i] = np.sqrt(t[x0 + i])
+    elif bounds == 1:
+        for i in range(mx):
+            row[i] = np.sqrt(t[x0 + i]) > above
+    elif bounds == 2:
+        for i in range(mx):
+            row[i] = np.sqrt(t[x0 + i]) < below
+    else:
+        for i in range(mx):
+            v = np.sqrt(t[x0 + i])
+            row[i] = (v > above) & (v < below)
+
+
+@jit
+def sobel_magnitude_planes(x, out, m0, m1, m2, cval, use_z, z0, y0, x0, like, direct, rounding, bounds, above, below):
     """``out`` = scipy's sobel magnitude of ``x`` (nz, ny, nx) from ``(z0, y0, x0)``
     on, as far as ``out`` reaches; with ``use_z`` False each plane is a separate 2-D
-    image (axes y and x only).
+    image (axes y and x only). The magnitude is in the type of ``rounding``; with
+    ``bounds`` (see :func:`_finish`) ``out`` is the threshold's mask of it.
 
     Per plane, the passes that need the whole plane (the derivatives, cached for
     the neighbouring planes; the derivative along z; axis 2's smoothing along z)
@@ -222,13 +256,13 @@ def sobel_magnitude_planes(x, out, m0, m1, m2, cval, use_z, z0, y0, x0, like, di
     along z does, at the last plane)."""
     nz, ny, nx = x.shape
     my, mx = out.shape[1], out.shape[2]
-    plane_a = np.empty((ny, nx), out.dtype)
-    plane_b = np.empty((ny, nx), out.dtype)
-    dy = np.empty((3, ny, nx), out.dtype)
-    dx = np.empty((3, ny, nx), out.dtype)
-    s1 = np.empty((STRIP, nx), out.dtype)
-    s2 = np.empty((STRIP, nx), out.dtype)
-    total = np.empty((STRIP, nx), out.dtype)
+    plane_a = _planes((ny, nx), rounding)
+    plane_b = _planes((ny, nx), rounding)
+    dy = _planes((3, ny, nx), rounding)
+    dx = _planes((3, ny, nx), rounding)
+    s1 = _planes((STRIP, nx), rounding)
+    s2 = _planes((STRIP, nx), rounding)
+    total = _planes((STRIP, nx), rounding)
     keys_y = np.full(3, -1 << 62, np.int64)
     keys_x = np.full(3, -1 << 62, np.int64)
     planes = np.empty(3, np.int64)
@@ -272,23 +306,33 @@ def sobel_magnitude_planes(x, out, m0, m1, m2, cval, use_z, z0, y0, x0, like, di
             _strip_y(across, r0, r1, s2[:n], False, m1, cval, like)
             _square_into(s2[:n], total[:n], False)
             for y in range(n):
-                row = out[z - z0, r0 - y0 + y] if direct else pending[r0 - y0 + y]
-                t = total[y]
-                for i in range(mx):
-                    row[i] = np.sqrt(t[x0 + i])
+                _finish(total[y], out[z - z0, r0 - y0 + y] if direct else pending[r0 - y0 + y], x0, bounds, above, below)
     if out.shape[0] > 0 and not direct:
         out[out.shape[0] - 1] = pending
 
 
 def sobel_magnitude(
-    x: np.ndarray, modes: tuple[str, ...], cval: float, dtype: np.dtype, keep: tuple[slice, ...] | None = None, overwrite_input: bool = False
+    x: np.ndarray,
+    modes: tuple[str, ...],
+    cval: float,
+    dtype: np.dtype,
+    keep: tuple[slice, ...] | None = None,
+    overwrite_input: bool = False,
+    above: float | None = None,
+    below: float | None = None,
 ) -> np.ndarray:
     """Sobel magnitude over all axes of a 2-D or 3-D block, in ``dtype`` (float32
     or float64), equal to scipy's bit for bit; only its part ``keep`` (slices with
-    bounds), written over ``x`` when ``overwrite_input`` allows and it is safe."""
+    bounds), written over ``x`` when ``overwrite_input`` allows and it is safe.
+
+    With ``above`` and/or ``below`` (numbers ``dtype`` holds exactly) the result is
+    the mask ``above < magnitude < below`` instead, as the threshold of the
+    magnitude gives it, without the magnitude's own array."""
     codes = [MODE_CODES[m] for m in modes]
     src = np.ascontiguousarray(x)
-    mine = overwrite_input and src is x and src.dtype == dtype and src.flags.writeable
+    bounds = (above is not None) + 2 * (below is not None)
+    result = np.dtype(bool) if bounds else np.dtype(dtype)
+    mine = overwrite_input and src is x and src.dtype == result and src.flags.writeable
     keep = keep or tuple(slice(0, n) for n in x.shape)
     if src.ndim == 2:
         src = src[np.newaxis]
@@ -301,11 +345,31 @@ def sobel_magnitude(
     if mine and not (codes[0] == MODE_CODES["wrap"] and keep[0].stop == src.shape[0]):
         out = src.reshape(-1)[: int(np.prod(shape))].reshape(shape)
     else:
-        out = empty(shape, dtype)
+        out = empty(shape, result)
     # (a float64 output keeps float64 passes: float32 ones between float64 planes were slower)
     exact = dtype == np.float32 and src.dtype.kind in "iu" and src.dtype.itemsize <= 2
     exact = exact and (MODE_CODES["constant"] not in codes or float(cval).is_integer() and abs(cval) <= 2**16)
     like = np.float32(0) if exact else np.float64(0)
     direct = not np.may_share_memory(src, out)
-    sobel_magnitude_planes(src, out, codes[0], codes[1], codes[2], np.float64(cval), x.ndim == 3, keep[0].start, keep[1].start, keep[2].start, like, direct)
+    rounding = np.dtype(dtype).type(0)
+    # (in the magnitude's own type, which holds them exactly: a float32 compared
+    # with a float64 in the loop is widened first)
+    limits = (rounding.dtype.type(0 if above is None else above), rounding.dtype.type(0 if below is None else below))
+    sobel_magnitude_planes(
+        src,
+        out,
+        codes[0],
+        codes[1],
+        codes[2],
+        np.float64(cval),
+        x.ndim == 3,
+        keep[0].start,
+        keep[1].start,
+        keep[2].start,
+        like,
+        direct,
+        rounding,
+        bounds,
+        *limits,
+    )
     return out.reshape(shape[1:] if x.ndim == 2 else shape)

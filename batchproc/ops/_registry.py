@@ -9,7 +9,7 @@ import inspect
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Literal
 
 import numpy as np
@@ -144,6 +144,9 @@ class Operation:
     block:     ``block(x, *aligned_blocks, **params) -> ndarray`` for local/pointwise ops.
     fast:      ``fast(dtype, params)`` -> a compiled block kernel bit-identical to
                ``block`` for that input, or None where it does not apply.
+    fuse:      ``fuse(dtype, params, then, then_params)`` -> a compiled block kernel
+               that also does the pointwise step ``then`` (its name) that follows,
+               bit-identical to the two in turn, or None (:func:`batchproc.blocks.fused`).
     halo:      per-axis reach of one output voxel into the input, from the parameters.
     dtype:     the output dtype from the input dtype and the parameters.
     passes:    for global ops in pipelines, ``passes(dtype, params, kernels)`` -> the
@@ -183,6 +186,7 @@ class Operation:
     returns_array: bool = True
     edge_rule: Callable[[Mapping[str, Any], int], tuple[Edge, ...]] | None = None
     fast: Callable[[np.dtype, Mapping[str, Any]], BlockFn | None] | None = None
+    fuse: Callable[[np.dtype, Mapping[str, Any], str, Mapping[str, Any]], BlockFn | None] | None = None
     compiled_global: bool = False  # a global op with a compiled path of its own
     located: bool = False
     #: Where a result may differ from scipy's in the last bits (the promise's
@@ -224,6 +228,14 @@ class Operation:
                 return fast
         assert self.block is not None
         return self.block
+
+    def then(self, dtype: np.dtype, params: Mapping[str, Any], kernels: str) -> Callable[[str, Mapping[str, Any]], BlockFn | None] | None:
+        """How this step takes in the pointwise step after it, in the kernel set
+        ``kernels``: ``then(name, params)`` -> one kernel for both, or None; None
+        where it never does."""
+        if kernels != "compiled" or self.fuse is None:
+            return None
+        return partial(self.fuse, np.dtype(dtype), params)
 
     def param(self, name: str) -> Param:
         for p in self.params:

@@ -53,16 +53,16 @@ HUGE = sys.maxsize // 4  # "the whole axis": map_stage makes such an axis one ch
 
 
 def compiled(name: str, *args: Any) -> Callable[[np.dtype, Mapping[str, Any]], Callable[..., np.ndarray] | None]:
-    """An operation's ``fast``: the compiled kernel ``name`` of
+    """An operation's ``fast`` (or ``fuse``): the compiled kernel ``name`` of
     :mod:`batchproc.kernels.filters` (``name(*args)`` for a family), imported on
     first use, so that numba loads only where kernels run (not to plan, not in a
     cluster's client)."""
 
-    def fast(dtype: np.dtype, params: Mapping[str, Any]) -> Callable[..., np.ndarray] | None:
+    def fast(dtype: np.dtype, params: Mapping[str, Any], *more: Any) -> Callable[..., np.ndarray] | None:
         from batchproc.kernels import filters
 
         factory = getattr(filters, name)
-        return (factory(*args) if args else factory)(dtype, params)
+        return (factory(*args) if args else factory)(dtype, params, *more)
 
     return fast
 
@@ -671,6 +671,9 @@ mode, cval
         edge_rule=full_rank_edges,
         fast=lambda dtype, params: compiled("fast_sobel_magnitude")(
             dtype, {**params, "_out": sobel_magnitude_dtype(dtype, params), "_whole": sobel_magnitude_block}
+        ),
+        fuse=lambda dtype, params, then, then_params: compiled("fast_sobel_magnitude_then")(
+            dtype, {**params, "_out": sobel_magnitude_dtype(dtype, params), "_whole": sobel_magnitude_block}, then, then_params
         ),
         relate=relate_full_rank_modes,
         probed=False,

@@ -175,3 +175,52 @@ def test_gaussian_laplace_with_every_axis_reordered_keeps_sigma_per_array_axis()
     for kernels in ("scipy", "compiled"):
         got = run(a, [{"op": "gaussian_laplace", **params}], (1, 1, 1, 1), (1, 1, 1, 1), (1, 1, 1, 1), kernels)
         assert np.array_equal(got, want), (kernels, got.ravel(), want.ravel())
+
+
+#: Thresholds the magnitude's float32 holds exactly (the one-kernel path) and
+#: some it does not (the two steps apart).
+THRESHOLDS = st.sampled_from([0, 2, 40, 0.5, 7.25, -3, 1e6, 0.1, 1 / 3, 2**24 + 1, 1e300])
+
+
+@settings(max_examples=60)
+@given(st.data())
+def test_sobel_magnitude_then_threshold_in_one_kernel_equals_scipy(data: st.DataObject) -> None:
+    """The magnitude's mask made in the magnitude's kernel equals scipy's magnitude
+    followed by the threshold, as the two steps apart do."""
+    a, _ = data.draw(arrays(("uint8", "uint16", "int16", "float32", "float64")), label="array")
+    magnitude = CASES["sobel_magnitude"][1](data.draw, a)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        values = reference("sobel_magnitude", a, magnitude)
+    # Also the magnitude's own values: a voxel exactly at a bound is in neither mask.
+    finite = values[np.isfinite(values)]
+    bound = THRESHOLDS if finite.size == 0 else st.one_of(st.sampled_from(sorted({float(v) for v in finite.flat[:50]})), THRESHOLDS)
+    which = data.draw(st.sampled_from([("above",), ("below",), ("above", "below")]), label="bounds")
+    bounds = {k: data.draw(bound, label=k) for k in which}
+    native, chunks, per_block, shards = data.draw(layouts(a.shape), label="layout")
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        want = reference("threshold", values, bounds)
+        got = run(a, [{"op": "sobel_magnitude", **magnitude}, {"op": "threshold", **bounds}], native, chunks, per_block, "compiled", shards)
+    assert got.dtype == bool and np.array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    ("output", "bounds", "links_made"),
+    [
+        ("float32", {"above": 40}, 1),
+        ("float32", {"above": 40.5, "below": 1000}, 1),
+        ("float32", {"below": 0.1}, 2),  # float32 does not hold 0.1: two steps
+        ("float64", {"below": 0.1}, 1),
+        ("float32", {"above": 2**24 + 1}, 2),
+    ],
+)
+def test_a_threshold_the_magnitude_holds_exactly_joins_its_kernel(output: str, bounds: dict[str, Any], links_made: int) -> None:
+    from batchproc.engine.runner import Job, links
+
+    a = np.zeros((6, 6, 6), np.uint16)
+    image = Image(None, "zyx", (1.0,) * 3, "memory", {}, Chunked(a), (6, 6, 6))
+    steps = [{"op": "sobel_magnitude", "output": output}, {"op": "threshold", **bounds}]
+    plan = make_plan(Pipeline(steps), image, (6, 6, 6), kernels="compiled")
+    assert len(links(Job(plan), 2)) == links_made
+    assert len(links(Job(plan), 2, "scipy")) == 2

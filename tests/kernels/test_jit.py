@@ -56,7 +56,10 @@ def cache_files() -> list[Path]:
 def test_every_cached_kernel_calls_only_what_the_runtime_provides() -> None:
     # Compile two kernels here, so that the cache holds entries whatever ran before.
     out = np.empty((4, 6, 6), np.float32)
-    sobel.sobel_magnitude_planes(np.zeros((4, 6, 6), np.uint16), out, 0, 0, 0, 0.0, True, 0, 0, 0, np.float32(0), True)
+    f32 = np.float32(0)
+    sobel.sobel_magnitude_planes(np.zeros((4, 6, 6), np.uint16), out, 0, 0, 0, 0.0, True, 0, 0, 0, f32, True, f32, 0, f32, f32)
+    mask = np.empty((4, 6, 6), bool)  # the magnitude's mask (a threshold taken in)
+    sobel.sobel_magnitude_planes(np.zeros((4, 6, 6), np.uint16), mask, 0, 0, 0, 0.0, True, 0, 0, 0, f32, True, f32, 1, f32, f32)
     lines.correlate1d(np.zeros((5, 7)), np.ones(3) / 3, 1, np.empty((5, 7)), "reflect", 0.0, 0, 0)
     files = cache_files()
     assert files, "no cached kernel to read"
@@ -80,7 +83,8 @@ def test_a_warm_process_loads_kernels_without_numbas_full_set_up(tmp_path: Path)
         "from batchproc.kernels import sobel\n"
         "x = np.arange(4 * 6 * 6, dtype=np.uint16).reshape(4, 6, 6)\n"
         "out = np.empty(x.shape, np.float32)\n"
-        "sobel.sobel_magnitude_planes(x, out, 0, 0, 0, 0.0, True, 0, 0, 0, np.float32(0), True)\n"
+        "f32 = np.float32(0)\n"
+        "sobel.sobel_magnitude_planes(x, out, 0, 0, 0, 0.0, True, 0, 0, 0, f32, True, f32, 0, f32, f32)\n"
         "d = sobel.sobel_magnitude_planes\n"
         "print(float(out.sum()), sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values()), 'numba.np.linalg' in sys.modules)\n"
     )
