@@ -390,3 +390,32 @@ def test_label_gives_int64_from_2_to_the_31_voxels_as_scipy(tmp_path: Path) -> N
     assert result.exit_code == 0 and "label(output=int64) uint8 -> int64" in result.output, result.output
     assert batchproc.ndimage.label(da.zeros((2**16, 2**15 - 1), chunks=2**14, dtype=bool))[0].dtype == np.int32
     assert batchproc.ndimage.label(da.zeros((2**16, 2**15), chunks=2**14, dtype=bool))[0].dtype == np.int64
+
+
+def test_the_command_s_process_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``batchproc`` (cli.main), not ``app`` called from Python: OpenBLAS on one
+    thread unless the user says, young collections every 100,000 objects, and
+    the objects left at the end frozen out of the collector."""
+    import gc
+
+    from batchproc import cli
+
+    monkeypatch.setattr(sys, "argv", ["batchproc", "ops"])
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    before = gc.get_threshold()
+    try:
+        with pytest.raises(SystemExit) as ended:
+            cli.main()
+        assert ended.value.code in (0, None)
+        assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+        assert gc.get_threshold()[0] == 100_000
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    with pytest.raises(SystemExit):
+        cli.main()
+    gc.set_threshold(*before)
+    gc.unfreeze()
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "2"
