@@ -183,6 +183,16 @@ def _ready(trial: Trial, wait_for_load: bool = False) -> bool:
     return state.ok
 
 
+def loading(trial: Trial) -> bool:
+    """Is this process loading ``trial``'s kernels from numba's cache now, the
+    blocks that ask waiting for them? (Not an ask: a block task with other work
+    to do meanwhile looks here first.)"""
+    if compile_mode() == "wait":
+        return False
+    state = _STATES.get(trial.key)
+    return state is not None and state.cached and not state.settled.is_set()
+
+
 def answers() -> dict[str, int]:
     """How many asks of this process :func:`ready` answered with each kernel
     set, ``{"compiled": n, "scipy": m}``, since :data:`ASKED` was last cleared."""

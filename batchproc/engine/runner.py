@@ -351,6 +351,47 @@ def windowed(pool: Pool, tasks: Sequence[tuple[Any, ...]], window: int, on_done:
 # ---------------------------------------------------------------- block tasks
 
 
+class ReadAhead:
+    """Blocks' regions read ahead, in the order the blocks go out, by block tasks
+    of this process that would otherwise wait for the compiled kernels to load
+    (their first loading takes a few tenths of a second, in which the threads have
+    read their own blocks already). Each such task reads one block more, a block
+    of the window in flight: memory stays within the window's bound."""
+
+    def __init__(self, order: Sequence[tuple[int, ...]]) -> None:
+        self._order = list(order)
+        self._next = 0
+        self._gone: set[tuple[int, ...]] = set()  # read by their task, or claimed
+        self._found: dict[tuple[int, ...], concurrent.futures.Future[Any]] = {}
+        self._lock = threading.Lock()
+        self.taken = 0  # regions a task found read ahead
+
+    def take(self, index: tuple[int, ...]) -> Any:
+        """Block ``index``'s region if it was read ahead (waiting for a read under
+        way), else None: its task reads it."""
+        with self._lock:
+            found = self._found.pop(index, None)
+            self._gone.add(index)
+            if found is not None:
+                self.taken += 1
+        return None if found is None else found.result()
+
+    def read_next(self, read: Callable[[tuple[int, ...]], Any]) -> None:
+        """Read the region of the next block no task has read yet with ``read``."""
+        with self._lock:
+            while self._next < len(self._order) and self._order[self._next] in self._gone:
+                self._next += 1
+            if self._next == len(self._order):
+                return
+            index = self._order[self._next]
+            self._gone.add(index)
+            found = self._found[index] = concurrent.futures.Future()
+        try:
+            found.set_result(read(index))
+        except BaseException as error:  # raised in the block's own task
+            found.set_exception(error)
+
+
 @dataclass(frozen=True)
 class Job:
     """What every block task of one pass (or of the writing) reads: the plan, the
@@ -363,6 +404,8 @@ class Job:
     #: Several processes of a machine may run its blocks: their first compiles
     #: take turns (numba's own lock already covers the threads of one process).
     processes: bool = False
+    #: Where this process's threads run the blocks: their regions read ahead.
+    ahead: ReadAhead | None = None
 
     @property
     def key(self) -> tuple[str, int]:
@@ -436,6 +479,18 @@ def trial_of(plan: Plan, upto: int | None = None) -> Trial | None:
     return chain_trial(plan.source.dtype, described, layouts(plan.shape, plan.reach(upto), plan.blocks))
 
 
+def _trial(job: Job, upto: int | None) -> Trial | None:
+    """:func:`trial_of` ``job``'s plan, once per process."""
+    key = (*job.key, upto)
+    with _STARTED_LOCK:
+        if key in _TRIALS:
+            return _TRIALS[key]
+        trial = _TRIALS[key] = trial_of(job.plan, upto)
+        while len(_TRIALS) > 64:
+            _TRIALS.popitem(last=False)
+        return trial
+
+
 @contextlib.contextmanager
 def kernels_now(job: Job, upto: int | None) -> Iterator[str]:
     """The kernel set a block task of ``job`` runs here, now: the plan's, but
@@ -446,13 +501,7 @@ def kernels_now(job: Job, upto: int | None) -> Iterator[str]:
         yield plan.kernels
         return
     key = (*job.key, upto)
-    with _STARTED_LOCK:
-        if key in _TRIALS:
-            trial = _TRIALS[key]
-        else:
-            trial = _TRIALS[key] = trial_of(plan, upto)
-            while len(_TRIALS) > 64:
-                _TRIALS.popitem(last=False)
+    trial = _trial(job, upto)
     if trial is None:
         yield plan.kernels
         return
@@ -484,13 +533,23 @@ def compute_block(job: Job, index: tuple[int, ...], upto: int | None = None) -> 
     steps = len(plan.steps) if upto is None else upto
     if job.cache_bytes:
         CACHE.reserve(plan.source.token, job.cache_bytes)
-    lo, hi, have = plan.region(index, steps)
     reach = plan.reach(steps)
-    exclusive = [(start + r, stop - r) for (start, stop), r in zip(plan.box(index), reach, strict=True)]
     src = plan.source
     readers = (lambda chunk: plan.chunk_readers(chunk, reach)) if src.native is not None else None
     faces = (lambda chunk: plan.chunk_faces(chunk, reach)) if src.native is not None else None
-    block = read_region(src.reader, src.shape, src.dtype, src.native, lo, hi, exclusive, (src.token, steps), readers, faces=faces)
+
+    def read(index: tuple[int, ...]) -> tuple[np.ndarray, Any, Any]:
+        lo, hi, have = plan.region(index, steps)
+        exclusive = [(start + r, stop - r) for (start, stop), r in zip(plan.box(index), reach, strict=True)]
+        return read_region(src.reader, src.shape, src.dtype, src.native, lo, hi, exclusive, (src.token, steps), readers, faces=faces), have, lo
+
+    ahead = job.ahead if upto is None else None
+    found = ahead.take(index) if ahead is not None else None
+    block, have, lo = found if found is not None else read(index)
+    if ahead is not None and plan.kernels == "compiled":
+        trial = _trial(job, upto)
+        if trial is not None and dispatch.loading(trial):
+            ahead.read_next(read)
     with kernels_now(job, upto) as kernels:
         return run_links(block, links(job, steps, kernels), have, own=True, origin=lo)
 
@@ -537,7 +596,11 @@ def run_plan(plan: Plan, target: Any, todo: Sequence[tuple[tuple[int, ...], Sequ
         cache = plan.cache_bytes(window, workers.processes)
         try:
             results = _passes(plan, workers, window, cache)
-            shared = workers.share(Job(plan, results, target, cache, workers.processes))
+            # Threads of this process read ahead while its kernels load (a process
+            # pool's or a cluster's workers each start from their own first block).
+            threads_here = isinstance(workers, ExecutorPool) and not workers.processes
+            ahead = ReadAhead([index for index, _ in todo]) if threads_here and plan.kernels == "compiled" else None
+            shared = workers.share(Job(plan, results, target, cache, workers.processes, ahead))
             written = [0]
             with block_bar(len(todo)) as advance:
 

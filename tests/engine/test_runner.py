@@ -224,3 +224,57 @@ def test_a_threshold_the_magnitude_holds_exactly_joins_its_kernel(output: str, b
     plan = make_plan(Pipeline(steps), image, (6, 6, 6), kernels="compiled")
     assert len(links(Job(plan), 2)) == links_made
     assert len(links(Job(plan), 2, "scipy")) == 2
+
+
+def test_read_ahead_hands_each_region_to_its_block_once() -> None:
+    from batchproc.engine.runner import ReadAhead
+
+    ahead = ReadAhead([(0,), (1,), (2,), (3,)])
+    assert ahead.take((0,)) is None  # its task reads it
+    ahead.read_next(lambda index: f"region {index}")  # (1,): the next no task has read
+    assert ahead.take((2,)) is None
+    ahead.read_next(lambda index: f"region {index}")  # (3,): (2,) is its task's
+    ahead.read_next(lambda index: pytest.fail("nothing is left to read"))
+    assert (ahead.take((1,)), ahead.take((3,)), ahead.taken) == ("region (1,)", "region (3,)", 2)
+
+    def unreadable(index: tuple[int, ...]) -> Any:
+        raise OSError(f"input: cannot read block {index}")
+
+    failing = ReadAhead([(0,), (1,)])
+    assert failing.take((0,)) is None
+    failing.read_next(unreadable)  # a read ahead that fails ...
+    with pytest.raises(OSError, match=r"block \(1,\)"):  # ... fails in the block's own task
+        failing.take((1,))
+
+
+def test_blocks_read_ahead_while_kernels_load_equal_scipy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads whose kernels are loading read the next blocks' regions; the blocks
+    that find theirs read ahead give the same result, each chunk still read once."""
+    import scipy.ndimage as ndi
+
+    from batchproc import dispatch
+    from batchproc.engine import runner
+
+    made: list[Any] = []
+
+    class Recorded(runner.ReadAhead):
+        def __init__(self, order: Any) -> None:
+            super().__init__(order)
+            made.append(self)
+
+    monkeypatch.setattr(runner, "ReadAhead", Recorded)
+    monkeypatch.setattr(dispatch, "loading", lambda trial: True)
+    a = np.random.default_rng(3).integers(0, 4000, (12, 40, 30), dtype=np.uint16)
+    image = Image(None, "zyx", (1.0,) * 3, "memory", {}, Chunked(a), (4, 10, 30))
+    steps = [{"op": "gaussian_filter", "sigma": 1.0}, {"op": "sobel_magnitude", "output": "float32"}, {"op": "threshold", "above": 40}]
+    plan = make_plan(Pipeline(steps), image, (4, 10, 30), kernels="compiled")
+    plan = dataclasses.replace(plan, blocks=(4, 10, 30))
+    target = Target(plan.shape, plan.dtype, plan.file_shape)
+    CACHE.clear()
+    with dask.config.set(scheduler="threads", num_workers=2):
+        run_plan(plan, target)
+    g = ndi.gaussian_filter(a, 1.0)
+    want = np.sqrt(sum(np.square(ndi.sobel(g, axis, output=np.float32)) for axis in range(3))) > 40
+    assert np.array_equal(target.array, want)
+    assert len(made) == 1 and made[0].taken > 0
+    assert image.reader.reads == 3 * 4  # every input chunk once
