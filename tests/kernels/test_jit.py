@@ -6,6 +6,8 @@ safe only while every compiled entry calls nothing beyond the runtime's
 ``NRT_*`` functions, numba's C helpers, the C math functions (both added when
 numba's target context is made), the Python C API and libc: the second test reads
 the undefined symbols of every cached kernel's object code and holds them to that.
+It also leaves an entry's bitcode unparsed until a compilation links the entry
+(``LazyLinking``), taking the symbols the entry defines from its object code.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -35,16 +36,9 @@ ALLOWED = re.compile(
 
 
 def undefined_symbols(object_code: bytes) -> set[str]:
-    """The undefined symbols of an ELF64 object file (its ``.symtab`` entries whose
-    section index is 0, named in ``.strtab``)."""
-    sections = {(s.name() or b"").decode(): s.data() for s in llvm.ObjectFileRef.from_data(object_code).sections()}
-    table, names = sections[".symtab"], sections[".strtab"]
-    found = set()
-    for offset in range(0, len(table), 24):  # Elf64_Sym: name u32, info u8, other u8, shndx u16, value u64, size u64
-        name, _, _, shndx = struct.unpack_from("<IBBH", table, offset)
-        if shndx == 0 and name:
-            found.add(names[name : names.index(b"\0", name)].decode())
-    return found
+    found = _jit.symbols(object_code)
+    assert found is not None, "not an ELF64 object"
+    return {name for name, defined in found if not defined}
 
 
 def cache_files() -> list[Path]:
@@ -72,6 +66,55 @@ def test_every_cached_kernel_calls_only_what_the_runtime_provides() -> None:
         if stray:
             strays[file.name] = stray
     assert not strays, strays
+
+
+def test_the_symbols_a_cached_kernel_defines_are_its_modules_functions() -> None:
+    # LazyLinking takes an entry's defined symbols from its object code instead of
+    # its bitcode (which numba parses to find them): every function the module
+    # defines must be among them, or numba would not find its entry point.
+    out = np.empty((4, 6, 6), np.float32)
+    f32 = np.float32(0)
+    sobel.sobel_magnitude_planes(np.zeros((4, 6, 6), np.uint16), out, 0, 0, 0, 0.0, True, 0, 0, 0, f32, True, f32, 0, f32, f32)
+    files = sorted(cache_files(), key=lambda f: f.stat().st_mtime)[-200:]  # the newest: parsing bitcode takes a while
+    assert files, "no cached kernel to read"
+    missing: dict[str, set[str]] = {}
+    for file in files:
+        object_code, bitcode = pickle.loads(file.read_bytes())[0][2]
+        found = _jit.symbols(object_code)
+        assert found is not None, file
+        defined = {name for name, is_defined in found if is_defined}
+        module = llvm.parse_bitcode(bitcode)
+        wanted = {f.name for f in module.functions if not f.is_declaration}
+        if wanted - defined:
+            missing[file.name] = wanted - defined
+    assert not missing, missing
+
+
+def test_a_loaded_kernel_links_into_a_later_compilation(tmp_path: Path) -> None:
+    # A warm process loads the kernel without parsing its bitcode; a compilation
+    # that calls it then links it (parsing the bitcode then), with the same result.
+    script = (
+        "import numba, numpy as np\n"
+        "from batchproc.kernels import sobel\n"
+        "x = np.arange(4 * 6 * 6, dtype=np.uint16).reshape(4, 6, 6)\n"
+        "f32 = np.float32(0)\n"
+        "out = np.empty(x.shape, np.float32)\n"
+        "sobel.sobel_magnitude_planes(x, out, 0, 0, 0, 0.0, True, 0, 0, 0, f32, True, f32, 0, f32, f32)\n"
+        "d = sobel.sobel_magnitude_planes\n"
+        "libraries = [o.library for o in d.overloads.values()]\n"
+        "lazy = [type(lib).__name__ == 'LazyLinking' and lib._shared_module is None for lib in libraries]\n"
+        "@numba.njit\n"
+        "def calls(x, out, f32):\n"
+        "    sobel.sobel_magnitude_planes(x, out, 0, 0, 0, 0.0, True, 0, 0, 0, f32, True, f32, 0, f32, f32)\n"
+        "again = np.empty(x.shape, np.float32)\n"
+        "calls(x, again, f32)\n"
+        "linked = [o.library._shared_module is not None for o in d.overloads.values()]  # the call's own overload\n"
+        "print(all(lazy), any(linked), bool(np.array_equal(out, again)), sum(d.stats.cache_hits.values()))\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600, check=True).stdout.split() for _ in range(2)]
+    assert runs[0] == ["False", "True", "True", "0"], runs[0]  # compiled: numba's own libraries
+    assert runs[1][:3] == ["True", "True", "True"] and int(runs[1][3]) >= 1, runs[1]  # loaded lazily, linked when called
 
 
 def test_a_warm_process_loads_kernels_without_numbas_full_set_up(tmp_path: Path) -> None:
