@@ -510,11 +510,23 @@ def sum_order_tolerance(a: np.ndarray, want: np.ndarray) -> float:
     return 1e-12 * scale * scale if a.dtype.kind in "biu" else 1e-12 * scale
 
 
+def ratio_tolerance(a: np.ndarray, want: np.ndarray) -> float:
+    """A centre of mass is a ratio of such sums, moments over mass: their errors
+    grow as the mass cancels out (weights of both signs), by up to (the extent plus
+    the centre) over the mass's size. (The whole image's mass: a label's own may be
+    smaller.)"""
+    each = sum_order_tolerance(a, want)
+    finite = np.asarray(want, np.float64)[np.isfinite(want)]
+    centre = float(np.abs(finite).max()) if finite.size else 0.0
+    mass = abs(float(a.astype(np.float64).sum()))
+    return each * max(1.0, (max(a.shape, default=1) + centre) / max(mass, each))
+
+
 #: Exact for integer images; the sum's order shows for floats (and in variances).
 _TOLERANCE = {
     "sum_labels": lambda a, want: 0.0 if a.dtype.kind in "biu" else sum_order_tolerance(a, want),
     "mean": lambda a, want: 0.0 if a.dtype.kind in "biu" else sum_order_tolerance(a, want),
-    "center_of_mass": lambda a, want: 0.0 if a.dtype.kind in "biu" else sum_order_tolerance(a, want),
+    "center_of_mass": lambda a, want: 0.0 if a.dtype.kind in "biu" else ratio_tolerance(a, want),
     "variance": sum_order_tolerance,
     "standard_deviation": sum_order_tolerance,
 }
