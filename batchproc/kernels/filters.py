@@ -265,6 +265,18 @@ def fast_sobel_magnitude(dtype: np.dtype, params: Mapping[str, Any]) -> Block | 
     return block
 
 
+def threshold_mask(x: np.ndarray, above: Any, below: Any) -> np.ndarray:
+    """``(x > above) & (x < below)`` (either bound may be None), on recycled memory:
+    the threshold operation's block, and the fused magnitude's where it falls back."""
+    out = empty(x.shape, bool)
+    if above is None:
+        return np.less(x, below, out=out)
+    np.greater(x, above, out=out)
+    if below is not None:
+        out &= x < below
+    return out
+
+
 def _held_exactly(dtype: np.dtype, value: Any) -> bool:
     """Is ``value`` a finite number that ``dtype`` holds exactly? Then comparing a
     value of ``dtype`` with it gives the same answer whatever the type it is
@@ -290,14 +302,7 @@ def fast_sobel_magnitude_then(dtype: np.dtype, params: Mapping[str, Any], then: 
 
     def block(x: np.ndarray, keep: tuple[slice, ...] | None = None, overwrite_input: bool = False, **p: Any) -> np.ndarray:
         if x.ndim not in (2, 3) or axes_tuple(p["axes"], x.ndim) != tuple(range(x.ndim)):
-            v = magnitude(x, keep=keep, **p)
-            mask = empty(v.shape, bool)
-            if above is None:
-                return np.less(v, below, out=mask)
-            np.greater(v, above, out=mask)
-            if below is not None:
-                mask &= v < below
-            return mask
+            return threshold_mask(magnitude(x, keep=keep, **p), above, below)
         from batchproc.kernels import sobel
 
         return sobel.sobel_magnitude(x, expand(p["mode"], x.ndim), p["cval"], out, keep, overwrite_input, above, below)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from batchproc.kernels.buffers import empty
+from batchproc.kernels.filters import threshold_mask
 from batchproc.ops import _checks as c
 from batchproc.ops._registry import Operation, Param, Pass, register
 from batchproc.ops.expr import compile_expression, result_dtype
@@ -24,13 +24,7 @@ def bool_dtype(dtype: np.dtype, params: Mapping[str, Any]) -> np.dtype:
 
 
 def threshold_block(x: np.ndarray, *, above: Any, below: Any) -> np.ndarray:
-    out = empty(x.shape, bool)  # (x > above) & (x < below), on recycled memory
-    if above is None:
-        return np.less(x, below, out=out)
-    np.greater(x, above, out=out)
-    if below is not None:
-        out &= x < below
-    return out
+    return threshold_mask(x, above, below)
 
 
 def _relate_threshold(params: dict[str, Any], ctx: c.Context) -> None:

@@ -49,6 +49,24 @@ def cache_files() -> list[Path]:
     return [f for folder in folders if folder.is_dir() for f in folder.rglob("*.nbc")]
 
 
+#: A script's first lines: the Sobel kernel on a small block (``out``), and its
+#: dispatcher (``d``).
+KERNEL_RUN = (
+    "x = np.arange(4 * 6 * 6, dtype=np.uint16).reshape(4, 6, 6)\n"
+    "f32 = np.float32(0)\n"
+    "out = np.empty(x.shape, np.float32)\n"
+    "sobel.sobel_magnitude_planes(x, out, 0, 0, 0, 0.0, True, 0, 0, 0, f32, True, f32, 0, f32, f32)\n"
+    "d = sobel.sobel_magnitude_planes\n"
+)
+
+
+def twice(script: str, cache: Path) -> list[list[str]]:
+    """``script``'s printed words in two fresh processes sharing the numba cache
+    ``cache`` (empty at first: the first compiles, the second loads)."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+    return [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600, check=True).stdout.split() for _ in range(2)]
+
+
 def test_every_cached_kernel_calls_only_what_the_runtime_provides() -> None:
     # Compile two kernels here, so that the cache holds entries whatever ran before.
     out = np.empty((4, 6, 6), np.float32)
@@ -101,13 +119,7 @@ def test_a_loaded_kernel_links_into_a_later_compilation(tmp_path: Path) -> None:
     # that calls it then links it (parsing the bitcode then), with the same result.
     script = (
         "import numba, numpy as np\n"
-        "from batchproc.kernels import sobel\n"
-        "x = np.arange(4 * 6 * 6, dtype=np.uint16).reshape(4, 6, 6)\n"
-        "f32 = np.float32(0)\n"
-        "out = np.empty(x.shape, np.float32)\n"
-        "sobel.sobel_magnitude_planes(x, out, 0, 0, 0, 0.0, True, 0, 0, 0, f32, True, f32, 0, f32, f32)\n"
-        "d = sobel.sobel_magnitude_planes\n"
-        "libraries = [o.library for o in d.overloads.values()]\n"
+        "from batchproc.kernels import sobel\n" + KERNEL_RUN + "libraries = [o.library for o in d.overloads.values()]\n"
         "lazy = [type(lib).__name__ == 'LazyLinking' and lib._shared_module is None for lib in libraries]\n"
         "@numba.njit\n"
         "def calls(x, out, f32):\n"
@@ -117,8 +129,7 @@ def test_a_loaded_kernel_links_into_a_later_compilation(tmp_path: Path) -> None:
         "linked = [o.library._shared_module is not None for o in d.overloads.values()]  # the call's own overload\n"
         "print(all(lazy), any(linked), bool(np.array_equal(out, again)), sum(d.stats.cache_hits.values()))\n"
     )
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600, check=True).stdout.split() for _ in range(2)]
+    runs = twice(script, tmp_path)
     assert runs[0] == ["False", "True", "True", "0"], runs[0]  # compiled: numba's own libraries
     assert runs[1][:3] == ["True", "True", "True"] and int(runs[1][3]) >= 1, runs[1]  # loaded lazily, linked when called
 
@@ -130,16 +141,10 @@ def test_a_warm_process_loads_kernels_without_numbas_full_set_up(tmp_path: Path)
     script = (
         "import sys, numpy as np\n"
         "from batchproc.kernels import sobel\n"
-        "x = np.arange(4 * 6 * 6, dtype=np.uint16).reshape(4, 6, 6)\n"
-        "out = np.empty(x.shape, np.float32)\n"
-        "f32 = np.float32(0)\n"
-        "sobel.sobel_magnitude_planes(x, out, 0, 0, 0, 0.0, True, 0, 0, 0, f32, True, f32, 0, f32, f32)\n"
-        "d = sobel.sobel_magnitude_planes\n"
-        "print(float(out.sum()), sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values()), 'numba.np.linalg' in sys.modules)\n"
+        + KERNEL_RUN
+        + "print(float(out.sum()), sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values()), 'numba.np.linalg' in sys.modules)\n"
     )
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600, check=True).stdout.split() for _ in range(2)]
-    first, second = runs
+    first, second = twice(script, tmp_path)
     assert first[2] == "1", first  # compiled
     assert second[1:] == ["1", "0", "False"], second  # loaded from the cache, no compiler set up
     assert first[0] == second[0]
